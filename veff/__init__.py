@@ -1,0 +1,32 @@
+"""veff: variant effect prediction with deep-learning sequence models.
+
+``import veff`` never imports torch or TensorFlow; model adapters import them when used.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from veff._types import Region, Status, Variant
+from veff.errors import InputError, ModelError, VeffError, VeffWarning
+from veff.models import Model, load_model
+from veff.pipeline import Summary, score_variants
+from veff.scores import SCORES, Score, register_score
+
+__all__ = [
+    "SCORES",
+    "InputError",
+    "Model",
+    "ModelError",
+    "Region",
+    "Score",
+    "Status",
+    "Summary",
+    "Variant",
+    "VeffError",
+    "VeffWarning",
+    "__version__",
+    "load_model",
+    "register_score",
+    "score_variants",
+]

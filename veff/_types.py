@@ -1,0 +1,105 @@
+"""Value objects shared by every stage of veff, and the one coordinate convention.
+
+Coordinates
+-----------
+* ``Variant.pos`` is **1-based**, exactly as the VCF ``POS`` column.
+  ``Variant.start`` is the same base as a 0-based offset (``pos - 1``).
+* ``Region`` is **0-based, half-open** ``[start, end)``, as in BED files. Its length is ``end - start``.
+* A window of length ``L`` for a variant is a ``Region`` with ``end - start == L``; the index of the
+  variant's first REF base inside the window is ``variant.start - region.start``.
+
+Conversions happen only where files are read or written (``veff.io`` and ``veff.writers``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal
+
+__all__ = ["SCORED_STATUSES", "Region", "Status", "Strand", "Variant"]
+
+Strand = Literal["+", "-", "."]
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One VCF record's key fields.
+
+    Parameters
+    ----------
+    chrom
+        Contig name as written in the VCF.
+    pos
+        1-based position of the first REF base (VCF ``POS``).
+    ref
+        REF allele, upper case.
+    alts
+        ALT alleles, as written (may hold symbolic alleles, ``*`` or be empty for ``.``).
+    id
+        VCF ``ID`` (``"."`` when missing).
+    """
+
+    chrom: str
+    pos: int
+    ref: str
+    alts: tuple[str, ...]
+    id: str = "."
+
+    @property
+    def start(self) -> int:
+        """0-based offset of the first REF base."""
+        return self.pos - 1
+
+    @property
+    def end(self) -> int:
+        """0-based exclusive end of the REF allele."""
+        return self.pos - 1 + len(self.ref)
+
+    def key(self, alt: str) -> str:
+        """Return the variant key ``chrom:pos:ref:alt`` used to index results."""
+        return f"{self.chrom}:{self.pos}:{self.ref}:{alt}"
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """A genomic interval, 0-based half-open ``[start, end)``."""
+
+    chrom: str
+    start: int
+    end: int
+    strand: Strand = "."
+    name: str = ""
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def contains(self, start: int, end: int) -> bool:
+        """Return whether ``[start, end)`` lies inside this region."""
+        return self.start <= start and end <= self.end
+
+
+class Status(str, Enum):
+    """Why an ALT allele was or was not scored (written to the ``<PREFIX>_STATUS`` tag).
+
+    Scored: ``ok``, ``contig_edge`` (window padded with N past the contig end),
+    ``ref_mismatch_scored`` (``--ref-mismatch score``: VCF REF written into the reference window).
+    Not scored: everything else.
+    """
+
+    OK = "ok"
+    CONTIG_EDGE = "contig_edge"
+    REF_MISMATCH_SCORED = "ref_mismatch_scored"
+    REF_MISMATCH = "ref_mismatch"
+    UNKNOWN_CONTIG = "unknown_contig"
+    NOT_IN_REGION = "not_in_region"
+    NOT_SNV = "not_snv"
+    UNSUPPORTED_ALLELE = "unsupported_allele"
+    INDEL_TOO_LONG = "indel_too_long"
+    NO_ALT = "no_alt"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+SCORED_STATUSES = frozenset({Status.OK, Status.CONTIG_EDGE, Status.REF_MISMATCH_SCORED})

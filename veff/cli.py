@@ -1,0 +1,158 @@
+"""Command line: a thin click shell over the Python API.
+
+Each command parses its options into typed values, calls one library function, and turns a
+:class:`~veff.errors.VeffError` into one line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from veff import __version__
+from veff.errors import VeffError
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def split_list(values: tuple[str, ...]) -> list[str]:
+    """Flatten repeated, comma-separated option values: ``("a,b", "c") -> ["a", "b", "c"]``."""
+    return [item.strip() for v in values for item in v.split(",") if item.strip()]
+
+
+def parse_json_list(values: tuple[str, ...], option: str) -> list[dict[str, Any]]:
+    """Parse each value as a JSON object or a path to a JSON file."""
+    out = []
+    for text in values:
+        source = Path(text).read_text() if Path(text).is_file() else text
+        try:
+            obj = json.loads(source)
+        except json.JSONDecodeError as exc:
+            msg = f"{option}: not valid JSON ({exc.msg} at char {exc.pos}): {text!r}"
+            raise click.BadParameter(msg) from None
+        if not isinstance(obj, dict):
+            msg = f"{option}: expected a JSON object such as '{{\"rc_merging\": \"max\"}}', got {text!r}"
+            raise click.BadParameter(msg)
+        out.append(obj)
+    return out
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(f"veff: error: {exc}", err=True)
+    sys.exit(1)
+
+
+def _setup_logging(quiet: bool) -> None:
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s",
+                        stream=sys.stderr)
+    logging.captureWarnings(capture=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="veff")
+def main() -> None:
+    """veff: variant effect prediction with deep-learning sequence models."""
+
+
+def _score_choices() -> list[str]:
+    from veff.scores import SCORES, _load_plugins
+
+    _load_plugins()
+    return sorted(SCORES)
+
+
+@main.command("score-variants")
+@click.argument("model")
+@click.option("--vcf", "vcf", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Input VCF, VCF.gz or BCF.")
+@click.option("--fasta", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Reference FASTA (plain or bgzipped).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Annotated output: .vcf, .vcf.gz (bgzip + tabix) or .bcf.")
+@click.option("--scores", "scores", multiple=True, default=("diff",), show_default=True,
+              help="Scores, comma-separated or repeated: " + ", ".join(
+                  ["diff", "ref", "alt", "logit", "logit_ref", "logit_alt", "deepsea_effect"]) + ".")
+@click.option("--score-kwargs", multiple=True,
+              help='JSON object (or file) per --scores entry, e.g. \'{"rc_merging": "max"}\'.')
+@click.option("--rc/--no-rc", default=None, help="Also score reverse complements (default: as the model declares).")
+@click.option("--restriction-bed", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Windows must lie inside an interval of this BED.")
+@click.option("--seq-length", type=click.IntRange(min=1), help="Window length L (default: the model's).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Sequences per forward call.")
+@click.option("--model-outputs", multiple=True, help="Output labels or indices to keep (comma-separated).")
+@click.option("--output-labels", multiple=True, help="Names of the model outputs (comma-separated).")
+@click.option("--centering", type=click.Choice(["exact", "kipoi"]), default="exact", show_default=True,
+              help="exact: variant at (L-1)//2; kipoi: at L//2-1 as kipoi-veff.")
+@click.option("--info-prefix", help="INFO tag prefix (default VEFF_<model>).")
+@click.option("--info-style", type=click.Choice(["veff", "kipoi"]), default="veff", show_default=True)
+@click.option("--ref-mismatch", type=click.Choice(["skip", "score"]), default="skip", show_default=True,
+              help="What to do with records whose REF disagrees with the FASTA.")
+@click.option("--max-indel-length", type=click.IntRange(min=0), default=50, show_default=True)
+@click.option("--input-layout", help='Per-sequence input layout, e.g. "4,L" or "L,1,4".')
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="State dict for MODEL given as FILE.py::Class.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N] (PyTorch).")
+@click.option("--precision", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32",
+              show_default=True)
+@click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the run summary as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary line.")
+def score_variants_cmd(**opts: Any) -> None:  # noqa: PLR0913
+    """Score the variants of a VCF with MODEL and write an annotated VCF.
+
+    MODEL is a Keras .h5/.keras file, a TorchScript or pickled PyTorch .pt file, or FILE.py::Class
+    (with --weights).
+    """
+    _setup_logging(opts["quiet"])
+    from veff.pipeline import score_variants
+
+    try:
+        scores = split_list(opts["scores"])
+        unknown = [s for s in scores if s not in _score_choices()]
+        if unknown:
+            raise click.BadParameter(
+                f"unknown score {unknown[0]!r}; choose from {', '.join(_score_choices())}",
+                param_hint="--scores",
+            )
+        summary = score_variants(
+            opts["model"], opts["vcf"], opts["fasta"], opts["output"],
+            scores=scores,
+            score_kwargs=parse_json_list(opts["score_kwargs"], "--score-kwargs") or None,
+            rc=opts["rc"],
+            seq_length=opts["seq_length"],
+            restriction_bed=opts["restriction_bed"],
+            batch_size=opts["batch_size"],
+            model_outputs=split_list(opts["model_outputs"]) or None,
+            output_labels=split_list(opts["output_labels"]) or None,
+            centering=opts["centering"],
+            ref_mismatch=opts["ref_mismatch"],
+            max_indel_length=opts["max_indel_length"],
+            info_prefix=opts["info_prefix"],
+            info_style=opts["info_style"],
+            progress=not opts["quiet"],
+            command="veff " + " ".join(sys.argv[1:]) if sys.argv else None,
+            model_kwargs={
+                "input_layout": opts["input_layout"], "weights": opts["weights"],
+                "device": opts["device"], "precision": opts["precision"],
+            },
+        )
+    except VeffError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        click.echo("veff: interrupted; no output written", err=True)
+        sys.exit(130)
+    if opts["summary_json"]:
+        opts["summary_json"].write_text(json.dumps(summary.to_dict(), indent=2) + "\n")  # type: ignore[union-attr]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

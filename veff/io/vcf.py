@@ -1,0 +1,80 @@
+"""Streaming VCF/BCF reading with cyvcf2 (the only module that opens input VCFs).
+
+Records are read one at a time and never held whole; each comes with its cyvcf2 object so the
+writer can emit it unchanged. ``Variant.pos`` keeps the VCF's 1-based ``POS``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from veff._types import Variant
+from veff.errors import InputError
+
+__all__ = ["VcfReader"]
+
+
+class VcfReader:
+    """Open a VCF (plain, bgzipped) or BCF file for streaming.
+
+    Parameters
+    ----------
+    path
+        Input file.
+    region
+        Optional ``chrom:start-end`` (1-based, inclusive) to read through the file's index.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, region: str | None = None) -> None:
+        from cyvcf2 import VCF
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            msg = f"{self.path}: VCF not found"
+            raise InputError(msg)
+        try:
+            self.vcf: Any = VCF(str(self.path), gts012=False, lazy=True, threads=None)
+        except (OSError, Exception) as exc:  # cyvcf2 raises bare Exception on bad headers
+            msg = f"{self.path}: cannot read as VCF/BCF ({exc})"
+            raise InputError(msg) from exc
+        self.region = region
+        self.records_read = 0
+
+    @property
+    def contigs(self) -> list[str]:
+        """Contig names declared in the header (``##contig`` lines)."""
+        return list(self.vcf.seqnames)
+
+    def __iter__(self) -> Iterator[tuple[Variant, Any]]:
+        """Yield ``(Variant, cyvcf2_record)`` in file order."""
+        source = self.vcf(self.region) if self.region else self.vcf
+        it = iter(source)
+        while True:
+            try:
+                rec = next(it)
+            except StopIteration:
+                return
+            except Exception as exc:
+                msg = (
+                    f"{self.path}: unreadable record after record {self.records_read} "
+                    f"(data line {self.records_read + 1}): {exc}"
+                )
+                raise InputError(msg) from exc
+            self.records_read += 1
+            yield (
+                Variant(
+                    rec.CHROM,
+                    rec.POS,
+                    rec.REF.upper(),
+                    tuple(rec.ALT),
+                    rec.ID or ".",
+                ),
+                rec,
+            )
+
+    def close(self) -> None:
+        """Close the file."""
+        self.vcf.close()

@@ -1,0 +1,164 @@
+"""The model interface veff runs, and conversion from veff's (N, L, 4) batches to model layouts.
+
+Every adapter turns a float32 batch of one-hot sequences, shape (N, L, 4) with channels in
+A, C, G, T order, into predictions of shape (N, T) (or (N, ..., T) for position-resolved models).
+The adapter owns the conversion to the layout the model was trained on: ``(L, 4)``, ``(4, L)`` and
+layouts with dummy axes such as ``(L, 1, 4)``, ``(1, L, 4)`` or ``(4, 1, L)``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from veff.errors import ModelError
+
+__all__ = ["InputLayout", "Model", "sanitize_name"]
+
+
+@dataclass(frozen=True)
+class InputLayout:
+    """A per-sequence input layout: axis tokens ``"L"``, ``"4"`` and dummy ``"1"``.
+
+    Examples
+    --------
+    >>> lay = InputLayout.parse("4,1,L")
+    >>> lay.to_model(np.zeros((2, 10, 4), np.float32)).shape
+    (2, 4, 1, 10)
+    """
+
+    axes: tuple[str, ...] = ("L", "4")
+
+    @classmethod
+    def parse(cls, spec: str | tuple[object, ...] | list[object]) -> InputLayout:
+        """Parse ``"4,L"``-style text or a shape such as ``(None, 4)`` / ``(4, 1, 101)``.
+
+        In a shape, the axis of size 4 is the alphabet, 1s are dummies, and the one remaining
+        axis (an int or None) is the sequence.
+        """
+        items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+        tokens: list[str] = []
+        for item in items:
+            text = "L" if item is None else str(item).strip().upper()
+            if text == "4":
+                tokens.append("4")
+            elif text == "1":
+                tokens.append("1")
+            elif text in ("L", "NONE", "") or text.isdigit():
+                tokens.append("L")
+            else:
+                msg = f"bad input layout {spec!r}: axes must be L, 4 or 1"
+                raise ModelError(msg)
+        if tokens.count("4") != 1 or tokens.count("L") != 1:
+            if tokens.count("4") == 2 and tokens.count("L") == 0:  # noqa: PLR2004 (L == 4)
+                tokens[tokens.index("4")] = "L"
+            else:
+                msg = f"bad input layout {spec!r}: expected one sequence axis and one axis of 4"
+                raise ModelError(msg)
+        return cls(tuple(tokens))
+
+    @property
+    def channels_first(self) -> bool:
+        """Whether the alphabet axis comes before the sequence axis."""
+        return self.axes.index("4") < self.axes.index("L")
+
+    def to_model(self, x: np.ndarray) -> np.ndarray:
+        """Convert (N, L, 4) to the model's layout (a contiguous array)."""
+        base = x.transpose(0, 2, 1) if self.channels_first else x
+        n, length = x.shape[0], x.shape[1]
+        shape = [n] + [length if a == "L" else 4 if a == "4" else 1 for a in self.axes]
+        return np.ascontiguousarray(base).reshape(shape)
+
+    def __str__(self) -> str:
+        return ",".join(self.axes)
+
+
+def sanitize_name(name: str) -> str:
+    """Reduce a model name to ``[A-Za-z0-9_]`` for use in VCF INFO keys."""
+    out = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_")
+    return out or "model"
+
+
+class Model:
+    """Base class of veff's model adapters.
+
+    Attributes
+    ----------
+    name
+        Short name (used for the default INFO prefix).
+    seq_length
+        Input length L, or None when the model takes any length (then ``--seq-length`` is needed).
+    output_labels
+        One label per output column, or None for ``0..T-1``.
+    default_rc
+        Whether reverse complements are scored when the user does not say.
+    n_value
+        One-hot value of N bases (0, or 0.25 for kipoiseq-style models).
+    layout
+        Layout of one input sequence.
+    """
+
+    name: str = "model"
+    seq_length: int | None = None
+    output_labels: tuple[str, ...] | None = None
+    default_rc: bool = False
+    n_value: float = 0.0
+    layout: InputLayout = InputLayout()
+    framework: str = "python"
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predict a batch.
+
+        Parameters
+        ----------
+        x
+            float32 one-hot sequences, shape (N, L, 4), channels A, C, G, T.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 predictions, shape (N, T), or (N,) for a single output.
+        """
+        return self._forward(self.layout.to_model(x))
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release resources (GPU memory, sessions)."""
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self.name!r}, seq_length={self.seq_length}, "
+            f"layout={self.layout}, outputs={self.output_labels})"
+        )
+
+
+class CallableModel(Model):
+    """Wrap any Python callable ``array -> array`` taking the model's layout."""
+
+    framework = "python"
+
+    def __init__(
+        self,
+        fn: object,
+        *,
+        name: str | None = None,
+        seq_length: int | None = None,
+        layout: InputLayout | None = None,
+        output_labels: tuple[str, ...] | None = None,
+    ) -> None:
+        if not callable(fn):
+            msg = f"{fn!r} is not callable"
+            raise ModelError(msg)
+        self._fn = fn
+        self.name = name or getattr(fn, "__name__", type(fn).__name__)
+        self.seq_length = seq_length if seq_length is not None else getattr(fn, "seq_len", None)
+        self.layout = layout or InputLayout.parse(getattr(fn, "input_layout", "L,4"))
+        labels = output_labels or getattr(fn, "output_labels", None)
+        self.output_labels = tuple(map(str, labels)) if labels is not None else None
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self._fn(x), dtype=np.float32)  # type: ignore[operator]

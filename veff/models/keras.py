@@ -1,0 +1,89 @@
+"""Keras / TensorFlow adapter (TensorFlow is imported here only, and lazily).
+
+Loads full-model ``.h5`` files written by Keras 2 (which Keras 3 reads) and ``.keras`` files.
+The input layout and length come from the model's input shape. Batches run through
+``predict_on_batch`` (a compiled predict function), never an eager call.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from veff.errors import ModelError
+from veff.models.base import InputLayout, Model
+
+__all__ = ["KerasModel"]
+
+
+def _quiet_tf() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+class KerasModel(Model):
+    """Run a Keras model.
+
+    Parameters
+    ----------
+    model
+        A ``keras.Model``.
+    name, seq_length, layout, output_labels
+        Override what is read from the model.
+    """
+
+    framework = "keras"
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        name: str | None = None,
+        seq_length: int | None = None,
+        layout: InputLayout | None = None,
+        output_labels: tuple[str, ...] | None = None,
+    ) -> None:
+        self.model = model
+        self.name = name or model.name
+        shape = model.input_shape
+        if isinstance(shape, list):
+            if len(shape) != 1:
+                msg = f"{self.name}: {len(shape)} inputs; give a model directory that names its DNA input"
+                raise ModelError(msg)
+            shape = shape[0]
+        per_seq = tuple(shape[1:])
+        self.layout = layout or InputLayout.parse(per_seq)
+        inferred = [d for d, a in zip(per_seq, self.layout.axes, strict=False) if a == "L"]
+        self.seq_length = seq_length or (inferred[0] if inferred and inferred[0] else None)
+        self.output_labels = output_labels
+
+    @classmethod
+    def from_path(
+        cls, path: str | Path, *, custom_objects: dict[str, Any] | None = None, **kw: Any
+    ) -> KerasModel:
+        """Load a ``.h5`` / ``.keras`` file."""
+        _quiet_tf()
+        import keras
+
+        p = Path(path)
+        if not p.is_file():
+            msg = f"{p}: model file not found"
+            raise ModelError(msg)
+        try:
+            model = keras.models.load_model(str(p), compile=False, custom_objects=custom_objects)
+        except Exception as exc:
+            msg = f"{p}: cannot load as a Keras model: {type(exc).__name__}: {exc}".splitlines()[0]
+            raise ModelError(msg) from exc
+        kw.setdefault("name", p.stem)
+        return cls(model, **kw)
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        out = self.model.predict_on_batch(x)
+        if isinstance(out, (list, tuple)):
+            out = out[0]
+        elif isinstance(out, dict):
+            out = next(iter(out.values()))
+        return np.asarray(out, dtype=np.float32)

@@ -1,0 +1,404 @@
+"""``score_variants``: the one place that knows the order of the stages.
+
+VCF records are read in chunks; for each chunk the windows are planned (reading the FASTA and
+checking alleles), predicted in shared batches, scored, and written in input order. Reading and
+planning the next chunk runs in a background thread while the model works on the current one,
+so memory stays bounded by a few chunks whatever the size of the VCF.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from veff import __version__
+from veff._types import SCORED_STATUSES, Status, Variant
+from veff.errors import InputError
+from veff.io.bed import BedIndex
+from veff.io.fasta import Fasta
+from veff.io.vcf import VcfReader
+from veff.models import Model, load_model, sanitize_name
+from veff.predict import Predictions, predict_pairs
+from veff.regions import Centering
+from veff.scores import Score, get_score
+from veff.windows import DEFAULT_MAX_INDEL_LENGTH, WindowBuilder, WindowSet
+from veff.writers.vcf import InfoStyle, VcfWriter
+
+__all__ = ["Summary", "score_variants"]
+
+log = logging.getLogger("veff")
+_MEMORY_BUDGET = 256 * 2**20  # bytes of one-hot input per chunk
+
+
+@dataclass
+class Summary:
+    """What a run did.
+
+    Attributes
+    ----------
+    records
+        VCF records read (and written).
+    alleles
+        ALT alleles seen.
+    scored
+        ALT alleles scored.
+    statuses
+        Count of ALT alleles per status.
+    seconds
+        Wall time.
+    output
+        Output path, if any.
+    """
+
+    records: int = 0
+    alleles: int = 0
+    scored: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    output: str | None = None
+
+    def line(self) -> str:
+        """One-line human summary."""
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items()))
+        rate = self.records / self.seconds if self.seconds else 0.0
+        return (
+            f"veff: {self.records} records, {self.alleles} ALT alleles, {self.scored} scored "
+            f"({parts}) in {self.seconds:.1f} s ({rate:.0f} records/s)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "records": self.records, "alleles": self.alleles, "scored": self.scored,
+            "statuses": dict(sorted(self.statuses.items())), "seconds": round(self.seconds, 3),
+            "output": self.output, "veff_version": __version__,
+        }
+
+
+@dataclass(frozen=True)
+class _ScoreJob:
+    name: str
+    score: Score
+    kwargs: dict[str, Any]
+
+
+def _resolve_scores(
+    scores: Sequence[str | Callable[..., Any]], score_kwargs: Sequence[dict[str, Any]] | None
+) -> list[_ScoreJob]:
+    if not scores:
+        msg = "no score selected"
+        raise InputError(msg)
+    kwargs_list = list(score_kwargs or [])
+    if kwargs_list and len(kwargs_list) not in (1, len(scores)):
+        msg = f"{len(kwargs_list)} score_kwargs given for {len(scores)} scores; give one per score"
+        raise InputError(msg)
+    if len(kwargs_list) == 1 and len(scores) > 1:
+        kwargs_list = kwargs_list * len(scores)
+    jobs = []
+    for k, s in enumerate(scores):
+        sc = get_score(s)
+        kw = dict(kwargs_list[k]) if kwargs_list else {}
+        if not isinstance(kw, dict):
+            msg = f"score_kwargs for {sc.name!r} must be a JSON object, got {kw!r}"
+            raise InputError(msg)
+        jobs.append(_ScoreJob(sc.name, sc, kw))
+    names = [j.name for j in jobs]
+    if len(set(names)) != len(names):
+        msg = f"score names repeat: {names}"
+        raise InputError(msg)
+    return jobs
+
+
+def _select_outputs(labels: list[str], model_outputs: Sequence[str | int] | None) -> np.ndarray | None:
+    if not model_outputs:
+        return None
+    picked = []
+    for item in model_outputs:
+        text = str(item)
+        if text in labels:
+            picked.append(labels.index(text))
+        elif text.lstrip("-").isdigit() and -len(labels) <= int(text) < len(labels):
+            picked.append(int(text) % len(labels))
+        else:
+            msg = f"model output {text!r} not found; outputs are {labels[:20]}"
+            raise InputError(msg)
+    return np.array(picked, dtype=np.int64)
+
+
+def _chunks(reader: VcfReader, size: int) -> Iterator[tuple[list[Variant], list[Any]]]:
+    it = iter(reader)
+    while True:
+        block = list(islice(it, size))
+        if not block:
+            return
+        yield [v for v, _ in block], [r for _, r in block]
+
+
+def _prefetch(gen: Iterator[WindowSet], depth: int = 2) -> Iterator[WindowSet]:
+    """Run ``gen`` in a background thread, ``depth`` items ahead."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def work() -> None:
+        try:
+            for item in gen:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            q.put(exc)
+
+    t = threading.Thread(target=work, name="veff-reader", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def _probe_outputs(model: Model, length: int) -> int:
+    out = predict_pairs(model, np.full((1, length), ord("N"), np.uint8), np.empty((0, length), np.uint8))
+    return int(np.prod(out.ref.shape[1:])) if out.ref.ndim > 1 else 1
+
+
+def _read_chunks(reader: VcfReader, builder: WindowBuilder, chunk: int) -> Iterator[WindowSet]:
+    for variants, records in _chunks(reader, chunk):
+        yield builder.build(variants, records)
+
+
+def score_variants(  # noqa: PLR0913, PLR0915, C901
+    model: Any,
+    vcf: str | os.PathLike[str],
+    fasta: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    *,
+    scores: Sequence[str | Callable[..., Any]] = ("diff",),
+    score_kwargs: Sequence[dict[str, Any]] | None = None,
+    rc: bool | None = None,
+    seq_length: int | None = None,
+    restriction_bed: str | os.PathLike[str] | None = None,
+    batch_size: int = 256,
+    model_outputs: Sequence[str | int] | None = None,
+    output_labels: Sequence[str] | None = None,
+    centering: Centering = "exact",
+    ref_mismatch: str = "skip",
+    max_indel_length: int = DEFAULT_MAX_INDEL_LENGTH,
+    info_prefix: str | None = None,
+    info_style: InfoStyle = "veff",
+    return_predictions: bool = False,
+    progress: bool = False,
+    command: str | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+) -> Summary | dict[str, pd.DataFrame]:
+    """Score the variants of a VCF with a sequence model.
+
+    Parameters
+    ----------
+    model
+        A path or model object (see :func:`veff.load_model`).
+    vcf
+        Input VCF, VCF.gz or BCF (streamed).
+    fasta
+        Reference FASTA (plain or BGZF).
+    output
+        Annotated VCF to write (``.vcf``, ``.vcf.gz`` with tabix index, ``.bcf``), or None.
+    scores
+        Score names from :data:`veff.SCORES` or callables.
+    score_kwargs
+        One dict per score (e.g. ``{"rc_merging": "max"}``), or one for all.
+    rc
+        Also score reverse complements; None means "as the model declares".
+    seq_length
+        Window length L (default: the model's input length).
+    restriction_bed
+        BED of intervals that windows must lie inside.
+    batch_size
+        Sequences per forward call (reference, alternative and rc copies included).
+    model_outputs
+        Output labels or indices to keep.
+    output_labels
+        Names of the model outputs, when the model does not name them.
+    centering
+        ``exact`` (variant at index ``(L-1)//2``) or ``kipoi`` (``L//2-1``).
+    ref_mismatch
+        ``skip`` or ``score`` ALTs of records whose REF disagrees with the FASTA.
+    max_indel_length
+        Longest indel scored.
+    info_prefix
+        INFO tag prefix (default ``VEFF_<model name>``, or ``KV:<model name>`` in kipoi style).
+    info_style
+        ``veff`` or ``kipoi``.
+    return_predictions
+        Return ``{score: DataFrame}`` (rows ``chrom:pos:ref:alt`` of scored ALTs, columns the
+        output labels) instead of the summary.
+    progress
+        Show a progress bar on stderr.
+    command
+        Command line recorded in the output header.
+    model_kwargs
+        Extra arguments for :func:`veff.load_model` (``device``, ``precision``, ``weights``...).
+
+    Returns
+    -------
+    Summary or dict of pandas.DataFrame
+    """
+    t0 = time.perf_counter()
+    if output is None and not return_predictions:
+        msg = "nothing to do: give an output path or return_predictions=True"
+        raise InputError(msg)
+    if ref_mismatch not in ("skip", "score"):
+        msg = f"ref_mismatch must be 'skip' or 'score', got {ref_mismatch!r}"
+        raise InputError(msg)
+    if batch_size < 1:
+        msg = f"batch_size must be at least 1, got {batch_size}"
+        raise InputError(msg)
+    jobs = _resolve_scores(scores, score_kwargs)
+    mdl = load_model(model, seq_length=seq_length, output_labels=output_labels, **(model_kwargs or {}))
+    length = seq_length or mdl.seq_length
+    if not length:
+        msg = f"model {mdl.name!r} does not fix its input length; give seq_length (--seq-length)"
+        raise InputError(msg)
+    use_rc = mdl.default_rc if rc is None else rc
+    ref = Fasta(fasta)
+    restriction = BedIndex.from_bed(restriction_bed) if restriction_bed else None
+    reader = VcfReader(vcf)
+    n_out = _probe_outputs(mdl, length)
+    labels = list(mdl.output_labels or [str(k) for k in range(n_out)])
+    if len(labels) != n_out:
+        msg = f"model has {n_out} outputs but {len(labels)} output labels were given"
+        raise InputError(msg)
+    columns = _select_outputs(labels, model_outputs)
+    if columns is not None:
+        labels = [labels[k] for k in columns]
+    builder = WindowBuilder(
+        ref, length, centering=centering, restriction=restriction,
+        ref_mismatch=ref_mismatch,  # type: ignore[arg-type]
+        max_indel_length=max_indel_length,
+    )
+    writer = None
+    if output is not None:
+        default_prefix = ("KV:" if info_style == "kipoi" else "VEFF_") + sanitize_name(mdl.name)
+        writer = VcfWriter(
+            reader.vcf, output, scores=[j.name for j in jobs], labels=labels,
+            prefix=info_prefix or default_prefix, style=info_style,
+            header_lines=[f"##veff_version={__version__}",
+                          f"##veff_command={command or _api_command(mdl, jobs, use_rc, length)}"],
+            descriptions={j.name: j.score.description for j in jobs},
+        )
+    summary = Summary(output=str(output) if output else None)
+    counts: Counter[str] = Counter()
+    collected: dict[str, list[np.ndarray]] = {j.name: [] for j in jobs}
+    keys: list[str] = []
+    chunk = max(16, min(4096, _MEMORY_BUDGET // (length * 16 * (4 if use_rc else 2))))
+    bar = _progress(progress)
+    try:
+        for ws in _prefetch(_read_chunks(reader, builder, chunk)):
+            preds = predict_pairs(mdl, ws.ref_codes, ws.alt_codes, rc=use_rc, batch_size=batch_size)
+            paired = preds.paired(ws.alt_ref).select(columns) if len(ws.alt_ref) else preds
+            values = {j.name: _apply(j, paired) for j in jobs} if len(ws.alt_ref) else {}
+            if writer is not None:
+                _write_chunk(writer, ws, values, [j.name for j in jobs])
+            if return_predictions and len(ws.alt_ref):
+                for j in jobs:
+                    collected[j.name].append(values[j.name].reshape(len(ws.alt_ref), -1))
+                keys.extend(ws.variants[i].key(ws.variants[i].alts[a]) for i, a in ws.alt_slot)
+            for sts in ws.statuses:
+                counts.update(map(str, sts))
+            summary.records += len(ws)
+            bar.update(len(ws))
+        if writer is not None:
+            writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        bar.close()
+        reader.close()
+        ref.close()
+    summary.statuses = dict(counts)
+    summary.alleles = sum(counts.values()) - counts.get(str(Status.NO_ALT), 0)
+    summary.scored = sum(v for k, v in counts.items() if Status(k) in SCORED_STATUSES)
+    summary.seconds = time.perf_counter() - t0
+    log.info(summary.line())
+    if return_predictions:
+        return {
+            name: pd.DataFrame(
+                np.concatenate(arrs) if arrs else np.empty((0, len(labels)), np.float32),
+                index=pd.Index(keys, name="variant"), columns=labels,
+            )
+            for name, arrs in collected.items()
+        }
+    return summary
+
+
+def _apply(job: _ScoreJob, p: Predictions) -> np.ndarray:
+    try:
+        return np.asarray(job.score(p.ref, p.alt, p.ref_rc, p.alt_rc, **job.kwargs), dtype=np.float32)
+    except TypeError as exc:
+        msg = f"score {job.name!r} rejected its arguments {job.kwargs}: {exc}"
+        raise InputError(msg) from exc
+
+
+def _write_chunk(writer: VcfWriter, ws: WindowSet, values: dict[str, np.ndarray], names: list[str]) -> None:
+    n_alt = len(ws.alt_ref)
+    formatted = {s: writer.format_rows(values[s].reshape(n_alt, -1)) for s in names} if n_alt else {}
+    slot_of: dict[tuple[int, int], int] = {(int(i), int(a)): k for k, (i, a) in enumerate(ws.alt_slot)}
+    for i, (v, rec) in enumerate(zip(ws.variants, ws.records, strict=True)):
+        rows: dict[str, list[str | None]] = {s: [] for s in names}
+        for a in range(len(v.alts)):
+            k = slot_of.get((i, a))
+            for s in names:
+                rows[s].append(None if k is None else formatted[s][k])
+        writer.write(rec, v.alts, [str(s) for s in ws.statuses[i]], rows)
+
+
+def _api_command(model: Model, jobs: list[_ScoreJob], rc: bool, length: int) -> str:
+    return json.dumps(
+        {"api": "veff.score_variants", "model": model.name, "scores": [j.name for j in jobs],
+         "rc": rc, "seq_length": length}
+    )
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(enabled: bool) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(unit=" variants", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+
+

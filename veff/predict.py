@@ -1,0 +1,129 @@
+"""The batching engine: run reference, alternative and reverse-complement windows through a model.
+
+All sequences of a chunk are laid out as ``[ref, alt, ref_rc, alt_rc]`` and cut into batches of
+``batch_size`` sequences; each batch is one forward call. Reference windows are predicted once
+and shared by every ALT that uses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from veff.errors import ModelError
+from veff.models.base import Model
+from veff.sequences import one_hot, reverse_complement
+
+__all__ = ["Predictions", "predict_pairs"]
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Model outputs for reference and alternative windows.
+
+    Attributes
+    ----------
+    ref
+        Predictions of the reference windows, shape (n_ref, T...).
+    alt
+        Predictions of the alt windows, shape (n_alt, T...).
+    ref_rc, alt_rc
+        The same for the reverse complements, or None when rc is off.
+    """
+
+    ref: np.ndarray
+    alt: np.ndarray
+    ref_rc: np.ndarray | None = None
+    alt_rc: np.ndarray | None = None
+
+    def paired(self, alt_ref: np.ndarray) -> Predictions:
+        """Return predictions with the reference rows repeated to align with the ALT rows."""
+        return Predictions(
+            self.ref[alt_ref],
+            self.alt,
+            None if self.ref_rc is None else self.ref_rc[alt_ref],
+            self.alt_rc,
+        )
+
+    def select(self, columns: np.ndarray | None) -> Predictions:
+        """Keep only the given output columns (last axis)."""
+        if columns is None:
+            return self
+        pick: Callable[[np.ndarray | None], np.ndarray | None] = (
+            lambda a: None if a is None else a[..., columns]
+        )
+        return Predictions(pick(self.ref), pick(self.alt), pick(self.ref_rc), pick(self.alt_rc))  # type: ignore[arg-type]
+
+
+def _as_2d(out: np.ndarray, n: int) -> np.ndarray:
+    out = np.asarray(out, dtype=np.float32)
+    if out.ndim == 0 or out.shape[0] != n:
+        msg = f"model returned shape {out.shape} for a batch of {n} sequences"
+        raise ModelError(msg)
+    return out.reshape(n, 1) if out.ndim == 1 else out
+
+
+def run_batches(model: Model, seqs: list[np.ndarray], batch_size: int, *, rc: bool) -> list[np.ndarray]:
+    """Predict several groups of one-hot sequences in shared batches.
+
+    Parameters
+    ----------
+    model
+        The model adapter.
+    seqs
+        Groups of one-hot sequences, each shape (n_i, L, 4).
+    batch_size
+        Sequences per forward call.
+    rc
+        Also predict the reverse complement of every group (appended after the forward groups).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One prediction array per group (forward groups first, then their rc twins).
+    """
+    groups = list(seqs) + ([reverse_complement(s) for s in seqs] if rc else [])
+    sizes = [len(g) for g in groups]
+    total = sum(sizes)
+    if total == 0:
+        return [np.empty((0, 0), np.float32) for _ in groups]
+    allseq = np.concatenate(groups, axis=0) if len(groups) > 1 else groups[0]
+    outs = []
+    for lo in range(0, total, batch_size):
+        batch = allseq[lo : lo + batch_size]
+        outs.append(_as_2d(model.predict(np.ascontiguousarray(batch)), len(batch)))
+    flat = np.concatenate(outs, axis=0)
+    bounds = np.cumsum([0, *sizes])
+    return [flat[bounds[k] : bounds[k + 1]] for k in range(len(groups))]
+
+
+def predict_pairs(
+    model: Model,
+    ref_codes: np.ndarray,
+    alt_codes: np.ndarray,
+    *,
+    rc: bool = False,
+    batch_size: int = 256,
+) -> Predictions:
+    """Predict reference and alternative windows (and their reverse complements).
+
+    Parameters
+    ----------
+    model
+        Model adapter.
+    ref_codes
+        uint8 codes of the reference windows, shape (n_ref, L).
+    alt_codes
+        uint8 codes of the alt windows, shape (n_alt, L).
+    rc
+        Whether to predict reverse complements too.
+    batch_size
+        Sequences per forward call.
+    """
+    groups = [one_hot(ref_codes, model.n_value), one_hot(alt_codes, model.n_value)]
+    res = run_batches(model, groups, batch_size, rc=rc)
+    if rc:
+        return Predictions(res[0], res[1], res[2], res[3])
+    return Predictions(res[0], res[1])

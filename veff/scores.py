@@ -1,0 +1,285 @@
+"""Scoring functions: turn model predictions for REF and ALT into variant scores.
+
+Every score lives in one registry, :data:`SCORES`, filled by :func:`register_score`; the Python
+API, the command line's choices and the kipoi model-zoo reader all read it.
+
+A score is computed on predictions of shape (N, T) (or (N, ..., T)): ``ref`` and ``alt`` for the
+forward strand and, when reverse complements are scored, ``ref_rc`` and ``alt_rc``. Pairwise scores
+``f(ref, alt)`` are evaluated on each strand and the two results merged with ``rc_merging``
+(``mean`` by default, or ``min``, ``max``, ``median``, ``absmax``, or a callable ``f(fwd, rc)``).
+Scores marked ``rc_aware`` receive all four arrays and the merge function themselves.
+
+Logit scores clip probabilities to ``[eps, 1 - eps]`` (``eps=1e-7`` unless given) so that 0 and 1
+give finite values, and warn once per run when model outputs fall outside [0, 1].
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Literal
+
+import numpy as np
+
+from veff.errors import InputError, VeffWarning
+
+__all__ = [
+    "RC_MERGES",
+    "SCORES",
+    "Score",
+    "get_score",
+    "logit",
+    "merge_rc",
+    "register_score",
+]
+
+RcMerging = Literal["mean", "min", "max", "median", "absmax"]
+MergeFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+DEFAULT_EPS = 1e-7
+
+
+def _absmax(fwd: np.ndarray, rc: np.ndarray) -> np.ndarray:
+    """Element-wise the value with the larger magnitude (ties keep the forward value)."""
+    return np.where(np.abs(rc) > np.abs(fwd), rc, fwd)
+
+
+RC_MERGES: dict[str, MergeFn] = {
+    "mean": lambda f, r: (f + r) / 2,
+    "min": np.minimum,
+    "max": np.maximum,
+    "median": lambda f, r: (f + r) / 2,  # the median of two values is their mean
+    "absmax": _absmax,
+}
+
+
+def resolve_merge(rc_merging: str | MergeFn) -> MergeFn:
+    """Return the merge function for a name in :data:`RC_MERGES` or a callable."""
+    if callable(rc_merging):
+        return rc_merging
+    try:
+        return RC_MERGES[rc_merging]
+    except KeyError:
+        msg = f"unknown rc_merging {rc_merging!r}; expected one of {sorted(RC_MERGES)} or a callable"
+        raise InputError(msg) from None
+
+
+def merge_rc(fwd: np.ndarray, rc: np.ndarray | None, rc_merging: str | MergeFn = "mean") -> np.ndarray:
+    """Merge forward and reverse-complement scores; returns ``fwd`` unchanged when ``rc`` is None."""
+    if rc is None:
+        return fwd
+    return resolve_merge(rc_merging)(fwd, rc)
+
+
+@dataclass(frozen=True)
+class Score:
+    """A registered scoring function.
+
+    Attributes
+    ----------
+    name
+        Registry name (also the upper-cased INFO tag suffix).
+    fn
+        ``fn(ref, alt, **kwargs)`` for pairwise scores, or
+        ``fn(ref, alt, ref_rc, alt_rc, merge, **kwargs)`` when ``rc_aware``.
+    rc_aware
+        Whether ``fn`` handles the reverse complement itself.
+    description
+        One line for headers and ``--help``.
+    """
+
+    name: str
+    fn: Callable[..., np.ndarray]
+    rc_aware: bool = False
+    description: str = ""
+
+    def __call__(
+        self,
+        ref: np.ndarray,
+        alt: np.ndarray,
+        ref_rc: np.ndarray | None = None,
+        alt_rc: np.ndarray | None = None,
+        *,
+        rc_merging: str | MergeFn = "mean",
+        **kwargs: Any,
+    ) -> np.ndarray:
+        """Compute the score; arrays are never modified in place. Returns shape of ``ref``."""
+        merge = resolve_merge(rc_merging)
+        if self.rc_aware:
+            return np.asarray(self.fn(ref, alt, ref_rc, alt_rc, merge, **kwargs))
+        fwd = np.asarray(self.fn(ref, alt, **kwargs))
+        if ref_rc is None or alt_rc is None:
+            return fwd
+        return merge(fwd, np.asarray(self.fn(ref_rc, alt_rc, **kwargs)))
+
+
+SCORES: dict[str, Score] = {}
+
+
+def register_score(
+    name: str, *, rc_aware: bool = False, description: str = "", overwrite: bool = False
+) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
+    """Register a scoring function under ``name`` (decorator).
+
+    Examples
+    --------
+    >>> @register_score("abs_diff_doc", description="|alt - ref|")
+    ... def abs_diff(ref, alt):
+    ...     return np.abs(alt - ref)
+    >>> SCORES["abs_diff_doc"](np.zeros((1, 2)), np.ones((1, 2)))
+    array([[1., 1.]])
+    """
+
+    def deco(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+        if name in SCORES and not overwrite:
+            msg = f"a score named {name!r} is already registered"
+            raise InputError(msg)
+        SCORES[name] = Score(name, fn, rc_aware, description or (fn.__doc__ or "").strip())
+        return fn
+
+    return deco
+
+
+_warned_bounds = False
+
+
+def _check_probabilities(*arrays: np.ndarray | None) -> None:
+    """Warn once per process when logit inputs fall outside [0, 1]."""
+    global _warned_bounds  # noqa: PLW0603
+    if _warned_bounds:
+        return
+    for arr in arrays:
+        if arr is not None and arr.size and (np.nanmin(arr) < 0 or np.nanmax(arr) > 1):
+            _warned_bounds = True
+            warnings.warn(
+                "logit scores applied to model outputs outside [0, 1]; values are clipped",
+                VeffWarning,
+                stacklevel=4,
+            )
+            return
+
+
+def logit(p: np.ndarray, eps: float = DEFAULT_EPS) -> np.ndarray:
+    """Return ``log(p / (1 - p))`` with ``p`` clipped to ``[eps, 1 - eps]``."""
+    q = np.clip(np.asarray(p, dtype=np.float64), eps, 1 - eps)
+    return np.log(q / (1 - q))
+
+
+@register_score("diff", description="alt - ref")
+def _diff(ref: np.ndarray, alt: np.ndarray) -> np.ndarray:
+    return alt - ref
+
+
+@register_score("ref", description="prediction for the reference allele")
+def _ref(ref: np.ndarray, alt: np.ndarray) -> np.ndarray:
+    return ref.copy()
+
+
+@register_score("alt", description="prediction for the alternative allele")
+def _alt(ref: np.ndarray, alt: np.ndarray) -> np.ndarray:
+    return alt.copy()
+
+
+@register_score("logit", description="logit(alt) - logit(ref)")
+def _logit(ref: np.ndarray, alt: np.ndarray, eps: float = DEFAULT_EPS) -> np.ndarray:
+    _check_probabilities(ref, alt)
+    return logit(alt, eps) - logit(ref, eps)
+
+
+@register_score("logit_ref", description="logit(ref)")
+def _logit_ref(ref: np.ndarray, alt: np.ndarray, eps: float = DEFAULT_EPS) -> np.ndarray:
+    _check_probabilities(ref)
+    return logit(ref, eps)
+
+
+@register_score("logit_alt", description="logit(alt)")
+def _logit_alt(ref: np.ndarray, alt: np.ndarray, eps: float = DEFAULT_EPS) -> np.ndarray:
+    _check_probabilities(alt)
+    return logit(alt, eps)
+
+
+@register_score(
+    "deepsea_effect",
+    rc_aware=True,
+    description="|logit(alt) - logit(ref)| * |alt - ref|, each merged over strands first",
+)
+def _deepsea_effect(
+    ref: np.ndarray,
+    alt: np.ndarray,
+    ref_rc: np.ndarray | None,
+    alt_rc: np.ndarray | None,
+    merge: MergeFn,
+    eps: float = DEFAULT_EPS,
+) -> np.ndarray:
+    _check_probabilities(ref, alt, ref_rc, alt_rc)
+    logit_diff = logit(alt, eps) - logit(ref, eps)
+    diff = alt - ref
+    if ref_rc is not None and alt_rc is not None:
+        logit_diff = merge(logit_diff, logit(alt_rc, eps) - logit(ref_rc, eps))
+        diff = merge(diff, alt_rc - ref_rc)
+    return np.abs(logit_diff) * np.abs(diff)
+
+
+_plugins_loaded = False
+
+
+def _load_plugins() -> None:
+    """Register scores that installed packages expose in the ``veff.scores`` entry-point group."""
+    global _plugins_loaded  # noqa: PLW0603
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in entry_points(group="veff.scores"):
+        if ep.name in SCORES:
+            continue
+        obj = ep.load()
+        if isinstance(obj, Score):
+            SCORES[ep.name] = obj
+        else:
+            SCORES[ep.name] = Score(ep.name, obj, rc_aware=_takes_four(obj))
+
+
+def _takes_four(fn: Callable[..., Any]) -> bool:
+    """Return whether ``fn`` takes (ref, alt, ref_rc, alt_rc, ...) rather than (ref, alt)."""
+    import inspect
+
+    try:
+        params = [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+    except (TypeError, ValueError):
+        return False
+    return len(params) >= 4
+
+
+def _four_arg(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """Adapt a user callable ``f(ref, alt, ref_rc, alt_rc)`` to the rc-aware calling convention."""
+
+    def wrapped(ref, alt, ref_rc, alt_rc, merge, **kw):  # type: ignore[no-untyped-def]
+        return fn(ref, alt, ref_rc, alt_rc, **kw)
+
+    return wrapped
+
+
+def get_score(score: str | Score | Callable[..., np.ndarray]) -> Score:
+    """Return the :class:`Score` for a registered name, a Score, or a callable.
+
+    A callable taking four arrays ``(ref, alt, ref_rc, alt_rc)`` handles strands itself; one
+    taking two ``(ref, alt)`` is applied per strand and merged.
+    """
+    if isinstance(score, Score):
+        return score
+    if callable(score):
+        name = getattr(score, "__name__", "custom")
+        if _takes_four(score):
+            return Score(name, _four_arg(score), rc_aware=True)
+        return Score(name, score)
+    _load_plugins()
+    try:
+        return SCORES[score]
+    except KeyError:
+        msg = f"unknown score {score!r}; available: {', '.join(sorted(SCORES))}"
+        raise InputError(msg) from None

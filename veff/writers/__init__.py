@@ -1,0 +1,1 @@
+"""Writers of veff's results: annotated VCF (and, in later stages, tables)."""

@@ -1,0 +1,34 @@
+"""Atomic file output: write under a temporary name, rename into place on success."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["AtomicPath"]
+
+
+class AtomicPath:
+    """A temporary path beside ``final`` that is renamed to ``final`` on :meth:`commit`.
+
+    The temporary name keeps the final suffixes (``.vcf.gz``) so tools that pick formats by suffix
+    behave the same. :meth:`discard` removes it (and its side files) after an error or Ctrl-C.
+    """
+
+    def __init__(self, final: str | os.PathLike[str]) -> None:
+        self.final = Path(final)
+        suffix = "".join(self.final.suffixes[-2:]) if self.final.suffixes else ""
+        stem = self.final.name[: len(self.final.name) - len(suffix)] if suffix else self.final.name
+        self.tmp = self.final.with_name(f".{stem}.veff-tmp-{os.getpid()}{suffix}")
+        self.side_suffixes: list[str] = []
+
+    def commit(self) -> None:
+        """Move the temporary file (and side files such as ``.tbi``, first) into place."""
+        for side in self.side_suffixes:
+            os.replace(f"{self.tmp}{side}", f"{self.final}{side}")
+        os.replace(self.tmp, self.final)
+
+    def discard(self) -> None:
+        """Remove the temporary file and its side files, if present."""
+        for p in [self.tmp, *(Path(f"{self.tmp}{s}") for s in self.side_suffixes)]:
+            p.unlink(missing_ok=True)

@@ -1,0 +1,213 @@
+"""Annotated VCF output (cyvcf2), in veff or kipoi-veff style.
+
+veff style: one INFO tag per score, ``<PREFIX>_<SCORE>``, ``Number=A``, one entry per ALT,
+entries separated by ``,``, each ``ALLELE|v1|...|vT`` (as VEP's CSQ and SpliceAI do). The header
+Description ends with ``Format: ALLELE|<label1>|...|<labelT>``. ``<PREFIX>_STATUS`` holds
+``ALLELE|status`` per ALT. An ALT without a score has ``.`` for every value. Numbers are the
+shortest text that reads back to the same float32.
+
+kipoi style (``--info-style kipoi``): tags ``KV:<model>:<SCORE>``, values ``%.8f`` joined by
+``|``, one ``,``-separated group per ALT, as kipoi-veff wrote them.
+
+The file is written under a temporary name and renamed into place when complete; ``.vcf.gz``
+outputs are bgzipped and tabix-indexed, ``.bcf`` outputs are BCF with a CSI index.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from veff.errors import InputError
+from veff.writers._atomic import AtomicPath
+
+__all__ = ["InfoStyle", "VcfWriter", "format_floats", "info_tag"]
+
+InfoStyle = Literal["veff", "kipoi"]
+MISSING = "."
+
+
+def format_floats(values: np.ndarray) -> list[str]:
+    """Format float32 values as the shortest text that reads back to the same float32.
+
+    Examples
+    --------
+    >>> format_floats(np.array([0.1, 1e-9, np.nan], dtype=np.float32))
+    ['0.1', '1e-09', 'nan']
+    """
+    return list(map(str, np.asarray(values, dtype=np.float32).ravel()))
+
+
+def format_fixed(values: np.ndarray) -> list[str]:
+    """Format values as kipoi-veff did (``%.8f``)."""
+    return [f"{v:.8f}" for v in np.asarray(values, dtype=np.float64).ravel().tolist()]
+
+
+def info_tag(prefix: str, score: str, style: InfoStyle = "veff") -> str:
+    """Return the INFO key of ``score``."""
+    if style == "kipoi":
+        return f"{prefix}:{score.upper()}"
+    return f"{prefix}_{score.upper()}"
+
+
+@dataclass(frozen=True)
+class _Tag:
+    key: str
+    description: str
+
+
+def _mode(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(".bcf"):
+        return "wb"
+    if name.endswith((".vcf.gz", ".vcf.bgz", ".gz")):
+        return "wz"
+    return "w"
+
+
+class VcfWriter:
+    """Write every input record with veff's INFO tags added.
+
+    Parameters
+    ----------
+    template
+        The cyvcf2 reader of the input (its header is copied).
+    path
+        Output ``.vcf``, ``.vcf.gz`` or ``.bcf``.
+    scores
+        Score names, in tag order.
+    labels
+        Output labels (T of them).
+    prefix
+        Tag prefix (``VEFF_<model>`` or ``KV:<model>`` in kipoi style).
+    style
+        ``veff`` or ``kipoi``.
+    header_lines
+        Extra ``##key=value`` lines (veff version, command).
+    descriptions
+        Optional one-line description per score.
+    """
+
+    def __init__(  # noqa: PLR0913
+        self,
+        template: Any,
+        path: str | os.PathLike[str],
+        *,
+        scores: Sequence[str],
+        labels: Sequence[str],
+        prefix: str,
+        style: InfoStyle = "veff",
+        header_lines: Sequence[str] = (),
+        descriptions: dict[str, str] | None = None,
+    ) -> None:
+        from cyvcf2 import Writer
+
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            msg = f"{self.path}: output folder {self.path.parent} does not exist"
+            raise InputError(msg)
+        self.style = style
+        self.scores = list(scores)
+        self.n_labels = len(labels)
+        self._atomic = AtomicPath(self.path)
+        self._mode = _mode(self.path)
+        self.tags = {s: info_tag(prefix, s, style) for s in self.scores}
+        self.status_tag = info_tag(prefix, "status", style)
+        fmt = "|".join(labels)
+        for line in header_lines:
+            template.add_to_header(line)
+        for s in self.scores:
+            what = (descriptions or {}).get(s, s)
+            if style == "kipoi":
+                desc = f"{s.upper()} SNV effect prediction. Prediction from model outputs: {fmt}"
+                template.add_info_to_header(
+                    {"ID": self.tags[s], "Number": ".", "Type": "String", "Description": desc}
+                )
+            else:
+                desc = f"veff score {s} ({what}), one entry per ALT. Format: ALLELE|{fmt}"
+                template.add_info_to_header(
+                    {"ID": self.tags[s], "Number": "A", "Type": "String", "Description": desc}
+                )
+        template.add_info_to_header(
+            {
+                "ID": self.status_tag,
+                "Number": ".",
+                "Type": "String",
+                "Description": "veff scoring status, one entry per ALT. Format: ALLELE|status",
+            }
+        )
+        self._w = Writer(str(self._atomic.tmp), template, mode=self._mode)
+        self._missing_row = "|".join([MISSING] * self.n_labels)
+        self._fmt = format_fixed if style == "kipoi" else format_floats
+        self.records_written = 0
+
+    def format_rows(self, values: np.ndarray) -> list[str]:
+        """Join each row of a (n, T) array into ``v1|...|vT``."""
+        n = values.shape[0]
+        if n == 0:
+            return []
+        flat = self._fmt(values.reshape(n, -1))
+        width = len(flat) // n
+        return ["|".join(flat[k * width : (k + 1) * width]) for k in range(n)]
+
+    def write(
+        self,
+        record: Any,
+        alts: Sequence[str],
+        statuses: Sequence[str],
+        rows: dict[str, list[str | None]],
+    ) -> None:
+        """Annotate and write one record.
+
+        Parameters
+        ----------
+        record
+            The cyvcf2 record.
+        alts
+            The record's ALT alleles.
+        statuses
+            One status per ALT.
+        rows
+            Per score, one formatted ``v1|...|vT`` (or None when not scored) per ALT.
+        """
+        info = record.INFO
+        if self.style == "kipoi":
+            for s in self.scores:
+                vals = [v for v in rows[s] if v is not None]
+                if vals:
+                    info[self.tags[s]] = ",".join(vals)
+        elif alts:
+            for s in self.scores:
+                info[self.tags[s]] = ",".join(
+                    f"{a}|{v if v is not None else self._missing_row}"
+                    for a, v in zip(alts, rows[s], strict=True)
+                )
+        if statuses:
+            info[self.status_tag] = ",".join(
+                f"{a}|{st}" for a, st in zip(alts or ["."], statuses, strict=True)
+            )
+        self._w.write_record(record)
+        self.records_written += 1
+
+    def close(self) -> None:
+        """Finish the file, index it when compressed, and move it into place."""
+        self._w.close()
+        if self._mode in ("wz", "wb"):
+            import pysam
+
+            csi = self._mode == "wb"
+            pysam.tabix_index(str(self._atomic.tmp), preset="vcf", force=True, csi=csi, keep_original=True)
+            self._atomic.side_suffixes.append(".csi" if csi else ".tbi")
+        self._atomic.commit()
+
+    def abort(self) -> None:
+        """Drop the partial output."""
+        try:
+            self._w.close()
+        finally:
+            self._atomic.discard()
