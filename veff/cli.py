@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +49,26 @@ def parse_json_list(values: tuple[str, ...], option: str) -> list[dict[str, Any]
 def _fail(exc: Exception) -> None:
     click.echo(f"veff: error: {exc}", err=True)
     sys.exit(1)
+
+
+def _command_line() -> str:
+    """Rebuild the invoked command from click's parsed parameters (for the output header)."""
+    ctx = click.get_current_context()
+    parts = ["veff", ctx.info_name or ""]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if value in (None, (), False) or param.name == "quiet":
+            continue
+        if isinstance(param, click.Argument):
+            parts.append(shlex.quote(str(value)))
+            continue
+        flag = max(param.opts, key=len)
+        if value is True:
+            parts.append(flag)
+            continue
+        for item in value if isinstance(value, tuple) else (value,):
+            parts += [flag, shlex.quote(str(item))]
+    return " ".join(parts)
 
 
 def _setup_logging(quiet: bool) -> None:
@@ -139,7 +160,7 @@ def score_variants_cmd(**opts: Any) -> None:  # noqa: PLR0913
             info_prefix=opts["info_prefix"],
             info_style=opts["info_style"],
             progress=not opts["quiet"],
-            command="veff " + " ".join(sys.argv[1:]) if sys.argv else None,
+            command=_command_line(),
             model_kwargs={
                 "input_layout": opts["input_layout"], "weights": opts["weights"],
                 "device": opts["device"], "precision": opts["precision"],

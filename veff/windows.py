@@ -171,7 +171,7 @@ class WindowBuilder:
         normalized: dict[tuple[int, int], tuple[int, str, str]],
     ) -> list[Status]:
         if not v.alts or v.alts == (".",):
-            return [Status.NO_ALT] * max(len(v.alts), 1) if v.alts else []
+            return [Status.NO_ALT]
         chrom = self.fasta.resolve(v.chrom)
         if chrom is None:
             return [Status.UNKNOWN_CONTIG] * len(v.alts)

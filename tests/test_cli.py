@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+from conftest import DONOR_H5, E1, E2, EXAMPLE, HG19, HG38
+
+from veff.cli import main
+
+TORCH_MODEL = EXAMPLE / "models" / "donor_cnn" / "donor_cnn.pt"
+
+
+def _run(args):
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+def _query(path, fmt):
+    return subprocess.run(["bcftools", "query", "-f", fmt, str(path)], capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+
+
+@pytest.mark.tensorflow
+def test_keras_example_end_to_end_reads_back_with_bcftools(tmp_path):
+    out = tmp_path / "e1.vcf.gz"
+    res = _run(["score-variants", str(DONOR_H5), "--vcf", str(E1), "--fasta", str(HG38), "-o", str(out),
+                "--scores", "diff", "--scores", "logit,ref", "-q", "--summary-json", str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "e1.vcf.gz.tbi").exists()
+    subprocess.run(["bcftools", "view", "-H", str(out)], check=True, capture_output=True)
+    for tag in ("VEFF_Donor_DIFF", "VEFF_Donor_LOGIT", "VEFF_Donor_REF", "VEFF_Donor_STATUS"):
+        lines = _query(out, f"%INFO/{tag}\\n")
+        assert len(lines) == 45 and all(line != "." for line in lines)
+    status = dict(zip(_query(out, "%ID\\n"), _query(out, "%INFO/VEFF_Donor_STATUS\\n"), strict=True))
+    assert status["ref_mismatch"] == "G|ref_mismatch"
+
+
+def test_torch_example_with_contig_name_mismatch(tmp_path):
+    out = tmp_path / "e2.vcf"
+    res = _run(["score-variants", str(TORCH_MODEL), "--vcf", str(E2), "--fasta", str(HG19), "-o", str(out),
+                "--rc", "-q"])
+    assert res.exit_code == 0, res.output
+    lines = _query(out, "%ID %INFO/VEFF_donor_cnn_STATUS\\n")
+    assert len(lines) == 30
+    assert all(line.split()[1].endswith("|ok") for line in lines)  # VCF says "17", FASTA "chr17"
+    assert "##veff_command=veff score-variants" in out.read_text()
+
+
+def test_torch_donor_model_sees_the_donor_knockout(tmp_path):
+    out = tmp_path / "e1.vcf"
+    res = _run(["score-variants", str(TORCH_MODEL), "--vcf", str(E1), "--fasta", str(HG38), "-o", str(out),
+                "--scores", "diff", "-q"])
+    assert res.exit_code == 0, res.output
+    diff = dict(zip(_query(out, "%ID:%POS\\n"), _query(out, "%INFO/VEFF_donor_cnn_DIFF\\n"), strict=True))
+    # SLC5A1 exon end: the G of the intron's GT sits at the window centre, as the model was trained
+    entries = dict(e.split("|") for e in diff["SLC5A1_exon_end_+1:32081972"].split(","))
+    assert all(float(v) < -0.5 for v in entries.values())
+    intergenic = float(diff["intergenic_no_gene:32010000"].split("|")[1])
+    assert abs(intergenic) < 0.05
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scores", "nonsense"], "unknown score 'nonsense'"),
+        (["--score-kwargs", "{bad json"], "not valid JSON"),
+        (["--score-kwargs", '{"rc_merging": "mode"}'], "unknown rc_merging 'mode'"),
+        (["--model-outputs", "zzz"], "model output 'zzz' not found"),
+    ],
+)
+def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
+    res = CliRunner().invoke(main, ["score-variants", str(TORCH_MODEL), "--vcf", str(E2), "--fasta", str(HG19),
+                                    "-o", str(tmp_path / "o.vcf"), "-q", *args])
+    assert res.exit_code != 0
+    assert message in res.output
+    assert "Traceback" not in res.output
+    assert not (tmp_path / "o.vcf").exists()
+
+
+def test_model_that_cannot_load_is_one_line(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_text("garbage")
+    res = CliRunner().invoke(main, ["score-variants", str(bad), "--vcf", str(E2), "--fasta", str(HG19),
+                                    "-o", str(tmp_path / "o.vcf")])
+    assert res.exit_code == 1
+    assert res.output.startswith("veff: error:") and res.output.count("\n") == 1

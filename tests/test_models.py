@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import DONOR_H5, EXAMPLE
+from toy_models import torch_gc_module
+
+from veff.errors import ModelError
+from veff.models import InputLayout, load_model
+from veff.sequences import one_hot, str_to_codes
+
+SEQS = one_hot(np.stack([str_to_codes("ACGTGCCAATG"), str_to_codes("GGGGGCCCCCA")]))
+GC = np.array([[6 / 11], [10 / 11]], dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    ("spec", "shape"),
+    [("L,4", (2, 11, 4)), ("4,L", (2, 4, 11)), ("L,1,4", (2, 11, 1, 4)), ("1,L,4", (2, 1, 11, 4)),
+     ("4,1,L", (2, 4, 1, 11)), ((None, 4), (2, 11, 4)), ((4, 1, 101), (2, 4, 1, 11))],
+)
+def test_layout_conversion_keeps_bases(spec, shape):
+    lay = InputLayout.parse(spec)
+    x = lay.to_model(SEQS)
+    assert x.shape == shape
+    back = x.reshape(2, *(d for d in x.shape[1:] if d != 1))
+    back = back.transpose(0, 2, 1) if lay.channels_first else back
+    np.testing.assert_array_equal(back, SEQS)
+
+
+def test_bad_layout():
+    with pytest.raises(ModelError, match="bad input layout"):
+        InputLayout.parse("L,5")
+
+
+def test_torch_module_object_and_files(tmp_path):
+    import torch
+
+    mod = torch_gc_module(11)
+    m = load_model(mod, device="cpu")
+    assert m.seq_length == 11 and m.output_labels == ("gc",)
+    np.testing.assert_allclose(m.predict(SEQS), GC, rtol=1e-6)
+    scripted = torch.jit.script(mod)
+    torch.jit.save(scripted, str(tmp_path / "gc.pt"))
+    m2 = load_model(tmp_path / "gc.pt", seq_length=11, device="cpu")
+    np.testing.assert_allclose(m2.predict(SEQS), GC, rtol=1e-6)
+    torch.save(mod.state_dict(), tmp_path / "sd.pth")
+    with pytest.raises(ModelError, match="state dict"):
+        load_model(tmp_path / "sd.pth")
+
+
+def test_torch_module_file_class_and_state_dict():
+    m = load_model(f"{EXAMPLE}/models/donor_cnn/donor_cnn.py::DonorCNN",
+                   weights=EXAMPLE / "models" / "donor_cnn" / "donor_cnn.pth", device="cpu")
+    ts = load_model(EXAMPLE / "models" / "donor_cnn" / "donor_cnn.pt", device="cpu")
+    assert m.seq_length == ts.seq_length == 101
+    x = one_hot(np.random.default_rng(0).choice(np.frombuffer(b"ACGT", np.uint8), (5, 101)))
+    np.testing.assert_allclose(m.predict(x), ts.predict(x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ModelError, match="no class or object named 'Nope'"):
+        load_model(f"{EXAMPLE}/models/donor_cnn/donor_cnn.py::Nope")
+
+
+def _keras_gc(length=None):
+    import keras
+
+    inp = keras.Input((length, 4))
+    conv = keras.layers.Conv1D(1, 1, use_bias=False, name="gc")(inp)
+    out = keras.layers.GlobalAveragePooling1D()(conv)
+    model = keras.Model(inp, out, name="kgc")
+    model.get_layer("gc").set_weights([np.array([0, 1, 1, 0], np.float32).reshape(1, 4, 1)])
+    return model
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_keras_files(tmp_path, suffix):
+    path = tmp_path / f"gc{suffix}"
+    _keras_gc(11).save(path)
+    m = load_model(path)
+    assert m.seq_length == 11 and str(m.layout) == "L,4"
+    np.testing.assert_allclose(m.predict(SEQS), GC, rtol=1e-6)
+
+
+@pytest.mark.tensorflow
+def test_keras_variable_length_needs_seq_length():
+    m = load_model(_keras_gc(None))
+    assert m.seq_length is None
+    np.testing.assert_allclose(m.predict(SEQS), GC, rtol=1e-6)
+
+
+@pytest.mark.tensorflow
+def test_real_mmsplice_donor_model():
+    m = load_model(DONOR_H5)
+    assert m.seq_length == 18
+    # a canonical donor (exon CAG | intron GTAAGT...) scores higher than the same with GT -> AT
+    good = one_hot(str_to_codes("TTCAGGTAAGTAATTTTT")[None])
+    bad = one_hot(str_to_codes("TTCAGATAAGTAATTTTT")[None])
+    assert m.predict(good)[0, 0] > 0.99 > m.predict(bad)[0, 0] + 0.15
+
+
+def test_unknown_kinds_are_named(tmp_path):
+    (tmp_path / "m.onnx").write_text("x")
+    with pytest.raises(ModelError, match="unknown model kind"):
+        load_model(tmp_path / "m.onnx")
+    with pytest.raises(ModelError, match="not found"):
+        load_model(tmp_path / "missing.h5")
+    (tmp_path / "broken.h5").write_text("not hdf5")
+    with pytest.raises(ModelError, match="cannot load as a Keras model"):
+        load_model(tmp_path / "broken.h5")
