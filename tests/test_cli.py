@@ -16,15 +16,33 @@ def _run(args):
 
 
 def _query(path, fmt):
-    return subprocess.run(["bcftools", "query", "-f", fmt, str(path)], capture_output=True, text=True,
-                          check=True).stdout.splitlines()
+    return subprocess.run(
+        ["bcftools", "query", "-f", fmt, str(path)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
 
 
 @pytest.mark.tensorflow
 def test_keras_example_end_to_end_reads_back_with_bcftools(tmp_path):
     out = tmp_path / "e1.vcf.gz"
-    res = _run(["score-variants", str(DONOR_H5), "--vcf", str(E1), "--fasta", str(HG38), "-o", str(out),
-                "--scores", "diff", "--scores", "logit,ref", "-q", "--summary-json", str(tmp_path / "s.json")])
+    res = _run(
+        [
+            "score-variants",
+            str(DONOR_H5),
+            "--vcf",
+            str(E1),
+            "--fasta",
+            str(HG38),
+            "-o",
+            str(out),
+            "--scores",
+            "diff",
+            "--scores",
+            "logit,ref",
+            "-q",
+            "--summary-json",
+            str(tmp_path / "s.json"),
+        ]
+    )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "e1.vcf.gz.tbi").exists()
     subprocess.run(["bcftools", "view", "-H", str(out)], check=True, capture_output=True)
@@ -37,8 +55,20 @@ def test_keras_example_end_to_end_reads_back_with_bcftools(tmp_path):
 
 def test_torch_example_with_contig_name_mismatch(tmp_path):
     out = tmp_path / "e2.vcf"
-    res = _run(["score-variants", str(TORCH_MODEL), "--vcf", str(E2), "--fasta", str(HG19), "-o", str(out),
-                "--rc", "-q"])
+    res = _run(
+        [
+            "score-variants",
+            str(TORCH_MODEL),
+            "--vcf",
+            str(E2),
+            "--fasta",
+            str(HG19),
+            "-o",
+            str(out),
+            "--rc",
+            "-q",
+        ]
+    )
     assert res.exit_code == 0, res.output
     lines = _query(out, "%ID %INFO/VEFF_donor_cnn_STATUS\\n")
     assert len(lines) == 30
@@ -48,8 +78,21 @@ def test_torch_example_with_contig_name_mismatch(tmp_path):
 
 def test_torch_donor_model_sees_the_donor_knockout(tmp_path):
     out = tmp_path / "e1.vcf"
-    res = _run(["score-variants", str(TORCH_MODEL), "--vcf", str(E1), "--fasta", str(HG38), "-o", str(out),
-                "--scores", "diff", "-q"])
+    res = _run(
+        [
+            "score-variants",
+            str(TORCH_MODEL),
+            "--vcf",
+            str(E1),
+            "--fasta",
+            str(HG38),
+            "-o",
+            str(out),
+            "--scores",
+            "diff",
+            "-q",
+        ]
+    )
     assert res.exit_code == 0, res.output
     diff = dict(zip(_query(out, "%ID:%POS\\n"), _query(out, "%INFO/VEFF_donor_cnn_DIFF\\n"), strict=True))
     # SLC5A1 exon end: the G of the intron's GT sits at the window centre, as the model was trained
@@ -69,8 +112,21 @@ def test_torch_donor_model_sees_the_donor_knockout(tmp_path):
     ],
 )
 def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
-    res = CliRunner().invoke(main, ["score-variants", str(TORCH_MODEL), "--vcf", str(E2), "--fasta", str(HG19),
-                                    "-o", str(tmp_path / "o.vcf"), "-q", *args])
+    res = CliRunner().invoke(
+        main,
+        [
+            "score-variants",
+            str(TORCH_MODEL),
+            "--vcf",
+            str(E2),
+            "--fasta",
+            str(HG19),
+            "-o",
+            str(tmp_path / "o.vcf"),
+            "-q",
+            *args,
+        ],
+    )
     assert res.exit_code != 0
     assert message in res.output
     assert "Traceback" not in res.output
@@ -80,7 +136,9 @@ def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
 def test_model_that_cannot_load_is_one_line(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_text("garbage")
-    res = CliRunner().invoke(main, ["score-variants", str(bad), "--vcf", str(E2), "--fasta", str(HG19),
-                                    "-o", str(tmp_path / "o.vcf")])
+    res = CliRunner().invoke(
+        main,
+        ["score-variants", str(bad), "--vcf", str(E2), "--fasta", str(HG19), "-o", str(tmp_path / "o.vcf")],
+    )
     assert res.exit_code == 1
     assert res.output.startswith("veff: error:") and res.output.count("\n") == 1

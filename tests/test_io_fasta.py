@@ -62,8 +62,14 @@ def test_fetch_many_matches_single_fetches(genome):
 
 @pytest.mark.parametrize(
     ("name", "pool", "expected"),
-    [("17", ["chr17"], "chr17"), ("chr2", ["2"], "2"), ("chrM", ["MT"], "MT"), ("MT", ["chrM"], "chrM"),
-     ("chrX", ["chr1"], None), ("chr1", ["chr1", "1"], "chr1")],
+    [
+        ("17", ["chr17"], "chr17"),
+        ("chr2", ["2"], "2"),
+        ("chrM", ["MT"], "MT"),
+        ("MT", ["chrM"], "chrM"),
+        ("chrX", ["chr1"], None),
+        ("chr1", ["chr1", "1"], "chr1"),
+    ],
 )
 def test_contig_names_match_with_or_without_chr(name, pool, expected):
     assert match_contig(name, pool) == expected

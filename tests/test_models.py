@@ -15,8 +15,15 @@ GC = np.array([[6 / 11], [10 / 11]], dtype=np.float32)
 
 @pytest.mark.parametrize(
     ("spec", "shape"),
-    [("L,4", (2, 11, 4)), ("4,L", (2, 4, 11)), ("L,1,4", (2, 11, 1, 4)), ("1,L,4", (2, 1, 11, 4)),
-     ("4,1,L", (2, 4, 1, 11)), ((None, 4), (2, 11, 4)), ((4, 1, 101), (2, 4, 1, 11))],
+    [
+        ("L,4", (2, 11, 4)),
+        ("4,L", (2, 4, 11)),
+        ("L,1,4", (2, 11, 1, 4)),
+        ("1,L,4", (2, 1, 11, 4)),
+        ("4,1,L", (2, 4, 1, 11)),
+        ((None, 4), (2, 11, 4)),
+        ((4, 1, 101), (2, 4, 1, 11)),
+    ],
 )
 def test_layout_conversion_keeps_bases(spec, shape):
     lay = InputLayout.parse(spec)
@@ -49,8 +56,11 @@ def test_torch_module_object_and_files(tmp_path):
 
 
 def test_torch_module_file_class_and_state_dict():
-    m = load_model(f"{EXAMPLE}/models/donor_cnn/donor_cnn.py::DonorCNN",
-                   weights=EXAMPLE / "models" / "donor_cnn" / "donor_cnn.pth", device="cpu")
+    m = load_model(
+        f"{EXAMPLE}/models/donor_cnn/donor_cnn.py::DonorCNN",
+        weights=EXAMPLE / "models" / "donor_cnn" / "donor_cnn.pth",
+        device="cpu",
+    )
     ts = load_model(EXAMPLE / "models" / "donor_cnn" / "donor_cnn.pt", device="cpu")
     assert m.seq_length == ts.seq_length == 101
     x = one_hot(np.random.default_rng(0).choice(np.frombuffer(b"ACGT", np.uint8), (5, 101)))

@@ -8,7 +8,10 @@ from veff._types import Region
 from veff.regions import centre_index, restricted_window, window_start
 
 
-@pytest.mark.parametrize(("length", "exact", "kipoi"), [(1, 0, 0), (2, 0, 0), (100, 49, 49), (101, 50, 49), (1000, 499, 499), (1001, 500, 499)])
+@pytest.mark.parametrize(
+    ("length", "exact", "kipoi"),
+    [(1, 0, 0), (2, 0, 0), (100, 49, 49), (101, 50, 49), (1000, 499, 499), (1001, 500, 499)],
+)
 def test_centre_index(length, exact, kipoi):
     assert centre_index(length, "exact") == exact
     assert centre_index(length, "kipoi") == kipoi

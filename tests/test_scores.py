@@ -27,13 +27,23 @@ def test_formulas_match_predecessor():
     np.testing.assert_allclose(SCORES["logit"](r, a), sp_logit(a) - sp_logit(r))
     np.testing.assert_allclose(SCORES["logit_ref"](r, a), sp_logit(r))
     np.testing.assert_allclose(SCORES["logit_alt"](r, a), sp_logit(a))
-    np.testing.assert_allclose(SCORES["deepsea_effect"](r, a), np.abs(sp_logit(a) - sp_logit(r)) * np.abs(a - r))
+    np.testing.assert_allclose(
+        SCORES["deepsea_effect"](r, a), np.abs(sp_logit(a) - sp_logit(r)) * np.abs(a - r)
+    )
     np.testing.assert_allclose(SCORES["ref"](r, a), r)
     np.testing.assert_allclose(SCORES["alt"](r, a), a)
 
 
-@pytest.mark.parametrize(("merge", "expected"), [("mean", [0.0, 0.15]), ("min", [-0.1, 0.1]), ("max", [0.1, 0.2]),
-                                                 ("median", [0.0, 0.15]), ("absmax", [0.1, 0.2])])
+@pytest.mark.parametrize(
+    ("merge", "expected"),
+    [
+        ("mean", [0.0, 0.15]),
+        ("min", [-0.1, 0.1]),
+        ("max", [0.1, 0.2]),
+        ("median", [0.0, 0.15]),
+        ("absmax", [0.1, 0.2]),
+    ],
+)
 def test_rc_merging(merge, expected):
     r, a = np.array([[0.5, 0.5]]), np.array([[0.6, 0.6]])
     rr, ar = np.array([[0.5, 0.5]]), np.array([[0.4, 0.7]])

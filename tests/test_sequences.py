@@ -29,7 +29,9 @@ def test_reverse_complement_twice_is_identity(seq):
 @given(dna)
 def test_one_hot_rc_equals_rc_of_codes(seq):
     codes = str_to_codes(seq)[None]
-    np.testing.assert_array_equal(reverse_complement(one_hot(codes)), one_hot(reverse_complement_codes(codes)))
+    np.testing.assert_array_equal(
+        reverse_complement(one_hot(codes)), one_hot(reverse_complement_codes(codes))
+    )
 
 
 def test_one_hot_encoding_and_n_value():
@@ -41,9 +43,17 @@ def test_one_hot_encoding_and_n_value():
     assert one_hot(str_to_codes("N")[None], n_value=0.25)[0, 0].tolist() == [0.25] * 4
 
 
-@pytest.mark.parametrize(("alt", "status"), [("<DEL>", Status.UNSUPPORTED_ALLELE), ("*", Status.UNSUPPORTED_ALLELE),
-                                            ("A[chr1:5[", Status.UNSUPPORTED_ALLELE), ("R", Status.UNSUPPORTED_ALLELE),
-                                            ("ACG", None), ("T", None)])
+@pytest.mark.parametrize(
+    ("alt", "status"),
+    [
+        ("<DEL>", Status.UNSUPPORTED_ALLELE),
+        ("*", Status.UNSUPPORTED_ALLELE),
+        ("A[chr1:5[", Status.UNSUPPORTED_ALLELE),
+        ("R", Status.UNSUPPORTED_ALLELE),
+        ("ACG", None),
+        ("T", None),
+    ],
+)
 def test_allele_status(alt, status):
     assert allele_status("A", alt) is status
 
@@ -56,7 +66,14 @@ def test_equivalent_deletions_in_homopolymer_normalise_identically():
 
 def test_equivalent_insertions_in_dinucleotide_repeat_normalise_identically():
     genome = str_to_codes("TTGCACACACATT")
-    forms = [(2, "G", "GCA"), (3, "C", "CAC"), (4, "A", "ACA"), (8, "A", "ACA"), (10, "A", "ACA"), (3, "CA", "CACA")]
+    forms = [
+        (2, "G", "GCA"),
+        (3, "C", "CAC"),
+        (4, "A", "ACA"),
+        (8, "A", "ACA"),
+        (10, "A", "ACA"),
+        (3, "CA", "CACA"),
+    ]
     assert {normalize_allele(genome, *f) for f in forms} == {(2, "G", "GCA")}
 
 

@@ -7,7 +7,6 @@ and shared by every ALT that uses them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,9 +50,10 @@ class Predictions:
         """Keep only the given output columns (last axis)."""
         if columns is None:
             return self
-        pick: Callable[[np.ndarray | None], np.ndarray | None] = (
-            lambda a: None if a is None else a[..., columns]
-        )
+        def pick(a: np.ndarray | None) -> (np.ndarray | None):
+            return (
+                    None if a is None else a[..., columns]
+                )
         return Predictions(pick(self.ref), pick(self.alt), pick(self.ref_rc), pick(self.alt_rc))  # type: ignore[arg-type]
 
 

@@ -146,7 +146,7 @@ _warned_bounds = False
 
 def _check_probabilities(*arrays: np.ndarray | None) -> None:
     """Warn once per process when logit inputs fall outside [0, 1]."""
-    global _warned_bounds  # noqa: PLW0603
+    global _warned_bounds
     if _warned_bounds:
         return
     for arr in arrays:
@@ -226,7 +226,7 @@ _plugins_loaded = False
 
 def _load_plugins() -> None:
     """Register scores that installed packages expose in the ``veff.scores`` entry-point group."""
-    global _plugins_loaded  # noqa: PLW0603
+    global _plugins_loaded
     if _plugins_loaded:
         return
     _plugins_loaded = True
@@ -258,7 +258,7 @@ def _takes_four(fn: Callable[..., Any]) -> bool:
 def _four_arg(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     """Adapt a user callable ``f(ref, alt, ref_rc, alt_rc)`` to the rc-aware calling convention."""
 
-    def wrapped(ref, alt, ref_rc, alt_rc, merge, **kw):  # type: ignore[no-untyped-def]
+    def wrapped(ref: Any, alt: Any, ref_rc: Any, alt_rc: Any, merge: Any, **kw: Any) -> np.ndarray:
         return fn(ref, alt, ref_rc, alt_rc, **kw)
 
     return wrapped

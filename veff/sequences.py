@@ -113,9 +113,7 @@ def allele_status(ref: str, alt: str) -> Status | None:
     return None
 
 
-def normalize_allele(
-    contig: np.ndarray, start: int, ref: str, alt: str
-) -> tuple[int, str, str]:
+def normalize_allele(contig: np.ndarray, start: int, ref: str, alt: str) -> tuple[int, str, str]:
     """Trim shared bases and left-align an allele in repeats, as ``bcftools norm`` does.
 
     Parameters

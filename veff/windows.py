@@ -104,7 +104,7 @@ class WindowBuilder:
         Normalise alleles before placing windows.
     """
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         fasta: Fasta,
         seq_length: int,
@@ -163,7 +163,7 @@ class WindowBuilder:
             out[row, off : off + len(codes)] = codes[: self.length - off]
         return out
 
-    def _plan_record(  # noqa: C901, PLR0912
+    def _plan_record(
         self,
         i: int,
         v: Variant,
@@ -181,8 +181,7 @@ class WindowBuilder:
         mismatch = genome_ref != v.ref
         if mismatch and self.ref_mismatch == "skip":
             return [
-                allele_status(v.ref, a) or Status.REF_MISMATCH if a != "." else Status.NO_ALT
-                for a in v.alts
+                allele_status(v.ref, a) or Status.REF_MISMATCH if a != "." else Status.NO_ALT for a in v.alts
             ]
         out: list[Status] = []
         ref_rows: dict[int, int] = {}
@@ -200,7 +199,7 @@ class WindowBuilder:
             out.append(status)
         return out
 
-    def _place(  # noqa: PLR0913
+    def _place(
         self,
         i: int,
         j: int,
@@ -222,7 +221,10 @@ class WindowBuilder:
         else:
             region = restricted_window(
                 self.restriction.containing(chrom, start, start + r),
-                start, length, self.centering, extent=extent,
+                start,
+                length,
+                self.centering,
+                extent=extent,
             )
             if region is None:
                 return Status.NOT_IN_REGION

@@ -40,7 +40,7 @@ def read_regions(path: str | os.PathLike[str]) -> list[Region]:
                 msg = f"{path}:{lineno}: expected 0 <= start <= end, got {iv.start}-{iv.end}"
                 raise InputError(msg)
             strand = iv.strand if iv.strand in ("+", "-") else "."
-            name = iv.name if len(iv.fields) > 3 else ""  # noqa: PLR2004
+            name = iv.name if len(iv.fields) > 3 else ""
             regions.append(Region(iv.chrom, iv.start, iv.end, strand, name))  # type: ignore[arg-type]
     except (pybedtools.MalformedBedLineError, IndexError, ValueError) as exc:
         if isinstance(exc, InputError):

@@ -109,9 +109,7 @@ class Fasta:
         except (OSError, ValueError) as exc:
             msg = f"{self.path}: cannot open as FASTA: {exc}"
             raise InputError(msg) from exc
-        self.lengths: dict[str, int] = dict(
-            zip(self._fa.references, self._fa.lengths, strict=True)
-        )
+        self.lengths: dict[str, int] = dict(zip(self._fa.references, self._fa.lengths, strict=True))
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._max_cached = max(1, max_cached_contigs)
         self._names: dict[str, str | None] = {}
@@ -120,7 +118,7 @@ class Fasta:
         return {"path": self.path, "max": self._max_cached}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__init__(state["path"], max_cached_contigs=state["max"])  # type: ignore[misc,arg-type]
+        self.__init__(state["path"], max_cached_contigs=state["max"])  # type: ignore[misc]
 
     def resolve(self, chrom: str) -> str | None:
         """Return the FASTA's name for ``chrom`` (``chr`` prefix and ``M``/``MT`` tolerant), or None."""

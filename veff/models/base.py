@@ -52,7 +52,7 @@ class InputLayout:
                 msg = f"bad input layout {spec!r}: axes must be L, 4 or 1"
                 raise ModelError(msg)
         if tokens.count("4") != 1 or tokens.count("L") != 1:
-            if tokens.count("4") == 2 and tokens.count("L") == 0:  # noqa: PLR2004 (L == 4)
+            if tokens.count("4") == 2 and tokens.count("L") == 0:
                 tokens[tokens.index("4")] = "L"
             else:
                 msg = f"bad input layout {spec!r}: expected one sequence axis and one axis of 4"
@@ -154,11 +154,11 @@ class CallableModel(Model):
             msg = f"{fn!r} is not callable"
             raise ModelError(msg)
         self._fn = fn
-        self.name = name or getattr(fn, "__name__", type(fn).__name__)
+        self.name = str(name or getattr(fn, "__name__", type(fn).__name__))
         self.seq_length = seq_length if seq_length is not None else getattr(fn, "seq_len", None)
         self.layout = layout or InputLayout.parse(getattr(fn, "input_layout", "L,4"))
         labels = output_labels or getattr(fn, "output_labels", None)
         self.output_labels = tuple(map(str, labels)) if labels is not None else None
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self._fn(x), dtype=np.float32)  # type: ignore[operator]
+        return np.asarray(self._fn(x), dtype=np.float32)

@@ -117,8 +117,12 @@ class TorchModel(Model):
 
     @classmethod
     def from_path(
-        cls, path: str | Path, *, weights: str | Path | None = None,
-        module_kwargs: dict[str, Any] | None = None, **kw: Any,
+        cls,
+        path: str | Path,
+        *,
+        weights: str | Path | None = None,
+        module_kwargs: dict[str, Any] | None = None,
+        **kw: Any,
     ) -> TorchModel:
         """Load a TorchScript/pickled module file, or ``file.py::Class`` with a state dict."""
         import torch
