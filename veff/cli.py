@@ -107,8 +107,8 @@ def _score_choices() -> list[str]:
 @click.option("--restriction-bed", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Windows must lie inside an interval of this BED.")
 @click.option("--seq-length", type=click.IntRange(min=1), help="Window length L (default: the model's).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Sequences per forward call.")
+@click.option("--batch-size", type=click.IntRange(min=1),
+              help="Sequences per forward call (default: about 2**20 bases per batch, 32..4096).")
 @click.option("--model-outputs", multiple=True, help="Output labels or indices to keep (comma-separated).")
 @click.option("--output-labels", multiple=True, help="Names of the model outputs (comma-separated).")
 @click.option("--centering", type=click.Choice(["exact", "kipoi"]), default="exact", show_default=True,

@@ -31,7 +31,7 @@ from veff.io.bed import BedIndex
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader
 from veff.models import Model, load_model, sanitize_name
-from veff.predict import Predictions, predict_pairs
+from veff.predict import Predictions, auto_batch_size, predict_pairs
 from veff.regions import Centering
 from veff.scores import Score, get_score
 from veff.windows import DEFAULT_MAX_INDEL_LENGTH, WindowBuilder, WindowSet
@@ -203,7 +203,7 @@ def score_variants(  # noqa: PLR0913, PLR0915, C901
     rc: bool | None = None,
     seq_length: int | None = None,
     restriction_bed: str | os.PathLike[str] | None = None,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     model_outputs: Sequence[str | int] | None = None,
     output_labels: Sequence[str] | None = None,
     centering: Centering = "exact",
@@ -239,7 +239,8 @@ def score_variants(  # noqa: PLR0913, PLR0915, C901
     restriction_bed
         BED of intervals that windows must lie inside.
     batch_size
-        Sequences per forward call (reference, alternative and rc copies included).
+        Sequences per forward call (reference, alternative and rc copies included); None picks
+        one from the window length (:func:`veff.predict.auto_batch_size`).
     model_outputs
         Output labels or indices to keep.
     output_labels
@@ -275,7 +276,7 @@ def score_variants(  # noqa: PLR0913, PLR0915, C901
     if ref_mismatch not in ("skip", "score"):
         msg = f"ref_mismatch must be 'skip' or 'score', got {ref_mismatch!r}"
         raise InputError(msg)
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         msg = f"batch_size must be at least 1, got {batch_size}"
         raise InputError(msg)
     jobs = _resolve_scores(scores, score_kwargs)
@@ -285,6 +286,7 @@ def score_variants(  # noqa: PLR0913, PLR0915, C901
         msg = f"model {mdl.name!r} does not fix its input length; give seq_length (--seq-length)"
         raise InputError(msg)
     use_rc = mdl.default_rc if rc is None else rc
+    batch = batch_size or auto_batch_size(length)
     ref = Fasta(fasta)
     restriction = BedIndex.from_bed(restriction_bed) if restriction_bed else None
     reader = VcfReader(vcf)
@@ -319,7 +321,7 @@ def score_variants(  # noqa: PLR0913, PLR0915, C901
     bar = _progress(progress)
     try:
         for ws in _prefetch(_read_chunks(reader, builder, chunk)):
-            preds = predict_pairs(mdl, ws.ref_codes, ws.alt_codes, rc=use_rc, batch_size=batch_size)
+            preds = predict_pairs(mdl, ws.ref_codes, ws.alt_codes, rc=use_rc, batch_size=batch)
             paired = preds.paired(ws.alt_ref).select(columns) if len(ws.alt_ref) else preds
             values = {j.name: _apply(j, paired) for j in jobs} if len(ws.alt_ref) else {}
             if writer is not None:

@@ -13,9 +13,21 @@ import numpy as np
 
 from veff.errors import ModelError
 from veff.models.base import Model
-from veff.sequences import one_hot, reverse_complement
+from veff.sequences import one_hot, reverse_complement_codes
 
-__all__ = ["Predictions", "predict_pairs"]
+__all__ = ["Predictions", "auto_batch_size", "predict_pairs"]
+
+
+def auto_batch_size(length: int) -> int:
+    """Default sequences per forward call: about 2**20 input bases, between 32 and 4096.
+
+    Examples
+    --------
+    >>> auto_batch_size(101), auto_batch_size(1000), auto_batch_size(15000)
+    (4096, 1024, 64)
+    """
+    size = 1 << max(0, (2**20 // max(length, 1)).bit_length() - 1)
+    return int(min(4096, max(32, size)))
 
 
 @dataclass(frozen=True)
@@ -65,15 +77,18 @@ def _as_2d(out: np.ndarray, n: int) -> np.ndarray:
     return out.reshape(n, 1) if out.ndim == 1 else out
 
 
-def run_batches(model: Model, seqs: list[np.ndarray], batch_size: int, *, rc: bool) -> list[np.ndarray]:
-    """Predict several groups of one-hot sequences in shared batches.
+def run_batches(model: Model, groups: list[np.ndarray], batch_size: int, *, rc: bool) -> list[np.ndarray]:
+    """Predict several groups of windows in shared batches.
+
+    Windows stay uint8 codes until a batch is cut; each batch is one-hot encoded on its own
+    (so no float copy of the whole chunk is made) and sent to the model in one forward call.
 
     Parameters
     ----------
     model
         The model adapter.
-    seqs
-        Groups of one-hot sequences, each shape (n_i, L, 4).
+    groups
+        Groups of uint8 codes, each shape (n_i, L).
     batch_size
         Sequences per forward call.
     rc
@@ -84,16 +99,16 @@ def run_batches(model: Model, seqs: list[np.ndarray], batch_size: int, *, rc: bo
     list of numpy.ndarray
         One prediction array per group (forward groups first, then their rc twins).
     """
-    groups = list(seqs) + ([reverse_complement(s) for s in seqs] if rc else [])
+    groups = list(groups) + ([reverse_complement_codes(g) for g in groups] if rc else [])
     sizes = [len(g) for g in groups]
     total = sum(sizes)
     if total == 0:
         return [np.empty((0, 0), np.float32) for _ in groups]
-    allseq = np.concatenate(groups, axis=0) if len(groups) > 1 else groups[0]
+    codes = np.concatenate(groups, axis=0) if len(groups) > 1 else groups[0]
     outs = []
     for lo in range(0, total, batch_size):
-        batch = allseq[lo : lo + batch_size]
-        outs.append(_as_2d(model.predict(np.ascontiguousarray(batch)), len(batch)))
+        batch = one_hot(codes[lo : lo + batch_size], model.n_value)
+        outs.append(_as_2d(model.predict(batch), len(batch)))
     flat = np.concatenate(outs, axis=0)
     bounds = np.cumsum([0, *sizes])
     return [flat[bounds[k] : bounds[k + 1]] for k in range(len(groups))]
@@ -122,8 +137,7 @@ def predict_pairs(
     batch_size
         Sequences per forward call.
     """
-    groups = [one_hot(ref_codes, model.n_value), one_hot(alt_codes, model.n_value)]
-    res = run_batches(model, groups, batch_size, rc=rc)
+    res = run_batches(model, [ref_codes, alt_codes], batch_size, rc=rc)
     if rc:
         return Predictions(res[0], res[1], res[2], res[3])
     return Predictions(res[0], res[1])
