@@ -1,0 +1,184 @@
+"""veff benchmarks: one command, ratios measured in one run on this machine.
+
+    python benchmarks/run.py            # full run (several minutes on 2 cores)
+    python benchmarks/run.py --quick    # smaller inputs, same measurements
+
+Prints, for each case, the measured numbers and the ratio that docs/performance.md discusses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import FASTA, Timer, deepsea_module, keras_deepsea, make_vcf, tiny_module  # noqa: E402
+
+import veff  # noqa: E402
+from veff.io.fasta import Fasta  # noqa: E402
+from veff.io.vcf import VcfReader  # noqa: E402
+from veff.predict import auto_batch_size  # noqa: E402
+from veff.sequences import one_hot, reverse_complement_codes  # noqa: E402
+from veff.windows import WindowBuilder  # noqa: E402
+
+
+def _windows(vcf: Path, length: int) -> np.ndarray:
+    """The exact codes veff sends to the model: ref, alt, ref_rc, alt_rc."""
+    variants = [v for v, _ in VcfReader(vcf)]
+    ws = WindowBuilder(Fasta(FASTA), length).build(variants)
+    groups = [ws.ref_codes, ws.alt_codes]
+    return np.concatenate(groups + [reverse_complement_codes(g) for g in groups])
+
+
+def bare_rate(model: veff.Model, vcf: Path, n_variants: int, batch: int) -> float:
+    """Variants/s of the model's forward calls alone on pre-encoded inputs."""
+    codes = _windows(vcf, model.seq_length or 0)
+    batches = [model.layout.to_model(one_hot(codes[lo : lo + batch])) for lo in range(0, len(codes), batch)]
+    forward = model._forward
+    forward(batches[0][:2])  # warm-up
+    with Timer() as t:
+        for x in batches:
+            forward(x)
+    return n_variants / t.seconds
+
+
+def e2e_rate(model: veff.Model, vcf: Path, n_variants: int, batch: int, out: Path) -> float:
+    with Timer() as t:
+        veff.score_variants(model, vcf, FASTA, out, rc=True, batch_size=batch)
+    return n_variants / t.seconds
+
+
+def case_big(name: str, model: veff.Model, n: int, tmp: Path) -> dict[str, float]:
+    vcf = make_vcf(tmp / f"{name}.vcf", n, seed=1)
+    batch = 64
+    e2e_rate(model, make_vcf(tmp / "warm.vcf", 16), 16, batch, tmp / "warm.vcf.gz")
+    bare = bare_rate(model, vcf, n, batch)
+    e2e = e2e_rate(model, vcf, n, batch, tmp / f"{name}.out.vcf.gz")
+    return {"variants": n, "batch": batch, "bare_variants_per_s": bare, "e2e_variants_per_s": e2e, "ratio": e2e / bare}
+
+
+def case_memory(n_small: int, n_large: int, tmp: Path) -> dict[str, float]:
+    code = (
+        "import sys, resource; sys.path.insert(0, 'benchmarks');"
+        "from _common import FASTA, tiny_module; import veff;"
+        "veff.score_variants(veff.load_model(tiny_module(), device='cpu'), sys.argv[1], FASTA, sys.argv[2], rc=True);"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    peaks = {}
+    for n in (n_small, n_large):
+        vcf = make_vcf(tmp / f"mem{n}.vcf", n, seed=2)
+        res = subprocess.run([sys.executable, "-c", code, str(vcf), str(tmp / f"mem{n}.out.vcf.gz")],
+                             capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent)
+        peaks[n] = float(res.stdout.strip().splitlines()[-1])
+    return {"records_small": n_small, "records_large": n_large, "peak_mb_small": peaks[n_small],
+            "peak_mb_large": peaks[n_large], "ratio": peaks[n_large] / peaks[n_small]}
+
+
+def case_writing(n: int, tmp: Path) -> dict[str, float]:
+    from veff.writers.vcf import VcfWriter
+
+    vcf = make_vcf(tmp / "w.vcf", n, seed=3)
+    labels = [f"task{k}" for k in range(919)]
+    values = np.random.default_rng(0).random((n, 919), dtype=np.float32)
+    reader = VcfReader(vcf)
+    writer = VcfWriter(reader.vcf, tmp / "w.out.vcf.gz", scores=["diff"], labels=labels, prefix="VEFF_bench")
+    with Timer() as t:
+        rows = writer.format_rows(values)
+        for k, (v, rec) in enumerate(reader):
+            writer.write(rec, v.alts, ["ok"], {"diff": [rows[k]]})
+        writer.close()
+    result = {"variants": n, "outputs": 919, "vcf_variants_per_s": n / t.seconds}
+    try:
+        from veff.writers.table import TableWriter  # noqa: F401  (issue 5)
+    except ImportError:
+        return result
+    result.update(_table_rate(vcf, values, labels, tmp))
+    return result
+
+
+def _table_rate(vcf: Path, values: np.ndarray, labels: list[str], tmp: Path) -> dict[str, float]:
+    model = veff.models.CallableModel(lambda x: np.zeros((len(x), len(labels)), np.float32), name="w",
+                                      seq_length=11, output_labels=tuple(labels))
+    out = {}
+    for suffix in ("parquet", "h5"):
+        with Timer() as t:
+            veff.score_variants(model, vcf, FASTA, None, table=tmp / f"t.{suffix}")  # type: ignore[call-arg]
+        out[f"table_{suffix}_variants_per_s (incl. scoring)"] = len(values) / t.seconds
+    return out
+
+
+def case_multiallelic(n: int, tmp: Path) -> dict[str, float]:
+    vcf = make_vcf(tmp / "multi.vcf", n, multiallelic=True, seed=4)
+    module = tiny_module()
+    model = veff.load_model(module, device="cpu")
+    counter = {"calls": 0, "seqs": 0}
+    forward = model._forward
+
+    def counting(x: np.ndarray) -> np.ndarray:
+        counter["calls"] += 1
+        counter["seqs"] += len(x)
+        return forward(x)
+
+    model._forward = counting  # type: ignore[method-assign]
+    summary = veff.score_variants(model, vcf, FASTA, tmp / "multi.out.vcf", rc=False, batch_size=256)
+    scored = summary.scored  # type: ignore[union-attr]
+    return {"records": n, "alts_scored": scored, "forward_calls_per_alt": counter["calls"] / scored,
+            "sequences_per_alt": counter["seqs"] / scored, "without_sharing_would_be": 2.0}
+
+
+def case_tiny(n: int, tmp: Path) -> dict[str, float]:
+    from cyvcf2 import VCF, Writer
+
+    vcf = make_vcf(tmp / "tiny.vcf", n, seed=5)
+    model = veff.load_model(tiny_module(), device="cpu")
+    e2e_rate(model, make_vcf(tmp / "warm2.vcf", 16), 16, auto_batch_size(101), tmp / "w2.vcf")
+    rate = e2e_rate(model, vcf, n, auto_batch_size(101), tmp / "tiny.out.vcf.gz")
+    with Timer() as t:
+        reader = VCF(str(vcf))
+        writer = Writer(str(tmp / "floor.vcf.gz"), reader, mode="wz")
+        for rec in reader:
+            writer.write_record(rec)
+        writer.close()
+    floor = n / t.seconds
+    return {"variants": n, "variants_per_s": rate, "io_floor_variants_per_s": floor, "ratio_to_io_floor": rate / floor,
+            "target_variants_per_s": 25000}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller inputs")
+    ap.add_argument("--only", nargs="*", help="run only these cases")
+    ap.add_argument("--json", type=Path, help="also write the results as JSON")
+    args = ap.parse_args(argv)
+    q = args.quick
+    cases = {
+        "1_deepsea_torch": lambda tmp: case_big("deepsea_torch", veff.load_model(deepsea_module(), device="cpu"),
+                                                 200 if q else 2000, tmp),
+        "2_deepsea_keras": lambda tmp: case_big("deepsea_keras", veff.load_model(keras_deepsea()), 200 if q else 2000, tmp),
+        "3_memory": lambda tmp: case_memory(10_000, 100_000 if q else 500_000, tmp),
+        "4_writing_919_outputs": lambda tmp: case_writing(500 if q else 5000, tmp),
+        "5_multiallelic": lambda tmp: case_multiallelic(2000 if q else 10_000, tmp),
+        "6_tiny_cnn": lambda tmp: case_tiny(20_000, tmp),
+    }
+    results = {}
+    with tempfile.TemporaryDirectory() as d:
+        for name, fn in cases.items():
+            if args.only and not any(name.startswith(o) or o in name for o in args.only):
+                continue
+            res = fn(Path(d))
+            results[name] = res
+            print(f"{name}: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items()),
+                  flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
