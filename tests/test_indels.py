@@ -59,8 +59,8 @@ def test_equivalent_representations_score_identically(genome, tmp_path):
         ("2", 104, "del_b", "AA", "A"),
         ("2", 106, "del_c", "AAT", "AT"),
         ("2", 151, "ins_a", "G", "GCA"),
-        ("2", 153, "ins_b", "C", "CAC"),
-        ("2", 158, "ins_c", "A", "ACA"),
+        ("2", 152, "ins_b", "C", "CAC"),
+        ("2", 159, "ins_c", "A", "ACA"),
     ]
     assert CHR2[100:108] == "GAAAAAAT" and CHR2[150:160] == "GCACACACAT"
     vcf = write_vcf(tmp_path / "eq.vcf", rows)
