@@ -64,7 +64,9 @@ def test_equivalent_representations_score_identically(genome, tmp_path):
     ]
     assert CHR2[100:108] == "GAAAAAAT" and CHR2[150:160] == "GCACACACAT"
     vcf = write_vcf(tmp_path / "eq.vcf", rows)
-    res = veff.score_variants(_model(TwoOutputModel(21)), vcf, genome, return_predictions=True, rc=True)["diff"]
+    res = veff.score_variants(_model(TwoOutputModel(21)), vcf, genome, return_predictions=True, rc=True)[
+        "diff"
+    ]
     vals = res.to_numpy()
     assert (vals[0] == vals[1]).all() and (vals[0] == vals[2]).all()
     assert (vals[3] == vals[4]).all() and (vals[3] == vals[5]).all()

@@ -11,6 +11,7 @@ from veff._types import Region, Status, Variant
 from veff.errors import InputError, ModelError, VeffError, VeffWarning
 from veff.models import Model, load_model
 from veff.pipeline import Summary, score_variants
+from veff.results import read_scores
 from veff.scores import SCORES, Score, register_score
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "VeffWarning",
     "__version__",
     "load_model",
+    "read_scores",
     "register_score",
     "score_variants",
 ]

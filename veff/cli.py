@@ -40,7 +40,7 @@ def parse_json_list(values: tuple[str, ...], option: str) -> list[dict[str, Any]
             msg = f"{option}: not valid JSON ({exc.msg} at char {exc.pos}): {text!r}"
             raise click.BadParameter(msg) from None
         if not isinstance(obj, dict):
-            msg = f"{option}: expected a JSON object such as '{{\"rc_merging\": \"max\"}}', got {text!r}"
+            msg = f'{option}: expected a JSON object such as \'{{"rc_merging": "max"}}\', got {text!r}'
             raise click.BadParameter(msg)
         out.append(obj)
     return out
@@ -72,8 +72,9 @@ def _command_line() -> str:
 
 
 def _setup_logging(quiet: bool) -> None:
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr
+    )
     logging.captureWarnings(capture=True)
 
 
@@ -92,43 +93,107 @@ def _score_choices() -> list[str]:
 
 @main.command("score-variants")
 @click.argument("model")
-@click.option("--vcf", "vcf", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Input VCF, VCF.gz or BCF.")
-@click.option("--fasta", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Reference FASTA (plain or bgzipped).")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Annotated output: .vcf, .vcf.gz (bgzip + tabix) or .bcf.")
-@click.option("--scores", "scores", multiple=True, default=("diff",), show_default=True,
-              help="Scores, comma-separated or repeated: " + ", ".join(
-                  ["diff", "ref", "alt", "logit", "logit_ref", "logit_alt", "deepsea_effect"]) + ".")
-@click.option("--score-kwargs", multiple=True,
-              help='JSON object (or file) per --scores entry, e.g. \'{"rc_merging": "max"}\'.')
-@click.option("--rc/--no-rc", default=None, help="Also score reverse complements (default: as the model declares).")
-@click.option("--restriction-bed", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Windows must lie inside an interval of this BED.")
+@click.option(
+    "--vcf",
+    "vcf",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Input VCF, VCF.gz or BCF.",
+)
+@click.option(
+    "--fasta",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Reference FASTA (plain or bgzipped).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Annotated output: .vcf, .vcf.gz (bgzip + tabix) or .bcf "
+    "(required unless --table or --dump-sequences).",
+)
+@click.option(
+    "--table",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write every (record, ALT) and every model output to a table: "
+    ".tsv, .tsv.gz, .parquet or .h5 (by suffix).",
+)
+@click.option(
+    "--dump-sequences",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the model inputs (ref/alt/rc windows, model layout) to this .h5 file and run no model.",
+)
+@click.option(
+    "--scores",
+    "scores",
+    multiple=True,
+    default=("diff",),
+    show_default=True,
+    help="Scores, comma-separated or repeated: "
+    + ", ".join(["diff", "ref", "alt", "logit", "logit_ref", "logit_alt", "deepsea_effect"])
+    + ".",
+)
+@click.option(
+    "--score-kwargs",
+    multiple=True,
+    help='JSON object (or file) per --scores entry, e.g. \'{"rc_merging": "max"}\'.',
+)
+@click.option(
+    "--rc/--no-rc", default=None, help="Also score reverse complements (default: as the model declares)."
+)
+@click.option(
+    "--restriction-bed",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Windows must lie inside an interval of this BED.",
+)
 @click.option("--seq-length", type=click.IntRange(min=1), help="Window length L (default: the model's).")
-@click.option("--batch-size", type=click.IntRange(min=1),
-              help="Sequences per forward call (default: about 2**20 bases per batch, 32..4096).")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    help="Sequences per forward call (default: about 2**20 bases per batch, 32..4096).",
+)
 @click.option("--model-outputs", multiple=True, help="Output labels or indices to keep (comma-separated).")
 @click.option("--output-labels", multiple=True, help="Names of the model outputs (comma-separated).")
-@click.option("--centering", type=click.Choice(["exact", "kipoi"]), default="exact", show_default=True,
-              help="exact: variant at (L-1)//2; kipoi: at L//2-1 as kipoi-veff.")
+@click.option(
+    "--centering",
+    type=click.Choice(["exact", "kipoi"]),
+    default="exact",
+    show_default=True,
+    help="exact: variant at (L-1)//2; kipoi: at L//2-1 as kipoi-veff.",
+)
 @click.option("--info-prefix", help="INFO tag prefix (default VEFF_<model>).")
 @click.option("--info-style", type=click.Choice(["veff", "kipoi"]), default="veff", show_default=True)
-@click.option("--ref-mismatch", type=click.Choice(["skip", "score"]), default="skip", show_default=True,
-              help="What to do with records whose REF disagrees with the FASTA.")
+@click.option(
+    "--info-aggregate",
+    type=click.Choice(["max_abs"]),
+    help="VCF gets per score only the output with the largest magnitude and its label "
+    "(ALLELE|value|label); --table keeps every output.",
+)
+@click.option(
+    "--ref-mismatch",
+    type=click.Choice(["skip", "score"]),
+    default="skip",
+    show_default=True,
+    help="What to do with records whose REF disagrees with the FASTA.",
+)
 @click.option("--max-indel-length", type=click.IntRange(min=0), default=50, show_default=True)
 @click.option("--input-layout", help='Per-sequence input layout, e.g. "4,L" or "L,1,4".')
-@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="State dict for MODEL given as FILE.py::Class.")
+@click.option(
+    "--weights",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="State dict for MODEL given as FILE.py::Class.",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N] (PyTorch).")
-@click.option("--precision", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32",
-              show_default=True)
-@click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the run summary as JSON.")
+@click.option(
+    "--precision", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True
+)
+@click.option(
+    "--summary-json", type=click.Path(dir_okay=False, path_type=Path), help="Write the run summary as JSON."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary line.")
-def score_variants_cmd(**opts: Any) -> None:  # noqa: PLR0913
-    """Score the variants of a VCF with MODEL and write an annotated VCF.
+def score_variants_cmd(**opts: Any) -> None:
+    """Score the variants of a VCF with MODEL and write an annotated VCF and/or a table.
 
     MODEL is a Keras .h5/.keras file, a TorchScript or pickled PyTorch .pt file, or FILE.py::Class
     (with --weights).
@@ -136,16 +201,20 @@ def score_variants_cmd(**opts: Any) -> None:  # noqa: PLR0913
     _setup_logging(opts["quiet"])
     from veff.pipeline import score_variants
 
+    if not (opts["output"] or opts["table"] or opts["dump_sequences"]):
+        msg = "give -o/--output, --table or --dump-sequences"
+        raise click.UsageError(msg)
     try:
         scores = split_list(opts["scores"])
         unknown = [s for s in scores if s not in _score_choices()]
         if unknown:
-            raise click.BadParameter(
-                f"unknown score {unknown[0]!r}; choose from {', '.join(_score_choices())}",
-                param_hint="--scores",
-            )
+            msg = f"unknown score {unknown[0]!r}; choose from {', '.join(_score_choices())}"
+            raise click.BadParameter(msg, param_hint="--scores")
         summary = score_variants(
-            opts["model"], opts["vcf"], opts["fasta"], opts["output"],
+            opts["model"],
+            opts["vcf"],
+            opts["fasta"],
+            opts["output"],
             scores=scores,
             score_kwargs=parse_json_list(opts["score_kwargs"], "--score-kwargs") or None,
             rc=opts["rc"],
@@ -159,11 +228,16 @@ def score_variants_cmd(**opts: Any) -> None:  # noqa: PLR0913
             max_indel_length=opts["max_indel_length"],
             info_prefix=opts["info_prefix"],
             info_style=opts["info_style"],
+            info_aggregate=opts["info_aggregate"],
+            table=opts["table"],
+            dump_sequences=opts["dump_sequences"],
             progress=not opts["quiet"],
             command=_command_line(),
             model_kwargs={
-                "input_layout": opts["input_layout"], "weights": opts["weights"],
-                "device": opts["device"], "precision": opts["precision"],
+                "input_layout": opts["input_layout"],
+                "weights": opts["weights"],
+                "device": opts["device"],
+                "precision": opts["precision"],
             },
         )
     except VeffError as exc:

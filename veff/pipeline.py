@@ -35,7 +35,9 @@ from veff.predict import Predictions, auto_batch_size, predict_pairs
 from veff.regions import Centering
 from veff.scores import Score, get_score
 from veff.windows import DEFAULT_MAX_INDEL_LENGTH, WindowBuilder, WindowSet
-from veff.writers.vcf import InfoStyle, VcfWriter
+from veff.writers.seqdump import SeqDumpWriter
+from veff.writers.table import TableChunk, open_table, table_format
+from veff.writers.vcf import InfoAggregate, InfoStyle, VcfWriter
 
 __all__ = ["Summary", "score_variants"]
 
@@ -82,9 +84,13 @@ class Summary:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return {
-            "records": self.records, "alleles": self.alleles, "scored": self.scored,
-            "statuses": dict(sorted(self.statuses.items())), "seconds": round(self.seconds, 3),
-            "output": self.output, "veff_version": __version__,
+            "records": self.records,
+            "alleles": self.alleles,
+            "scored": self.scored,
+            "statuses": dict(sorted(self.statuses.items())),
+            "seconds": round(self.seconds, 3),
+            "output": self.output,
+            "veff_version": __version__,
         }
 
 
@@ -165,7 +171,7 @@ def _prefetch(gen: Iterator[WindowSet], depth: int = 2) -> Iterator[WindowSet]:
                 if stop.is_set():
                     return
             q.put(done)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+        except BaseException as exc:
             q.put(exc)
 
     t = threading.Thread(target=work, name="veff-reader", daemon=True)
@@ -187,12 +193,22 @@ def _probe_outputs(model: Model, length: int) -> int:
     return int(np.prod(out.ref.shape[1:])) if out.ref.ndim > 1 else 1
 
 
+def _output_labels(model: Model, length: int) -> list[str]:
+    """Labels of every model output (probing the model for their number)."""
+    n_out = _probe_outputs(model, length)
+    labels = list(model.output_labels or [str(k) for k in range(n_out)])
+    if len(labels) != n_out:
+        msg = f"model has {n_out} outputs but {len(labels)} output labels were given"
+        raise InputError(msg)
+    return labels
+
+
 def _read_chunks(reader: VcfReader, builder: WindowBuilder, chunk: int) -> Iterator[WindowSet]:
     for variants, records in _chunks(reader, chunk):
         yield builder.build(variants, records)
 
 
-def score_variants(  # noqa: PLR0913, PLR0915, C901
+def score_variants(
     model: Any,
     vcf: str | os.PathLike[str],
     fasta: str | os.PathLike[str],
@@ -211,6 +227,9 @@ def score_variants(  # noqa: PLR0913, PLR0915, C901
     max_indel_length: int = DEFAULT_MAX_INDEL_LENGTH,
     info_prefix: str | None = None,
     info_style: InfoStyle = "veff",
+    info_aggregate: InfoAggregate | None = None,
+    table: str | os.PathLike[str] | None = None,
+    dump_sequences: str | os.PathLike[str] | None = None,
     return_predictions: bool = False,
     progress: bool = False,
     command: str | None = None,
@@ -255,6 +274,17 @@ def score_variants(  # noqa: PLR0913, PLR0915, C901
         INFO tag prefix (default ``VEFF_<model name>``, or ``KV:<model name>`` in kipoi style).
     info_style
         ``veff`` or ``kipoi``.
+    info_aggregate
+        ``max_abs``: the VCF gets, per score and ALT, only the output with the largest magnitude
+        and its label (``ALLELE|value|label``); the table still has every output.
+    table
+        Table of every (record, ALT) and every model output (``model_outputs`` applies to the
+        VCF and ``return_predictions`` only): ``.tsv``, ``.tsv.gz``, ``.parquet`` or ``.h5``,
+        written as the run streams (see :mod:`veff.writers.table`).
+    dump_sequences
+        HDF5 file for the model inputs (ref, alt and rc windows in the model's layout) of every
+        scored ALT; the model is not run, so give no ``output``, ``table`` or
+        ``return_predictions`` with it (see :mod:`veff.writers.seqdump`).
     return_predictions
         Return ``{score: DataFrame}`` (rows ``chrom:pos:ref:alt`` of scored ALTs, columns the
         output labels) instead of the summary.
@@ -270,9 +300,14 @@ def score_variants(  # noqa: PLR0913, PLR0915, C901
     Summary or dict of pandas.DataFrame
     """
     t0 = time.perf_counter()
-    if output is None and not return_predictions:
-        msg = "nothing to do: give an output path or return_predictions=True"
+    if dump_sequences is not None and (output is not None or table is not None or return_predictions):
+        msg = "dump_sequences runs no model: give it without an output VCF, a table or return_predictions"
         raise InputError(msg)
+    if output is None and table is None and dump_sequences is None and not return_predictions:
+        msg = "nothing to do: give an output VCF, a table, dump_sequences or return_predictions=True"
+        raise InputError(msg)
+    if table is not None:
+        table_format(table)
     if ref_mismatch not in ("skip", "score"):
         msg = f"ref_mismatch must be 'skip' or 'score', got {ref_mismatch!r}"
         raise InputError(msg)
@@ -290,16 +325,14 @@ def score_variants(  # noqa: PLR0913, PLR0915, C901
     ref = Fasta(fasta)
     restriction = BedIndex.from_bed(restriction_bed) if restriction_bed else None
     reader = VcfReader(vcf)
-    n_out = _probe_outputs(mdl, length)
-    labels = list(mdl.output_labels or [str(k) for k in range(n_out)])
-    if len(labels) != n_out:
-        msg = f"model has {n_out} outputs but {len(labels)} output labels were given"
-        raise InputError(msg)
-    columns = _select_outputs(labels, model_outputs)
-    if columns is not None:
-        labels = [labels[k] for k in columns]
+    all_labels = _output_labels(mdl, length) if dump_sequences is None else []
+    columns = _select_outputs(all_labels, model_outputs) if dump_sequences is None else None
+    labels = all_labels if columns is None else [all_labels[k] for k in columns]
     builder = WindowBuilder(
-        ref, length, centering=centering, restriction=restriction,
+        ref,
+        length,
+        centering=centering,
+        restriction=restriction,
         ref_mismatch=ref_mismatch,  # type: ignore[arg-type]
         max_indel_length=max_indel_length,
     )
@@ -307,12 +340,34 @@ def score_variants(  # noqa: PLR0913, PLR0915, C901
     if output is not None:
         default_prefix = ("KV:" if info_style == "kipoi" else "VEFF_") + sanitize_name(mdl.name)
         writer = VcfWriter(
-            reader.vcf, output, scores=[j.name for j in jobs], labels=labels,
-            prefix=info_prefix or default_prefix, style=info_style,
-            header_lines=[f"##veff_version={__version__}",
-                          f"##veff_command={command or _api_command(mdl, jobs, use_rc, length)}"],
+            reader.vcf,
+            output,
+            scores=[j.name for j in jobs],
+            labels=labels,
+            prefix=info_prefix or default_prefix,
+            style=info_style,
+            header_lines=[
+                f"##veff_version={__version__}",
+                f"##veff_command={command or _api_command(mdl, jobs, use_rc, length)}",
+            ],
             descriptions={j.name: j.score.description for j in jobs},
+            aggregate=info_aggregate,
         )
+    try:
+        table_writer = (
+            None if table is None else open_table(table, scores=[j.name for j in jobs], labels=all_labels)
+        )
+        dumper = (
+            None
+            if dump_sequences is None
+            else SeqDumpWriter(dump_sequences, model=mdl, seq_length=length, rc=use_rc)
+        )
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    # closed in this order; the VCF first, as indexing it is what most often fails at the end
+    sinks: list[Any] = [w for w in (writer, table_writer, dumper) if w is not None]
     summary = Summary(output=str(output) if output else None)
     counts: Counter[str] = Counter()
     collected: dict[str, list[np.ndarray]] = {j.name: [] for j in jobs}
@@ -321,9 +376,17 @@ def score_variants(  # noqa: PLR0913, PLR0915, C901
     bar = _progress(progress)
     try:
         for ws in _prefetch(_read_chunks(reader, builder, chunk)):
-            preds = predict_pairs(mdl, ws.ref_codes, ws.alt_codes, rc=use_rc, batch_size=batch)
-            paired = preds.paired(ws.alt_ref).select(columns) if len(ws.alt_ref) else preds
-            values = {j.name: _apply(j, paired) for j in jobs} if len(ws.alt_ref) else {}
+            if dumper is not None:
+                dumper.write(ws)
+            values = (
+                {}
+                if dumper is not None
+                else _score_chunk(mdl, ws, jobs, use_rc, batch, None if table_writer is not None else columns)
+            )
+            if table_writer is not None:
+                table_writer.write(TableChunk.from_windows(ws, values, len(all_labels)))
+                if columns is not None:
+                    values = {s: v[:, columns] for s, v in values.items()}
             if writer is not None:
                 _write_chunk(writer, ws, values, [j.name for j in jobs])
             if return_predictions and len(ws.alt_ref):
@@ -334,11 +397,12 @@ def score_variants(  # noqa: PLR0913, PLR0915, C901
                 counts.update(map(str, sts))
             summary.records += len(ws)
             bar.update(len(ws))
-        if writer is not None:
-            writer.close()
+        while sinks:
+            sinks[0].close()
+            sinks.pop(0)
     except BaseException:
-        if writer is not None:
-            writer.abort()
+        for w in sinks:
+            w.abort()
         raise
     finally:
         bar.close()
@@ -353,11 +417,23 @@ def score_variants(  # noqa: PLR0913, PLR0915, C901
         return {
             name: pd.DataFrame(
                 np.concatenate(arrs) if arrs else np.empty((0, len(labels)), np.float32),
-                index=pd.Index(keys, name="variant"), columns=labels,
+                index=pd.Index(keys, name="variant"),
+                columns=labels,
             )
             for name, arrs in collected.items()
         }
     return summary
+
+
+def _score_chunk(
+    mdl: Model, ws: WindowSet, jobs: list[_ScoreJob], rc: bool, batch: int, columns: np.ndarray | None
+) -> dict[str, np.ndarray]:
+    """Predict and score the chunk's scored ALTs: per score, shape (n_alt, T) ({} when none)."""
+    if not len(ws.alt_ref):
+        return {}
+    preds = predict_pairs(mdl, ws.ref_codes, ws.alt_codes, rc=rc, batch_size=batch)
+    paired = preds.paired(ws.alt_ref).select(columns)
+    return {j.name: _apply(j, paired).reshape(len(ws.alt_ref), -1) for j in jobs}
 
 
 def _apply(job: _ScoreJob, p: Predictions) -> np.ndarray:
@@ -383,8 +459,13 @@ def _write_chunk(writer: VcfWriter, ws: WindowSet, values: dict[str, np.ndarray]
 
 def _api_command(model: Model, jobs: list[_ScoreJob], rc: bool, length: int) -> str:
     return json.dumps(
-        {"api": "veff.score_variants", "model": model.name, "scores": [j.name for j in jobs],
-         "rc": rc, "seq_length": length}
+        {
+            "api": "veff.score_variants",
+            "model": model.name,
+            "scores": [j.name for j in jobs],
+            "rc": rc,
+            "seq_length": length,
+        }
     )
 
 
@@ -402,5 +483,3 @@ def _progress(enabled: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(unit=" variants", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
-
-

@@ -1,1 +1,1 @@
-"""Writers of veff's results: annotated VCF (and, in later stages, tables)."""
+"""Writers of veff's results: annotated VCF, score tables and sequence dumps."""

@@ -6,6 +6,11 @@ Description ends with ``Format: ALLELE|<label1>|...|<labelT>``. ``<PREFIX>_STATU
 ``ALLELE|status`` per ALT. An ALT without a score has ``.`` for every value. Numbers are the
 shortest text that reads back to the same float32.
 
+With ``aggregate="max_abs"`` (``--info-aggregate max_abs``, veff style only) each entry is
+``ALLELE|value|label``: the output with the largest magnitude (first one on ties, NaN ignored) and
+its label, ``ALLELE|.|.`` when not scored, ``ALLELE|nan|.`` when every output is NaN; the header
+Description ends with ``Format: ALLELE|max_abs|label``.
+
 kipoi style (``--info-style kipoi``): tags ``KV:<model>:<SCORE>``, values ``%.8f`` joined by
 ``|``, one ``,``-separated group per ALT, as kipoi-veff wrote them.
 
@@ -26,9 +31,10 @@ import numpy as np
 from veff.errors import InputError
 from veff.writers._atomic import AtomicPath
 
-__all__ = ["InfoStyle", "VcfWriter", "format_floats", "info_tag"]
+__all__ = ["InfoAggregate", "InfoStyle", "VcfWriter", "format_floats", "info_tag"]
 
 InfoStyle = Literal["veff", "kipoi"]
+InfoAggregate = Literal["max_abs"]
 MISSING = "."
 
 
@@ -91,9 +97,11 @@ class VcfWriter:
         Extra ``##key=value`` lines (veff version, command).
     descriptions
         Optional one-line description per score.
+    aggregate
+        ``max_abs``: write per ALT only the output with the largest magnitude and its label.
     """
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         template: Any,
         path: str | os.PathLike[str],
@@ -104,8 +112,16 @@ class VcfWriter:
         style: InfoStyle = "veff",
         header_lines: Sequence[str] = (),
         descriptions: dict[str, str] | None = None,
+        aggregate: InfoAggregate | None = None,
     ) -> None:
         from cyvcf2 import Writer
+
+        if aggregate not in (None, "max_abs"):
+            msg = f"info aggregate must be 'max_abs' or None, got {aggregate!r}"
+            raise InputError(msg)
+        if aggregate is not None and style == "kipoi":
+            msg = "--info-aggregate is not available with --info-style kipoi"
+            raise InputError(msg)
 
         self.path = Path(path)
         if not self.path.parent.is_dir():
@@ -114,6 +130,8 @@ class VcfWriter:
         self.style = style
         self.scores = list(scores)
         self.n_labels = len(labels)
+        self.labels = list(labels)
+        self.aggregate = aggregate
         self._atomic = AtomicPath(self.path)
         self._mode = _mode(self.path)
         self.tags = {s: info_tag(prefix, s, style) for s in self.scores}
@@ -127,6 +145,14 @@ class VcfWriter:
                 desc = f"{s.upper()} SNV effect prediction. Prediction from model outputs: {fmt}"
                 template.add_info_to_header(
                     {"ID": self.tags[s], "Number": ".", "Type": "String", "Description": desc}
+                )
+            elif aggregate == "max_abs":
+                desc = (
+                    f"veff score {s} ({what}), the output with the largest magnitude, "
+                    "one entry per ALT. Format: ALLELE|max_abs|label"
+                )
+                template.add_info_to_header(
+                    {"ID": self.tags[s], "Number": "A", "Type": "String", "Description": desc}
                 )
             else:
                 desc = f"veff score {s} ({what}), one entry per ALT. Format: ALLELE|{fmt}"
@@ -142,18 +168,30 @@ class VcfWriter:
             }
         )
         self._w = Writer(str(self._atomic.tmp), template, mode=self._mode)
-        self._missing_row = "|".join([MISSING] * self.n_labels)
+        self._missing_row = "|".join([MISSING] * (2 if aggregate else self.n_labels))
         self._fmt = format_fixed if style == "kipoi" else format_floats
         self.records_written = 0
 
     def format_rows(self, values: np.ndarray) -> list[str]:
-        """Join each row of a (n, T) array into ``v1|...|vT``."""
+        """Join each row of a (n, T) array into ``v1|...|vT`` (``value|label`` when aggregated)."""
         n = values.shape[0]
         if n == 0:
             return []
+        if self.aggregate == "max_abs":
+            return self._max_abs_rows(values.reshape(n, -1))
         flat = self._fmt(values.reshape(n, -1))
         width = len(flat) // n
         return ["|".join(flat[k * width : (k + 1) * width]) for k in range(n)]
+
+    def _max_abs_rows(self, values: np.ndarray) -> list[str]:
+        mag = np.where(np.isnan(values), -np.inf, np.abs(values))
+        idx = mag.argmax(axis=1)
+        best = values[np.arange(len(values)), idx]
+        text = self._fmt(best)
+        return [
+            f"{t}|{self.labels[k] if not np.isnan(b) else MISSING}"
+            for t, k, b in zip(text, idx.tolist(), best.tolist(), strict=True)
+        ]
 
     def write(
         self,

@@ -1,0 +1,500 @@
+"""Score tables: one row per (VCF record, ALT allele), streamed to TSV, Parquet or HDF5.
+
+The file name picks the format: ``.tsv``, ``.tsv.gz``, ``.parquet`` (needs pyarrow) or
+``.h5``/``.hdf5``. Every ALT of every record gets a row, scored or not (a record without ALT gives
+one row with ``alt`` ``.``), in input order. Rows are written chunk by chunk as the run streams and
+the file appears under its name only when the run succeeds.
+
+Columns (TSV and Parquet)
+-------------------------
+``chrom``, ``pos``, ``id``, ``ref``, ``alt``
+    The record as in the input VCF (``pos`` 1-based, ``ref`` upper case, ``alt`` as written).
+``norm_pos``, ``norm_ref``, ``norm_alt``
+    The allele after normalisation (trimmed, left-aligned), only where that changed it; else empty
+    (TSV) or null (Parquet).
+``status``
+    Why the ALT was or was not scored (:class:`veff.Status`).
+``<score>/<label>``
+    float32, one column per (score, model output), scores in the order asked, outputs in model
+    order, e.g. ``diff/task1``. NaN (an empty field in TSV) where the ALT was not scored.
+
+TSV files have one header line and no comments; floats are the shortest text that reads back to
+the same float32. Parquet files hold one row group per chunk of records; the schema metadata key
+``veff`` is JSON ``{"format": "veff-scores", "format_version": "1", "scores": [...], "labels":
+[...], "veff_version": ...}``.
+
+HDF5 layout (``format="veff-scores"``, ``format_version="1"``)
+-------------------------------------------------------------
+::
+
+    /                      attrs: format, format_version, veff_version, scores (names, in order)
+    /labels                (T,)   str      model output labels
+    /scores/<score>        (N, T) float32  NaN where the ALT was not scored
+    /variants/key          (N,)   str      chrom:pos:ref:alt
+    /variants/chrom, id, ref, alt, status, norm_ref, norm_alt
+                           (N,)   str      norm_ref / norm_alt are "" where unchanged
+    /variants/pos          (N,)   int64    1-based
+    /variants/norm_pos     (N,)   int64    0 where normalisation did not change the allele
+
+All datasets are chunked, gzip-compressed and grow along axis 0 as chunks are appended.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from veff.errors import InputError
+from veff.writers._atomic import AtomicPath
+from veff.writers._h5 import H5Appender, read_strings
+from veff.writers.vcf import format_floats
+
+if TYPE_CHECKING:
+    from veff.windows import WindowSet
+
+__all__ = [
+    "FORMAT_VERSION",
+    "META_COLUMNS",
+    "TableChunk",
+    "TableData",
+    "TableFormat",
+    "TableWriter",
+    "open_table",
+    "read_table",
+    "table_format",
+]
+
+TableFormat = Literal["tsv", "tsv.gz", "parquet", "h5"]
+FORMAT = "veff-scores"
+FORMAT_VERSION = "1"
+META_COLUMNS = ("chrom", "pos", "id", "ref", "alt", "norm_pos", "norm_ref", "norm_alt", "status")
+_STR_COLUMNS = ("chrom", "id", "ref", "alt", "norm_ref", "norm_alt", "status")
+_TSV_VALUES_PER_BLOCK = 2**16
+_SUFFIXES: dict[str, TableFormat] = {
+    ".tsv": "tsv",
+    ".tsv.gz": "tsv.gz",
+    ".parquet": "parquet",
+    ".h5": "h5",
+    ".hdf5": "h5",
+}
+
+
+def table_format(path: str | os.PathLike[str]) -> TableFormat:
+    """Return the table format named by the suffix of ``path``.
+
+    Examples
+    --------
+    >>> table_format("out/scores.tsv.gz")
+    'tsv.gz'
+    """
+    name = Path(path).name.lower()
+    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return _SUFFIXES[suffix]
+    msg = f"{path}: unknown table format; use a name ending in {', '.join(_SUFFIXES)}"
+    raise InputError(msg)
+
+
+@dataclass
+class TableChunk:
+    """Rows of a score table for one chunk of records (see the module docstring).
+
+    Attributes
+    ----------
+    chrom, id, ref, alt, status
+        One str per row.
+    pos
+        int64, shape (n,): 1-based positions.
+    norm_pos
+        int64, shape (n,): normalised position, 0 where unchanged.
+    norm_ref, norm_alt
+        Normalised alleles, ``""`` where unchanged.
+    values
+        Per score, float32 of shape (n, T); NaN where not scored.
+    """
+
+    chrom: list[str]
+    pos: np.ndarray
+    id: list[str]
+    ref: list[str]
+    alt: list[str]
+    norm_pos: np.ndarray
+    norm_ref: list[str]
+    norm_alt: list[str]
+    status: list[str]
+    values: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.chrom)
+
+    @property
+    def key(self) -> list[str]:
+        """Variant keys ``chrom:pos:ref:alt``."""
+        return [
+            f"{c}:{p}:{r}:{a}"
+            for c, p, r, a in zip(self.chrom, self.pos.tolist(), self.ref, self.alt, strict=True)
+        ]
+
+    @classmethod
+    def from_windows(cls, ws: WindowSet, values: dict[str, np.ndarray], n_labels: int) -> TableChunk:
+        """Lay out the scores of a chunk as one row per (record, ALT).
+
+        Parameters
+        ----------
+        ws
+            The chunk's windows (records, statuses, scored ALTs, normalised alleles).
+        values
+            Per score, shape (n_alt, T) for the scored ALTs in ``ws.alt_slot`` order (empty when
+            nothing was scored).
+        n_labels
+            T, the number of model outputs.
+        """
+        chrom: list[str] = []
+        ids: list[str] = []
+        ref: list[str] = []
+        alt: list[str] = []
+        status: list[str] = []
+        norm_ref: list[str] = []
+        norm_alt: list[str] = []
+        pos: list[int] = []
+        norm_pos: list[int] = []
+        offsets: list[int] = []
+        for i, (v, sts) in enumerate(zip(ws.variants, ws.statuses, strict=True)):
+            offsets.append(len(chrom))
+            for a, st in enumerate(sts):
+                chrom.append(v.chrom)
+                pos.append(v.pos)
+                ids.append(v.id)
+                ref.append(v.ref)
+                alt.append(v.alts[a] if a < len(v.alts) else ".")
+                status.append(str(st))
+                npos, nref, nalt = ws.normalized.get((i, a), (0, "", ""))
+                norm_pos.append(npos)
+                norm_ref.append(nref)
+                norm_alt.append(nalt)
+        rows = np.array(offsets, dtype=np.int64)[ws.alt_slot[:, 0]] + ws.alt_slot[:, 1]
+        full = {}
+        for name, arr in values.items():
+            vals = np.asarray(arr, dtype=np.float32).reshape(len(rows), -1)
+            if vals.shape[1] != n_labels:
+                msg = f"score {name!r} gave {vals.shape[1]} values per ALT for {n_labels} model outputs"
+                raise InputError(msg)
+            out = np.full((len(chrom), n_labels), np.nan, dtype=np.float32)
+            out[rows] = vals
+            full[name] = out
+        return cls(
+            chrom,
+            np.array(pos, dtype=np.int64),
+            ids,
+            ref,
+            alt,
+            np.array(norm_pos, dtype=np.int64),
+            norm_ref,
+            norm_alt,
+            status,
+            full,
+        )
+
+    @classmethod
+    def empty(cls, scores: Sequence[str], n_labels: int) -> TableChunk:
+        """A chunk without rows (fixes dataset shapes before the first rows arrive)."""
+        none = np.empty(0, dtype=np.int64)
+        return cls(
+            [], none, [], [], [], none, [], [], [], {s: np.empty((0, n_labels), np.float32) for s in scores}
+        )
+
+
+class TableWriter:
+    """Stream :class:`TableChunk` rows to a table file, atomically (use :func:`open_table`).
+
+    Parameters
+    ----------
+    path
+        Output file; it appears only on :meth:`close`.
+    scores
+        Score names, in column order.
+    labels
+        Model output labels (T of them).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, scores: Sequence[str], labels: Sequence[str]) -> None:
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            msg = f"{self.path}: output folder {self.path.parent} does not exist"
+            raise InputError(msg)
+        self.scores = list(scores)
+        self.labels = [str(x) for x in labels]
+        self.value_columns = [f"{s}/{lab}" for s in self.scores for lab in self.labels]
+        self.rows_written = 0
+        self._atomic = AtomicPath(self.path)
+        self._closed = False
+        from veff import __version__
+
+        self.meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "scores": self.scores,
+            "labels": self.labels,
+            "veff_version": __version__,
+        }
+        self._open()
+
+    def write(self, chunk: TableChunk) -> None:
+        """Append the rows of one chunk."""
+        self._write(chunk)
+        self.rows_written += len(chunk)
+
+    def close(self) -> None:
+        """Finish the file and move it into place."""
+        self._finish()
+        self._closed = True
+        self._atomic.commit()
+
+    def abort(self) -> None:
+        """Drop the partial output (a no-op after :meth:`close`)."""
+        if self._closed:
+            return
+        try:
+            self._finish()
+        finally:
+            self._atomic.discard()
+
+    def _open(self) -> None:
+        raise NotImplementedError
+
+    def _write(self, chunk: TableChunk) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        raise NotImplementedError
+
+
+def _float_rows(values: np.ndarray) -> list[str]:
+    """Tab-join each row of (n, T) floats; NaN becomes an empty field."""
+    n, width = values.shape
+    text = np.array(format_floats(values), dtype=object)
+    text[np.isnan(values.ravel())] = ""
+    return ["\t".join(text[k * width : (k + 1) * width]) for k in range(n)]
+
+
+class _TsvWriter(TableWriter):
+    def _open(self) -> None:
+        tmp = self._atomic.tmp
+        # the handle lives until close(): no context manager
+        self._fh = (
+            gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6)  # noqa: SIM115
+            if tmp.name.endswith(".gz")
+            else open(tmp, "w", encoding="utf-8")  # noqa: SIM115
+        )
+        self._fh.write("\t".join([*META_COLUMNS, *self.value_columns]) + "\n")
+
+    def _write(self, c: TableChunk) -> None:
+        if not len(c):
+            return
+        npos = ["" if p == 0 else str(p) for p in c.norm_pos.tolist()]
+        meta = [
+            c.chrom,
+            list(map(str, c.pos.tolist())),
+            c.id,
+            c.ref,
+            c.alt,
+            npos,
+            c.norm_ref,
+            c.norm_alt,
+            c.status,
+        ]
+        # format a block of rows at a time: one Python str per value would not fit for wide models
+        step = max(1, _TSV_VALUES_PER_BLOCK // max(1, len(self.value_columns)))
+        for lo in range(0, len(c), step):
+            cols = [m[lo : lo + step] for m in meta]
+            cols += [_float_rows(c.values[s][lo : lo + step]) for s in self.scores]
+            self._fh.write("".join("\t".join(row) + "\n" for row in zip(*cols, strict=True)))
+
+    def _finish(self) -> None:
+        self._fh.close()
+
+
+class _ParquetWriter(TableWriter):
+    def _open(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._pa = pa
+        fields = [pa.field(c, pa.int64() if c in ("pos", "norm_pos") else pa.string()) for c in META_COLUMNS]
+        fields += [pa.field(c, pa.float32()) for c in self.value_columns]
+        self._schema = pa.schema(fields, metadata={"veff": json.dumps(self.meta)})
+        self._pw: Any = pq.ParquetWriter(str(self._atomic.tmp), self._schema, compression="zstd")
+
+    def _write(self, c: TableChunk) -> None:
+        if not len(c):
+            return
+        pa = self._pa
+        meta = {
+            "chrom": c.chrom,
+            "pos": c.pos,
+            "id": c.id,
+            "ref": c.ref,
+            "alt": c.alt,
+            "norm_pos": pa.array(c.norm_pos, pa.int64(), mask=c.norm_pos == 0),
+            "norm_ref": [x or None for x in c.norm_ref],
+            "norm_alt": [x or None for x in c.norm_alt],
+            "status": c.status,
+        }
+        arrays = [meta[name] for name in META_COLUMNS]
+        for s in self.scores:
+            arrays.extend(np.ascontiguousarray(c.values[s].T))
+        self._pw.write_table(self._pa.Table.from_arrays(arrays, schema=self._schema))
+
+    def _finish(self) -> None:
+        self._pw.close()
+
+
+class _Hdf5Writer(TableWriter):
+    def _open(self) -> None:
+        import h5py
+
+        self._h5 = h5py.File(self._atomic.tmp, "w")
+        for k in ("format", "format_version", "veff_version"):
+            self._h5.attrs[k] = self.meta[k]
+        self._h5.attrs["scores"] = np.array(self.scores, dtype=h5py.string_dtype())
+        self._h5.create_dataset("labels", data=np.array(self.labels, dtype=object), dtype=h5py.string_dtype())
+        self._app = H5Appender(self._h5)
+        self._write(TableChunk.empty(self.scores, len(self.labels)))
+
+    def _write(self, c: TableChunk) -> None:
+        app = self._app
+        app.append("variants/key", c.key)
+        for name in META_COLUMNS:
+            app.append(f"variants/{name}", getattr(c, name))
+        for s in self.scores:
+            app.append(f"scores/{s}", np.asarray(c.values[s], dtype=np.float32))
+
+    def _finish(self) -> None:
+        self._h5.close()
+
+
+_WRITERS: dict[TableFormat, type[TableWriter]] = {
+    "tsv": _TsvWriter,
+    "tsv.gz": _TsvWriter,
+    "parquet": _ParquetWriter,
+    "h5": _Hdf5Writer,
+}
+
+
+def open_table(path: str | os.PathLike[str], *, scores: Sequence[str], labels: Sequence[str]) -> TableWriter:
+    """Open a streaming table writer for ``path`` (format by suffix, see :func:`table_format`)."""
+    return _WRITERS[table_format(path)](path, scores=scores, labels=labels)
+
+
+@dataclass
+class TableData:
+    """A score table read back whole.
+
+    Attributes
+    ----------
+    columns
+        The :data:`META_COLUMNS`: str columns as lists (None where missing), ``pos`` int64,
+        ``norm_pos`` a list of int or None.
+    labels
+        Model output labels (T).
+    values
+        Per score, float32 of shape (N, T).
+    """
+
+    columns: dict[str, Any]
+    labels: list[str]
+    values: dict[str, np.ndarray]
+
+
+def read_table(path: str | os.PathLike[str]) -> TableData:
+    """Read a table written by :func:`open_table` (any of its formats)."""
+    fmt = table_format(path)
+    if not Path(path).is_file():
+        msg = f"{path}: table not found"
+        raise InputError(msg)
+    reader = {"tsv": _read_tsv, "tsv.gz": _read_tsv, "parquet": _read_parquet, "h5": _read_h5}[fmt]
+    data = reader(Path(path))
+    for name in ("norm_ref", "norm_alt"):
+        data.columns[name] = [x if x else None for x in data.columns[name]]
+    data.columns["norm_pos"] = [int(x) if x and x == x else None for x in data.columns["norm_pos"]]
+    return data
+
+
+def _split_values(path: Path, columns: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Return (scores, labels) of ``score/label`` columns laid out score-major."""
+    missing = [c for c in META_COLUMNS if c not in columns]
+    if missing:
+        msg = f"{path}: not a veff score table (no column {missing[0]!r})"
+        raise InputError(msg)
+    pairs = [c.split("/", 1) for c in columns if c not in META_COLUMNS]
+    scores = list(dict.fromkeys(s for s, _ in pairs))
+    labels = [lab for s, lab in pairs if s == scores[0]] if scores else []
+    if [f"{s}/{lab}" for s in scores for lab in labels] != [c for c in columns if c not in META_COLUMNS]:
+        msg = f"{path}: score columns are not <score>/<label> for the same labels per score"
+        raise InputError(msg)
+    return scores, labels
+
+
+def _read_tsv(path: Path) -> TableData:
+    import pandas as pd
+
+    head = pd.read_csv(path, sep="\t", nrows=0).columns.tolist()
+    scores, labels = _split_values(path, head)
+    vcols = [c for c in head if c not in META_COLUMNS]
+    dtype: dict[str, Any] = dict.fromkeys(_STR_COLUMNS, str) | {"pos": np.int64, "norm_pos": str}
+    dtype |= dict.fromkeys(vcols, np.float32)
+    df = pd.read_csv(
+        path, sep="\t", dtype=dtype, keep_default_na=False, na_values={c: ["", "nan", "NaN"] for c in vcols}
+    )
+    cols: dict[str, Any] = {c: df[c].tolist() for c in META_COLUMNS if c != "pos"}
+    cols["pos"] = df["pos"].to_numpy(np.int64)
+    cols["norm_pos"] = [int(x) if x else None for x in cols["norm_pos"]]
+    width = len(labels)
+    block = df[vcols].to_numpy(np.float32)
+    values = {s: np.ascontiguousarray(block[:, k * width : (k + 1) * width]) for k, s in enumerate(scores)}
+    return TableData(cols, labels, values)
+
+
+def _read_parquet(path: Path) -> TableData:
+    import pyarrow.parquet as pq
+
+    tab = pq.read_table(path)
+    scores, labels = _split_values(path, tab.column_names)
+    cols: dict[str, Any] = {c: tab.column(c).to_pylist() for c in META_COLUMNS}
+    cols["pos"] = np.asarray(cols["pos"], dtype=np.int64)
+    values = {
+        s: np.stack([tab.column(f"{s}/{lab}").to_numpy().astype(np.float32) for lab in labels], axis=1)
+        if labels
+        else np.empty((tab.num_rows, 0), np.float32)
+        for s in scores
+    }
+    return TableData(cols, labels, values)
+
+
+def _read_h5(path: Path) -> TableData:
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        fmt = h5.attrs.get("format")
+        if fmt != FORMAT:
+            msg = f"{path}: not a veff score table (HDF5 attribute format={fmt!r}, expected {FORMAT!r})"
+            raise InputError(msg)
+        version = str(h5.attrs.get("format_version"))
+        if version != FORMAT_VERSION:
+            msg = f"{path}: {FORMAT} format_version {version} is not supported (expected {FORMAT_VERSION})"
+            raise InputError(msg)
+        scores = [s.decode() if isinstance(s, bytes) else str(s) for s in h5.attrs["scores"]]
+        labels = [str(x) for x in read_strings(h5["labels"])]
+        var = h5["variants"]
+        cols: dict[str, Any] = {c: read_strings(var[c]).tolist() for c in _STR_COLUMNS}
+        cols["pos"] = var["pos"][()].astype(np.int64)
+        cols["norm_pos"] = var["norm_pos"][()].tolist()
+        values = {s: h5["scores"][s][()].astype(np.float32) for s in scores}
+    return TableData(cols, labels, values)
