@@ -25,8 +25,9 @@ def test_gc_model_c_to_a_diff_is_minus_one_over_l(genome, tmp_path):
     pos = next(i + 1 for i in range(50, 500) if CHR1[i] == "C")
     vcf = write_vcf(tmp_path / "in.vcf", [("chr1", pos, "c2a", "C", "A")])
     length = 11
-    res = veff.score_variants(_model(GCModel(length), length), vcf, genome,
-                              return_predictions=True, scores=["diff", "ref", "alt"])
+    res = veff.score_variants(
+        _model(GCModel(length), length), vcf, genome, return_predictions=True, scores=["diff", "ref", "alt"]
+    )
     ref_win = CHR1[pos - 1 - 5 : pos - 1 + 6].upper()
     gc = (ref_win.count("G") + ref_win.count("C")) / length
     assert res["diff"].iloc[0, 0] == pytest.approx(-1 / length, abs=1e-6)
@@ -46,10 +47,12 @@ def _mixed_rows():
 @pytest.mark.parametrize("batch_size", [1, 3, 64])
 def test_results_do_not_depend_on_batch_size(genome, tmp_path, batch_size):
     vcf = write_vcf(tmp_path / "in.vcf", _mixed_rows())
-    base_res = veff.score_variants(_model(TwoOutputModel(21), 21), vcf, genome, rc=True,
-                                   return_predictions=True, batch_size=1000)
-    res = veff.score_variants(_model(TwoOutputModel(21), 21), vcf, genome, rc=True,
-                              return_predictions=True, batch_size=batch_size)
+    base_res = veff.score_variants(
+        _model(TwoOutputModel(21), 21), vcf, genome, rc=True, return_predictions=True, batch_size=1000
+    )
+    res = veff.score_variants(
+        _model(TwoOutputModel(21), 21), vcf, genome, rc=True, return_predictions=True, batch_size=batch_size
+    )
     np.testing.assert_allclose(res["diff"].to_numpy(), base_res["diff"].to_numpy(), atol=1e-6)
 
 
@@ -99,8 +102,14 @@ def test_contig_edge_window_is_padded_with_n(genome, tmp_path):
 def test_ref_mismatch_score_policy_writes_vcf_ref(genome, tmp_path):
     pos = next(i + 1 for i in range(50, 500) if CHR1[i] == "A")
     vcf = write_vcf(tmp_path / "in.vcf", [("chr1", pos, "m", "G", "C")])
-    res = veff.score_variants(_model(GCModel(11), 11), vcf, genome, return_predictions=True,
-                              scores=["diff", "ref"], ref_mismatch="score")
+    res = veff.score_variants(
+        _model(GCModel(11), 11),
+        vcf,
+        genome,
+        return_predictions=True,
+        scores=["diff", "ref"],
+        ref_mismatch="score",
+    )
     win = CHR1[pos - 6 : pos + 5].upper()
     gc = (win.count("G") + win.count("C")) / 11
     assert res["ref"].iloc[0, 0] == pytest.approx(gc + 1 / 11)  # the A was replaced by the VCF's G
@@ -129,11 +138,13 @@ def test_restriction_bed_shifts_window_and_marks_outside(genome, tmp_path):
         ("chr1", 302, "short", base("chr1", 302), other(base("chr1", 302))),
     ]
     vcf = write_vcf(tmp_path / "in.vcf", rows)
-    res = veff.score_variants(_model(GCModel(11), 11), vcf, genome, tmp_path / "o.vcf",
-                              restriction_bed=bed, scores=["ref"])
+    res = veff.score_variants(
+        _model(GCModel(11), 11), vcf, genome, tmp_path / "o.vcf", restriction_bed=bed, scores=["ref"]
+    )
     assert res.statuses == {"ok": 1, "not_in_region": 2}
-    got = veff.score_variants(_model(GCModel(11), 11), vcf, genome, restriction_bed=bed,
-                              scores=["ref"], return_predictions=True)["ref"]
+    got = veff.score_variants(
+        _model(GCModel(11), 11), vcf, genome, restriction_bed=bed, scores=["ref"], return_predictions=True
+    )["ref"]
     win = CHR1[100:111].upper()  # shifted right to start at the interval start
     assert got.iloc[0, 0] == pytest.approx((win.count("G") + win.count("C")) / 11)
 
@@ -165,14 +176,18 @@ def test_failed_run_leaves_no_output(genome, tmp_path):
     with pytest.raises(RuntimeError, match="exploded"):
         veff.score_variants(_model(Boom(), 11), vcf, genome, out)
     assert list(tmp_path.iterdir()) == [vcf] or sorted(p.name for p in tmp_path.iterdir()) == [
-        "genome.fa", "genome.fa.fai", "in.vcf"]
+        "genome.fa",
+        "genome.fa.fai",
+        "in.vcf",
+    ]
 
 
 def test_kipoi_info_style(genome, tmp_path):
     vcf = write_vcf(tmp_path / "in.vcf", _mixed_rows()[:2])
     out = tmp_path / "o.vcf"
-    veff.score_variants(_model(GCModel(11), 11), vcf, genome, out, info_style="kipoi",
-                        scores=["diff", "logit"])
+    veff.score_variants(
+        _model(GCModel(11), 11), vcf, genome, out, info_style="kipoi", scores=["diff", "logit"]
+    )
     vals = _info(out, "KV:toy:DIFF")
     assert all(len(v.split(".")[1]) == 8 for v in vals)  # %.8f
 
@@ -180,11 +195,13 @@ def test_kipoi_info_style(genome, tmp_path):
 def test_kipoi_centering_moves_window_one_base(genome, tmp_path):
     pos = 250
     vcf = write_vcf(tmp_path / "in.vcf", [("chr1", pos, "x", base("chr1", pos), other(base("chr1", pos)))])
-    exact = veff.score_variants(_model(GCModel(11), 11), vcf, genome, return_predictions=True,
-                                scores=["ref"])["ref"].iloc[0, 0]
-    kipoi = veff.score_variants(_model(GCModel(11), 11), vcf, genome, return_predictions=True,
-                                scores=["ref"], centering="kipoi")["ref"].iloc[0, 0]
-    gc = lambda s: (s.count("G") + s.count("C")) / 11  # noqa: E731
+    exact = veff.score_variants(
+        _model(GCModel(11), 11), vcf, genome, return_predictions=True, scores=["ref"]
+    )["ref"].iloc[0, 0]
+    kipoi = veff.score_variants(
+        _model(GCModel(11), 11), vcf, genome, return_predictions=True, scores=["ref"], centering="kipoi"
+    )["ref"].iloc[0, 0]
+    gc = lambda s: (s.count("G") + s.count("C")) / 11
     assert exact == pytest.approx(gc(CHR1[pos - 6 : pos + 5].upper()))
     assert kipoi == pytest.approx(gc(CHR1[pos - 5 : pos + 6].upper()))
 

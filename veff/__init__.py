@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 from veff._types import Region, Status, Variant
 from veff.errors import InputError, ModelError, VeffError, VeffWarning
 from veff.models import Model, load_model
+from veff.mutation_map import MutationMap, load_mutation_map
 from veff.pipeline import Summary, score_variants
 from veff.results import read_scores
 from veff.scores import SCORES, Score, register_score
@@ -18,6 +19,7 @@ __all__ = [
     "SCORES",
     "InputError",
     "Model",
+    "MutationMap",
     "ModelError",
     "Region",
     "Score",
@@ -28,6 +30,7 @@ __all__ = [
     "VeffWarning",
     "__version__",
     "load_model",
+    "load_mutation_map",
     "read_scores",
     "register_score",
     "score_variants",

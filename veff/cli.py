@@ -249,5 +249,11 @@ def score_variants_cmd(**opts: Any) -> None:
         opts["summary_json"].write_text(json.dumps(summary.to_dict(), indent=2) + "\n")  # type: ignore[union-attr]
 
 
+from veff.cli_mutation_map import create_mutation_map_cmd, plot_mutation_map_cmd  # noqa: E402
+
+main.add_command(create_mutation_map_cmd)
+main.add_command(plot_mutation_map_cmd)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,367 @@
+"""Mutation-map HDF5 files, format version 1 (written and read with h5py).
+
+Layout (see ``docs/mutation_map.md`` for the full description)::
+
+    /                       attrs: format="veff-mutation-map", format_version=1, veff_version,
+                                   model, scores (str array), output_labels (str array),
+                                   seq_length, rc, centering, query, alphabet="ACGT",
+                                   coordinates="0-based half-open", n_entries
+    /entries/<i>            attrs: chrom, start (0-based), end, strand, seq_input, ref_seq, name
+    /entries/<i>/scores/<score>      float32 (L, 4, T): window position x base (A, C, G, T) x
+                                     model output; NaN at the reference base (gzip)
+    /entries/<i>/ref_prediction      float32 (T,): model output for the reference window
+    /entries/<i>/variants/{chrom,pos,id,ref,alt}   query variants in the window (pos 1-based;
+                                                   alt: ALT alleles joined by ",")
+
+Files are written under a temporary name and renamed into place when complete, so a failed or
+interrupted run never leaves a half-written map under the requested name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, overload
+
+import h5py
+import numpy as np
+
+from veff import __version__
+from veff._types import Variant
+from veff.errors import InputError
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MapEntry",
+    "MutationMapFile",
+    "MutationMapWriter",
+    "load_mutation_map",
+]
+
+FORMAT = "veff-mutation-map"
+FORMAT_VERSION = 1
+_STR = h5py.string_dtype()
+_VARIANT_FIELDS = ("chrom", "pos", "id", "ref", "alt")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _texts(values: Any) -> tuple[str, ...]:
+    return tuple(_text(v) for v in np.atleast_1d(values)) if values is not None else ()
+
+
+@dataclass(frozen=True)
+class MapEntry:
+    """One window of a mutation map.
+
+    Attributes
+    ----------
+    index
+        Position in the file (``entries/<index>``).
+    chrom, start, end
+        Window on the genome, 0-based half-open; ``end - start == L``.
+    strand
+        ``+``, ``-`` or ``.``; on ``-`` the model saw the reverse complement, but positions, bases
+        and ``ref_seq`` are always on the forward strand.
+    seq_input
+        Name of the model input that was mutated.
+    name
+        The query that produced the window (region string, BED name or variant IDs).
+    ref_seq
+        Forward-strand reference sequence of the window, length L.
+    scores
+        Score name -> float32 array of shape (L, 4, T); NaN at the reference base.
+    labels
+        The T output labels.
+    variants
+        Query variants whose first REF base lies in the window (``pos`` 1-based).
+    ref_prediction
+        float32, shape (T,): the model's output for the reference window.
+    """
+
+    index: int
+    chrom: str
+    start: int
+    end: int
+    strand: str
+    seq_input: str
+    name: str
+    ref_seq: str
+    scores: Mapping[str, np.ndarray]
+    labels: tuple[str, ...]
+    variants: tuple[Variant, ...] = ()
+    ref_prediction: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def label_index(self, label: str | int | None) -> int:
+        """Return the output column of ``label`` (a label or an index; None when T == 1)."""
+        if label is None:
+            if len(self.labels) == 1:
+                return 0
+            shown = ", ".join(self.labels[:20])
+            msg = f"the map has {len(self.labels)} outputs ({shown}); choose one output label"
+            raise InputError(msg)
+        text = str(label)
+        if text in self.labels:
+            return self.labels.index(text)
+        if text.lstrip("-").isdigit() and -len(self.labels) <= int(text) < len(self.labels):
+            return int(text) % len(self.labels)
+        msg = f"output label {text!r} not in the map; labels are {', '.join(self.labels[:20])}"
+        raise InputError(msg)
+
+
+@dataclass(frozen=True)
+class _Entries(Sequence[MapEntry]):
+    """Entries read from the file on access (one window at a time)."""
+
+    path: Path
+    n: int
+    labels: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return self.n
+
+    @overload
+    def __getitem__(self, i: int) -> MapEntry: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[MapEntry]: ...
+
+    def __getitem__(self, i: int | slice) -> MapEntry | list[MapEntry]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self.n))]
+        if not isinstance(i, (int, np.integer)):
+            msg = f"entries are indexed by int or slice, got {type(i).__name__}"
+            raise TypeError(msg)
+        k = int(i) + self.n if i < 0 else int(i)
+        if not 0 <= k < self.n:
+            msg = f"entry {i} out of range; the map has {self.n} entries"
+            raise IndexError(msg)
+        with h5py.File(self.path, "r") as fh:
+            return _read_entry(fh["entries"][str(k)], k, self.labels)
+
+    def __iter__(self) -> Iterator[MapEntry]:
+        for k in range(self.n):
+            yield self[k]
+
+
+@dataclass(frozen=True)
+class MutationMapFile:
+    """A mutation map file opened by :func:`load_mutation_map`.
+
+    Attributes
+    ----------
+    path
+        The file.
+    format_version, veff_version
+        Versions recorded in the file.
+    model
+        Model name.
+    scores
+        Score names, in the order they were computed.
+    labels
+        Output labels (the T axis of every score array).
+    attrs
+        All root attributes.
+    entries
+        The windows, read from disk one at a time on access (memory does not grow with the file).
+    """
+
+    path: Path
+    format_version: int
+    veff_version: str
+    model: str
+    scores: tuple[str, ...]
+    labels: tuple[str, ...]
+    attrs: dict[str, Any] = field(repr=False)
+    entries: Sequence[MapEntry] = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def _read_entry(g: h5py.Group, index: int, labels: tuple[str, ...]) -> MapEntry:
+    a = g.attrs
+    variants: list[Variant] = []
+    if "variants" in g:
+        v = g["variants"]
+        cols = {k: v[k][()] for k in _VARIANT_FIELDS}
+        for k in range(len(cols["pos"])):
+            alt = _text(cols["alt"][k])
+            variants.append(Variant(
+                _text(cols["chrom"][k]), int(cols["pos"][k]), _text(cols["ref"][k]),
+                tuple(alt.split(",")) if alt else (), _text(cols["id"][k]),
+            ))
+    scores = {name: ds[()] for name, ds in g["scores"].items()} if "scores" in g else {}
+    return MapEntry(
+        index=index, chrom=_text(a["chrom"]), start=int(a["start"]), end=int(a["end"]),
+        strand=_text(a.get("strand", ".")), seq_input=_text(a.get("seq_input", "seq")),
+        name=_text(a.get("name", "")), ref_seq=_text(a["ref_seq"]), scores=scores,
+        labels=labels, variants=tuple(variants),
+        ref_prediction=g["ref_prediction"][()] if "ref_prediction" in g else None,
+    )
+
+
+def load_mutation_map(path: str | os.PathLike[str]) -> MutationMapFile:
+    """Open a mutation map written by :class:`veff.MutationMap`.
+
+    Parameters
+    ----------
+    path
+        HDF5 file in the ``veff-mutation-map`` format.
+
+    Returns
+    -------
+    MutationMapFile
+        Metadata, plus ``entries`` read lazily: ``entries[i].scores[score]`` is an (L, 4, T)
+        float32 array.
+
+    Raises
+    ------
+    InputError
+        When the file is missing, is not HDF5, is not a veff mutation map, or has a format
+        version this veff cannot read.
+    """
+    p = Path(path)
+    if not p.is_file():
+        msg = f"{p}: mutation map file not found"
+        raise InputError(msg)
+    if not h5py.is_hdf5(p):
+        msg = f"{p}: not an HDF5 file (expected a veff mutation map)"
+        raise InputError(msg)
+    with h5py.File(p, "r") as fh:
+        attrs = {k: fh.attrs[k] for k in fh.attrs}
+        n = len(fh["entries"]) if "entries" in fh else 0
+    fmt = _text(attrs.get("format", ""))
+    if fmt != FORMAT:
+        found = f"format={fmt!r}" if fmt else "no 'format' attribute"
+        msg = f"{p}: not a veff mutation map (expected format={FORMAT!r}, found {found})"
+        raise InputError(msg)
+    version = int(attrs.get("format_version", -1))
+    if version != FORMAT_VERSION:
+        msg = (
+            f"{p}: mutation map format version {version} is not supported by veff "
+            f"{__version__} (it reads version {FORMAT_VERSION})"
+        )
+        raise InputError(msg)
+    labels = _texts(attrs.get("output_labels"))
+    return MutationMapFile(
+        path=p, format_version=version, veff_version=_text(attrs.get("veff_version", "")),
+        model=_text(attrs.get("model", "")), scores=_texts(attrs.get("scores")), labels=labels,
+        attrs=attrs, entries=_Entries(p, n, labels),
+    )
+
+
+class MutationMapWriter:
+    """Write a mutation map window by window (a context manager).
+
+    Parameters
+    ----------
+    path
+        Output ``.h5`` file; written under a temporary name and renamed on :meth:`close`.
+    model
+        Model name.
+    scores
+        Score names (one dataset each per entry).
+    labels
+        Output labels (length T).
+    meta
+        Further root attributes (``seq_length``, ``rc``, ``centering``, ``query``...).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        model: str,
+        scores: Sequence[str],
+        labels: Sequence[str],
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            msg = f"{self.path}: output folder {self.path.parent} does not exist"
+            raise InputError(msg)
+        self.tmp = self.path.with_name(f".{self.path.name}.veff-tmp-{os.getpid()}")
+        self.scores = list(scores)
+        self.n_labels = len(labels)
+        self._fh = h5py.File(self.tmp, "w")
+        a = self._fh.attrs
+        a["format"] = FORMAT
+        a["format_version"] = FORMAT_VERSION
+        a["veff_version"] = __version__
+        a["model"] = model
+        a["scores"] = np.array(self.scores, dtype=object).astype(_STR)
+        a["output_labels"] = np.array(list(labels), dtype=object).astype(_STR)
+        a["alphabet"] = "ACGT"
+        a["coordinates"] = "0-based half-open"
+        for key, value in (meta or {}).items():
+            a[key] = value
+        self._entries = self._fh.create_group("entries")
+        self.n_entries = 0
+
+    def add_entry(
+        self,
+        *,
+        chrom: str,
+        start: int,
+        end: int,
+        strand: str,
+        seq_input: str,
+        ref_seq: str,
+        name: str,
+        variants: Sequence[Variant] = (),
+    ) -> h5py.Group:
+        """Create ``entries/<i>`` with its score datasets (filled with NaN) and return it."""
+        g = self._entries.create_group(str(self.n_entries))
+        self.n_entries += 1
+        for key, value in (("chrom", chrom), ("start", int(start)), ("end", int(end)),
+                           ("strand", strand), ("seq_input", seq_input), ("ref_seq", ref_seq),
+                           ("name", name)):
+            g.attrs[key] = value
+        length, t = end - start, self.n_labels
+        rows = max(1, min(length, 2**20 // max(1, 16 * t)))
+        sg = g.create_group("scores")
+        for s in self.scores:
+            sg.create_dataset(s, shape=(length, 4, t), dtype="f4", chunks=(rows, 4, t),
+                              compression="gzip", compression_opts=4, shuffle=True,
+                              fillvalue=np.float32(np.nan))
+        vg = g.create_group("variants")
+        vg.create_dataset("chrom", data=np.array([v.chrom for v in variants], dtype=object),
+                          dtype=_STR)
+        vg.create_dataset("pos", data=np.array([v.pos for v in variants], dtype=np.int64))
+        for key in ("id", "ref"):
+            vg.create_dataset(key, data=np.array([getattr(v, key) for v in variants],
+                                                  dtype=object), dtype=_STR)
+        vg.create_dataset("alt", data=np.array([",".join(v.alts) for v in variants],
+                                               dtype=object), dtype=_STR)
+        return g
+
+    def close(self) -> None:
+        """Finish the file and move it into place."""
+        self._fh.attrs["n_entries"] = self.n_entries
+        self._fh.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        """Close and delete the temporary file."""
+        try:
+            self._fh.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> MutationMapWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

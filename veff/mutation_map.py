@@ -1,0 +1,495 @@
+"""Mutation maps: in-silico saturation mutagenesis of model-length windows, streamed to HDF5.
+
+For every window of length L, each of the L positions is changed to each base other than the
+reference (3 mutants per position; a reference ``N`` gets all 4), the mutants are predicted with
+the same batching engine as ``score-variants`` (:func:`veff.predict.predict_pairs`: reference
+predicted once per window, reverse complements when ``rc`` is on) and every selected score is
+stored as an (L, 4, T) float32 array, NaN at the reference base. Positions outside the contig (a
+window hanging over a contig end) are not mutated and stay NaN.
+
+Windows
+-------
+* ``query_region`` / ``query_bed``: a query ``[start, end)`` (0-based, half-open) of length
+  ``n`` is tiled with windows of exactly L:
+
+  - ``n >= L``: windows start at ``start, start + L, start + 2L, ...`` while they fit; when
+    ``n`` is not a multiple of L one more window ``[end - L, end)`` covers the rest (it overlaps
+    the one before). Every window lies inside the query.
+  - ``n < L``: one window centred on the query, ``[start - (L - n) // 2, ... + L)``; for a single
+    base this puts it at index ``(L - 1) // 2``, as ``--centering exact`` does for variants.
+
+* ``query_vcf``: one window per variant, placed exactly as ``score-variants`` places it
+  (:func:`veff.regions.window_start` with the same ``centering``); variants sharing a window
+  share an entry.
+* ``bound_regions`` (models bound to fixed regions, Kipoi's overlap mode): windows are the
+  bound regions (each exactly L long) that overlap the query region, or that contain the variant.
+
+A window on strand ``-`` (from a BED strand column or a bound region) is fed to the model
+reverse-complemented; results are stored on the forward strand all the same.
+
+Memory does not grow with the number of queries: each window is computed in blocks of
+positions and written before the next one starts.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from veff._mutagenesis import (
+    VariantIndex,
+    mutant_table,
+    mutate,
+    progress_bar,
+    score_jobs,
+    tile_region,
+)
+from veff._mutation_map_h5 import (
+    FORMAT,
+    FORMAT_VERSION,
+    MapEntry,
+    MutationMapFile,
+    MutationMapWriter,
+    load_mutation_map,
+)
+from veff._types import Region, Variant
+from veff.errors import InputError, VeffWarning
+from veff.io.bed import read_regions
+from veff.io.fasta import Fasta
+from veff.io.vcf import VcfReader
+from veff.models import Model, load_model
+from veff.predict import Predictions, predict_pairs
+from veff.regions import CENTERINGS, Centering, window_start
+from veff.sequences import codes_to_str, reverse_complement_codes
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MapEntry",
+    "MutationMap",
+    "MutationMapFile",
+    "WindowResult",
+    "load_mutation_map",
+    "mutant_table",
+    "tile_region",
+]
+
+_MEMORY_BUDGET = 256 * 2**20  # bytes of one-hot input per block of mutants
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """Mutation map of one window, in memory.
+
+    Attributes
+    ----------
+    region
+        The window (0-based half-open, forward strand coordinates).
+    ref_seq
+        Forward-strand reference, length L.
+    scores
+        Score name -> float32 (L, 4, T), NaN at the reference base.
+    ref_prediction
+        float32 (T,).
+    """
+
+    region: Region
+    ref_seq: str
+    scores: dict[str, np.ndarray]
+    ref_prediction: np.ndarray
+
+
+class MutationMap:
+    """Compute mutation maps of a model on a reference genome.
+
+    Parameters
+    ----------
+    model
+        A path or model object (see :func:`veff.load_model`).
+    fasta
+        Reference FASTA path or :class:`veff.io.fasta.Fasta`.
+    scores
+        Score names from :data:`veff.SCORES` or callables.
+    score_kwargs
+        One dict per score (e.g. ``{"rc_merging": "max"}``), or one for all.
+    rc
+        Also predict reverse complements and merge as the score says; None: as the model declares.
+    seq_length
+        Window length L (default: the model's input length).
+    batch_size
+        Sequences per forward call.
+    centering
+        Variant placement for :meth:`query_vcf`: ``exact`` or ``kipoi`` (as ``score-variants``).
+    model_outputs
+        Output labels or indices to keep.
+    output_labels
+        Names of the model outputs, when the model does not name them.
+    bound_regions
+        BED path or regions the model is bound to (each exactly L long); when given, queries use
+        the bound regions that overlap them instead of tiling.
+    progress
+        Show a progress bar (windows) on stderr.
+    model_kwargs
+        Extra arguments for :func:`veff.load_model`.
+
+    Examples
+    --------
+    >>> mm = MutationMap("model.h5", "genome.fa")  # doctest: +SKIP
+    >>> res = mm.query_region("chr22", 32068400, 32068600, output="map.h5")  # doctest: +SKIP
+    >>> res.entries[0].scores["diff"].shape  # doctest: +SKIP
+    (400, 4, 1)
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        fasta: str | os.PathLike[str] | Fasta,
+        *,
+        scores: Sequence[str | Callable[..., Any]] = ("diff",),
+        score_kwargs: Sequence[dict[str, Any]] | dict[str, Any] | None = None,
+        rc: bool | None = None,
+        seq_length: int | None = None,
+        batch_size: int = 256,
+        centering: Centering = "exact",
+        model_outputs: Sequence[str | int] | None = None,
+        output_labels: Sequence[str] | None = None,
+        bound_regions: str | os.PathLike[str] | Sequence[Region] | None = None,
+        progress: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        if batch_size < 1:
+            msg = f"batch_size must be at least 1, got {batch_size}"
+            raise InputError(msg)
+        if centering not in CENTERINGS:
+            msg = f"unknown centering {centering!r}; expected one of {CENTERINGS}"
+            raise InputError(msg)
+        self.jobs = score_jobs(scores, score_kwargs)
+        self.fasta = fasta if isinstance(fasta, Fasta) else Fasta(fasta)
+        self._owns_fasta = self.fasta is not fasta
+        self.model: Model = load_model(model, seq_length=seq_length, output_labels=output_labels,
+                                       **(model_kwargs or {}))
+        length = seq_length or self.model.seq_length
+        if not length:
+            msg = f"model {self.model.name!r} does not fix its input length; give seq_length"
+            raise InputError(msg)
+        self.length = int(length)
+        self.rc = self.model.default_rc if rc is None else bool(rc)
+        self.batch_size = batch_size
+        self.centering = centering
+        self.progress = progress
+        self._owns_model = self.model is not model
+        self.seq_input = str(getattr(self.model, "seq_input", None) or "seq")
+        self._model_outputs = list(model_outputs) if model_outputs else None
+        self._labels: list[str] | None = None
+        self._columns: np.ndarray | None = None
+        self.bound = self._load_bound(bound_regions)
+
+    # ------------------------------------------------------------------ setup
+
+    def _load_bound(self, src: str | os.PathLike[str] | Sequence[Region] | None) -> list[Region] | None:
+        if src is None:
+            return None
+        regions = read_regions(src) if isinstance(src, (str, os.PathLike)) else list(src)
+        for r in regions:
+            if len(r) != self.length:
+                msg = (f"bound region {r.chrom}:{r.start}-{r.end} is {len(r)} bp; "
+                       f"every bound region must be exactly L = {self.length} bp")
+                raise InputError(msg)
+        return regions
+
+    @property
+    def labels(self) -> list[str]:
+        """Output labels of the stored T axis (the model is run once on an all-N window)."""
+        if self._labels is None:
+            probe = predict_pairs(self.model, np.full((1, self.length), ord("N"), np.uint8),
+                                  np.empty((0, self.length), np.uint8), batch_size=1)
+            n_out = int(np.prod(probe.ref.shape[1:]))
+            labels = list(self.model.output_labels or [str(k) for k in range(n_out)])
+            if len(labels) != n_out:
+                msg = f"model has {n_out} outputs but {len(labels)} output labels were given"
+                raise InputError(msg)
+            if self._model_outputs:
+                picked = []
+                for item in map(str, self._model_outputs):
+                    if item in labels:
+                        picked.append(labels.index(item))
+                    elif item.lstrip("-").isdigit() and -n_out <= int(item) < n_out:
+                        picked.append(int(item) % n_out)
+                    else:
+                        msg = f"model output {item!r} not found; outputs are {labels[:20]}"
+                        raise InputError(msg)
+                self._columns = np.array(picked, dtype=np.int64)
+                labels = [labels[k] for k in picked]
+            self._labels = labels
+        return self._labels
+
+    def _contig(self, chrom: str) -> str:
+        name = self.fasta.resolve(chrom)
+        if name is None:
+            shown = ", ".join(list(self.fasta.lengths)[:10])
+            msg = f"contig {chrom!r} not in the reference {self.fasta.path} (contigs: {shown})"
+            raise InputError(msg)
+        return name
+
+    # --------------------------------------------------------------- compute
+
+    def _blocks(self, window: Region) -> Iterator[tuple[int, np.ndarray, dict[str, np.ndarray]]]:
+        """Yield ``(p0, ref_prediction, {score: (n_pos, 4, T)})`` blocks of one window."""
+        n_len = self.length
+        labels = self.labels
+        chrom = self._contig(window.chrom)
+        ref = self.fasta.fetch_many(chrom, np.array([window.start]), n_len)[0]
+        genome = window.start + np.arange(n_len)
+        pos, base = mutant_table(ref, (genome >= 0) & (genome < self.fasta.lengths[chrom]))
+        minus = window.strand == "-"
+        rows = max(self.batch_size, _MEMORY_BUDGET // (n_len * 16 * (2 if self.rc else 1)))
+        step = max(1, rows // 4)
+        ref_pred: Predictions | None = None
+        for p0 in range(0, n_len, step):
+            p1 = min(n_len, p0 + step)
+            lo, hi = (int(x) for x in np.searchsorted(pos, [p0, p1]))
+            if lo == hi and ref_pred is not None:
+                continue
+            alt = mutate(ref, pos[lo:hi], base[lo:hi])
+            ref_in = ref[None, :] if ref_pred is None else np.empty((0, n_len), np.uint8)
+            if minus:
+                alt, ref_in = reverse_complement_codes(alt), reverse_complement_codes(ref_in)
+            preds = predict_pairs(self.model, ref_in, alt, rc=self.rc, batch_size=self.batch_size)
+            if ref_pred is None:
+                ref_pred = Predictions(preds.ref, preds.ref[:0], preds.ref_rc).select(self._columns)
+            if hi == lo:
+                continue
+            pair = preds.select(self._columns)
+            zeros = np.zeros(hi - lo, dtype=np.int64)
+            paired = Predictions(
+                ref_pred.ref[zeros], pair.alt,
+                None if ref_pred.ref_rc is None else ref_pred.ref_rc[zeros], pair.alt_rc,
+            )
+            blocks = {}
+            for job in self.jobs:
+                values = job(paired)
+                if values.shape[1] != len(labels):
+                    msg = (f"score {job.name!r} returned {values.shape[1]} values per mutant; "
+                           f"expected one per output ({len(labels)})")
+                    raise InputError(msg)
+                block = np.full((p1 - p0, 4, len(labels)), np.nan, dtype=np.float32)
+                block[pos[lo:hi] - p0, base[lo:hi]] = values
+                blocks[job.name] = block
+            yield p0, ref_pred.ref.reshape(-1), blocks
+        if ref_pred is not None and not len(pos):
+            yield 0, ref_pred.ref.reshape(-1), {}
+
+    def window_scores(self, window: Region) -> WindowResult:
+        """Compute the mutation map of one window in memory.
+
+        Parameters
+        ----------
+        window
+            Region of exactly L bases (its strand decides the model's orientation).
+
+        Returns
+        -------
+        WindowResult
+        """
+        self._check_window(window)
+        t = len(self.labels)
+        out = {j.name: np.full((self.length, 4, t), np.nan, np.float32) for j in self.jobs}
+        ref_pred = np.full(t, np.nan, np.float32)
+        for p0, pred, blocks in self._blocks(window):
+            ref_pred = pred
+            for name, block in blocks.items():
+                out[name][p0 : p0 + len(block)] = block
+        seq = codes_to_str(self.fasta.fetch_many(self._contig(window.chrom),
+                                                 np.array([window.start]), self.length)[0])
+        return WindowResult(window, seq, out, ref_pred)
+
+    def _check_window(self, window: Region) -> None:
+        if len(window) != self.length:
+            msg = f"window {window.chrom}:{window.start}-{window.end} is not L = {self.length} bp"
+            raise InputError(msg)
+
+    # ---------------------------------------------------------------- queries
+
+    def query_windows(
+        self,
+        windows: Iterable[tuple[Region, str]],
+        *,
+        output: str | os.PathLike[str],
+        variants: str | os.PathLike[str] | VariantIndex | None = None,
+        query: str = "windows",
+        total: int | None = None,
+    ) -> MutationMapFile:
+        """Compute the maps of given windows and write them to ``output``.
+
+        Parameters
+        ----------
+        windows
+            ``(window, name)`` pairs; every window exactly L long (strand ``-``: reverse
+            complement fed to the model).
+        output
+            HDF5 file to write.
+        variants
+            VCF path (or index) of variants to record in the windows they fall in.
+        query
+            Query kind stored in the file's ``query`` attribute.
+        total
+            Number of windows, for the progress bar.
+        """
+        if isinstance(variants, (str, os.PathLike)):
+            variants = self._read_variants(variants)
+        labels = self.labels
+        meta = {"seq_length": self.length, "rc": self.rc, "centering": self.centering,
+                "query": query}
+        bar = progress_bar(self.progress, total)
+        try:
+            with MutationMapWriter(output, model=self.model.name, scores=[j.name for j in self.jobs],
+                                   labels=labels, meta=meta) as writer:
+                for window, name in windows:
+                    self._check_window(window)
+                    chrom = self._contig(window.chrom)
+                    seq = codes_to_str(self.fasta.fetch_many(chrom, np.array([window.start]),
+                                                             self.length)[0])
+                    inside = variants.within(chrom, window.start, window.end) if variants else []
+                    g = writer.add_entry(chrom=chrom, start=window.start, end=window.end,
+                                         strand=window.strand, seq_input=self.seq_input,
+                                         ref_seq=seq, name=name, variants=inside)
+                    for p0, ref_pred, blocks in self._blocks(window):
+                        for score, block in blocks.items():
+                            g["scores"][score][p0 : p0 + len(block)] = block
+                        if "ref_prediction" not in g:
+                            g.create_dataset("ref_prediction", data=ref_pred.astype(np.float32))
+                    bar.update(1)
+        finally:
+            bar.close()
+        return load_mutation_map(output)
+
+    def _tiles(self, regions: Iterable[Region]) -> Iterator[tuple[Region, str]]:
+        for q in regions:
+            name = q.name or f"{q.chrom}:{q.start + 1}-{q.end}"
+            if self.bound is not None:
+                chrom = self._contig(q.chrom)
+                for b in self.bound:
+                    if self.fasta.resolve(b.chrom) == chrom and b.start < q.end and q.start < b.end:
+                        yield b, name
+                continue
+            size = self.fasta.lengths[self._contig(q.chrom)]
+            if q.start < 0 or q.end > size or q.start >= q.end:
+                msg = (f"query region {q.chrom}:{q.start}-{q.end} (0-based) is empty or "
+                       f"outside the contig (length {size})")
+                raise InputError(msg)
+            for w in tile_region(q, self.length):
+                yield w, name
+
+    def query_region(
+        self,
+        chrom: str,
+        start: int,
+        end: int,
+        *,
+        output: str | os.PathLike[str],
+        strand: str = ".",
+        variants: str | os.PathLike[str] | None = None,
+    ) -> MutationMapFile:
+        """Map the windows tiling ``chrom:[start, end)`` (0-based, half-open) into ``output``.
+
+        Parameters
+        ----------
+        chrom, start, end
+            The query region.
+        output
+            HDF5 file to write (format ``veff-mutation-map`` v1).
+        strand
+            ``-`` feeds the model the reverse complement.
+        variants
+            Optional VCF whose variants are recorded in the windows (for plots; read whole).
+        """
+        if strand not in ("+", "-", "."):
+            msg = f"strand must be '+', '-' or '.', got {strand!r}"
+            raise InputError(msg)
+        region = Region(chrom, int(start), int(end), strand)  # type: ignore[arg-type]
+        tiles = list(self._tiles([region]))
+        return self.query_windows(tiles, output=output, variants=self._read_variants(variants),
+                                  query="region", total=len(tiles))
+
+    def query_bed(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        output: str | os.PathLike[str],
+        variants: str | os.PathLike[str] | None = None,
+    ) -> MutationMapFile:
+        """Map the windows tiling every interval of a BED file (strand column respected)."""
+        regions = read_regions(path)
+        if not regions:
+            msg = f"{path}: no intervals"
+            raise InputError(msg)
+        total = sum(len(tile_region(r, self.length)) for r in regions) if self.bound is None else None
+        return self.query_windows(self._tiles(regions), output=output,
+                                  variants=self._read_variants(variants), query="bed", total=total)
+
+    def query_vcf(self, path: str | os.PathLike[str], *, output: str | os.PathLike[str]) -> MutationMapFile:
+        """Map one window per variant, centred as ``score-variants`` centres it.
+
+        Variants that share a window share an entry; every entry lists the VCF's variants that
+        start inside it. Variants on contigs missing from the FASTA are skipped with a warning.
+        """
+        placed = self._vcf_variants(path)
+        index = VariantIndex(placed)
+        windows: dict[tuple[str, int, int, str], list[str]] = {}
+        for chrom, v in placed:
+            for w in self._variant_windows(chrom, v):
+                label = v.id if v.id != "." else f"{v.chrom}:{v.pos}:{v.ref}>{','.join(v.alts)}"
+                windows.setdefault((w.chrom, w.start, w.end, w.strand), []).append(label)
+        items = [(Region(c, s, e, st), ",".join(dict.fromkeys(ids)))  # type: ignore[arg-type]
+                 for (c, s, e, st), ids in windows.items()]
+        if not items:
+            msg = f"{path}: no variant could be placed in a window"
+            raise InputError(msg)
+        return self.query_windows(items, output=output, variants=index, query="vcf",
+                                  total=len(items))
+
+    def _variant_windows(self, chrom: str, v: Variant) -> list[Region]:
+        if self.bound is None:
+            s = window_start(v.start, self.length, self.centering)
+            return [Region(chrom, s, s + self.length)]
+        return [b for b in self.bound if self.fasta.resolve(b.chrom) == chrom
+                and b.start <= v.start and v.end <= b.end]
+
+    def _vcf_variants(self, path: str | os.PathLike[str]) -> list[tuple[str, Variant]]:
+        reader = VcfReader(path)
+        placed: list[tuple[str, Variant]] = []
+        missing: set[str] = set()
+        try:
+            for v, _ in reader:
+                chrom = self.fasta.resolve(v.chrom)
+                if chrom is None:
+                    missing.add(v.chrom)
+                else:
+                    placed.append((chrom, v))
+        finally:
+            reader.close()
+        if missing:
+            warnings.warn(f"{path}: variants on contigs missing from the reference were skipped: "
+                          f"{', '.join(sorted(missing))}", VeffWarning, stacklevel=3)
+        return placed
+
+    def _read_variants(self, path: str | os.PathLike[str] | None) -> VariantIndex | None:
+        return None if path is None else VariantIndex(self._vcf_variants(path))
+
+    def close(self) -> None:
+        """Close the reference and release the model (those given as objects are left open)."""
+        if self._owns_fasta:
+            self.fasta.close()
+        if self._owns_model:
+            self.model.close()
+
+    def __enter__(self) -> MutationMap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
