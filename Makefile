@@ -14,12 +14,12 @@ install: system-deps
 
 demo: install
 	mkdir -p demo_output
-	veff score-variants example_data/models/mmsplice_donor/Donor.h5 \
+	veff score-variants example_data/models/donor_cnn/donor_cnn.pt \
 		--vcf example_data/vcf/E1_hg38_chr22_32000001-32300000.vcf \
 		--fasta example_data/reference/hg38_chr22_32000001-32300000.padded.fa.gz \
-		--scores diff,logit -o demo_output/E1.donor.vcf.gz
-	bcftools query -f '%CHROM\t%POS\t%ID\t%REF\t%ALT\t%INFO/VEFF_Donor_DIFF\t%INFO/VEFF_Donor_STATUS\n' \
-		demo_output/E1.donor.vcf.gz | head -n 5
+		--scores diff,logit --rc -o demo_output/E1.donor_cnn.vcf.gz --table demo_output/E1.donor_cnn.tsv
+	bcftools query -f '%CHROM\t%POS\t%ID\t%REF\t%ALT\t%INFO/VEFF_donor_cnn_DIFF\t%INFO/VEFF_donor_cnn_STATUS\n' \
+		demo_output/E1.donor_cnn.vcf.gz | head -n 12
 
 test:
 	$(PYTHON) -m pytest -q

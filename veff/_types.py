@@ -93,7 +93,6 @@ class Status(str, Enum):
     REF_MISMATCH = "ref_mismatch"
     UNKNOWN_CONTIG = "unknown_contig"
     NOT_IN_REGION = "not_in_region"
-    NOT_SNV = "not_snv"
     UNSUPPORTED_ALLELE = "unsupported_allele"
     INDEL_TOO_LONG = "indel_too_long"
     NO_ALT = "no_alt"
