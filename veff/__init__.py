@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 from veff._types import Region, Status, Variant
 from veff.errors import InputError, ModelError, VeffError, VeffWarning
-from veff.models import Model, load_model
+from veff.models import Model, describe_model, load_model
 from veff.mutation_map import MutationMap, load_mutation_map
 from veff.pipeline import Summary, score_variants
 from veff.results import read_scores
@@ -29,6 +29,7 @@ __all__ = [
     "VeffError",
     "VeffWarning",
     "__version__",
+    "describe_model",
     "load_model",
     "load_mutation_map",
     "read_scores",

@@ -249,8 +249,10 @@ def score_variants_cmd(**opts: Any) -> None:
         opts["summary_json"].write_text(json.dumps(summary.to_dict(), indent=2) + "\n")  # type: ignore[union-attr]
 
 
+from veff.cli_models import models  # noqa: E402
 from veff.cli_mutation_map import create_mutation_map_cmd, plot_mutation_map_cmd  # noqa: E402
 
+main.add_command(models)
 main.add_command(create_mutation_map_cmd)
 main.add_command(plot_mutation_map_cmd)
 

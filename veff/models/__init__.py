@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterator, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from veff.errors import ModelError
 from veff.models.base import CallableModel, InputLayout, Model, sanitize_name
 
-__all__ = ["CallableModel", "InputLayout", "Model", "load_model", "sanitize_name"]
+__all__ = [
+    "CallableModel",
+    "InputLayout",
+    "Model",
+    "describe_model",
+    "list_models",
+    "load_model",
+    "resolve_model",
+    "sanitize_name",
+]
+
+MODEL_PATH_ENV = "VEFF_MODEL_PATH"
+ENTRY_POINT_GROUP = "veff.models"
 
 _KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
 _TORCH_SUFFIXES = (".pt", ".pth", ".pts", ".jit", ".torchscript")
@@ -25,12 +40,12 @@ def _is_keras_model(obj: object) -> bool:
     return keras is not None and isinstance(obj, keras.Model)
 
 
-def load_model(  # noqa: PLR0913
+def load_model(
     source: Any,
     *,
     seq_length: int | None = None,
     input_layout: str | None = None,
-    output_labels: tuple[str, ...] | list[str] | None = None,
+    output_labels: Sequence[str] | None = None,
     weights: str | Path | None = None,
     device: str = "auto",
     precision: str = "float32",
@@ -43,7 +58,9 @@ def load_model(  # noqa: PLR0913
     source
         A :class:`Model`; a ``torch.nn.Module``; a ``keras.Model``; any callable
         ``array -> array``; or a path: ``.h5``/``.keras`` (Keras), ``.pt``/``.pth`` (TorchScript or
-        pickled module), ``FILE.py::Class`` (PyTorch module class, with ``weights``).
+        pickled module), ``FILE.py::Class`` (PyTorch module class, with ``weights``), a Kipoi
+        model directory (model.yaml, see :mod:`veff.models.kipoi`); or a model name looked up by
+        :func:`resolve_model`.
     seq_length
         Input length, for models that do not fix it.
     input_layout
@@ -84,15 +101,22 @@ def load_model(  # noqa: PLR0913
     if "::" in text:
         from veff.models.torch import TorchModel
 
-        return TorchModel.from_path(
-            text, weights=weights, device=device, precision=precision, **common  # type: ignore[arg-type]
-        )
+        return TorchModel.from_path(text, weights=weights, device=device, precision=precision, **common)
     if path.is_dir():
-        msg = f"{path}: model directories (model.yaml) are not supported yet"
-        raise ModelError(msg)
-    if not path.exists():
-        msg = f"{path}: model not found"
-        raise ModelError(msg)
+        if not (path / "model.yaml").is_file():
+            msg = f"{path}: a directory without model.yaml is not a model directory"
+            raise ModelError(msg)
+        from veff.models.kipoi import load_kipoi_model
+
+        found: Path | Model = load_kipoi_model(path, device=device, precision=precision)
+    elif not path.exists():
+        found = resolve_model(text)
+    else:
+        found = path
+    if found is not path:
+        return load_model(found, seq_length=seq_length, input_layout=input_layout,
+                          output_labels=output_labels, weights=weights, device=device,
+                          precision=precision, name=name)
     suffix = path.suffix.lower()
     if suffix in _KERAS_SUFFIXES:
         from veff.models.keras import KerasModel
@@ -101,9 +125,106 @@ def load_model(  # noqa: PLR0913
     if suffix in _TORCH_SUFFIXES:
         from veff.models.torch import TorchModel
 
-        return TorchModel.from_path(path, device=device, precision=precision, **common)  # type: ignore[arg-type]
+        return TorchModel.from_path(path, device=device, precision=precision, **common)
     msg = (
         f"{path}: unknown model kind (suffix {suffix!r}); expected .h5/.keras (Keras), "
         ".pt/.pth (PyTorch), FILE.py::Class, or a model directory"
     )
     raise ModelError(msg)
+
+
+def _search_path() -> list[Path]:
+    """The folders of ``$VEFF_MODEL_PATH`` (colon-separated), in order."""
+    value = os.environ.get(MODEL_PATH_ENV, "")
+    return [Path(p).expanduser() for p in value.split(os.pathsep) if p.strip()]
+
+
+def resolve_model(name: str) -> Path | Model:
+    """Find a model given by name: a path, else ``$VEFF_MODEL_PATH``, else a ``veff.models`` entry point.
+
+    ``$VEFF_MODEL_PATH`` holds colon-separated folders; ``name`` (which may contain ``/``, as in
+    ``DeepSEA/variantEffects``) is looked up in each, first match wins. An installed package can serve
+    models through the entry-point group ``veff.models``: the entry point's name is the model name
+    and its value a function returning a path or a :class:`Model`.
+
+    Raises
+    ------
+    ModelError
+        When nothing is found (the message lists where veff looked).
+    """
+    path = Path(name).expanduser()
+    if path.exists():
+        return path
+    folders = _search_path()
+    for folder in folders:
+        candidate = folder / name
+        if candidate.exists():
+            return candidate
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name != name:
+            continue
+        try:
+            obj = ep.load()
+            result = obj() if callable(obj) and not isinstance(obj, Model) else obj
+        except Exception as exc:
+            msg = f"model {name!r}: entry point {ep.value} failed: {type(exc).__name__}: {exc}"
+            raise ModelError(msg) from exc
+        if isinstance(result, Model):
+            return result
+        if isinstance(result, (str, os.PathLike)) and Path(result).exists():
+            return Path(result)
+        msg = f"model {name!r}: entry point {ep.value} returned {result!r}, not a Model or an existing path"
+        raise ModelError(msg)
+    where = ", ".join(str(f) for f in folders) or "unset"
+    msg = (
+        f"model {name!r} not found: no such path, not in ${MODEL_PATH_ENV} ({where}), and no "
+        f"{ENTRY_POINT_GROUP!r} entry point of that name"
+    )
+    raise ModelError(msg)
+
+
+def _walk_models(folder: Path) -> Iterator[tuple[str, Path, str]]:
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")))
+        here = Path(root)
+        if "model.yaml" in files and here != folder:
+            yield here.relative_to(folder).as_posix(), here, "kipoi"
+        elif here == folder:
+            for f in sorted(files):
+                suffix = Path(f).suffix.lower()
+                if suffix in _KERAS_SUFFIXES or suffix in _TORCH_SUFFIXES:
+                    yield f, here / f, "keras" if suffix in _KERAS_SUFFIXES else "pytorch"
+
+
+def list_models() -> list[dict[str, Any]]:
+    """Models found on the search path and through entry points.
+
+    Returns
+    -------
+    list of dict
+        One per model, in lookup order: ``name`` (what :func:`load_model` accepts), ``path``
+        (None for entry points), ``kind`` (``kipoi``, ``keras``, ``pytorch`` or ``entry point``)
+        and ``source`` (the folder, or the entry point's value). A name found twice is listed once,
+        as :func:`resolve_model` resolves it.
+    """
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for folder in _search_path():
+        if not folder.is_dir():
+            continue
+        for name, path, kind in _walk_models(folder):
+            if name not in seen:
+                seen.add(name)
+                out.append({"name": name, "path": str(path), "kind": kind, "source": str(folder)})
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in seen:
+            seen.add(ep.name)
+            out.append({"name": ep.name, "path": None, "kind": "entry point", "source": ep.value})
+    return out
+
+
+def describe_model(path: str | Path) -> dict[str, Any]:
+    """What veff understands of a Kipoi model directory; see :func:`veff.models.kipoi.describe_model`."""
+    from veff.models.kipoi.describe import describe_model as describe
+
+    return describe(path)

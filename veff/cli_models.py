@@ -1,0 +1,118 @@
+"""``veff models``: inspect model directories and the model search path.
+
+``veff models info MODEL [--json]`` prints what veff understands of a model (a Kipoi model
+directory is read from its yaml files only, so it works without the weights); ``veff models list``
+prints the models found on ``$VEFF_MODEL_PATH`` and through ``veff.models`` entry points. Errors
+are one line ``veff: error: ...`` on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from veff.errors import VeffError
+
+__all__ = ["models"]
+
+_MAX_LABELS = 12
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(f"veff: error: {exc}", err=True)
+    sys.exit(1)
+
+
+@click.group("models")
+def models() -> None:
+    """Inspect models: what veff reads from a model directory, and which models it can find."""
+
+
+def _info(model: str) -> dict[str, Any]:
+    from veff.models import describe_model, load_model, resolve_model
+    from veff.models.kipoi.describe import describe_loaded
+
+    found = resolve_model(model)
+    if isinstance(found, Path) and (found.is_dir() or found.suffix in (".yaml", ".yml")):
+        return describe_model(found)
+    return describe_loaded(load_model(found))
+
+
+def _labels_text(labels: list[str] | None, count: int | None) -> str:
+    if labels is None:
+        return "unknown until the model runs"
+    shown = ", ".join(labels[:_MAX_LABELS])
+    more = f", ... ({count} in all)" if len(labels) > _MAX_LABELS else ""
+    return f"{shown}{more}"
+
+
+def _print_info(info: dict[str, Any]) -> None:
+    yes_no = "yes" if info["supported"] else f"no: {info['unsupported_reason']}"
+    rows = [
+        ("model", info["name"]),
+        ("path", info.get("path")),
+        ("framework", f"{info.get('framework')} ({info.get('model_class')})"),
+    ]
+    for inp in info.get("inputs") or []:
+        layout = inp.get("layout") or "-"
+        length = inp.get("length") if inp.get("length") is not None else "any"
+        rows.append((f"input {inp['name']}", f"{inp['role']}, {inp.get('special_type') or '-'}, "
+                     f"shape {inp.get('shape')}, layout {layout}, length {length}"))
+    outputs = info.get("outputs") or {}
+    rows += [
+        ("outputs", _labels_text(outputs.get("labels"), outputs.get("count"))),
+        ("rc", str(info.get("rc"))),
+        ("variant effects", info.get("variant_effects") or "not declared"),
+        ("scores", ", ".join(info.get("available_scores") or []) or "-"),
+        ("default scores", ", ".join(info.get("default_scores") or []) or "-"),
+        ("region mode", info.get("region_mode")),
+        ("N value", str(info.get("n_value"))),
+        ("supported", yes_no),
+    ]
+    rows += [("note", note) for note in info.get("notes") or []]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        click.echo(f"{key:<{width}}  {value}")
+
+
+@models.command("info")
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+def info_cmd(model: str, as_json: bool) -> None:
+    """Show what veff understands of MODEL (a directory, a model file or a name on the search path)."""
+    try:
+        info = _info(model)
+    except VeffError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+    else:
+        _print_info(info)
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def list_cmd(as_json: bool) -> None:
+    """List the models on $VEFF_MODEL_PATH and from installed packages (entry points veff.models)."""
+    from veff.models import list_models
+
+    try:
+        found = list_models()
+    except VeffError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    if not found:
+        click.echo("no models found: set $VEFF_MODEL_PATH (colon-separated folders) or install a package "
+                   "providing 'veff.models' entry points", err=True)
+        return
+    width = max(len(m["name"]) for m in found)
+    for m in found:
+        click.echo(f"{m['name']:<{width}}  {m['kind']:<11}  {m['path'] or m['source']}")

@@ -1,0 +1,168 @@
+"""Import Python code that ships with a Kipoi model directory, without the kipoi packages.
+
+Model directories hold Python files (custom model classes, custom Keras objects, custom scoring
+functions, PyTorch module files) that often start with ``from kipoi.model import BaseModel`` or
+subclass ``kipoi_veff.scores.RCScore``. When kipoi / kipoi_veff are not installed, veff puts small
+stand-ins for those few names into ``sys.modules`` while such a file is imported, and removes them
+afterwards. The stand-ins carry no behaviour beyond what the subclasses rely on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import os
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from veff.errors import ModelError
+from veff.scores import resolve_merge
+
+__all__ = ["import_object", "in_directory", "kipoi_stand_ins"]
+
+
+class _BaseModel:
+    """Stand-in for ``kipoi.model.BaseModel``: subclasses implement ``predict_on_batch``."""
+
+    def predict_on_batch(self, x: Any) -> Any:
+        msg = f"{type(self).__name__} does not implement predict_on_batch"
+        raise NotImplementedError(msg)
+
+
+class _Score:
+    """Stand-in for ``kipoi_veff.scores.Score``."""
+
+    def __call__(self, ref: Any, alt: Any, ref_rc: Any = None, alt_rc: Any = None) -> Any:
+        raise NotImplementedError
+
+
+class _RCScore(_Score):
+    """Stand-in for ``kipoi_veff.scores.RCScore``: resolves ``rc_merging`` to ``self.rc_merging``."""
+
+    def __init__(self, rc_merging: Any = "mean") -> None:
+        self.rc_merging = resolve_merge(rc_merging)
+
+    @staticmethod
+    def absmax(x: np.ndarray, y: np.ndarray, inplace: bool = True) -> np.ndarray:
+        """Element-wise the value with the larger magnitude (ties keep ``x``)."""
+        return resolve_merge("absmax")(x, y)
+
+
+def _stand_in_modules() -> dict[str, types.ModuleType]:
+    mods = {name: types.ModuleType(name) for name in (
+        "kipoi", "kipoi.model", "kipoi_veff", "kipoi_veff.scores", "kipoi_veff.utils",
+        "kipoi_veff.utils.scoring_fns",
+    )}
+    mods["kipoi"].model = mods["kipoi.model"]  # type: ignore[attr-defined]
+    mods["kipoi.model"].BaseModel = _BaseModel  # type: ignore[attr-defined]
+    mods["kipoi_veff"].scores = mods["kipoi_veff.scores"]  # type: ignore[attr-defined]
+    mods["kipoi_veff"].utils = mods["kipoi_veff.utils"]  # type: ignore[attr-defined]
+    mods["kipoi_veff.utils"].scoring_fns = mods["kipoi_veff.utils.scoring_fns"]  # type: ignore[attr-defined]
+    for name in ("kipoi_veff.scores", "kipoi_veff.utils.scoring_fns"):
+        mods[name].Score = _Score  # type: ignore[attr-defined]
+        mods[name].RCScore = _RCScore  # type: ignore[attr-defined]
+        mods[name].Rc_merging_pred_analysis = _RCScore  # type: ignore[attr-defined]
+    return mods
+
+
+def _installed(top: str) -> bool:
+    if top in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def kipoi_stand_ins() -> Iterator[None]:
+    """Provide ``kipoi.model.BaseModel`` and ``kipoi_veff.scores.RCScore`` while importing model code."""
+    added = {
+        name: mod for name, mod in _stand_in_modules().items() if not _installed(name.split(".")[0])
+    }
+    sys.modules.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            sys.modules.pop(name, None)
+
+
+@contextlib.contextmanager
+def in_directory(path: Path) -> Iterator[None]:
+    """Run with ``path`` as the working directory and first on ``sys.path`` (kipoi ran model code so)."""
+    old = Path.cwd()
+    entry = str(path.resolve())
+    os.chdir(path)
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+        with contextlib.suppress(ValueError):
+            sys.path.remove(entry)
+
+
+def _load_file(path: Path) -> types.ModuleType:
+    if not path.is_file():
+        msg = f"{path}: Python file not found"
+        raise ModelError(msg)
+    mod_name = f"_veff_kipoi_{path.stem}_{abs(hash(str(path.resolve())))}"
+    if mod_name in sys.modules:
+        return sys.modules[mod_name]
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:
+        msg = f"{path}: cannot import"
+        raise ModelError(msg)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:
+        sys.modules.pop(mod_name, None)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        msg = f"{path}: importing failed: {type(exc).__name__}: {exc}"
+        raise ModelError(msg) from exc
+    return module
+
+
+def import_object(ref: str, base_dir: Path) -> Any:
+    """Import ``file.py::Name``, ``dir/file.py::Name`` or ``module.Name`` relative to ``base_dir``.
+
+    A dotted ``module.Name`` is looked up as ``base_dir/module.py`` first (the Kipoi convention for
+    ``defined_as: model.MyModel``), then as an installed module. The import runs inside ``base_dir``
+    with the kipoi stand-ins in place.
+    """
+    base_dir = base_dir.resolve()
+    if "::" in ref:
+        file_part, _, obj_name = ref.rpartition("::")
+        module_path: Path | None = base_dir / file_part
+        dotted = ""
+    else:
+        dotted, _, obj_name = ref.rpartition(".")
+        candidate = base_dir / (dotted.replace(".", "/") + ".py") if dotted else None
+        module_path = candidate if candidate is not None and candidate.is_file() else None
+    if not obj_name or (module_path is None and not dotted):
+        msg = f"{ref!r}: expected FILE.py::Name or module.Name"
+        raise ModelError(msg)
+    with in_directory(base_dir), kipoi_stand_ins():
+        if module_path is not None:
+            module = _load_file(module_path.resolve())
+        else:
+            try:
+                module = importlib.import_module(dotted)
+            except ImportError as exc:
+                msg = f"{ref!r}: no file {dotted.replace('.', '/')}.py in {base_dir} and no module {dotted!r}"
+                raise ModelError(msg) from exc
+    try:
+        return getattr(module, obj_name)
+    except AttributeError:
+        msg = f"{ref!r}: {module_path or dotted} defines no {obj_name!r}"
+        raise ModelError(msg) from None

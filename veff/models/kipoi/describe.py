@@ -1,0 +1,416 @@
+"""What veff understands of a Kipoi model directory, from its yaml files alone.
+
+:func:`plan_model` turns a :class:`~veff.models.kipoi.spec.ModelSpec` into a :class:`ModelPlan`: which
+input holds the DNA and in which layout, the sequence length, the output labels, the scores, the
+region mode, the N value, and whether veff can run the model (with the reason when it cannot).
+:func:`describe_model` returns the same as a JSON-ready dict; it never needs the weights.
+
+Region modes
+------------
+``centred``
+    veff builds the variant-centred windows and the model input itself (kipoiseq ``SeqIntervalDl`` /
+    ``StringSeqIntervalDl`` dataloaders, or no dataloader).
+``bed_input``
+    The model has its own dataloader that takes a BED of regions (``bed_input``). Its windows are
+    variant-centred too; for a model whose only input is the DNA, veff builds them itself and does
+    not run the dataloader.
+``overlap``
+    The model's own dataloader chooses the regions (no ``bed_input``). veff does not run
+    dataloaders yet, so it scores variant-centred windows instead (reported as a note).
+
+Supported
+---------
+veff runs a model directory when its kind is supported (Keras, PyTorch, scikit-learn, TensorFlow,
+custom Python class), exactly one input holds DNA (``seq_input``, else ``special_type: DNASeq`` /
+``DNAStringSeq``, else a single input whose shape has one axis of 4) in a layout veff can build,
+every other input would come from the model's dataloader (not supported yet), and every target is
+at most one-dimensional per sample (profile outputs are not supported, as in kipoi-veff).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from veff.errors import ModelError
+from veff.models.base import InputLayout, Model
+from veff.models.kipoi.scores import ModelScore, score_table
+from veff.models.kipoi.spec import ArraySpec, KipoiSpecError, ModelSpec, UseRc, read_model_spec
+
+__all__ = [
+    "KIPOISEQ_N_VALUE",
+    "SUPPORTED_KINDS",
+    "DnaInput",
+    "ModelPlan",
+    "describe_loaded",
+    "describe_model",
+    "plan_model",
+]
+
+SUPPORTED_KINDS = ("keras", "pytorch", "sklearn", "tensorflow", "custom")
+KIPOISEQ_N_VALUE = 0.25
+"""One-hot value of N in kipoiseq's encoding (every channel); veff's own default is 0."""
+
+RegionMode = Literal["centred", "bed_input", "overlap"]
+StringShape = Literal["scalar", "wrapped", "chars"]
+
+
+@dataclass(frozen=True)
+class DnaInput:
+    """The model input veff builds from the (mutated) sequence.
+
+    Attributes
+    ----------
+    name
+        Input name in the model schema.
+    string
+        Whether it takes strings (``DNAStringSeq``) rather than one-hot arrays.
+    string_shape
+        ``scalar`` (one string per sample, shape ``()``), ``wrapped`` (shape ``(1,)``) or ``chars``
+        (an array of characters, shape ``(L,)``); None for one-hot inputs.
+    layout
+        Layout of a one-hot input (None for strings).
+    length
+        Sequence length L, or None when the model takes any length.
+    channel_order
+        Indices into A, C, G, T giving the model's alphabet order (None for ACGT).
+    dtype
+        numpy dtype name the dataloader would produce (None: float32).
+    """
+
+    name: str
+    string: bool = False
+    string_shape: StringShape | None = None
+    layout: InputLayout | None = None
+    length: int | None = None
+    channel_order: tuple[int, ...] | None = None
+    dtype: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """How veff runs a Kipoi model directory (see the module docstring)."""
+
+    spec: ModelSpec
+    dna: DnaInput | None
+    other_inputs: tuple[str, ...]
+    region_mode: RegionMode
+    n_value: float
+    use_rc: UseRc
+    labels: tuple[str, ...] | None
+    scores: tuple[ModelScore, ...]
+    default_scores: tuple[str, ...]
+    supported: bool
+    reason: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _dl_input(spec: ModelSpec, arr: ArraySpec) -> ArraySpec | None:
+    """The dataloader's output-schema entry for a model input (same name, or both single)."""
+    dl = spec.dataloader
+    if dl is None:
+        return None
+    for other in dl.inputs:
+        if other.name == arr.name:
+            return other
+    return dl.inputs[0] if len(dl.inputs) == 1 and len(spec.inputs) == 1 else None
+
+
+def _special_type(spec: ModelSpec, arr: ArraySpec) -> str | None:
+    """``special_type`` from model.yaml, else from dataloader.yaml (kipoi-veff read the latter)."""
+    if arr.special_type:
+        return arr.special_type
+    other = _dl_input(spec, arr)
+    return other.special_type if other is not None else None
+
+
+def _layout_of(shape: tuple[int | None, ...] | None) -> InputLayout | None:
+    if shape is None:
+        return None
+    try:
+        return InputLayout.parse(shape)
+    except ModelError:
+        return None
+
+
+def _dna_arrays(spec: ModelSpec, notes: list[str]) -> list[ArraySpec]:
+    ve = spec.variant_effects
+    if ve is not None and ve.seq_input:
+        found = []
+        for name in ve.seq_input:
+            arr = spec.input(name)
+            typed = [a for a in spec.inputs if _special_type(spec, a) in ("DNASeq", "DNAStringSeq")]
+            if arr is None and len(ve.seq_input) == 1 and len(typed) == 1:
+                notes.append(
+                    f"seq_input {name!r} is not a model input; using the DNA input {typed[0].name!r}"
+                )
+                arr = typed[0]
+            if arr is None:
+                names = ", ".join(a.name for a in spec.inputs) or "none"
+                msg = f"seq_input {name!r} is not a model input (inputs: {names})"
+                raise _Unsupported(msg)
+            found.append(arr)
+        return found
+    typed = [a for a in spec.inputs if _special_type(spec, a) in ("DNASeq", "DNAStringSeq")]
+    if typed:
+        return typed
+    untyped = [a for a in spec.inputs if _special_type(spec, a) is None and _layout_of(a.shape) is not None]
+    if len(untyped) == 1 and len(spec.inputs) == 1:
+        notes.append(f"input {untyped[0].name!r} has no special_type; read as DNASeq (kipoi-veff's default)")
+        return untyped
+    return []
+
+
+def _channel_order(alphabet: Any) -> tuple[int, ...] | None:
+    letters = [str(c).upper().replace("U", "T") for c in (alphabet if alphabet is not None else "ACGT")]
+    if sorted(letters) != ["A", "C", "G", "T"]:
+        msg = f"alphabet {alphabet!r} is not an order of A, C, G, T"
+        raise _Unsupported(msg)
+    order = tuple("ACGT".index(c) for c in letters)
+    return None if order == (0, 1, 2, 3) else order
+
+
+def _dna_input(spec: ModelSpec, arr: ArraySpec) -> DnaInput:
+    dl_arr = _dl_input(spec, arr)
+    shape = arr.shape if arr.shape is not None else (dl_arr.shape if dl_arr is not None else None)
+    special = _special_type(spec, arr) or "DNASeq"
+    dl = spec.dataloader
+    args = dl.default_args if dl is not None else {}
+    resize = args.get("auto_resize_len") if dl is not None and dl.source == "kipoiseq" else None
+    if special == "DNAStringSeq":
+        if shape is None or len(shape) == 0:
+            kind: StringShape = "scalar"
+        elif shape == (1,):
+            kind = "wrapped"
+        elif len(shape) == 1:
+            kind = "chars"
+        else:
+            msg = (
+                f"DNAStringSeq input {arr.name!r} has shape {arr.shape_text or shape}; "
+                "expected (), (1,) or (L,)"
+            )
+            raise _Unsupported(msg)
+        length = shape[0] if kind == "chars" and shape else None
+        return DnaInput(arr.name, string=True, string_shape=kind,
+                        length=length or (int(resize) if resize else None))
+    if special != "DNASeq":
+        msg = f"DNA input {arr.name!r} has special_type {special!r}; expected DNASeq or DNAStringSeq"
+        raise _Unsupported(msg)
+    layout = _layout_of(shape)
+    if layout is None:
+        msg = (
+            f"DNA input {arr.name!r} has shape {arr.shape_text or shape}; expected one axis of 4 "
+            "(A, C, G, T), one sequence axis and dummy axes of 1"
+        )
+        raise _Unsupported(msg)
+    length = next((d for d, a in zip(shape or (), layout.axes, strict=False) if a == "L"), None)
+    if length is None and dl_arr is not None and dl_arr.shape is not None:
+        dl_layout = _layout_of(dl_arr.shape)
+        if dl_layout is not None:
+            length = next((d for d, a in zip(dl_arr.shape, dl_layout.axes, strict=False) if a == "L"), None)
+    kipoiseq = dl is not None and dl.source == "kipoiseq"
+    dtype = args.get("dtype") if kipoiseq else None
+    return DnaInput(
+        arr.name, layout=layout, length=length or (int(resize) if resize else None),
+        channel_order=_channel_order(args.get("alphabet")) if kipoiseq else None,
+        dtype=str(dtype) if dtype else None,
+    )
+
+
+def _region_mode(spec: ModelSpec) -> RegionMode:
+    dl = spec.dataloader
+    if dl is None or dl.source == "kipoiseq":
+        return "centred"
+    return "bed_input" if dl.bed_input else "overlap"
+
+
+def _check_targets(spec: ModelSpec) -> None:
+    for target in spec.targets:
+        if target.shape is not None and sum(1 for d in target.shape if d != 1) > 1:
+            msg = (
+                f"target {target.name!r} has shape {target.shape_text}: position-resolved (profile) "
+                "outputs are not supported"
+            )
+            raise _Unsupported(msg)
+
+
+def plan_model(spec: ModelSpec) -> ModelPlan:
+    """Work out how veff runs a model directory; never raises for a readable spec."""
+    notes = list(spec.notes)
+    ve = spec.variant_effects
+    mode = _region_mode(spec)
+    dl = spec.dataloader
+    n_value = KIPOISEQ_N_VALUE if dl is not None and dl.source == "kipoiseq" else 0.0
+    try:
+        scores, defaults = score_table(ve)
+    except KipoiSpecError as exc:
+        scores, defaults, score_error = (), (), str(exc)
+    else:
+        score_error = ""
+    labels = spec.column_labels()
+    notes.extend(
+        f"labels file {t.labels_file} not present; outputs are numbered"
+        for t in spec.targets if t.labels_file and not spec.resolve(t.labels_file).is_file()
+    )
+    dna: DnaInput | None = None
+    others: tuple[str, ...] = ()
+    reason: str | None = None
+    try:
+        if spec.kind not in SUPPORTED_KINDS:
+            cls = f" ({spec.model_class})" if spec.model_class and spec.model_class != spec.kind else ""
+            msg = f"model kind {spec.kind!r}{cls} is not supported; veff runs {', '.join(SUPPORTED_KINDS)}"
+            raise _Unsupported(msg)
+        arrays = _dna_arrays(spec, notes)
+        if not arrays:
+            desc = ", ".join(f"{a.name} {a.shape_text or '?'} ({_special_type(spec, a) or 'no special_type'})"
+                             for a in spec.inputs) or "none"
+            msg = f"no DNA input veff can build (inputs: {desc})"
+            raise _Unsupported(msg)
+        if len(arrays) > 1:
+            msg = f"{len(arrays)} DNA inputs ({', '.join(a.name for a in arrays)}); veff runs models with one"
+            raise _Unsupported(msg)
+        dna = _dna_input(spec, arrays[0])
+        others = tuple(a.name for a in spec.inputs if a.name != dna.name and spec.input_form != "single")
+        if others:
+            msg = (
+                f"inputs {', '.join(others)} are not DNA; they come from the model's dataloader, which "
+                "veff does not run yet"
+            )
+            raise _Unsupported(msg)
+        _check_targets(spec)
+        if score_error:
+            raise _Unsupported(score_error)
+    except _Unsupported as exc:
+        reason = str(exc)
+    if ve is None:
+        notes.append("no variant_effects section: veff runs the model on its DNA input with diff/ref/alt")
+    if mode == "bed_input" and reason is None:
+        notes.append("the model's dataloader is not run; veff builds the variant-centred windows itself")
+    if mode == "overlap" and reason is None:
+        notes.append(
+            "the model's dataloader chooses the regions (overlap mode); veff does not run dataloaders "
+            "yet and scores variant-centred windows"
+        )
+    if dna is not None and dna.length is None and reason is None:
+        notes.append("the model takes any sequence length: give --seq-length")
+    return ModelPlan(
+        spec=spec, dna=dna, other_inputs=others, region_mode=mode, n_value=n_value,
+        use_rc=ve.use_rc if ve is not None else False, labels=labels, scores=scores,
+        default_scores=defaults, supported=reason is None, reason=reason, notes=tuple(notes),
+    )
+
+
+def _input_rows(plan: ModelPlan) -> list[dict[str, Any]]:
+    rows = []
+    for arr in plan.spec.inputs:
+        is_dna = plan.dna is not None and arr.name == plan.dna.name
+        layout = plan.dna.layout if is_dna and plan.dna is not None else _layout_of(arr.shape)
+        rows.append({
+            "name": arr.name,
+            "special_type": _special_type(plan.spec, arr),
+            "shape": arr.shape_text or None,
+            "role": "dna" if is_dna else "other",
+            "layout": ("string" if plan.dna is not None and plan.dna.string else str(layout))
+            if is_dna or layout is not None else None,
+            "length": plan.dna.length if is_dna and plan.dna is not None else None,
+        })
+    return rows
+
+
+def describe_model(path: str | Path) -> dict[str, Any]:
+    """Describe a Kipoi model directory from its yaml files (weights are not needed).
+
+    Parameters
+    ----------
+    path
+        The model directory (or its model.yaml), or a model name on the search path.
+
+    Returns
+    -------
+    dict
+        ``name``, ``path``, ``framework``, ``model_class``, ``inputs`` (name, special_type, shape,
+        role, layout, length), ``outputs`` (``labels``, ``count``), ``rc``, ``variant_effects`` (the
+        yaml form, or None), ``available_scores``, ``default_scores``, ``region_mode``,
+        ``dataloader``, ``n_value``, ``supported``, ``unsupported_reason`` and ``notes``.
+
+    Raises
+    ------
+    ModelError
+        When ``path`` is not a model directory (no model.yaml). A model.yaml that cannot be read
+        gives ``supported: False`` with the reason instead.
+    """
+    p = Path(path)
+    if not p.exists():
+        from veff.models import resolve_model
+
+        found = resolve_model(str(path))
+        if isinstance(found, Model):
+            return describe_loaded(found)
+        p = found
+    is_yaml = p.is_file() and p.suffix in (".yaml", ".yml")
+    model_dir = p.parent if is_yaml else p
+    if not is_yaml and not (model_dir / "model.yaml").is_file():
+        msg = f"{p}: not a Kipoi model directory (no model.yaml)"
+        raise ModelError(msg)
+    try:
+        plan = plan_model(read_model_spec(p if is_yaml else model_dir))
+    except KipoiSpecError as exc:
+        return {
+            "name": model_dir.name, "path": str(model_dir), "framework": None, "model_class": None,
+            "inputs": [], "outputs": {"labels": None, "count": None}, "rc": False,
+            "variant_effects": None, "available_scores": [], "default_scores": [],
+            "region_mode": None, "dataloader": None, "n_value": 0.0, "supported": False,
+            "unsupported_reason": str(exc), "notes": [],
+        }
+    spec = plan.spec
+    dl = spec.dataloader
+    return {
+        "name": spec.name,
+        "path": str(spec.path),
+        "framework": spec.kind,
+        "model_class": spec.model_class,
+        "inputs": _input_rows(plan),
+        "outputs": {"labels": list(plan.labels) if plan.labels is not None else None,
+                    "count": len(plan.labels) if plan.labels is not None else None},
+        "rc": plan.use_rc,
+        "variant_effects": spec.variant_effects.form if spec.variant_effects is not None else None,
+        "available_scores": [s.label for s in plan.scores],
+        "default_scores": list(plan.default_scores),
+        "region_mode": plan.region_mode,
+        "dataloader": None if dl is None else {
+            "source": dl.source, "defined_as": dl.defined_as, "bed_input": list(dl.bed_input),
+        },
+        "n_value": plan.n_value,
+        "supported": plan.supported,
+        "unsupported_reason": plan.reason,
+        "notes": list(plan.notes),
+    }
+
+
+def describe_loaded(model: Model) -> dict[str, Any]:
+    """Describe a loaded :class:`~veff.models.base.Model` (a model that is not a Kipoi directory)."""
+    labels = list(model.output_labels) if model.output_labels is not None else None
+    return {
+        "name": model.name,
+        "path": None,
+        "framework": model.framework,
+        "model_class": type(model).__name__,
+        "inputs": [{"name": "seq", "special_type": "DNASeq", "shape": None, "role": "dna",
+                    "layout": str(model.layout), "length": model.seq_length}],
+        "outputs": {"labels": labels, "count": len(labels) if labels is not None else None},
+        "rc": model.default_rc,
+        "variant_effects": None,
+        "available_scores": list(getattr(model, "available_scores", [])) or None,
+        "default_scores": list(getattr(model, "default_scores", [])) or None,
+        "region_mode": "centred",
+        "dataloader": None,
+        "n_value": model.n_value,
+        "supported": True,
+        "unsupported_reason": None,
+        "notes": [],
+    }
