@@ -142,3 +142,16 @@ def test_model_that_cannot_load_is_one_line(tmp_path):
     )
     assert res.exit_code == 1
     assert res.output.startswith("veff: error:") and res.output.count("\n") == 1
+
+
+def test_bcf_output_is_indexed_and_region_queryable(tmp_path):
+    out = tmp_path / "e2.bcf"
+    res = _run(
+        ["score-variants", str(TORCH_MODEL), "--vcf", str(E2), "--fasta", str(HG19), "-o", str(out), "-q"]
+    )
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "e2.bcf.csi").exists()
+    lines = subprocess.run(
+        ["bcftools", "view", "-H", str(out), "17:11000-12000"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert len(lines) == 14 and all("VEFF_donor_cnn_STATUS=" in line for line in lines)
