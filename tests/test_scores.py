@@ -104,3 +104,17 @@ def test_custom_scores_register_and_four_argument_callables():
     assert s(np.zeros((1, 1)), np.ones((1, 1)), np.zeros((1, 1)), np.ones((1, 1)) * 3)[0, 0] == 4
     with pytest.raises(InputError, match="unknown score 'nope'"):
         get_score("nope")
+
+
+def test_resolve_score_jobs_rules():
+    from veff.scores import resolve_score_jobs
+
+    jobs = resolve_score_jobs(["diff", "logit"], [{"rc_merging": "max"}])
+    assert [j.kwargs for j in jobs] == [{"rc_merging": "max"}] * 2  # one dict applies to all
+    assert resolve_score_jobs("diff")[0].name == "diff"
+    with pytest.raises(InputError, match="2 score_kwargs given for 3 scores"):
+        resolve_score_jobs(["diff", "ref", "alt"], [{}, {}])
+    with pytest.raises(InputError, match="score names repeat"):
+        resolve_score_jobs(["diff", "diff"])
+    got = jobs[0].apply(np.array([[0.1]]), np.array([[0.4]]), np.array([[0.2]]), np.array([[0.3]]))
+    assert got.dtype == np.float32 and got[0, 0] == pytest.approx(0.3)

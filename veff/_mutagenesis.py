@@ -5,20 +5,12 @@ See :mod:`veff.mutation_map` for the rules these implement.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 
 from veff._types import Region, Variant
 from veff.errors import InputError
-from veff.predict import Predictions
-from veff.scores import Score, get_score
 
-__all__ = ["ScoreJob", "VariantIndex", "mutant_table", "mutate", "progress_bar", "score_jobs",
-           "tile_region"]
+__all__ = ["VariantIndex", "mutant_table", "mutate", "tile_region"]
 
 _ACGT = np.frombuffer(b"ACGT", dtype=np.uint8)
 _BASE_INDEX = np.full(256, -1, dtype=np.int8)
@@ -84,49 +76,6 @@ def mutate(ref_codes: np.ndarray, pos: np.ndarray, base: np.ndarray) -> np.ndarr
     return out
 
 
-@dataclass(frozen=True)
-class ScoreJob:
-    name: str
-    score: Score
-    kwargs: dict[str, Any]
-
-    def __call__(self, p: Predictions) -> np.ndarray:
-        try:
-            out = self.score(p.ref, p.alt, p.ref_rc, p.alt_rc, **self.kwargs)
-        except TypeError as exc:
-            msg = f"score {self.name!r} rejected its arguments {self.kwargs}: {exc}"
-            raise InputError(msg) from exc
-        return np.asarray(out, dtype=np.float32).reshape(len(p.alt), -1)
-
-
-def score_jobs(
-    scores: Sequence[str | Callable[..., Any]],
-    score_kwargs: Sequence[dict[str, Any]] | dict[str, Any] | None,
-) -> list[ScoreJob]:
-    if isinstance(scores, str):
-        scores = [scores]
-    if not scores:
-        msg = "no score selected"
-        raise InputError(msg)
-    kws = [score_kwargs] if isinstance(score_kwargs, dict) else list(score_kwargs or [])
-    if len(kws) not in (0, 1, len(scores)):
-        msg = f"{len(kws)} score_kwargs given for {len(scores)} scores; give one per score"
-        raise InputError(msg)
-    jobs = []
-    for k, s in enumerate(scores):
-        sc = get_score(s)
-        kw = kws[k if len(kws) > 1 else 0] if kws else {}
-        if not isinstance(kw, dict):
-            msg = f"score_kwargs for {sc.name!r} must be a dict, got {kw!r}"
-            raise InputError(msg)
-        jobs.append(ScoreJob(sc.name.replace("/", "_"), sc, dict(kw)))
-    names = [j.name for j in jobs]
-    if len(set(names)) != len(names):
-        msg = f"score names repeat: {names}"
-        raise InputError(msg)
-    return jobs
-
-
 class VariantIndex:
     """Query variants by FASTA contig and 0-based start, to list those inside a window."""
 
@@ -143,19 +92,3 @@ class VariantIndex:
         starts, vs = self._data.get(chrom, (np.empty(0, np.int64), []))
         lo, hi = np.searchsorted(starts, [start, end])
         return vs[lo:hi]
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def progress_bar(enabled: bool, total: int | None) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit=" windows", file=sys.stderr, dynamic_ncols=True)

@@ -41,14 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from veff._mutagenesis import (
-    VariantIndex,
-    mutant_table,
-    mutate,
-    progress_bar,
-    score_jobs,
-    tile_region,
-)
+from veff._mutagenesis import VariantIndex, mutant_table, mutate, tile_region
 from veff._mutation_map_h5 import (
     FORMAT,
     FORMAT_VERSION,
@@ -57,6 +50,7 @@ from veff._mutation_map_h5 import (
     MutationMapWriter,
     load_mutation_map,
 )
+from veff._progress import progress_bar
 from veff._types import Region, Variant
 from veff.errors import InputError, VeffWarning
 from veff.io.bed import read_regions
@@ -65,6 +59,7 @@ from veff.io.vcf import VcfReader
 from veff.models import Model, load_model
 from veff.predict import Predictions, predict_pairs
 from veff.regions import CENTERINGS, Centering, window_start
+from veff.scores import resolve_score_jobs
 from veff.sequences import codes_to_str, reverse_complement_codes
 
 __all__ = [
@@ -168,11 +163,12 @@ class MutationMap:
         if centering not in CENTERINGS:
             msg = f"unknown centering {centering!r}; expected one of {CENTERINGS}"
             raise InputError(msg)
-        self.jobs = score_jobs(scores, score_kwargs)
+        self.jobs = resolve_score_jobs(scores, score_kwargs)
         self.fasta = fasta if isinstance(fasta, Fasta) else Fasta(fasta)
         self._owns_fasta = self.fasta is not fasta
-        self.model: Model = load_model(model, seq_length=seq_length, output_labels=output_labels,
-                                       **(model_kwargs or {}))
+        self.model: Model = load_model(
+            model, seq_length=seq_length, output_labels=output_labels, **(model_kwargs or {})
+        )
         length = seq_length or self.model.seq_length
         if not length:
             msg = f"model {self.model.name!r} does not fix its input length; give seq_length"
@@ -197,8 +193,10 @@ class MutationMap:
         regions = read_regions(src) if isinstance(src, (str, os.PathLike)) else list(src)
         for r in regions:
             if len(r) != self.length:
-                msg = (f"bound region {r.chrom}:{r.start}-{r.end} is {len(r)} bp; "
-                       f"every bound region must be exactly L = {self.length} bp")
+                msg = (
+                    f"bound region {r.chrom}:{r.start}-{r.end} is {len(r)} bp; "
+                    f"every bound region must be exactly L = {self.length} bp"
+                )
                 raise InputError(msg)
         return regions
 
@@ -206,8 +204,12 @@ class MutationMap:
     def labels(self) -> list[str]:
         """Output labels of the stored T axis (the model is run once on an all-N window)."""
         if self._labels is None:
-            probe = predict_pairs(self.model, np.full((1, self.length), ord("N"), np.uint8),
-                                  np.empty((0, self.length), np.uint8), batch_size=1)
+            probe = predict_pairs(
+                self.model,
+                np.full((1, self.length), ord("N"), np.uint8),
+                np.empty((0, self.length), np.uint8),
+                batch_size=1,
+            )
             n_out = int(np.prod(probe.ref.shape[1:]))
             labels = list(self.model.output_labels or [str(k) for k in range(n_out)])
             if len(labels) != n_out:
@@ -267,15 +269,19 @@ class MutationMap:
             pair = preds.select(self._columns)
             zeros = np.zeros(hi - lo, dtype=np.int64)
             paired = Predictions(
-                ref_pred.ref[zeros], pair.alt,
-                None if ref_pred.ref_rc is None else ref_pred.ref_rc[zeros], pair.alt_rc,
+                ref_pred.ref[zeros],
+                pair.alt,
+                None if ref_pred.ref_rc is None else ref_pred.ref_rc[zeros],
+                pair.alt_rc,
             )
             blocks = {}
             for job in self.jobs:
-                values = job(paired)
+                values = job.apply(paired.ref, paired.alt, paired.ref_rc, paired.alt_rc)
                 if values.shape[1] != len(labels):
-                    msg = (f"score {job.name!r} returned {values.shape[1]} values per mutant; "
-                           f"expected one per output ({len(labels)})")
+                    msg = (
+                        f"score {job.name!r} returned {values.shape[1]} values per mutant; "
+                        f"expected one per output ({len(labels)})"
+                    )
                     raise InputError(msg)
                 block = np.full((p1 - p0, 4, len(labels)), np.nan, dtype=np.float32)
                 block[pos[lo:hi] - p0, base[lo:hi]] = values
@@ -304,8 +310,9 @@ class MutationMap:
             ref_pred = pred
             for name, block in blocks.items():
                 out[name][p0 : p0 + len(block)] = block
-        seq = codes_to_str(self.fasta.fetch_many(self._contig(window.chrom),
-                                                 np.array([window.start]), self.length)[0])
+        seq = codes_to_str(
+            self.fasta.fetch_many(self._contig(window.chrom), np.array([window.start]), self.length)[0]
+        )
         return WindowResult(window, seq, out, ref_pred)
 
     def _check_window(self, window: Region) -> None:
@@ -343,21 +350,27 @@ class MutationMap:
         if isinstance(variants, (str, os.PathLike)):
             variants = self._read_variants(variants)
         labels = self.labels
-        meta = {"seq_length": self.length, "rc": self.rc, "centering": self.centering,
-                "query": query}
-        bar = progress_bar(self.progress, total)
+        meta = {"seq_length": self.length, "rc": self.rc, "centering": self.centering, "query": query}
+        bar = progress_bar(self.progress, unit="windows", total=total)
         try:
-            with MutationMapWriter(output, model=self.model.name, scores=[j.name for j in self.jobs],
-                                   labels=labels, meta=meta) as writer:
+            with MutationMapWriter(
+                output, model=self.model.name, scores=[j.name for j in self.jobs], labels=labels, meta=meta
+            ) as writer:
                 for window, name in windows:
                     self._check_window(window)
                     chrom = self._contig(window.chrom)
-                    seq = codes_to_str(self.fasta.fetch_many(chrom, np.array([window.start]),
-                                                             self.length)[0])
+                    seq = codes_to_str(self.fasta.fetch_many(chrom, np.array([window.start]), self.length)[0])
                     inside = variants.within(chrom, window.start, window.end) if variants else []
-                    g = writer.add_entry(chrom=chrom, start=window.start, end=window.end,
-                                         strand=window.strand, seq_input=self.seq_input,
-                                         ref_seq=seq, name=name, variants=inside)
+                    g = writer.add_entry(
+                        chrom=chrom,
+                        start=window.start,
+                        end=window.end,
+                        strand=window.strand,
+                        seq_input=self.seq_input,
+                        ref_seq=seq,
+                        name=name,
+                        variants=inside,
+                    )
                     for p0, ref_pred, blocks in self._blocks(window):
                         for score, block in blocks.items():
                             g["scores"][score][p0 : p0 + len(block)] = block
@@ -379,8 +392,10 @@ class MutationMap:
                 continue
             size = self.fasta.lengths[self._contig(q.chrom)]
             if q.start < 0 or q.end > size or q.start >= q.end:
-                msg = (f"query region {q.chrom}:{q.start}-{q.end} (0-based) is empty or "
-                       f"outside the contig (length {size})")
+                msg = (
+                    f"query region {q.chrom}:{q.start}-{q.end} (0-based) is empty or "
+                    f"outside the contig (length {size})"
+                )
                 raise InputError(msg)
             for w in tile_region(q, self.length):
                 yield w, name
@@ -413,8 +428,9 @@ class MutationMap:
             raise InputError(msg)
         region = Region(chrom, int(start), int(end), strand)  # type: ignore[arg-type]
         tiles = list(self._tiles([region]))
-        return self.query_windows(tiles, output=output, variants=self._read_variants(variants),
-                                  query="region", total=len(tiles))
+        return self.query_windows(
+            tiles, output=output, variants=self._read_variants(variants), query="region", total=len(tiles)
+        )
 
     def query_bed(
         self,
@@ -429,8 +445,13 @@ class MutationMap:
             msg = f"{path}: no intervals"
             raise InputError(msg)
         total = sum(len(tile_region(r, self.length)) for r in regions) if self.bound is None else None
-        return self.query_windows(self._tiles(regions), output=output,
-                                  variants=self._read_variants(variants), query="bed", total=total)
+        return self.query_windows(
+            self._tiles(regions),
+            output=output,
+            variants=self._read_variants(variants),
+            query="bed",
+            total=total,
+        )
 
     def query_vcf(self, path: str | os.PathLike[str], *, output: str | os.PathLike[str]) -> MutationMapFile:
         """Map one window per variant, centred as ``score-variants`` centres it.
@@ -445,20 +466,24 @@ class MutationMap:
             for w in self._variant_windows(chrom, v):
                 label = v.id if v.id != "." else f"{v.chrom}:{v.pos}:{v.ref}>{','.join(v.alts)}"
                 windows.setdefault((w.chrom, w.start, w.end, w.strand), []).append(label)
-        items = [(Region(c, s, e, st), ",".join(dict.fromkeys(ids)))  # type: ignore[arg-type]
-                 for (c, s, e, st), ids in windows.items()]
+        items = [
+            (Region(c, s, e, st), ",".join(dict.fromkeys(ids)))  # type: ignore[arg-type]
+            for (c, s, e, st), ids in windows.items()
+        ]
         if not items:
             msg = f"{path}: no variant could be placed in a window"
             raise InputError(msg)
-        return self.query_windows(items, output=output, variants=index, query="vcf",
-                                  total=len(items))
+        return self.query_windows(items, output=output, variants=index, query="vcf", total=len(items))
 
     def _variant_windows(self, chrom: str, v: Variant) -> list[Region]:
         if self.bound is None:
             s = window_start(v.start, self.length, self.centering)
             return [Region(chrom, s, s + self.length)]
-        return [b for b in self.bound if self.fasta.resolve(b.chrom) == chrom
-                and b.start <= v.start and v.end <= b.end]
+        return [
+            b
+            for b in self.bound
+            if self.fasta.resolve(b.chrom) == chrom and b.start <= v.start and v.end <= b.end
+        ]
 
     def _vcf_variants(self, path: str | os.PathLike[str]) -> list[tuple[str, Variant]]:
         reader = VcfReader(path)
@@ -474,8 +499,12 @@ class MutationMap:
         finally:
             reader.close()
         if missing:
-            warnings.warn(f"{path}: variants on contigs missing from the reference were skipped: "
-                          f"{', '.join(sorted(missing))}", VeffWarning, stacklevel=3)
+            warnings.warn(
+                f"{path}: variants on contigs missing from the reference were skipped: "
+                f"{', '.join(sorted(missing))}",
+                VeffWarning,
+                stacklevel=3,
+            )
         return placed
 
     def _read_variants(self, path: str | os.PathLike[str] | None) -> VariantIndex | None:

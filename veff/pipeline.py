@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import queue
-import sys
 import threading
 import time
 from collections import Counter
@@ -25,15 +24,16 @@ import numpy as np
 import pandas as pd
 
 from veff import __version__
+from veff._progress import progress_bar
 from veff._types import SCORED_STATUSES, Status, Variant
 from veff.errors import InputError
 from veff.io.bed import BedIndex
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader
 from veff.models import Model, load_model, sanitize_name
-from veff.predict import Predictions, auto_batch_size, predict_pairs
+from veff.predict import auto_batch_size, predict_pairs
 from veff.regions import Centering
-from veff.scores import Score, get_score
+from veff.scores import ScoreJob, resolve_score_jobs
 from veff.windows import DEFAULT_MAX_INDEL_LENGTH, WindowBuilder, WindowSet
 from veff.writers.seqdump import SeqDumpWriter
 from veff.writers.table import TableChunk, open_table, table_format
@@ -92,40 +92,6 @@ class Summary:
             "output": self.output,
             "veff_version": __version__,
         }
-
-
-@dataclass(frozen=True)
-class _ScoreJob:
-    name: str
-    score: Score
-    kwargs: dict[str, Any]
-
-
-def _resolve_scores(
-    scores: Sequence[str | Callable[..., Any]], score_kwargs: Sequence[dict[str, Any]] | None
-) -> list[_ScoreJob]:
-    if not scores:
-        msg = "no score selected"
-        raise InputError(msg)
-    kwargs_list = list(score_kwargs or [])
-    if kwargs_list and len(kwargs_list) not in (1, len(scores)):
-        msg = f"{len(kwargs_list)} score_kwargs given for {len(scores)} scores; give one per score"
-        raise InputError(msg)
-    if len(kwargs_list) == 1 and len(scores) > 1:
-        kwargs_list = kwargs_list * len(scores)
-    jobs = []
-    for k, s in enumerate(scores):
-        sc = get_score(s)
-        kw = dict(kwargs_list[k]) if kwargs_list else {}
-        if not isinstance(kw, dict):
-            msg = f"score_kwargs for {sc.name!r} must be a JSON object, got {kw!r}"
-            raise InputError(msg)
-        jobs.append(_ScoreJob(sc.name, sc, kw))
-    names = [j.name for j in jobs]
-    if len(set(names)) != len(names):
-        msg = f"score names repeat: {names}"
-        raise InputError(msg)
-    return jobs
 
 
 def _select_outputs(labels: list[str], model_outputs: Sequence[str | int] | None) -> np.ndarray | None:
@@ -314,7 +280,7 @@ def score_variants(
     if batch_size is not None and batch_size < 1:
         msg = f"batch_size must be at least 1, got {batch_size}"
         raise InputError(msg)
-    jobs = _resolve_scores(scores, score_kwargs)
+    jobs = resolve_score_jobs(scores, score_kwargs)
     mdl = load_model(model, seq_length=seq_length, output_labels=output_labels, **(model_kwargs or {}))
     length = seq_length or mdl.seq_length
     if not length:
@@ -373,7 +339,7 @@ def score_variants(
     collected: dict[str, list[np.ndarray]] = {j.name: [] for j in jobs}
     keys: list[str] = []
     chunk = max(16, min(4096, _MEMORY_BUDGET // (length * 16 * (4 if use_rc else 2))))
-    bar = _progress(progress)
+    bar = progress_bar(progress, unit="variants")
     try:
         for ws in _prefetch(_read_chunks(reader, builder, chunk)):
             if dumper is not None:
@@ -426,22 +392,14 @@ def score_variants(
 
 
 def _score_chunk(
-    mdl: Model, ws: WindowSet, jobs: list[_ScoreJob], rc: bool, batch: int, columns: np.ndarray | None
+    mdl: Model, ws: WindowSet, jobs: list[ScoreJob], rc: bool, batch: int, columns: np.ndarray | None
 ) -> dict[str, np.ndarray]:
     """Predict and score the chunk's scored ALTs: per score, shape (n_alt, T) ({} when none)."""
     if not len(ws.alt_ref):
         return {}
     preds = predict_pairs(mdl, ws.ref_codes, ws.alt_codes, rc=rc, batch_size=batch)
     paired = preds.paired(ws.alt_ref).select(columns)
-    return {j.name: _apply(j, paired).reshape(len(ws.alt_ref), -1) for j in jobs}
-
-
-def _apply(job: _ScoreJob, p: Predictions) -> np.ndarray:
-    try:
-        return np.asarray(job.score(p.ref, p.alt, p.ref_rc, p.alt_rc, **job.kwargs), dtype=np.float32)
-    except TypeError as exc:
-        msg = f"score {job.name!r} rejected its arguments {job.kwargs}: {exc}"
-        raise InputError(msg) from exc
+    return {j.name: j.apply(paired.ref, paired.alt, paired.ref_rc, paired.alt_rc) for j in jobs}
 
 
 def _write_chunk(writer: VcfWriter, ws: WindowSet, values: dict[str, np.ndarray], names: list[str]) -> None:
@@ -457,7 +415,7 @@ def _write_chunk(writer: VcfWriter, ws: WindowSet, values: dict[str, np.ndarray]
         writer.write(rec, v.alts, [str(s) for s in ws.statuses[i]], rows)
 
 
-def _api_command(model: Model, jobs: list[_ScoreJob], rc: bool, length: int) -> str:
+def _api_command(model: Model, jobs: list[ScoreJob], rc: bool, length: int) -> str:
     return json.dumps(
         {
             "api": "veff.score_variants",
@@ -467,19 +425,3 @@ def _api_command(model: Model, jobs: list[_ScoreJob], rc: bool, length: int) -> 
             "seq_length": length,
         }
     )
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(unit=" variants", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)

@@ -16,7 +16,7 @@ give finite values, and warn once per run when model outputs fall outside [0, 1]
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Literal
@@ -29,10 +29,12 @@ __all__ = [
     "RC_MERGES",
     "SCORES",
     "Score",
+    "ScoreJob",
     "get_score",
     "logit",
     "merge_rc",
     "register_score",
+    "resolve_score_jobs",
 ]
 
 RcMerging = Literal["mean", "min", "max", "median", "absmax"]
@@ -283,3 +285,59 @@ def get_score(score: str | Score | Callable[..., np.ndarray]) -> Score:
     except KeyError:
         msg = f"unknown score {score!r}; available: {', '.join(sorted(SCORES))}"
         raise InputError(msg) from None
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """A score chosen for a run, with its keyword arguments (``rc_merging``, ``eps``...)."""
+
+    name: str
+    score: Score
+    kwargs: dict[str, Any]
+
+    def apply(
+        self, ref: np.ndarray, alt: np.ndarray, ref_rc: np.ndarray | None, alt_rc: np.ndarray | None
+    ) -> np.ndarray:
+        """Return the score as float32, shape (N, T) (outputs flattened)."""
+        try:
+            out = self.score(ref, alt, ref_rc, alt_rc, **self.kwargs)
+        except TypeError as exc:
+            msg = f"score {self.name!r} rejected its arguments {self.kwargs}: {exc}"
+            raise InputError(msg) from exc
+        return np.asarray(out, dtype=np.float32).reshape(len(alt), -1)
+
+
+def resolve_score_jobs(
+    scores: str | Callable[..., Any] | Sequence[str | Callable[..., Any]],
+    score_kwargs: Sequence[dict[str, Any]] | dict[str, Any] | None = None,
+) -> list[ScoreJob]:
+    """Resolve score names/callables and their kwargs (one dict per score, or one for all).
+
+    Raises
+    ------
+    InputError
+        For an unknown score, a kwargs count that fits neither rule, a non-dict entry, or
+        repeated names.
+    """
+    if isinstance(scores, str) or callable(scores):
+        scores = [scores]
+    if not scores:
+        msg = "no score selected"
+        raise InputError(msg)
+    kws = [score_kwargs] if isinstance(score_kwargs, dict) else list(score_kwargs or [])
+    if len(kws) not in (0, 1, len(scores)):
+        msg = f"{len(kws)} score_kwargs given for {len(scores)} scores; give one per score"
+        raise InputError(msg)
+    jobs = []
+    for k, s in enumerate(scores):
+        sc = get_score(s)
+        kw = kws[k if len(kws) > 1 else 0] if kws else {}
+        if not isinstance(kw, dict):
+            msg = f"score_kwargs for {sc.name!r} must be a JSON object, got {kw!r}"
+            raise InputError(msg)
+        jobs.append(ScoreJob(sc.name.replace("/", "_"), sc, dict(kw)))
+    names = [j.name for j in jobs]
+    if len(set(names)) != len(names):
+        msg = f"score names repeat: {names}"
+        raise InputError(msg)
+    return jobs
