@@ -116,3 +116,12 @@ def test_unknown_kinds_are_named(tmp_path):
     (tmp_path / "broken.h5").write_text("not hdf5")
     with pytest.raises(ModelError, match="cannot load as a Keras model"):
         load_model(tmp_path / "broken.h5")
+
+
+def test_module_file_errors_are_model_errors(tmp_path):
+    broken = tmp_path / "broken_net.py"
+    broken.write_text("import no_such_package_xyz\n")
+    with pytest.raises(ModelError, match=r"broken_net\.py: importing failed: ModuleNotFoundError"):
+        load_model(f"{broken}::Net")
+    with pytest.raises(ModelError, match="Python file not found"):
+        load_model(f"{tmp_path / 'missing.py'}::Net")

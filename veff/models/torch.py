@@ -8,7 +8,6 @@ name and state dict (``path/to/net.py::ClassName`` with ``weights=``). A module 
 from __future__ import annotations
 
 import importlib.util
-import sys
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from veff.errors import ModelError
+from veff.models._pyfile import load_python_file
 from veff.models.base import InputLayout, Model
 
 __all__ = ["TorchModel", "load_module_class", "resolve_device"]
@@ -42,27 +42,7 @@ def load_module_class(spec: str, kwargs: dict[str, Any] | None = None) -> Any:
         msg = f"{spec!r}: expected FILE.py::ClassName"
         raise ModelError(msg)
     path = Path(path_text)
-    if path.suffix == ".py":
-        if not path.is_file():
-            msg = f"{path}: model module file not found"
-            raise ModelError(msg)
-        mod_name = f"_veff_user_{path.stem}_{abs(hash(str(path.resolve())))}"
-        module_spec = importlib.util.spec_from_file_location(mod_name, path)
-        if module_spec is None or module_spec.loader is None:
-            msg = f"{path}: cannot import"
-            raise ModelError(msg)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[mod_name] = module
-        sys.path.insert(0, str(path.parent.resolve()))
-        try:
-            module_spec.loader.exec_module(module)
-        except Exception as exc:
-            msg = f"{path}: importing the model module failed: {type(exc).__name__}: {exc}"
-            raise ModelError(msg) from exc
-        finally:
-            sys.path.pop(0)
-    else:
-        module = importlib.import_module(path_text)
+    module = load_python_file(path) if path.suffix == ".py" else importlib.import_module(path_text)
     try:
         cls = getattr(module, cls_name)
     except AttributeError:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from veff.errors import ModelError
+from veff.models._pyfile import load_python_file
 from veff.scores import resolve_merge
 
 __all__ = ["import_object", "in_directory", "kipoi_stand_ins"]
@@ -55,10 +56,17 @@ class _RCScore(_Score):
 
 
 def _stand_in_modules() -> dict[str, types.ModuleType]:
-    mods = {name: types.ModuleType(name) for name in (
-        "kipoi", "kipoi.model", "kipoi_veff", "kipoi_veff.scores", "kipoi_veff.utils",
-        "kipoi_veff.utils.scoring_fns",
-    )}
+    mods = {
+        name: types.ModuleType(name)
+        for name in (
+            "kipoi",
+            "kipoi.model",
+            "kipoi_veff",
+            "kipoi_veff.scores",
+            "kipoi_veff.utils",
+            "kipoi_veff.utils.scoring_fns",
+        )
+    }
     mods["kipoi"].model = mods["kipoi.model"]  # type: ignore[attr-defined]
     mods["kipoi.model"].BaseModel = _BaseModel  # type: ignore[attr-defined]
     mods["kipoi_veff"].scores = mods["kipoi_veff.scores"]  # type: ignore[attr-defined]
@@ -83,9 +91,7 @@ def _installed(top: str) -> bool:
 @contextlib.contextmanager
 def kipoi_stand_ins() -> Iterator[None]:
     """Provide ``kipoi.model.BaseModel`` and ``kipoi_veff.scores.RCScore`` while importing model code."""
-    added = {
-        name: mod for name, mod in _stand_in_modules().items() if not _installed(name.split(".")[0])
-    }
+    added = {name: mod for name, mod in _stand_in_modules().items() if not _installed(name.split(".")[0])}
     sys.modules.update(added)
     try:
         yield
@@ -109,30 +115,6 @@ def in_directory(path: Path) -> Iterator[None]:
             sys.path.remove(entry)
 
 
-def _load_file(path: Path) -> types.ModuleType:
-    if not path.is_file():
-        msg = f"{path}: Python file not found"
-        raise ModelError(msg)
-    mod_name = f"_veff_kipoi_{path.stem}_{abs(hash(str(path.resolve())))}"
-    if mod_name in sys.modules:
-        return sys.modules[mod_name]
-    spec = importlib.util.spec_from_file_location(mod_name, path)
-    if spec is None or spec.loader is None:
-        msg = f"{path}: cannot import"
-        raise ModelError(msg)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException as exc:
-        sys.modules.pop(mod_name, None)
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise
-        msg = f"{path}: importing failed: {type(exc).__name__}: {exc}"
-        raise ModelError(msg) from exc
-    return module
-
-
 def import_object(ref: str, base_dir: Path) -> Any:
     """Import ``file.py::Name``, ``dir/file.py::Name`` or ``module.Name`` relative to ``base_dir``.
 
@@ -154,7 +136,7 @@ def import_object(ref: str, base_dir: Path) -> Any:
         raise ModelError(msg)
     with in_directory(base_dir), kipoi_stand_ins():
         if module_path is not None:
-            module = _load_file(module_path.resolve())
+            module = load_python_file(module_path.resolve())
         else:
             try:
                 module = importlib.import_module(dotted)
