@@ -125,3 +125,27 @@ def test_module_file_errors_are_model_errors(tmp_path):
         load_model(f"{broken}::Net")
     with pytest.raises(ModelError, match="Python file not found"):
         load_model(f"{tmp_path / 'missing.py'}::Net")
+
+
+def test_device_and_precision_options():
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelError, match="CUDA is not available"):
+            load_model(torch_gc_module(11), device="cuda")
+    with pytest.raises(ModelError, match="unknown precision 'float8'"):
+        load_model(torch_gc_module(11), device="cpu", precision="float8")
+    bf16 = load_model(torch_gc_module(11), device="cpu", precision="bfloat16")
+    np.testing.assert_allclose(bf16.predict(SEQS), GC, atol=1e-2)  # bfloat16 keeps ~3 significant digits
+
+
+def test_input_layout_override_for_callables():
+    seen = []
+
+    def fn(x):
+        seen.append(x.shape)
+        return x.sum(axis=(1, 2, 3))[:, None]
+
+    m = load_model(fn, seq_length=11, input_layout="4,1,L")
+    m.predict(SEQS)
+    assert seen == [(2, 4, 1, 11)]

@@ -210,3 +210,15 @@ def test_needs_sequence_length(genome, tmp_path):
     vcf = write_vcf(tmp_path / "in.vcf", _mixed_rows()[:1])
     with pytest.raises(veff.InputError, match="seq_length"):
         veff.score_variants(CallableModel(lambda x: x[:, 0, :1]), vcf, genome, tmp_path / "o.vcf")
+
+
+def test_info_prefix_names_every_tag(genome, tmp_path):
+    vcf = write_vcf(tmp_path / "in.vcf", _mixed_rows()[:2])
+    out = tmp_path / "o.vcf"
+    veff.score_variants(
+        _model(GCModel(11), 11), vcf, genome, out, info_prefix="MYLAB", scores=["diff", "alt"]
+    )
+    rec = next(iter(VCF(str(out))))
+    assert {k for k, _ in rec.INFO} >= {"MYLAB_DIFF", "MYLAB_ALT", "MYLAB_STATUS"}
+    with pytest.raises(veff.InputError, match="not a valid VCF INFO key"):
+        veff.score_variants(_model(GCModel(11), 11), vcf, genome, out, info_prefix="my lab")

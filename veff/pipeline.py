@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections import Counter
@@ -279,6 +280,15 @@ def score_variants(
         raise InputError(msg)
     if batch_size is not None and batch_size < 1:
         msg = f"batch_size must be at least 1, got {batch_size}"
+        raise InputError(msg)
+    if (
+        info_prefix is not None
+        and info_style == "veff"
+        and not re.fullmatch(r"[A-Za-z_][0-9A-Za-z_.]*", info_prefix)
+    ):
+        msg = (
+            f"info prefix {info_prefix!r} is not a valid VCF INFO key start; use letters, digits, '_' and '.'"
+        )
         raise InputError(msg)
     jobs = resolve_score_jobs(scores, score_kwargs)
     mdl = load_model(model, seq_length=seq_length, output_labels=output_labels, **(model_kwargs or {}))
