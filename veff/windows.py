@@ -54,6 +54,10 @@ class WindowSet:
     normalized
         ``(record index, ALT index) -> (pos, ref, alt)`` (1-based pos) where normalisation changed
         the allele.
+    alt_geometry
+        int, shape (n_alt, 3): per scored ALT, the index ``o`` of the (normalised) REF in its
+        window and the lengths of the normalised REF and ALT (what position-resolved scores need
+        to find the variant and align the alt track with the reference track).
     """
 
     variants: list[Variant]
@@ -65,6 +69,7 @@ class WindowSet:
     alt_ref: np.ndarray
     alt_slot: np.ndarray
     normalized: dict[tuple[int, int], tuple[int, str, str]] = field(default_factory=dict)
+    alt_geometry: np.ndarray = field(default_factory=lambda: np.empty((0, 3), np.int64))
 
     def __len__(self) -> int:
         return len(self.variants)
@@ -79,6 +84,7 @@ class _Pending:
     other: list[tuple[int, np.ndarray]] = field(default_factory=list)  # alt row, codes
     alt_ref: list[int] = field(default_factory=list)
     alt_slot: list[tuple[int, int]] = field(default_factory=list)
+    geometry: list[tuple[int, int, int]] = field(default_factory=list)  # offset, len(ref), len(alt)
     ref_patch: list[tuple[int, int, np.ndarray]] = field(default_factory=list)
 
 
@@ -149,6 +155,7 @@ class WindowBuilder:
             alt_ref=np.array(pend.alt_ref, dtype=np.int64),
             alt_slot=np.array(pend.alt_slot, dtype=np.int64).reshape(-1, 2),
             normalized=normalized,
+            alt_geometry=np.array(pend.geometry, dtype=np.int64).reshape(-1, 3),
         )
 
     def _fetch_refs(self, pend: _Pending) -> np.ndarray:
@@ -239,6 +246,7 @@ class WindowBuilder:
         alt_row = len(pend.alt_ref)
         pend.alt_ref.append(row)
         pend.alt_slot.append((i, j))
+        pend.geometry.append((off, r, a))
         if r == 1 and a == 1:
             pend.snv.append((alt_row, row, off, ord(alt)))
         else:
