@@ -65,3 +65,42 @@ def torch_gc_module(seq_len: int = 11):
             return self.conv(x).mean(dim=2)
 
     return TorchGC()
+
+
+class ProfileModel:
+    """Position-resolved toy: (N, L, 4) -> (N, P, 2) with a centred crop of ``(L - P) // 2``.
+
+    Task 0 is 1 where the input base is G, task 1 is 2 where it is A (so A->G at output j gives
+    diff +1 and -2 at j, zero elsewhere). ``heads=True`` returns ``{"profile": ..., "counts": ...}``
+    with counts = the track summed over positions, shape (N, 2).
+    """
+
+    input_layout = "L,4"
+
+    def __init__(self, seq_len: int = 21, out_len: int = 11, heads: bool = False) -> None:
+        self.seq_len = seq_len
+        self.out_len = out_len
+        self.heads = heads
+
+    def __call__(self, x: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
+        off = (x.shape[1] - self.out_len) // 2
+        core = x[:, off : off + self.out_len]
+        track = np.stack([core[:, :, 2], 2 * core[:, :, 0]], axis=2).astype(np.float32)
+        if self.heads:
+            return {"profile": track, "counts": track.sum(axis=1)}
+        return track
+
+
+class BaseTrackModel:
+    """Per-position identity: output j = code of input base j + offset (A=1, C=2, G=3, T=4)."""
+
+    input_layout = "L,4"
+
+    def __init__(self, seq_len: int = 21, out_len: int = 21) -> None:
+        self.seq_len = seq_len
+        self.out_len = out_len
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        off = (x.shape[1] - self.out_len) // 2
+        core = x[:, off : off + self.out_len]
+        return (core @ np.array([1, 2, 3, 4], np.float32))[:, :, None]

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from veff import __version__
+from veff._cli_options import profile_options
 from veff.errors import VeffError
 
 __all__ = ["main"]
@@ -178,6 +179,7 @@ def _score_choices() -> list[str]:
     help="What to do with records whose REF disagrees with the FASTA.",
 )
 @click.option("--max-indel-length", type=click.IntRange(min=0), default=50, show_default=True)
+@profile_options
 @click.option("--input-layout", help='Per-sequence input layout, e.g. "4,L" or "L,1,4".')
 @click.option(
     "--weights",
@@ -223,6 +225,8 @@ def score_variants_cmd(**opts: Any) -> None:
             batch_size=opts["batch_size"],
             model_outputs=split_list(opts["model_outputs"]) or None,
             output_labels=split_list(opts["output_labels"]) or None,
+            aggregate=list(opts["aggregate"]) or None,
+            output_offset=opts["output_offset"],
             centering=opts["centering"],
             ref_mismatch=opts["ref_mismatch"],
             max_indel_length=opts["max_indel_length"],

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from veff._cli_options import profile_options
 from veff.errors import InputError, VeffError
 
 __all__ = ["create_mutation_map_cmd", "parse_region", "plot_mutation_map_cmd"]
@@ -77,6 +78,7 @@ def _is_vcf(path: Path) -> bool:
               help="BED of the L-bp regions the model is bound to; queries use those overlapping them.")
 @click.option("--annotation-vcf", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="VCF whose variants are stored with the windows (for plots; BED/--region queries).")
+@profile_options
 @click.option("--input-layout", help='Per-sequence input layout, e.g. "4,L" or "L,1,4".')
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="State dict for MODEL given as FILE.py::Class.")
@@ -107,6 +109,8 @@ def create_mutation_map_cmd(**opts: Any) -> None:
             centering=opts["centering"],
             model_outputs=split_list(opts["model_outputs"]) or None,
             output_labels=split_list(opts["output_labels"]) or None,
+            aggregate=list(opts["aggregate"]) or None,
+            output_offset=opts["output_offset"],
             bound_regions=opts["bound_regions"],
             progress=not opts["quiet"],
             model_kwargs={"input_layout": opts["input_layout"], "weights": opts["weights"],

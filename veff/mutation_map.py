@@ -57,7 +57,8 @@ from veff.io.bed import read_regions
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader
 from veff.models import Model, load_model
-from veff.predict import Predictions, predict_pairs
+from veff.outputs import Aggregation, OutputSpec, score_predictions, select_columns
+from veff.predict import Predictions, predict_pairs, probe_outputs
 from veff.regions import CENTERINGS, Centering, window_start
 from veff.scores import resolve_score_jobs
 from veff.sequences import codes_to_str, reverse_complement_codes
@@ -90,7 +91,8 @@ class WindowResult:
     scores
         Score name -> float32 (L, 4, T), NaN at the reference base.
     ref_prediction
-        float32 (T,).
+        float32 (F,): the model's flat output for the reference window (T values, or P * T for
+        position-resolved outputs).
     """
 
     region: Region
@@ -124,6 +126,9 @@ class MutationMap:
         Output labels or indices to keep.
     output_labels
         Names of the model outputs, when the model does not name them.
+    aggregate, output_offset
+        For position-resolved outputs: reduction over positions and output offset, as in
+        :func:`veff.score_variants` (the mutated base is the variant).
     bound_regions
         BED path or regions the model is bound to (each exactly L long); when given, queries use
         the bound regions that overlap them instead of tiling.
@@ -153,6 +158,8 @@ class MutationMap:
         centering: Centering = "exact",
         model_outputs: Sequence[str | int] | None = None,
         output_labels: Sequence[str] | None = None,
+        aggregate: str | Sequence[str] | Aggregation | None = None,
+        output_offset: int | None = None,
         bound_regions: str | os.PathLike[str] | Sequence[Region] | None = None,
         progress: bool = False,
         model_kwargs: dict[str, Any] | None = None,
@@ -181,6 +188,9 @@ class MutationMap:
         self._owns_model = self.model is not model
         self.seq_input = str(getattr(self.model, "seq_input", None) or "seq")
         self._model_outputs = list(model_outputs) if model_outputs else None
+        self.aggregate = Aggregation.parse(aggregate)
+        self._output_offset = output_offset
+        self._spec: OutputSpec | None = None
         self._labels: list[str] | None = None
         self._columns: np.ndarray | None = None
         self.bound = self._load_bound(bound_regions)
@@ -204,31 +214,19 @@ class MutationMap:
     def labels(self) -> list[str]:
         """Output labels of the stored T axis (the model is run once on an all-N window)."""
         if self._labels is None:
-            probe = predict_pairs(
-                self.model,
-                np.full((1, self.length), ord("N"), np.uint8),
-                np.empty((0, self.length), np.uint8),
-                batch_size=1,
-            )
-            n_out = int(np.prod(probe.ref.shape[1:]))
-            labels = list(self.model.output_labels or [str(k) for k in range(n_out)])
-            if len(labels) != n_out:
-                msg = f"model has {n_out} outputs but {len(labels)} output labels were given"
-                raise InputError(msg)
-            if self._model_outputs:
-                picked = []
-                for item in map(str, self._model_outputs):
-                    if item in labels:
-                        picked.append(labels.index(item))
-                    elif item.lstrip("-").isdigit() and -n_out <= int(item) < n_out:
-                        picked.append(int(item) % n_out)
-                    else:
-                        msg = f"model output {item!r} not found; outputs are {labels[:20]}"
-                        raise InputError(msg)
-                self._columns = np.array(picked, dtype=np.int64)
-                labels = [labels[k] for k in picked]
-            self._labels = labels
+            self._spec = probe_outputs(self.model, self.length, offset=self._output_offset)
+            labels = self._spec.labels(self.model.output_labels)
+            self._columns = select_columns(labels, self._model_outputs)
+            self._labels = labels if self._columns is None else [labels[k] for k in self._columns]
         return self._labels
+
+    @property
+    def output_spec(self) -> OutputSpec:
+        """Structure of the model's outputs (learned with :attr:`labels`)."""
+        if self._spec is None:
+            _ = self.labels
+        assert self._spec is not None  # set by labels
+        return self._spec
 
     def _contig(self, chrom: str) -> str:
         name = self.fasta.resolve(chrom)
@@ -263,20 +261,27 @@ class MutationMap:
                 alt, ref_in = reverse_complement_codes(alt), reverse_complement_codes(ref_in)
             preds = predict_pairs(self.model, ref_in, alt, rc=self.rc, batch_size=self.batch_size)
             if ref_pred is None:
-                ref_pred = Predictions(preds.ref, preds.ref[:0], preds.ref_rc).select(self._columns)
+                ref_pred = Predictions(preds.ref, preds.ref[:0], preds.ref_rc)
             if hi == lo:
                 continue
-            pair = preds.select(self._columns)
             zeros = np.zeros(hi - lo, dtype=np.int64)
-            paired = Predictions(
+            mpos = pos[lo:hi] if not minus else n_len - 1 - pos[lo:hi]
+            geometry = np.stack([mpos, np.ones_like(mpos), np.ones_like(mpos)], axis=1)
+            values_of = score_predictions(
+                self.jobs,
+                self.output_spec,
+                self.aggregate,
                 ref_pred.ref[zeros],
-                pair.alt,
+                preds.alt,
                 None if ref_pred.ref_rc is None else ref_pred.ref_rc[zeros],
-                pair.alt_rc,
+                preds.alt_rc,
+                geometry,
             )
             blocks = {}
             for job in self.jobs:
-                values = job.apply(paired.ref, paired.alt, paired.ref_rc, paired.alt_rc)
+                values = values_of[job.name]
+                if self._columns is not None:
+                    values = values[:, self._columns]
                 if values.shape[1] != len(labels):
                     msg = (
                         f"score {job.name!r} returned {values.shape[1]} values per mutant; "

@@ -32,7 +32,8 @@ from veff.io.bed import BedIndex
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader
 from veff.models import Model, load_model, sanitize_name
-from veff.predict import auto_batch_size, predict_pairs
+from veff.outputs import Aggregation, OutputSpec, score_predictions, select_columns
+from veff.predict import auto_batch_size, predict_pairs, probe_outputs
 from veff.regions import Centering
 from veff.scores import ScoreJob, resolve_score_jobs
 from veff.windows import DEFAULT_MAX_INDEL_LENGTH, WindowBuilder, WindowSet
@@ -95,22 +96,6 @@ class Summary:
         }
 
 
-def _select_outputs(labels: list[str], model_outputs: Sequence[str | int] | None) -> np.ndarray | None:
-    if not model_outputs:
-        return None
-    picked = []
-    for item in model_outputs:
-        text = str(item)
-        if text in labels:
-            picked.append(labels.index(text))
-        elif text.lstrip("-").isdigit() and -len(labels) <= int(text) < len(labels):
-            picked.append(int(text) % len(labels))
-        else:
-            msg = f"model output {text!r} not found; outputs are {labels[:20]}"
-            raise InputError(msg)
-    return np.array(picked, dtype=np.int64)
-
-
 def _chunks(reader: VcfReader, size: int) -> Iterator[tuple[list[Variant], list[Any]]]:
     it = iter(reader)
     while True:
@@ -155,21 +140,6 @@ def _prefetch(gen: Iterator[WindowSet], depth: int = 2) -> Iterator[WindowSet]:
         stop.set()
 
 
-def _probe_outputs(model: Model, length: int) -> int:
-    out = predict_pairs(model, np.full((1, length), ord("N"), np.uint8), np.empty((0, length), np.uint8))
-    return int(np.prod(out.ref.shape[1:])) if out.ref.ndim > 1 else 1
-
-
-def _output_labels(model: Model, length: int) -> list[str]:
-    """Labels of every model output (probing the model for their number)."""
-    n_out = _probe_outputs(model, length)
-    labels = list(model.output_labels or [str(k) for k in range(n_out)])
-    if len(labels) != n_out:
-        msg = f"model has {n_out} outputs but {len(labels)} output labels were given"
-        raise InputError(msg)
-    return labels
-
-
 def _read_chunks(reader: VcfReader, builder: WindowBuilder, chunk: int) -> Iterator[WindowSet]:
     for variants, records in _chunks(reader, chunk):
         yield builder.build(variants, records)
@@ -189,6 +159,8 @@ def score_variants(
     batch_size: int | None = None,
     model_outputs: Sequence[str | int] | None = None,
     output_labels: Sequence[str] | None = None,
+    aggregate: str | Sequence[str] | Aggregation | None = None,
+    output_offset: int | None = None,
     centering: Centering = "exact",
     ref_mismatch: str = "skip",
     max_indel_length: int = DEFAULT_MAX_INDEL_LENGTH,
@@ -230,7 +202,12 @@ def score_variants(
     model_outputs
         Output labels or indices to keep.
     output_labels
-        Names of the model outputs, when the model does not name them.
+        Names of the model outputs, when the model does not name them (one per task).
+    aggregate
+        How position-resolved outputs are reduced to one value per task, e.g. ``"max_abs"``
+        (default), ``"window:50 max_abs"``, ``"at_variant"`` (:class:`veff.outputs.Aggregation`).
+    output_offset
+        Input index seen by output position 0 of position-resolved outputs (default: centred).
     centering
         ``exact`` (variant at index ``(L-1)//2``) or ``kipoi`` (``L//2-1``).
     ref_mismatch
@@ -301,8 +278,10 @@ def score_variants(
     ref = Fasta(fasta)
     restriction = BedIndex.from_bed(restriction_bed) if restriction_bed else None
     reader = VcfReader(vcf)
-    all_labels = _output_labels(mdl, length) if dump_sequences is None else []
-    columns = _select_outputs(all_labels, model_outputs) if dump_sequences is None else None
+    agg = Aggregation.parse(aggregate)
+    spec = None if dump_sequences is not None else probe_outputs(mdl, length, offset=output_offset)
+    all_labels = [] if spec is None else spec.labels(mdl.output_labels)
+    columns = select_columns(all_labels, model_outputs) if spec is not None else None
     labels = all_labels if columns is None else [all_labels[k] for k in columns]
     builder = WindowBuilder(
         ref,
@@ -354,15 +333,11 @@ def score_variants(
         for ws in _prefetch(_read_chunks(reader, builder, chunk)):
             if dumper is not None:
                 dumper.write(ws)
-            values = (
-                {}
-                if dumper is not None
-                else _score_chunk(mdl, ws, jobs, use_rc, batch, None if table_writer is not None else columns)
-            )
+            values = {} if spec is None else _score_chunk(mdl, ws, jobs, spec, agg, use_rc, batch)
             if table_writer is not None:
                 table_writer.write(TableChunk.from_windows(ws, values, len(all_labels)))
-                if columns is not None:
-                    values = {s: v[:, columns] for s, v in values.items()}
+            if columns is not None:
+                values = {s: v[:, columns] for s, v in values.items()}
             if writer is not None:
                 _write_chunk(writer, ws, values, [j.name for j in jobs])
             if return_predictions and len(ws.alt_ref):
@@ -402,14 +377,20 @@ def score_variants(
 
 
 def _score_chunk(
-    mdl: Model, ws: WindowSet, jobs: list[ScoreJob], rc: bool, batch: int, columns: np.ndarray | None
+    mdl: Model,
+    ws: WindowSet,
+    jobs: list[ScoreJob],
+    spec: OutputSpec,
+    agg: Aggregation,
+    rc: bool,
+    batch: int,
 ) -> dict[str, np.ndarray]:
     """Predict and score the chunk's scored ALTs: per score, shape (n_alt, T) ({} when none)."""
     if not len(ws.alt_ref):
         return {}
     preds = predict_pairs(mdl, ws.ref_codes, ws.alt_codes, rc=rc, batch_size=batch)
-    paired = preds.paired(ws.alt_ref).select(columns)
-    return {j.name: j.apply(paired.ref, paired.alt, paired.ref_rc, paired.alt_rc) for j in jobs}
+    p = preds.paired(ws.alt_ref)
+    return score_predictions(jobs, spec, agg, p.ref, p.alt, p.ref_rc, p.alt_rc, ws.alt_geometry)
 
 
 def _write_chunk(writer: VcfWriter, ws: WindowSet, values: dict[str, np.ndarray], names: list[str]) -> None:

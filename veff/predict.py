@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from veff.errors import ModelError
 from veff.models.base import Model
+from veff.outputs import OutputSpec, flatten_output
 from veff.sequences import one_hot, reverse_complement_codes
 
-__all__ = ["Predictions", "auto_batch_size", "predict_pairs"]
+__all__ = ["Predictions", "auto_batch_size", "predict_pairs", "probe_outputs"]
 
 
 def auto_batch_size(length: int) -> int:
@@ -69,15 +69,19 @@ class Predictions:
         return Predictions(pick(self.ref), pick(self.alt), pick(self.ref_rc), pick(self.alt_rc))  # type: ignore[arg-type]
 
 
-def _as_2d(out: np.ndarray, n: int) -> np.ndarray:
-    out = np.asarray(out, dtype=np.float32)
-    if out.ndim == 0 or out.shape[0] != n:
-        msg = f"model returned shape {out.shape} for a batch of {n} sequences"
-        raise ModelError(msg)
-    return out.reshape(n, 1) if out.ndim == 1 else out
+def _call(model: Model, batch: np.ndarray, extra: dict[str, np.ndarray] | None) -> np.ndarray:
+    """``model.predict(batch)``, with the model's other inputs when there are any."""
+    return model.predict(batch) if extra is None else model.predict(batch, extra)  # type: ignore[call-arg]
 
 
-def run_batches(model: Model, groups: list[np.ndarray], batch_size: int, *, rc: bool) -> list[np.ndarray]:
+def run_batches(
+    model: Model,
+    groups: list[np.ndarray],
+    batch_size: int,
+    *,
+    rc: bool,
+    extras: list[dict[str, np.ndarray]] | None = None,
+) -> list[np.ndarray]:
     """Predict several groups of windows in shared batches.
 
     Windows stay uint8 codes until a batch is cut; each batch is one-hot encoded on its own
@@ -93,6 +97,9 @@ def run_batches(model: Model, groups: list[np.ndarray], batch_size: int, *, rc: 
         Sequences per forward call.
     rc
         Also predict the reverse complement of every group (appended after the forward groups).
+    extras
+        Optional other model inputs per group (name -> array of shape (n_i, ...)), passed
+        through unchanged, also with the reverse complements.
 
     Returns
     -------
@@ -105,10 +112,15 @@ def run_batches(model: Model, groups: list[np.ndarray], batch_size: int, *, rc: 
     if total == 0:
         return [np.empty((0, 0), np.float32) for _ in groups]
     codes = np.concatenate(groups, axis=0) if len(groups) > 1 else groups[0]
+    every = None
+    if extras is not None:
+        ex = list(extras) + (list(extras) if rc else [])
+        every = {k: np.concatenate([e[k] for e in ex]) for k in ex[0]}
     outs = []
     for lo in range(0, total, batch_size):
         batch = one_hot(codes[lo : lo + batch_size], model.n_value)
-        outs.append(_as_2d(model.predict(batch), len(batch)))
+        part = None if every is None else {k: v[lo : lo + batch_size] for k, v in every.items()}
+        outs.append(flatten_output(_call(model, batch, part), len(batch)))
     flat = np.concatenate(outs, axis=0)
     bounds = np.cumsum([0, *sizes])
     return [flat[bounds[k] : bounds[k + 1]] for k in range(len(groups))]
@@ -121,6 +133,8 @@ def predict_pairs(
     *,
     rc: bool = False,
     batch_size: int = 256,
+    extra: dict[str, np.ndarray] | None = None,
+    alt_ref: np.ndarray | None = None,
 ) -> Predictions:
     """Predict reference and alternative windows (and their reverse complements).
 
@@ -136,8 +150,31 @@ def predict_pairs(
         Whether to predict reverse complements too.
     batch_size
         Sequences per forward call.
+    extra, alt_ref
+        Other model inputs per reference window (name -> array of shape (n_ref, ...)) and the
+        reference row of each alt window (shape (n_alt,)), for models whose dataloader makes them.
     """
-    res = run_batches(model, [ref_codes, alt_codes], batch_size, rc=rc)
+    extras = None
+    if extra is not None and alt_ref is not None:
+        extras = [extra, {k: v[alt_ref] for k, v in extra.items()}]
+    res = run_batches(model, [ref_codes, alt_codes], batch_size, rc=rc, extras=extras)
     if rc:
         return Predictions(res[0], res[1], res[2], res[3])
     return Predictions(res[0], res[1])
+
+
+def probe_outputs(
+    model: Model, length: int, *, offset: int | None = None, profile_heads: tuple[str, ...] = ()
+) -> OutputSpec:
+    """Learn the structure of the model's outputs by predicting one all-N window of ``length``.
+
+    ``offset`` and ``profile_heads`` default to what the model declares (attributes
+    ``output_offset`` and ``profile_outputs``); see :class:`veff.outputs.OutputSpec`.
+    """
+    x = one_hot(np.full((1, length), ord("N"), np.uint8), model.n_value)
+    if offset is None:
+        offset = getattr(model, "output_offset", None)
+    heads = profile_heads or tuple(getattr(model, "profile_outputs", ()) or ())
+    placeholder = getattr(model, "placeholder_inputs", None)
+    out = _call(model, x, placeholder(1) if placeholder is not None else None)
+    return OutputSpec.from_output(out, length, offset=offset, profile_heads=heads)

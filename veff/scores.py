@@ -87,6 +87,10 @@ class Score:
         ``fn(ref, alt, ref_rc, alt_rc, merge, **kwargs)`` when ``rc_aware``.
     rc_aware
         Whether ``fn`` handles the reverse complement itself.
+    positional
+        A profile score: ``fn(ref, alt, mask, **kwargs)`` takes tracks (N, P, T) (NaN where the
+        alt track has no value) and the positions to use, bool (N, P), and returns (N, T)
+        (see :mod:`veff.outputs`). Other scores are applied position by position.
     description
         One line for headers and ``--help``.
     """
@@ -95,6 +99,7 @@ class Score:
     fn: Callable[..., np.ndarray]
     rc_aware: bool = False
     description: str = ""
+    positional: bool = False
 
     def __call__(
         self,
@@ -120,7 +125,12 @@ SCORES: dict[str, Score] = {}
 
 
 def register_score(
-    name: str, *, rc_aware: bool = False, description: str = "", overwrite: bool = False
+    name: str,
+    *,
+    rc_aware: bool = False,
+    description: str = "",
+    overwrite: bool = False,
+    positional: bool = False,
 ) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
     """Register a scoring function under ``name`` (decorator).
 
@@ -137,7 +147,7 @@ def register_score(
         if name in SCORES and not overwrite:
             msg = f"a score named {name!r} is already registered"
             raise InputError(msg)
-        SCORES[name] = Score(name, fn, rc_aware, description or (fn.__doc__ or "").strip())
+        SCORES[name] = Score(name, fn, rc_aware, description or (fn.__doc__ or "").strip(), positional)
         return fn
 
     return deco
@@ -223,6 +233,48 @@ def _deepsea_effect(
     return np.abs(logit_diff) * np.abs(diff)
 
 
+@register_score(
+    "logfc",
+    positional=True,
+    description="log2 fold change of the summed track, (sum alt + pc) / (sum ref + pc)",
+)
+def _logfc(ref: np.ndarray, alt: np.ndarray, mask: np.ndarray, pseudocount: float = 1e-6) -> np.ndarray:
+    """Positions where the aligned alt track is missing are left out of both sums."""
+    keep = mask[:, :, None] & ~np.isnan(alt) & ~np.isnan(ref)
+    s_ref = np.where(keep, ref, 0.0).sum(axis=1, dtype=np.float64)
+    s_alt = np.where(keep, alt, 0.0).sum(axis=1, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log2((s_alt + pseudocount) / (s_ref + pseudocount))
+    return np.where(keep.any(axis=1), out, np.nan)
+
+
+def _normalise(track: np.ndarray, keep: np.ndarray, softmax: bool) -> np.ndarray:
+    x = np.where(keep, track.astype(np.float64), -np.inf if softmax else 0.0)
+    if softmax:
+        x = np.exp(x - np.max(x, axis=1, keepdims=True))
+    elif np.any(x < 0):
+        msg = "jsd needs non-negative profiles; give score kwargs {\"softmax\": true} for logits"
+        raise InputError(msg)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return x / x.sum(axis=1, keepdims=True)
+
+
+@register_score(
+    "jsd",
+    positional=True,
+    description="Jensen-Shannon distance (base 2) between ref and alt tracks normalised to sum 1",
+)
+def _jsd(ref: np.ndarray, alt: np.ndarray, mask: np.ndarray, softmax: bool = False) -> np.ndarray:
+    """Per task, over the selected positions where both tracks have values; 0 = same shape, 1 = disjoint."""
+    keep = mask[:, :, None] & ~np.isnan(alt) & ~np.isnan(ref)
+    p, q = _normalise(ref, keep, softmax), _normalise(alt, keep, softmax)
+    m = (p + q) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl_p = np.where(p > 0, p * np.log2(p / m), 0.0).sum(axis=1)
+        kl_q = np.where(q > 0, q * np.log2(q / m), 0.0).sum(axis=1)
+    return np.sqrt(np.clip((kl_p + kl_q) / 2, 0.0, 1.0))
+
+
 _plugins_loaded = False
 
 
@@ -295,16 +347,26 @@ class ScoreJob:
     score: Score
     kwargs: dict[str, Any]
 
+    def compute(
+        self,
+        ref: np.ndarray,
+        alt: np.ndarray,
+        ref_rc: np.ndarray | None,
+        alt_rc: np.ndarray | None,
+        **extra: Any,
+    ) -> np.ndarray:
+        """Return the score in the shape the function gives (``extra`` joins the kwargs)."""
+        try:
+            return np.asarray(self.score(ref, alt, ref_rc, alt_rc, **self.kwargs, **extra))
+        except TypeError as exc:
+            msg = f"score {self.name!r} rejected its arguments {self.kwargs}: {exc}"
+            raise InputError(msg) from exc
+
     def apply(
         self, ref: np.ndarray, alt: np.ndarray, ref_rc: np.ndarray | None, alt_rc: np.ndarray | None
     ) -> np.ndarray:
         """Return the score as float32, shape (N, T) (outputs flattened)."""
-        try:
-            out = self.score(ref, alt, ref_rc, alt_rc, **self.kwargs)
-        except TypeError as exc:
-            msg = f"score {self.name!r} rejected its arguments {self.kwargs}: {exc}"
-            raise InputError(msg) from exc
-        return np.asarray(out, dtype=np.float32).reshape(len(alt), -1)
+        return np.asarray(self.compute(ref, alt, ref_rc, alt_rc), dtype=np.float32).reshape(len(alt), -1)
 
 
 def resolve_score_jobs(

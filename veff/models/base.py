@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -108,7 +109,7 @@ class Model:
     layout: InputLayout = InputLayout()
     framework: str = "python"
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, x: np.ndarray) -> Any:
         """Predict a batch.
 
         Parameters
@@ -118,12 +119,14 @@ class Model:
 
         Returns
         -------
-        numpy.ndarray
-            float32 predictions, shape (N, T), or (N,) for a single output.
+        numpy.ndarray or list or dict of numpy.ndarray
+            float32 predictions, shape (N, T), (N,) for a single output, (N, P, T) for a
+            position-resolved output, or several such arrays (named heads, see
+            :mod:`veff.outputs`).
         """
         return self._forward(self.layout.to_model(x))
 
-    def _forward(self, x: np.ndarray) -> np.ndarray:
+    def _forward(self, x: np.ndarray) -> Any:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -160,5 +163,6 @@ class CallableModel(Model):
         labels = output_labels or getattr(fn, "output_labels", None)
         self.output_labels = tuple(map(str, labels)) if labels is not None else None
 
-    def _forward(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self._fn(x), dtype=np.float32)
+    def _forward(self, x: np.ndarray) -> Any:
+        out = self._fn(x)
+        return out if isinstance(out, (list, tuple, dict)) else np.asarray(out, dtype=np.float32)

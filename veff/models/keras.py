@@ -80,10 +80,13 @@ class KerasModel(Model):
         kw.setdefault("name", p.stem)
         return cls(model, **kw)
 
-    def _forward(self, x: np.ndarray) -> np.ndarray:
+    def _forward(self, x: np.ndarray) -> Any:
         out = self.model.predict_on_batch(x)
         if isinstance(out, (list, tuple)):
-            out = out[0]
-        elif isinstance(out, dict):
-            out = next(iter(out.values()))
+            names = list(getattr(self.model, "output_names", None) or [])
+            if len(names) != len(out) or len(set(names)) != len(names):
+                names = [str(k) for k in range(len(out))]
+            return {n: np.asarray(o, dtype=np.float32) for n, o in zip(names, out, strict=True)}
+        if isinstance(out, dict):
+            return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
         return np.asarray(out, dtype=np.float32)

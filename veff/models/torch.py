@@ -140,7 +140,7 @@ class TorchModel(Model):
         kw.setdefault("name", p.stem)
         return cls(module, **kw)
 
-    def _forward(self, x: np.ndarray) -> np.ndarray:
+    def _forward(self, x: np.ndarray) -> Any:
         import torch
 
         xt = torch.from_numpy(x).to(self.device, non_blocking=True)
@@ -152,9 +152,9 @@ class TorchModel(Model):
         with torch.inference_mode(), autocast:
             out = self.module(xt)
         if isinstance(out, (tuple, list)):
-            out = out[0]
-        elif isinstance(out, dict):
-            out = next(iter(out.values()))
+            return [t.float().cpu().numpy() for t in out]
+        if isinstance(out, dict):
+            return {k: t.float().cpu().numpy() for k, t in out.items()}
         return out.float().cpu().numpy()
 
     def close(self) -> None:

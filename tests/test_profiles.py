@@ -1,0 +1,260 @@
+"""Position-resolved model outputs: aggregation, rc flipping, indel alignment, profile scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import CHR1, base, write_fasta, write_vcf
+from toy_models import BaseTrackModel, ProfileModel
+
+import veff
+from veff.cli import main
+from veff.errors import InputError
+from veff.models import CallableModel, InputLayout
+from veff.outputs import Aggregation, OutputSpec, align_alt, unflip_rc
+
+L, P = 21, 11
+COMP = {"A": "T", "C": "G", "G": "C", "T": "A"}
+
+
+def _model(model: object, name: str = "prof") -> CallableModel:
+    return CallableModel(model, name=name, seq_length=L, layout=InputLayout.parse("L,4"))
+
+
+def _snv_rows() -> list[tuple]:
+    rows = []
+    for pos in (40, 41, 42, 43, 44, 45, 46, 47):
+        ref = base("chr1", pos)
+        for alt in "ACGT":
+            if alt != ref:
+                rows.append(("chr1", pos, f"v{pos}{alt}", ref, alt))
+    return rows
+
+
+def _direct(ref: str, alt: str) -> np.ndarray:
+    """ProfileModel diff at the variant position, by hand."""
+    return np.array([(alt == "G") - (ref == "G"), 2 * ((alt == "A") - (ref == "A"))], np.float32)
+
+
+@pytest.fixture
+def snv_inputs(tmp_path: Path) -> tuple[Path, Path, list[tuple]]:
+    rows = _snv_rows()
+    return write_vcf(tmp_path / "in.vcf", rows), write_fasta(tmp_path / "g.fa"), rows
+
+
+@pytest.mark.parametrize("aggregate", ["max_abs", "sum", "at_variant", "window:0 max", "window:3,min"])
+def test_snv_profile_diff_by_hand(snv_inputs: tuple[Path, Path, list[tuple]], aggregate: str) -> None:
+    vcf, fa, rows = snv_inputs
+    out = veff.score_variants(
+        _model(ProfileModel(L, P)), vcf, fa, scores=["diff"], aggregate=aggregate, return_predictions=True
+    )
+    got = out["diff"]
+    assert list(got.columns) == ["0", "1"]
+    assert len(got) == len(rows)
+    for k, (_, _, _, ref, alt) in enumerate(rows):
+        want = _direct(ref, alt)
+        if aggregate == "window:3,min":
+            # only the variant position changes, so the minimum over 7 positions mixes in zeros
+            want = np.minimum(want, 0)
+        np.testing.assert_array_equal(got.iloc[k].to_numpy(), want)
+
+
+def test_mean_divides_by_positions(snv_inputs: tuple[Path, Path, list[tuple]]) -> None:
+    vcf, fa, rows = snv_inputs
+    got = veff.score_variants(
+        _model(ProfileModel(L, P)), vcf, fa, aggregate="mean", return_predictions=True
+    )["diff"]
+    want = np.stack([_direct(r[3], r[4]) for r in rows]) / P
+    np.testing.assert_allclose(got.to_numpy(), want, rtol=1e-6)
+
+
+def test_rc_profile_is_flipped_back_before_merging(snv_inputs: tuple[Path, Path, list[tuple]]) -> None:
+    vcf, fa, rows = snv_inputs
+    got = veff.score_variants(
+        _model(ProfileModel(L, P)), vcf, fa, rc=True, aggregate="at_variant", return_predictions=True
+    )["diff"]
+    for k, (_, _, _, ref, alt) in enumerate(rows):
+        # the rc window sees the complement at the mirrored position; a flip puts it back on the variant
+        rc = _direct(COMP[ref], COMP[alt])
+        np.testing.assert_allclose(got.iloc[k].to_numpy(), (_direct(ref, alt) + rc) / 2)
+
+
+def test_unflip_rc_with_odd_margin_marks_missing_positions() -> None:
+    track = np.arange(4, dtype=np.float32).reshape(1, 4, 1)
+    # L = 7, P = 4, offset 1: forward output j sees input j + 1; rc output j sees input 5 - j
+    # (margin 1 left, 2 right): forward output 0 has no rc counterpart
+    np.testing.assert_array_equal(unflip_rc(track, 7, 1)[0, :, 0], [np.nan, 3, 2, 1])
+    np.testing.assert_array_equal(unflip_rc(track, 6, 1)[0, :, 0], [3, 2, 1, 0])  # centred: a flip
+    np.testing.assert_array_equal(unflip_rc(track, 8, 1)[0, :, 0], [np.nan, np.nan, 3, 2])
+
+
+def test_align_alt_insertion_and_deletion() -> None:
+    alt = np.arange(10, dtype=np.float32).reshape(1, 10, 1)
+    # insertion of 2 bases after the anchor at 3: alt 4, 5 are new, ref 4 is alt 6
+    ins = align_alt(alt, np.array([[3, 1, 3]]), 0)[0, :, 0]
+    np.testing.assert_array_equal(ins, [0, 1, 2, 3, 6, 7, 8, 9, np.nan, np.nan])
+    # with an output offset of 2 the same rule applies in input coordinates
+    ins = align_alt(alt[:, :6], np.array([[3, 1, 3]]), 2)[0, :, 0]
+    np.testing.assert_array_equal(ins, [0, 1, 4, 5, np.nan, np.nan])
+    # MNVs are position for position
+    assert align_alt(alt, np.array([[3, 2, 2]]), 0) is alt
+
+
+@pytest.mark.parametrize(
+    ("pos", "ref_len", "alt"),
+    [(300, 3, None), (310, 1, "ACGTA"), (320, 5, "G"), (330, 2, "TTT")],
+)
+def test_indel_tracks_align_to_zero_difference(
+    tmp_path: Path, pos: int, ref_len: int, alt: str | None
+) -> None:
+    """A model that reports each base at its position changes nowhere once the alt track is aligned."""
+    ref = CHR1[pos - 1 : pos - 1 + ref_len].upper()
+    alt = alt if alt is not None else ref[0]
+    if alt[0] != ref[0]:
+        alt = ref[0] + alt[1:]
+    vcf = write_vcf(tmp_path / "i.vcf", [("chr1", pos, "x", ref, alt)])
+    fa = write_fasta(tmp_path / "g.fa")
+    model = _model(BaseTrackModel(L, L))
+    common = {"scores": ["diff"], "return_predictions": True, "max_indel_length": 8}
+    got = veff.score_variants(model, vcf, fa, aggregate="max_abs", **common)["diff"]
+    assert got.shape == (1, 1)
+    assert got.iloc[0, 0] == 0.0
+    fc = veff.score_variants(model, vcf, fa, scores=["logfc"], return_predictions=True, max_indel_length=8)
+    assert fc["logfc"].iloc[0, 0] == pytest.approx(0.0, abs=1e-9)
+    # without alignment the shifted flank would differ: check that the test is not vacuous
+    left = (L - 1) // 2
+    ref_win = CHR1[pos - 1 - left : pos - 1 - left + L].upper()
+    flank = CHR1[pos - 1 + ref_len : pos - 1 + ref_len + L].upper()
+    alt_win = (ref_win[:left] + alt + flank)[:L]
+    assert ref_win != alt_win
+
+
+def test_logfc_and_jsd_by_hand(snv_inputs: tuple[Path, Path, list[tuple]]) -> None:
+    vcf, fa, rows = snv_inputs
+    got = veff.score_variants(
+        _model(ProfileModel(L, P)),
+        vcf,
+        fa,
+        scores=["logfc", "jsd"],
+        score_kwargs=[{"pseudocount": 0.5}, {}],
+        return_predictions=True,
+    )
+    want_jsd = np.full((len(rows), 2), np.nan)
+    for k, (_, pos, _, _, alt) in enumerate(rows):
+        start = pos - 1 - (L - 1) // 2 + (L - P) // 2
+        core_ref = CHR1[start : start + P].upper()
+        core_alt = core_ref[: (P - 1) // 2] + alt + core_ref[(P + 1) // 2 :]
+        tr_ref = np.array([[c == "G", 2 * (c == "A")] for c in core_ref], np.float64)
+        tr_alt = np.array([[c == "G", 2 * (c == "A")] for c in core_alt], np.float64)
+        want_fc = np.log2((tr_alt.sum(0) + 0.5) / (tr_ref.sum(0) + 0.5))
+        np.testing.assert_allclose(got["logfc"].iloc[k].to_numpy(), want_fc, rtol=1e-6)
+        for t in range(2):
+            if tr_ref[:, t].sum() == 0 or tr_alt[:, t].sum() == 0:
+                continue
+            p, q = tr_ref[:, t] / tr_ref[:, t].sum(), tr_alt[:, t] / tr_alt[:, t].sum()
+            m = (p + q) / 2
+            with np.errstate(divide="ignore", invalid="ignore"):
+                kl = [np.sum(np.where(a > 0, a * np.log2(a / m), 0)) for a in (p, q)]
+            want_jsd[k, t] = np.sqrt((kl[0] + kl[1]) / 2)
+    # a task whose reference track sums to 0 has no distribution: NaN
+    assert np.isfinite(want_jsd).sum() > len(rows)
+    np.testing.assert_allclose(got["jsd"].to_numpy(), want_jsd, atol=1e-6)
+
+
+def test_jsd_refuses_negative_tracks_unless_softmax(tmp_path: Path) -> None:
+    ref = base("chr1", 50)
+    vcf = write_vcf(tmp_path / "n.vcf", [("chr1", 50, "x", ref, "A" if ref != "A" else "C")])
+    fa = write_fasta(tmp_path / "g.fa")
+
+    def neg(x: np.ndarray) -> np.ndarray:
+        return np.asarray(ProfileModel(L, P)(x)) - 1.0
+
+    with pytest.raises(InputError, match="non-negative"):
+        veff.score_variants(_model(neg), vcf, fa, scores=["jsd"], return_predictions=True)
+    got = veff.score_variants(
+        _model(neg), vcf, fa, scores=["jsd"], score_kwargs={"softmax": True}, return_predictions=True
+    )
+    assert np.all((got["jsd"].to_numpy() >= 0) & (got["jsd"].to_numpy() <= 1))
+
+
+def test_named_heads_profile_and_counts(snv_inputs: tuple[Path, Path, list[tuple]], tmp_path: Path) -> None:
+    vcf, fa, rows = snv_inputs
+    model = _model(ProfileModel(L, P, heads=True))
+    got = veff.score_variants(model, vcf, fa, scores=["diff"], return_predictions=True)["diff"]
+    assert list(got.columns) == ["profile.0", "profile.1", "counts.0", "counts.1"]
+    # only the variant position changes, so the counts head moves exactly as the profile's max_abs
+    np.testing.assert_array_equal(got.iloc[:, :2].to_numpy(), got.iloc[:, 2:].to_numpy())
+    out = tmp_path / "o.vcf"
+    veff.score_variants(model, vcf, fa, out, scores=["diff"], model_outputs=["counts.1"])
+    text = out.read_text()
+    assert "counts.1" in text
+    body = [ln for ln in text.splitlines() if not ln.startswith("#")]
+    assert len(body) == len(rows)
+
+
+def test_mutation_map_matches_score_variants_for_profiles(
+    snv_inputs: tuple[Path, Path, list[tuple]], tmp_path: Path
+) -> None:
+    vcf, fa, rows = snv_inputs
+    model = _model(ProfileModel(L, P))
+    sv = veff.score_variants(
+        model, vcf, fa, scores=["diff", "jsd"], aggregate="window:2 max_abs", rc=True, return_predictions=True
+    )
+    with veff.MutationMap(model, fa, scores=["diff", "jsd"], aggregate="window:2 max_abs", rc=True) as mm:
+        res = mm.query_vcf(vcf, output=tmp_path / "m.h5")
+    for k, (_, pos, _, _, alt) in enumerate(rows):
+        entry = next(e for e in res.entries if e.start == pos - 1 - (L - 1) // 2)
+        cell = pos - 1 - entry.start
+        for score in ("diff", "jsd"):
+            np.testing.assert_allclose(
+                entry.scores[score][cell, "ACGT".index(alt)], sv[score].iloc[k].to_numpy(), rtol=1e-6
+            )
+
+
+def test_aggregation_parse_and_errors() -> None:
+    assert Aggregation.parse(["window:50", "max_abs"]) == Aggregation("max_abs", "window", 50)
+    assert Aggregation.parse("at_variant") == Aggregation("max_abs", "at_variant", 0)
+    for bad in ("window:x", "max min", "median", "window:3 all"):
+        with pytest.raises(InputError, match="bad aggregate"):
+            Aggregation.parse(bad)
+    # at_variant outside the output positions gives NaN
+    agg = Aggregation.parse("at_variant")
+    vals = np.ones((1, 5, 1), np.float32)
+    assert np.isnan(agg.reduce(vals, agg.mask(np.array([[9, 1, 1]]), 5, 0)))[0, 0]
+
+
+def test_output_offset_must_fit() -> None:
+    with pytest.raises(InputError, match="output-offset"):
+        OutputSpec.from_output(np.zeros((1, 11, 2)), 21, offset=15)
+
+
+def test_cli_aggregate_and_bad_value(snv_inputs: tuple[Path, Path, list[tuple]], tmp_path: Path) -> None:
+    vcf, fa, _ = snv_inputs
+    net = tmp_path / "prof.py"
+    net.write_text(
+        "import torch\n"
+        "class Prof(torch.nn.Module):\n"
+        "    input_layout = '4,L'\n"
+        "    seq_len = 21\n"
+        "    def forward(self, x):\n"
+        "        return x[:, :, 5:16].transpose(1, 2)\n"
+    )
+    out = tmp_path / "o.tsv"
+    runner = CliRunner()
+    args = ["score-variants", f"{net}::Prof", "--vcf", str(vcf), "--fasta", str(fa), "-q"]
+    res = runner.invoke(main, [*args, "--table", str(out), "--aggregate", "window:1", "--aggregate", "sum"])
+    assert res.exit_code == 0, res.output
+    table = [line.split("\t") for line in out.read_text().splitlines()]
+    assert table[0][-4:] == ["diff/0", "diff/1", "diff/2", "diff/3"]
+    for row in table[1:]:
+        ref, alt = row[3], row[4]
+        # one-hot channels: within 1 position of the variant, summed, only the variant changes
+        want = [float(alt == b) - float(ref == b) for b in "ACGT"]
+        assert [float(v) for v in row[-4:]] == want
+    res = runner.invoke(main, [*args, "--table", str(out), "--aggregate", "window"])
+    assert res.exit_code != 0
+    assert "bad aggregate" in res.output
+    assert "Traceback" not in res.output
