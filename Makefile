@@ -11,6 +11,8 @@ system-deps:
 install: system-deps
 	$(PYTHON) -m pip install -q torch==2.13.0
 	$(PYTHON) -m pip install -q -e ".[all,dev]"
+	# test-only: SpliceAI's Keras weights (GPLv3 package; its weights may not be shipped here)
+	$(PYTHON) -m pip install -q --no-deps spliceai==1.3.1
 
 demo: install
 	mkdir -p demo_output
