@@ -34,6 +34,20 @@ def _snv_rows() -> list[tuple]:
     return rows
 
 
+def _prof_net(folder: Path) -> Path:
+    """A torch module file whose (11, 4) output is the centre of its (4, 21) one-hot input."""
+    net = folder / "prof.py"
+    net.write_text(
+        "import torch\n"
+        "class Prof(torch.nn.Module):\n"
+        "    input_layout = '4,L'\n"
+        "    seq_len = 21\n"
+        "    def forward(self, x):\n"
+        "        return x[:, :, 5:16].transpose(1, 2)\n"
+    )
+    return net
+
+
 def _direct(ref: str, alt: str) -> np.ndarray:
     """ProfileModel diff at the variant position, by hand."""
     return np.array([(alt == "G") - (ref == "G"), 2 * ((alt == "A") - (ref == "A"))], np.float32)
@@ -233,15 +247,7 @@ def test_output_offset_must_fit() -> None:
 
 def test_cli_aggregate_and_bad_value(snv_inputs: tuple[Path, Path, list[tuple]], tmp_path: Path) -> None:
     vcf, fa, _ = snv_inputs
-    net = tmp_path / "prof.py"
-    net.write_text(
-        "import torch\n"
-        "class Prof(torch.nn.Module):\n"
-        "    input_layout = '4,L'\n"
-        "    seq_len = 21\n"
-        "    def forward(self, x):\n"
-        "        return x[:, :, 5:16].transpose(1, 2)\n"
-    )
+    net = _prof_net(tmp_path)
     out = tmp_path / "o.tsv"
     runner = CliRunner()
     args = ["score-variants", f"{net}::Prof", "--vcf", str(vcf), "--fasta", str(fa), "-q"]
@@ -258,3 +264,44 @@ def test_cli_aggregate_and_bad_value(snv_inputs: tuple[Path, Path, list[tuple]],
     assert res.exit_code != 0
     assert "bad aggregate" in res.output
     assert "Traceback" not in res.output
+
+
+def test_mutation_map_mutate_within_limits_mutants(
+    snv_inputs: tuple[Path, Path, list[tuple]], tmp_path: Path
+) -> None:
+    vcf, fa, _ = snv_inputs
+    full = tmp_path / "full.h5"
+    part = tmp_path / "part.h5"
+    common = ["create-mutation-map", "--fasta", str(fa), "--regions", str(vcf), "-q", "--aggregate", "sum"]
+    runner = CliRunner()
+    net = _prof_net(tmp_path)
+    for out, extra in ((full, []), (part, ["--mutate-within", "1"])):
+        res = runner.invoke(main, [common[0], f"{net}::Prof", *common[1:], "-o", str(out), *extra])
+        assert res.exit_code == 0, res.output
+    a, b = veff.load_mutation_map(full), veff.load_mutation_map(part)
+    assert len(a.entries) == len(b.entries) == 8
+    for ea, eb in zip(a.entries, b.entries, strict=True):
+        centre = (L - 1) // 2
+        got, ref = eb.scores["diff"], ea.scores["diff"]
+        np.testing.assert_array_equal(got[centre - 1 : centre + 2], ref[centre - 1 : centre + 2])
+        assert np.isnan(got[: centre - 1]).all() and np.isnan(got[centre + 2 :]).all()
+        assert np.isfinite(ref[0, :, 0]).sum() == 3  # the full map mutates every position
+
+
+def test_models_info_reports_profile_heads(tmp_path: Path) -> None:
+    net = tmp_path / "heads.py"
+    net.write_text(
+        "import torch\n"
+        "class Heads(torch.nn.Module):\n"
+        "    input_layout = '4,L'\n"
+        "    def forward(self, x):\n"
+        "        return {'profile': x[:, :, 2:-2].transpose(1, 2), 'counts': x.sum(dim=2)}\n"
+    )
+    runner = CliRunner()
+    res = runner.invoke(main, ["models", "info", f"{net}::Heads", "--seq-length", "30"])
+    assert res.exit_code == 0, res.output
+    assert "4 tasks x 26 positions, output 0 = input 2" in res.output
+    assert "profile.0, profile.1" in res.output
+    res = runner.invoke(main, ["models", "info", f"{net}::Heads"])
+    assert res.exit_code == 0, res.output
+    assert "unknown until the model runs" in res.output

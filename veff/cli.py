@@ -52,13 +52,17 @@ def _fail(exc: Exception) -> None:
     sys.exit(1)
 
 
+# options that change how a run is carried out, not its output (a sharded run writes the same bytes)
+_NOT_RECORDED = frozenset({"quiet", "workers", "scheduler", "work_dir", "shard_records"})
+
+
 def _command_line() -> str:
     """Rebuild the invoked command from click's parsed parameters (for the output header)."""
     ctx = click.get_current_context()
     parts = ["veff", ctx.info_name or ""]
     for param in ctx.command.params:
         value = ctx.params.get(param.name or "")
-        if value in (None, (), False) or param.name == "quiet":
+        if value in (None, (), False) or param.name in _NOT_RECORDED:
             continue
         if isinstance(param, click.Argument):
             parts.append(shlex.quote(str(value)))
@@ -76,6 +80,8 @@ def _setup_logging(quiet: bool) -> None:
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr
     )
+    for handler in logging.getLogger().handlers:  # other libraries' INFO (Dask's) stays out
+        handler.addFilter(lambda r: r.levelno >= logging.WARNING or r.name.split(".")[0] in ("veff", "py"))
     logging.captureWarnings(capture=True)
 
 
@@ -90,6 +96,16 @@ def _score_choices() -> list[str]:
 
     _load_plugins()
     return sorted(SCORES)
+
+
+def _model_score_labels(model: str) -> list[str]:
+    """Score labels a Kipoi model directory declares (read from its yaml), else []."""
+    path = Path(model)
+    if not (path / "model.yaml").is_file():
+        return []
+    from veff.models.kipoi import describe_model
+
+    return [s for s in describe_model(path)["available_scores"] if s not in _score_choices()]
 
 
 @main.command("score-variants")
@@ -129,11 +145,9 @@ def _score_choices() -> list[str]:
     "--scores",
     "scores",
     multiple=True,
-    default=("diff",),
-    show_default=True,
     help="Scores, comma-separated or repeated: "
     + ", ".join(["diff", "ref", "alt", "logit", "logit_ref", "logit_alt", "deepsea_effect"])
-    + ".",
+    + ", or a Kipoi model's own score labels (default: the model's default scores, else diff).",
 )
 @click.option(
     "--score-kwargs",
@@ -159,9 +173,14 @@ def _score_choices() -> list[str]:
 @click.option(
     "--centering",
     type=click.Choice(["exact", "kipoi"]),
-    default="exact",
-    show_default=True,
-    help="exact: variant at (L-1)//2; kipoi: at L//2-1 as kipoi-veff.",
+    help="exact: variant at (L-1)//2; kipoi: at L//2-1 as kipoi-veff "
+    "(default: kipoi for Kipoi model directories, else exact).",
+)
+@click.option(
+    "--dataloader-args",
+    multiple=True,
+    help="Arguments of a Kipoi model's own dataloader: a JSON object, a JSON/YAML file, or key=value "
+    "pairs (relative paths resolve against the current directory).",
 )
 @click.option("--info-prefix", help="INFO tag prefix (default VEFF_<model>).")
 @click.option("--info-style", type=click.Choice(["veff", "kipoi"]), default="veff", show_default=True)
@@ -193,12 +212,35 @@ def _score_choices() -> list[str]:
 @click.option(
     "--summary-json", type=click.Path(dir_okay=False, path_type=Path), help="Write the run summary as JSON."
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Shard the VCF by region and score it on a local Dask cluster of N worker processes "
+    "(loopback only; needs veff[distributed] and a sorted VCF). Same output as without.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Shard the VCF and score it on a running Dask cluster (e.g. tcp://host:8786); the files must "
+    "be visible to its workers under the same paths.",
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --workers/--scheduler: folder for the shards' part files, shared with the workers "
+    "(default: beside the output).",
+)
+@click.option(
+    "--shard-records",
+    type=click.IntRange(min=1),
+    help="With --workers/--scheduler: records per shard (default: several shards per worker thread).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary line.")
 def score_variants_cmd(**opts: Any) -> None:
     """Score the variants of a VCF with MODEL and write an annotated VCF and/or a table.
 
-    MODEL is a Keras .h5/.keras file, a TorchScript or pickled PyTorch .pt file, or FILE.py::Class
-    (with --weights).
+    MODEL is a Keras .h5/.keras file, a TorchScript or pickled PyTorch .pt file, FILE.py::Class
+    (with --weights), a Kipoi model directory or a model name on $VEFF_MODEL_PATH.
     """
     _setup_logging(opts["quiet"])
     from veff.pipeline import score_variants
@@ -208,16 +250,17 @@ def score_variants_cmd(**opts: Any) -> None:
         raise click.UsageError(msg)
     try:
         scores = split_list(opts["scores"])
-        unknown = [s for s in scores if s not in _score_choices()]
+        choices = _score_choices() + _model_score_labels(opts["model"])
+        unknown = [s for s in scores if s not in choices]
         if unknown:
-            msg = f"unknown score {unknown[0]!r}; choose from {', '.join(_score_choices())}"
+            msg = f"unknown score {unknown[0]!r}; choose from {', '.join(choices)}"
             raise click.BadParameter(msg, param_hint="--scores")
         summary = score_variants(
             opts["model"],
             opts["vcf"],
             opts["fasta"],
             opts["output"],
-            scores=scores,
+            scores=scores or None,
             score_kwargs=parse_json_list(opts["score_kwargs"], "--score-kwargs") or None,
             rc=opts["rc"],
             seq_length=opts["seq_length"],
@@ -243,6 +286,11 @@ def score_variants_cmd(**opts: Any) -> None:
                 "device": opts["device"],
                 "precision": opts["precision"],
             },
+            dataloader_args=list(opts["dataloader_args"]) or None,
+            workers=opts["workers"],
+            scheduler=opts["scheduler"],
+            work_dir=opts["work_dir"],
+            shard_records=opts["shard_records"],
         )
     except VeffError as exc:
         _fail(exc)

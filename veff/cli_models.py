@@ -32,14 +32,16 @@ def models() -> None:
     """Inspect models: what veff reads from a model directory, and which models it can find."""
 
 
-def _info(model: str) -> dict[str, Any]:
+def _info(model: str, seq_length: int | None = None) -> dict[str, Any]:
     from veff.models import describe_model, load_model, resolve_model
     from veff.models.kipoi.describe import describe_loaded
 
+    if "::" in model:  # FILE.py::Class
+        return describe_loaded(load_model(model), seq_length)
     found = resolve_model(model)
     if isinstance(found, Path) and (found.is_dir() or found.suffix in (".yaml", ".yml")):
         return describe_model(found)
-    return describe_loaded(load_model(found))
+    return describe_loaded(load_model(found), seq_length)
 
 
 def _labels_text(labels: list[str] | None, count: int | None) -> str:
@@ -63,8 +65,13 @@ def _print_info(info: dict[str, Any]) -> None:
         rows.append((f"input {inp['name']}", f"{inp['role']}, {inp.get('special_type') or '-'}, "
                      f"shape {inp.get('shape')}, layout {layout}, length {length}"))
     outputs = info.get("outputs") or {}
+    rows.append(("outputs", _labels_text(outputs.get("labels"), outputs.get("count"))))
+    for head in outputs.get("heads") or []:
+        tasks = f"{head['tasks']} task{'s' if head['tasks'] != 1 else ''}"
+        shape = (f"{tasks} x {head['positions']} positions, output 0 = input {head['offset']}"
+                 if head["positions"] is not None else tasks)
+        rows.append((f"output {head['name'] or 'head'}", shape))
     rows += [
-        ("outputs", _labels_text(outputs.get("labels"), outputs.get("count"))),
         ("rc", str(info.get("rc"))),
         ("variant effects", info.get("variant_effects") or "not declared"),
         ("scores", ", ".join(info.get("available_scores") or []) or "-"),
@@ -82,10 +89,16 @@ def _print_info(info: dict[str, Any]) -> None:
 @models.command("info")
 @click.argument("model")
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
-def info_cmd(model: str, as_json: bool) -> None:
-    """Show what veff understands of MODEL (a directory, a model file or a name on the search path)."""
+@click.option("--seq-length", type=click.IntRange(min=1),
+              help="Input length for models that take any length (to report their outputs).")
+def info_cmd(model: str, as_json: bool, seq_length: int | None) -> None:
+    """Show what veff understands of MODEL (a directory, a model file or a name on the search path).
+
+    A model file is run once on an all-N window to report its outputs (with --seq-length when
+    the model takes any length).
+    """
     try:
-        info = _info(model)
+        info = _info(model, seq_length)
     except VeffError as exc:
         _fail(exc)
         return

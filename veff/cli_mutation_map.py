@@ -76,9 +76,15 @@ def _is_vcf(path: Path) -> bool:
 @click.option("--output-labels", multiple=True, help="Names of the model outputs (comma-separated).")
 @click.option("--bound-regions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="BED of the L-bp regions the model is bound to; queries use those overlapping them.")
+@click.option("--dataloader-args", multiple=True,
+              help="Arguments of a Kipoi model's own dataloader (JSON, JSON/YAML file or key=value); "
+              "an overlap-mode model is bound to the regions it returns.")
 @click.option("--annotation-vcf", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="VCF whose variants are stored with the windows (for plots; BED/--region queries).")
 @profile_options
+@click.option("--mutate-within", type=click.IntRange(min=0), metavar="K",
+              help="Mutate only positions within K bases of the query region or variants (default: "
+              "the whole window).")
 @click.option("--input-layout", help='Per-sequence input layout, e.g. "4,L" or "L,1,4".')
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="State dict for MODEL given as FILE.py::Class.")
@@ -111,7 +117,9 @@ def create_mutation_map_cmd(**opts: Any) -> None:
             output_labels=split_list(opts["output_labels"]) or None,
             aggregate=list(opts["aggregate"]) or None,
             output_offset=opts["output_offset"],
+            mutate_within=opts["mutate_within"],
             bound_regions=opts["bound_regions"],
+            dataloader_args=list(opts["dataloader_args"]) or None,
             progress=not opts["quiet"],
             model_kwargs={"input_layout": opts["input_layout"], "weights": opts["weights"],
                           "device": opts["device"]},

@@ -52,6 +52,7 @@ from veff._mutation_map_h5 import (
 )
 from veff._progress import progress_bar
 from veff._types import Region, Variant
+from veff.dataloader_windows import dataloader_regions
 from veff.errors import InputError, VeffWarning
 from veff.io.bed import read_regions
 from veff.io.fasta import Fasta
@@ -129,9 +130,18 @@ class MutationMap:
     aggregate, output_offset
         For position-resolved outputs: reduction over positions and output offset, as in
         :func:`veff.score_variants` (the mutated base is the variant).
+    mutate_within
+        Mutate only the positions within this many bases of the query (the query region, or
+        each variant of a VCF query); the other cells of the window stay NaN. None mutates the
+        whole window. Large-context models (SpliceAI: 10 kb of context for a 101-bp output)
+        need it to keep the number of mutants small.
     bound_regions
         BED path or regions the model is bound to (each exactly L long); when given, queries use
         the bound regions that overlap them instead of tiling.
+    dataloader_args
+        Arguments of a Kipoi model's own dataloader. A model bound to its dataloader's regions
+        (overlap mode) uses the regions it returns as ``bound_regions`` (with their strand;
+        sequences come from the FASTA; models with inputs besides the DNA cannot be mapped).
     progress
         Show a progress bar (windows) on stderr.
     model_kwargs
@@ -160,9 +170,11 @@ class MutationMap:
         output_labels: Sequence[str] | None = None,
         aggregate: str | Sequence[str] | Aggregation | None = None,
         output_offset: int | None = None,
+        mutate_within: int | None = None,
         bound_regions: str | os.PathLike[str] | Sequence[Region] | None = None,
         progress: bool = False,
         model_kwargs: dict[str, Any] | None = None,
+        dataloader_args: Any = None,
     ) -> None:
         if batch_size < 1:
             msg = f"batch_size must be at least 1, got {batch_size}"
@@ -189,10 +201,16 @@ class MutationMap:
         self.seq_input = str(getattr(self.model, "seq_input", None) or "seq")
         self._model_outputs = list(model_outputs) if model_outputs else None
         self.aggregate = Aggregation.parse(aggregate)
+        if mutate_within is not None and mutate_within < 0:
+            msg = f"mutate_within must be at least 0, got {mutate_within}"
+            raise InputError(msg)
+        self.mutate_within = mutate_within
         self._output_offset = output_offset
         self._spec: OutputSpec | None = None
         self._labels: list[str] | None = None
         self._columns: np.ndarray | None = None
+        if bound_regions is None:
+            bound_regions = dataloader_regions(self.model, dataloader_args, self.fasta.path)
         self.bound = self._load_bound(bound_regions)
 
     # ------------------------------------------------------------------ setup
@@ -238,14 +256,20 @@ class MutationMap:
 
     # --------------------------------------------------------------- compute
 
-    def _blocks(self, window: Region) -> Iterator[tuple[int, np.ndarray, dict[str, np.ndarray]]]:
+    def _blocks(
+        self, window: Region, focus: Sequence[tuple[int, int]] = ()
+    ) -> Iterator[tuple[int, np.ndarray, dict[str, np.ndarray]]]:
         """Yield ``(p0, ref_prediction, {score: (n_pos, 4, T)})`` blocks of one window."""
         n_len = self.length
         labels = self.labels
         chrom = self._contig(window.chrom)
         ref = self.fasta.fetch_many(chrom, np.array([window.start]), n_len)[0]
         genome = window.start + np.arange(n_len)
-        pos, base = mutant_table(ref, (genome >= 0) & (genome < self.fasta.lengths[chrom]))
+        valid = (genome >= 0) & (genome < self.fasta.lengths[chrom])
+        if self.mutate_within is not None and focus:
+            k = self.mutate_within
+            valid &= np.any([(genome >= s - k) & (genome < e + k) for s, e in focus], axis=0)
+        pos, base = mutant_table(ref, valid)
         minus = window.strand == "-"
         rows = max(self.batch_size, _MEMORY_BUDGET // (n_len * 16 * (2 if self.rc else 1)))
         step = max(1, rows // 4)
@@ -329,7 +353,7 @@ class MutationMap:
 
     def query_windows(
         self,
-        windows: Iterable[tuple[Region, str]],
+        windows: Iterable[tuple[Region, str] | tuple[Region, str, Sequence[tuple[int, int]]]],
         *,
         output: str | os.PathLike[str],
         variants: str | os.PathLike[str] | VariantIndex | None = None,
@@ -341,8 +365,9 @@ class MutationMap:
         Parameters
         ----------
         windows
-            ``(window, name)`` pairs; every window exactly L long (strand ``-``: reverse
-            complement fed to the model).
+            ``(window, name)`` pairs, or ``(window, name, focus)`` with focus the 0-based
+            half-open spans that ``mutate_within`` counts from; every window exactly L long
+            (strand ``-``: reverse complement fed to the model).
         output
             HDF5 file to write.
         variants
@@ -355,13 +380,15 @@ class MutationMap:
         if isinstance(variants, (str, os.PathLike)):
             variants = self._read_variants(variants)
         labels = self.labels
-        meta = {"seq_length": self.length, "rc": self.rc, "centering": self.centering, "query": query}
+        meta = {"seq_length": self.length, "rc": self.rc, "centering": self.centering, "query": query,
+                "aggregate": str(self.aggregate), "mutate_within": -1 if self.mutate_within is None
+                else self.mutate_within}
         bar = progress_bar(self.progress, unit="windows", total=total)
         try:
             with MutationMapWriter(
                 output, model=self.model.name, scores=[j.name for j in self.jobs], labels=labels, meta=meta
             ) as writer:
-                for window, name in windows:
+                for window, name, *focus in windows:
                     self._check_window(window)
                     chrom = self._contig(window.chrom)
                     seq = codes_to_str(self.fasta.fetch_many(chrom, np.array([window.start]), self.length)[0])
@@ -376,7 +403,7 @@ class MutationMap:
                         name=name,
                         variants=inside,
                     )
-                    for p0, ref_pred, blocks in self._blocks(window):
+                    for p0, ref_pred, blocks in self._blocks(window, *focus):
                         for score, block in blocks.items():
                             g["scores"][score][p0 : p0 + len(block)] = block
                         if "ref_prediction" not in g:
@@ -386,14 +413,14 @@ class MutationMap:
             bar.close()
         return load_mutation_map(output)
 
-    def _tiles(self, regions: Iterable[Region]) -> Iterator[tuple[Region, str]]:
+    def _tiles(self, regions: Iterable[Region]) -> Iterator[tuple[Region, str, list[tuple[int, int]]]]:
         for q in regions:
             name = q.name or f"{q.chrom}:{q.start + 1}-{q.end}"
             if self.bound is not None:
                 chrom = self._contig(q.chrom)
                 for b in self.bound:
                     if self.fasta.resolve(b.chrom) == chrom and b.start < q.end and q.start < b.end:
-                        yield b, name
+                        yield b, name, [(q.start, q.end)]
                 continue
             size = self.fasta.lengths[self._contig(q.chrom)]
             if q.start < 0 or q.end > size or q.start >= q.end:
@@ -403,7 +430,7 @@ class MutationMap:
                 )
                 raise InputError(msg)
             for w in tile_region(q, self.length):
-                yield w, name
+                yield w, name, [(q.start, q.end)]
 
     def query_region(
         self,
@@ -466,14 +493,19 @@ class MutationMap:
         """
         placed = self._vcf_variants(path)
         index = VariantIndex(placed)
-        windows: dict[tuple[str, int, int, str], list[str]] = {}
+        windows: dict[tuple[str, int, int, str], list[tuple[str, tuple[int, int]]]] = {}
         for chrom, v in placed:
             for w in self._variant_windows(chrom, v):
                 label = v.id if v.id != "." else f"{v.chrom}:{v.pos}:{v.ref}>{','.join(v.alts)}"
-                windows.setdefault((w.chrom, w.start, w.end, w.strand), []).append(label)
+                key = (w.chrom, w.start, w.end, w.strand)
+                windows.setdefault(key, []).append((label, (v.start, v.start + len(v.ref))))
         items = [
-            (Region(c, s, e, st), ",".join(dict.fromkeys(ids)))  # type: ignore[arg-type]
-            for (c, s, e, st), ids in windows.items()
+            (
+                Region(c, s, e, st),  # type: ignore[arg-type]
+                ",".join(dict.fromkeys(lab for lab, _ in found)),
+                [span for _, span in found],
+            )
+            for (c, s, e, st), found in windows.items()
         ]
         if not items:
             msg = f"{path}: no variant could be placed in a window"

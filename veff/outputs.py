@@ -197,7 +197,7 @@ class OutputSpec:
         """One label per score column.
 
         ``given`` (the model's or the user's labels) is used when it has one label per column;
-        otherwise columns are numbered, prefixed by the head name when there are several heads.
+        otherwise columns are numbered, as ``<head>.<k>`` when there are several heads.
         """
         if given is not None:
             if len(given) != self.tasks:
@@ -206,9 +206,7 @@ class OutputSpec:
             return [str(x) for x in given]
         if len(self.heads) == 1:
             return [str(k) for k in range(self.tasks)]
-        return [
-            h.name if h.tasks == 1 else f"{h.name}.{k}" for h in self.heads for k in range(h.tasks)
-        ]
+        return [f"{h.name}.{k}" for h in self.heads for k in range(h.tasks)]
 
 
 def select_columns(labels: list[str], wanted: Sequence[str | int] | None) -> np.ndarray | None:

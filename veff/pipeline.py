@@ -27,6 +27,7 @@ import pandas as pd
 from veff import __version__
 from veff._progress import progress_bar
 from veff._types import SCORED_STATUSES, Status, Variant
+from veff.dataloader_windows import dataloader_chunks
 from veff.errors import InputError
 from veff.io.bed import BedIndex
 from veff.io.fasta import Fasta
@@ -44,7 +45,9 @@ from veff.writers.vcf import InfoAggregate, InfoStyle, VcfWriter
 __all__ = ["Summary", "score_variants"]
 
 log = logging.getLogger("veff")
-_MEMORY_BUDGET = 256 * 2**20  # bytes of one-hot input per chunk
+# bytes of one-hot input per chunk: a few thousand records for small windows, a few hundred for
+# 1 kb ones, so that the reading of the next chunk overlaps the forward passes of this one
+_MEMORY_BUDGET = 32 * 2**20
 
 
 @dataclass
@@ -65,6 +68,9 @@ class Summary:
         Wall time.
     output
         Output path, if any.
+    distributed
+        For a sharded run (:mod:`veff.distributed`): shards, worker threads, and the seconds spent
+        planning the shards and merging their parts.
     """
 
     records: int = 0
@@ -73,6 +79,7 @@ class Summary:
     statuses: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     output: str | None = None
+    distributed: dict[str, Any] | None = None
 
     def line(self) -> str:
         """One-line human summary."""
@@ -93,7 +100,7 @@ class Summary:
             "seconds": round(self.seconds, 3),
             "output": self.output,
             "veff_version": __version__,
-        }
+        } | ({"distributed": self.distributed} if self.distributed is not None else {})
 
 
 def _chunks(reader: VcfReader, size: int) -> Iterator[tuple[list[Variant], list[Any]]]:
@@ -151,7 +158,7 @@ def score_variants(
     fasta: str | os.PathLike[str],
     output: str | os.PathLike[str] | None = None,
     *,
-    scores: Sequence[str | Callable[..., Any]] = ("diff",),
+    scores: Sequence[str | Callable[..., Any]] | None = None,
     score_kwargs: Sequence[dict[str, Any]] | None = None,
     rc: bool | None = None,
     seq_length: int | None = None,
@@ -161,7 +168,7 @@ def score_variants(
     output_labels: Sequence[str] | None = None,
     aggregate: str | Sequence[str] | Aggregation | None = None,
     output_offset: int | None = None,
-    centering: Centering = "exact",
+    centering: Centering | None = None,
     ref_mismatch: str = "skip",
     max_indel_length: int = DEFAULT_MAX_INDEL_LENGTH,
     info_prefix: str | None = None,
@@ -173,6 +180,13 @@ def score_variants(
     progress: bool = False,
     command: str | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    dataloader_args: str | os.PathLike[str] | dict[str, Any] | Sequence[str] | None = None,
+    client: Any = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    work_dir: str | os.PathLike[str] | None = None,
+    shard_records: int | None = None,
+    _shard: Any = None,
 ) -> Summary | dict[str, pd.DataFrame]:
     """Score the variants of a VCF with a sequence model.
 
@@ -187,7 +201,8 @@ def score_variants(
     output
         Annotated VCF to write (``.vcf``, ``.vcf.gz`` with tabix index, ``.bcf``), or None.
     scores
-        Score names from :data:`veff.SCORES` or callables.
+        Score names from :data:`veff.SCORES` (or a Kipoi model's own score labels) or callables;
+        None: the model's default scores (Kipoi model directories), else ``diff``.
     score_kwargs
         One dict per score (e.g. ``{"rc_merging": "max"}``), or one for all.
     rc
@@ -209,7 +224,8 @@ def score_variants(
     output_offset
         Input index seen by output position 0 of position-resolved outputs (default: centred).
     centering
-        ``exact`` (variant at index ``(L-1)//2``) or ``kipoi`` (``L//2-1``).
+        ``exact`` (variant at index ``(L-1)//2``) or ``kipoi`` (``L//2-1``); None: ``kipoi`` for
+        Kipoi model directories, else ``exact``.
     ref_mismatch
         ``skip`` or ``score`` ALTs of records whose REF disagrees with the FASTA.
     max_indel_length
@@ -238,11 +254,31 @@ def score_variants(
         Command line recorded in the output header.
     model_kwargs
         Extra arguments for :func:`veff.load_model` (``device``, ``precision``, ``weights``...).
+    dataloader_args
+        Arguments of a Kipoi model directory's own dataloader (a dict, a JSON object, a JSON/YAML
+        file or ``key=value`` tokens); such models are scored in the regions their dataloader
+        returns (see :mod:`veff.dataloader_windows`).
+    client
+        A ``dask.distributed.Client``: shard the VCF by region and score the shards on its
+        cluster; the outputs are the same bytes as without (see :mod:`veff.distributed`). Needs
+        an indexable (sorted) VCF; paths must be visible to the workers.
+    workers
+        Start a local Dask cluster of this many worker processes (loopback only) and score on it.
+    scheduler
+        Address of a running Dask scheduler (``tcp://host:8786``) to score on.
+    work_dir
+        Folder for the shards' part files (and an index of an unindexed VCF), shared with the
+        workers; default: beside the output. A temporary folder inside it is removed at the end.
+    shard_records
+        Records per shard (default: enough shards to give every worker thread several).
+    _shard
+        Internal: one shard of a sharded run, or its merge (:mod:`veff.distributed`).
 
     Returns
     -------
     Summary or dict of pandas.DataFrame
     """
+    call = dict(locals())
     t0 = time.perf_counter()
     if dump_sequences is not None and (output is not None or table is not None or return_predictions):
         msg = "dump_sequences runs no model: give it without an output VCF, a table or return_predictions"
@@ -267,17 +303,22 @@ def score_variants(
             f"info prefix {info_prefix!r} is not a valid VCF INFO key start; use letters, digits, '_' and '.'"
         )
         raise InputError(msg)
-    jobs = resolve_score_jobs(scores, score_kwargs)
+    if _shard is None and (client is not None or workers is not None or scheduler is not None):
+        from veff.distributed import score_distributed
+
+        return score_distributed(call)
     mdl = load_model(model, seq_length=seq_length, output_labels=output_labels, **(model_kwargs or {}))
+    own_scores = getattr(mdl, "resolve_scores", None)  # Kipoi model directories: labels and defaults
+    jobs = resolve_score_jobs(own_scores(scores) if own_scores else (scores or ("diff",)), score_kwargs)
     length = seq_length or mdl.seq_length
     if not length:
         msg = f"model {mdl.name!r} does not fix its input length; give seq_length (--seq-length)"
         raise InputError(msg)
     use_rc = mdl.default_rc if rc is None else rc
     batch = batch_size or auto_batch_size(length)
-    ref = Fasta(fasta)
+    ref = Fasta(fasta) if _shard is None else _shard.fasta(fasta)
     restriction = BedIndex.from_bed(restriction_bed) if restriction_bed else None
-    reader = VcfReader(vcf)
+    reader = VcfReader(vcf) if _shard is None else _shard.reader(vcf)
     agg = Aggregation.parse(aggregate)
     spec = None if dump_sequences is not None else probe_outputs(mdl, length, offset=output_offset)
     all_labels = [] if spec is None else spec.labels(mdl.output_labels)
@@ -286,7 +327,7 @@ def score_variants(
     builder = WindowBuilder(
         ref,
         length,
-        centering=centering,
+        centering=centering or getattr(mdl, "default_centering", "exact"),  # type: ignore[arg-type]
         restriction=restriction,
         ref_mismatch=ref_mismatch,  # type: ignore[arg-type]
         max_indel_length=max_indel_length,
@@ -307,10 +348,15 @@ def score_variants(
             ],
             descriptions={j.name: j.score.description for j in jobs},
             aggregate=info_aggregate,
+            **(_shard.vcf_options if _shard is not None else {}),
         )
     try:
         table_writer = (
-            None if table is None else open_table(table, scores=[j.name for j in jobs], labels=all_labels)
+            None
+            if table is None
+            else (open_table if _shard is None else _shard.open_table)(
+                table, scores=[j.name for j in jobs], labels=all_labels
+            )
         )
         dumper = (
             None
@@ -328,9 +374,14 @@ def score_variants(
     collected: dict[str, list[np.ndarray]] = {j.name: [] for j in jobs}
     keys: list[str] = []
     chunk = max(16, min(4096, _MEMORY_BUDGET // (length * 16 * (4 if use_rc else 2))))
-    bar = progress_bar(progress, unit="variants")
+    bar = progress_bar(progress, unit="variants") if _shard is None else _shard.progress_bar(progress)
     try:
-        for ws in _prefetch(_read_chunks(reader, builder, chunk)):
+        from_dataloader = dataloader_chunks(mdl, vcf, reader, builder, chunk, fasta=fasta,
+                                            dataloader_args=dataloader_args, ref_mismatch=ref_mismatch)
+        if from_dataloader is not None and _shard is not None:
+            msg = f"model {mdl.name!r} runs its own dataloader, which is not sharded; run it in one process"
+            raise InputError(msg)
+        for ws in from_dataloader or _prefetch(_read_chunks(reader, builder, chunk)):
             if dumper is not None:
                 dumper.write(ws)
             values = {} if spec is None else _score_chunk(mdl, ws, jobs, spec, agg, use_rc, batch)
@@ -348,6 +399,8 @@ def score_variants(
                 counts.update(map(str, sts))
             summary.records += len(ws)
             bar.update(len(ws))
+        if _shard is not None:  # a sharded run: the driver appends the shards' parts here
+            _shard.merge(writer, table_writer, summary, counts, collected, keys)
         while sinks:
             sinks[0].close()
             sinks.pop(0)
@@ -363,7 +416,10 @@ def score_variants(
     summary.alleles = sum(counts.values()) - counts.get(str(Status.NO_ALT), 0)
     summary.scored = sum(v for k, v in counts.items() if Status(k) in SCORED_STATUSES)
     summary.seconds = time.perf_counter() - t0
-    log.info(summary.line())
+    if _shard is not None:
+        _shard.summary = summary
+    if _shard is None or not _shard.part:
+        log.info(summary.line())
     if return_predictions:
         return {
             name: pd.DataFrame(
@@ -388,7 +444,9 @@ def _score_chunk(
     """Predict and score the chunk's scored ALTs: per score, shape (n_alt, T) ({} when none)."""
     if not len(ws.alt_ref):
         return {}
-    preds = predict_pairs(mdl, ws.ref_codes, ws.alt_codes, rc=rc, batch_size=batch)
+    preds = predict_pairs(
+        mdl, ws.ref_codes, ws.alt_codes, rc=rc, batch_size=batch, extra=ws.extra_inputs, alt_ref=ws.alt_ref
+    )
     p = preds.paired(ws.alt_ref)
     return score_predictions(jobs, spec, agg, p.ref, p.alt, p.ref_rc, p.alt_rc, ws.alt_geometry)
 

@@ -79,7 +79,7 @@ def one_hot(codes: np.ndarray, n_value: float = 0.0) -> np.ndarray:
     lut = _LUTS.get(n_value)
     if lut is None:
         lut = _LUTS[n_value] = _lut(n_value)
-    return lut[codes]
+    return np.take(lut, codes, axis=0)  # several times faster than ``lut[codes]``
 
 
 def reverse_complement(x: np.ndarray) -> np.ndarray:

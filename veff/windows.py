@@ -12,7 +12,9 @@ before windows are placed, so equivalent representations of a change get identic
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import groupby, repeat
 from typing import Any, Literal
 
 import numpy as np
@@ -27,6 +29,7 @@ __all__ = ["DEFAULT_MAX_INDEL_LENGTH", "WindowBuilder", "WindowSet"]
 
 RefMismatchPolicy = Literal["skip", "score"]
 DEFAULT_MAX_INDEL_LENGTH = 50
+_BASES = frozenset("ACGT")
 
 
 @dataclass
@@ -58,6 +61,10 @@ class WindowSet:
         int, shape (n_alt, 3): per scored ALT, the index ``o`` of the (normalised) REF in its
         window and the lengths of the normalised REF and ALT (what position-resolved scores need
         to find the variant and align the alt track with the reference track).
+    extra_inputs
+        Other model inputs per reference row, name -> array of shape (n_ref, ...), or None (the
+        usual case). Only windows from a model's own dataloader carry them
+        (:mod:`veff.dataloader_windows`); alt windows use the arrays of their ``alt_ref`` row.
     """
 
     variants: list[Variant]
@@ -70,6 +77,7 @@ class WindowSet:
     alt_slot: np.ndarray
     normalized: dict[tuple[int, int], tuple[int, str, str]] = field(default_factory=dict)
     alt_geometry: np.ndarray = field(default_factory=lambda: np.empty((0, 3), np.int64))
+    extra_inputs: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.variants)
@@ -135,8 +143,12 @@ class WindowBuilder:
         pend = _Pending()
         statuses: list[list[Status]] = []
         normalized: dict[tuple[int, int], tuple[int, str, str]] = {}
-        for i, v in enumerate(variants):
-            statuses.append(self._plan_record(i, v, pend, normalized))
+        i = 0  # runs of plain SNVs are planned at once, the records between runs one by one
+        for chrom, lo, hi in [*self._snv_runs(variants), (None, len(variants), len(variants))]:
+            statuses.extend(self._plan_record(k, variants[k], pend, normalized) for k in range(i, lo))
+            if chrom is not None:
+                statuses.extend(self._plan_snvs(lo, variants[lo:hi], chrom, pend))
+            i = hi
         ref_codes = self._fetch_refs(pend)
         alt_codes = np.empty((len(pend.alt_ref), self.length), dtype=np.uint8)
         if pend.snv:
@@ -169,6 +181,55 @@ class WindowBuilder:
         for row, off, codes in pend.ref_patch:
             out[row, off : off + len(codes)] = codes[: self.length - off]
         return out
+
+    def _snv_runs(self, variants: list[Variant]) -> Iterator[tuple[str, int, int]]:
+        """Yield ``(FASTA contig, lo, hi)`` for runs of records that :meth:`_plan_snvs` plans at once.
+
+        Those are records with one A/C/G/T SNV ALT whose REF matches the FASTA, when no BED
+        restriction is given: their windows depend on the position alone. Every other record goes
+        through :meth:`_plan_record`; both give the same windows and statuses for these records.
+        """
+        if self.restriction is not None or self.length - self.centre < 1 or self.max_indel_length < 0:
+            return
+        chroms = [
+            self.fasta.resolve(v.chrom)
+            if len(v.ref) == 1 and len(v.alts) == 1 and v.ref in _BASES and v.alts[0] in _BASES
+            else None
+            for v in variants
+        ]
+        by_chrom: dict[str, list[int]] = {}
+        for k, c in enumerate(chroms):
+            if c is not None:
+                by_chrom.setdefault(c, []).append(k)
+        for chrom, rows in by_chrom.items():
+            starts = np.array([variants[k].start for k in rows], dtype=np.int64)
+            ref = np.array([ord(variants[k].ref) for k in rows], dtype=np.uint8)
+            contig = self.fasta.contig(chrom)
+            inside = (starts >= 0) & (starts < len(contig))
+            match = inside & (contig[np.where(inside, starts, 0)] == ref)
+            for k in np.asarray(rows)[~match].tolist():
+                chroms[k] = None  # REF mismatch: planned record by record
+        lo = 0
+        for name, run in groupby(chroms):
+            hi = lo + sum(1 for _ in run)
+            if name is not None:
+                yield name, lo, hi
+            lo = hi
+
+    def _plan_snvs(self, lo: int, variants: list[Variant], chrom: str, pend: _Pending) -> list[list[Status]]:
+        """Plan records ``lo, lo + 1, ...`` from :meth:`_snv_runs` together (one ref and one alt row each)."""
+        n, centre = len(variants), self.centre
+        w = np.array([v.start for v in variants], dtype=np.int64) - centre
+        edge = (w < 0) | (w + self.length > self.fasta.lengths[chrom])
+        ref_rows = range(len(pend.ref_starts), len(pend.ref_starts) + n)
+        alt_rows = range(len(pend.alt_ref), len(pend.alt_ref) + n)
+        pend.ref_starts.extend(zip(repeat(chrom, n), w.tolist(), strict=True))
+        pend.alt_ref.extend(ref_rows)
+        pend.alt_slot.extend(zip(range(lo, lo + n), repeat(0, n), strict=True))
+        pend.geometry.extend(repeat((centre, 1, 1), n))
+        bases = (ord(v.alts[0]) for v in variants)
+        pend.snv.extend(zip(alt_rows, ref_rows, repeat(centre, n), bases, strict=True))
+        return [[Status.CONTIG_EDGE] if e else [Status.OK] for e in edge.tolist()]
 
     def _plan_record(
         self,

@@ -7,14 +7,14 @@ writer can emit it unchanged. ``Variant.pos`` keeps the VCF's 1-based ``POS``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from veff._types import Variant
 from veff.errors import InputError
 
-__all__ = ["VcfReader"]
+__all__ = ["VcfReader", "region_string"]
 
 
 class VcfReader:
@@ -26,9 +26,21 @@ class VcfReader:
         Input file.
     region
         Optional ``chrom:start-end`` (1-based, inclusive) to read through the file's index.
+    regions
+        Optional ``(chrom, start, end)`` intervals read one after another through the file's index,
+        keeping only records whose ``POS`` lies in ``[start, end]`` (1-based, inclusive; ``end``
+        None: to the contig's end). A region query also returns records that start before the
+        region and reach into it (deletions, symbolic alleles with ``END``); filtering by ``POS``
+        puts every record in exactly one of several adjacent regions (a shard of a sharded run).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, region: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        region: str | None = None,
+        regions: Sequence[tuple[str, int, int | None]] | None = None,
+    ) -> None:
         from cyvcf2 import VCF
 
         self.path = Path(path)
@@ -41,6 +53,7 @@ class VcfReader:
             msg = f"{self.path}: cannot read as VCF/BCF ({exc})"
             raise InputError(msg) from exc
         self.region = region
+        self.regions = None if regions is None else list(regions)
         self.records_read = 0
 
     @property
@@ -50,7 +63,10 @@ class VcfReader:
 
     def __iter__(self) -> Iterator[tuple[Variant, Any]]:
         """Yield ``(Variant, cyvcf2_record)`` in file order."""
-        source = self.vcf(self.region) if self.region else self.vcf
+        if self.regions is not None:
+            source: Any = self._in_regions(self.regions)
+        else:
+            source = self.vcf(self.region) if self.region else self.vcf
         it = iter(source)
         while True:
             try:
@@ -75,6 +91,27 @@ class VcfReader:
                 rec,
             )
 
+    def _in_regions(self, regions: list[tuple[str, int, int | None]]) -> Iterator[Any]:
+        for chrom, start, end in regions:
+            for rec in self.vcf(region_string(chrom, start, end)):
+                pos = rec.POS
+                if pos >= start and (end is None or pos <= end):
+                    yield rec
+
     def close(self) -> None:
         """Close the file."""
         self.vcf.close()
+
+
+def region_string(chrom: str, start: int, end: int | None) -> str:
+    """Region text for htslib: 1-based inclusive ``[start, end]`` (``end`` None: to the contig end).
+
+    Examples
+    --------
+    >>> region_string("chr1", 101, 200), region_string("HLA-A*01:01", 1, None)
+    ('chr1:101-200', '{HLA-A*01:01}')
+    """
+    name = f"{{{chrom}}}" if ":" in chrom else chrom
+    if end is None:
+        return name if start <= 1 else f"{name}:{start}-"
+    return f"{name}:{max(1, start)}-{end}"

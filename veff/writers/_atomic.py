@@ -13,13 +13,15 @@ class AtomicPath:
 
     The temporary name keeps the final suffixes (``.vcf.gz``) so tools that pick formats by suffix
     behave the same. :meth:`discard` removes it (and its side files) after an error or Ctrl-C.
+    ``tag`` (default: the process id) tells apart writers of the same file in different processes
+    or on different machines (part files of a sharded run).
     """
 
-    def __init__(self, final: str | os.PathLike[str]) -> None:
+    def __init__(self, final: str | os.PathLike[str], *, tag: str | None = None) -> None:
         self.final = Path(final)
         suffix = "".join(self.final.suffixes[-2:]) if self.final.suffixes else ""
         stem = self.final.name[: len(self.final.name) - len(suffix)] if suffix else self.final.name
-        self.tmp = self.final.with_name(f".{stem}.veff-tmp-{os.getpid()}{suffix}")
+        self.tmp = self.final.with_name(f".{stem}.veff-tmp-{tag or os.getpid()}{suffix}")
         self.side_suffixes: list[str] = []
 
     def commit(self) -> None:

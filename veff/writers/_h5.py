@@ -11,10 +11,26 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["H5Appender", "read_strings"]
+__all__ = ["H5Appender", "read_strings", "table_chunk_rows"]
 
 _CHUNK_BYTES = 2**20  # target size of one HDF5 chunk
 _STRING_CHUNK_ROWS = 4096
+_APPEND_ROWS = 1024
+
+
+def _chunk_rows(row_bytes: int) -> int:
+    """Rows per HDF5 chunk of a numeric dataset whose rows take ``row_bytes`` bytes."""
+    return int(max(1, min(4096, _CHUNK_BYTES // max(1, row_bytes))))
+
+
+def table_chunk_rows(n_labels: int) -> int:
+    """Rows per append of a score table with ``n_labels`` float32 outputs per score.
+
+    At most one HDF5 chunk of the widest dataset, and few enough rows that the writer holds
+    little: a table is appended in blocks of exactly this many rows whatever the run's chunks
+    (the file's layout follows the appends).
+    """
+    return min(_APPEND_ROWS, _chunk_rows(4 * max(1, n_labels)))
 
 
 class H5Appender:
@@ -66,8 +82,7 @@ class H5Appender:
                 compression="gzip",
                 compression_opts=self.level,
             )
-        row_bytes = max(1, int(np.prod(arr.shape[1:], dtype=np.int64)) * arr.dtype.itemsize)
-        rows = int(max(1, min(4096, _CHUNK_BYTES // row_bytes)))
+        rows = _chunk_rows(int(np.prod(arr.shape[1:], dtype=np.int64)) * arr.dtype.itemsize)
         return self.h5.create_dataset(
             name,
             shape=(0, *arr.shape[1:]),

@@ -19,9 +19,15 @@ Columns (TSV and Parquet)
     order, e.g. ``diff/task1``. NaN (an empty field in TSV) where the ALT was not scored.
 
 TSV files have one header line and no comments; floats are the shortest text that reads back to
-the same float32. Parquet files hold one row group per chunk of records; the schema metadata key
-``veff`` is JSON ``{"format": "veff-scores", "format_version": "1", "scores": [...], "labels":
-[...], "veff_version": ...}``.
+the same float32; ``.tsv.gz`` is BGZF (gzip that tabix can index, without time stamps). Parquet files
+hold row groups of a fixed number of rows (set by the number of columns, the last one shorter);
+the schema metadata key ``veff`` is JSON ``{"format": "veff-scores", "format_version": "1",
+"scores": [...], "labels": [...], "veff_version": ...}``.
+
+The layout of every file depends only on its rows, never on how the run cut them into chunks:
+Parquet and HDF5 writers collect rows into blocks of a fixed size before writing. So the parts of a
+sharded run (:mod:`veff.distributed`, written by :func:`open_table_part`) merge into the same bytes
+as a run in one process.
 
 HDF5 layout (``format="veff-scores"``, ``format_version="1"``)
 -------------------------------------------------------------
@@ -41,9 +47,9 @@ All datasets are chunked, gzip-compressed and grow along axis 0 as chunks are ap
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +59,8 @@ import numpy as np
 
 from veff.errors import InputError
 from veff.writers._atomic import AtomicPath
-from veff.writers._h5 import H5Appender, read_strings
+from veff.writers._h5 import H5Appender, read_strings, table_chunk_rows
+from veff.writers._text import TextSink
 from veff.writers.vcf import format_floats
 
 if TYPE_CHECKING:
@@ -67,6 +74,7 @@ __all__ = [
     "TableFormat",
     "TableWriter",
     "open_table",
+    "open_table_part",
     "read_table",
     "table_format",
 ]
@@ -77,6 +85,7 @@ FORMAT_VERSION = "1"
 META_COLUMNS = ("chrom", "pos", "id", "ref", "alt", "norm_pos", "norm_ref", "norm_alt", "status")
 _STR_COLUMNS = ("chrom", "id", "ref", "alt", "norm_ref", "norm_alt", "status")
 _TSV_VALUES_PER_BLOCK = 2**16
+_PARQUET_GROUP_BYTES = 16 * 2**20  # target size of a row group's values, uncompressed
 _SUFFIXES: dict[str, TableFormat] = {
     ".tsv": "tsv",
     ".tsv.gz": "tsv.gz",
@@ -202,6 +211,43 @@ class TableChunk:
             full,
         )
 
+    def slice(self, lo: int, hi: int) -> TableChunk:
+        """Rows ``lo:hi``."""
+        return TableChunk(
+            self.chrom[lo:hi],
+            self.pos[lo:hi],
+            self.id[lo:hi],
+            self.ref[lo:hi],
+            self.alt[lo:hi],
+            self.norm_pos[lo:hi],
+            self.norm_ref[lo:hi],
+            self.norm_alt[lo:hi],
+            self.status[lo:hi],
+            {s: v[lo:hi] for s, v in self.values.items()},
+        )
+
+    @classmethod
+    def concat(cls, chunks: Sequence[TableChunk]) -> TableChunk:
+        """The rows of ``chunks``, in order (at least one chunk)."""
+        if len(chunks) == 1:
+            return chunks[0]
+
+        def strings(name: str) -> list[str]:
+            return [x for c in chunks for x in getattr(c, name)]
+
+        return cls(
+            strings("chrom"),
+            np.concatenate([c.pos for c in chunks]),
+            strings("id"),
+            strings("ref"),
+            strings("alt"),
+            np.concatenate([c.norm_pos for c in chunks]),
+            strings("norm_ref"),
+            strings("norm_alt"),
+            strings("status"),
+            {s: np.concatenate([c.values[s] for c in chunks]) for s in chunks[0].values},
+        )
+
     @classmethod
     def empty(cls, scores: Sequence[str], n_labels: int) -> TableChunk:
         """A chunk without rows (fixes dataset shapes before the first rows arrive)."""
@@ -222,9 +268,21 @@ class TableWriter:
         Score names, in column order.
     labels
         Model output labels (T of them).
+    tag
+        Temporary-name tag (see :class:`~veff.writers._atomic.AtomicPath`).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, scores: Sequence[str], labels: Sequence[str]) -> None:
+    #: formats whose layout follows the write calls collect rows into blocks of this many rows
+    block_rows: int | None = None
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        scores: Sequence[str],
+        labels: Sequence[str],
+        tag: str | None = None,
+    ) -> None:
         self.path = Path(path)
         if not self.path.parent.is_dir():
             msg = f"{self.path}: output folder {self.path.parent} does not exist"
@@ -233,8 +291,10 @@ class TableWriter:
         self.labels = [str(x) for x in labels]
         self.value_columns = [f"{s}/{lab}" for s in self.scores for lab in self.labels]
         self.rows_written = 0
-        self._atomic = AtomicPath(self.path)
+        self._atomic = AtomicPath(self.path, tag=tag)
         self._closed = False
+        self._held: list[TableChunk] = []
+        self._held_rows = 0
         from veff import __version__
 
         self.meta = {
@@ -248,11 +308,44 @@ class TableWriter:
 
     def write(self, chunk: TableChunk) -> None:
         """Append the rows of one chunk."""
-        self._write(chunk)
         self.rows_written += len(chunk)
+        rows = self.block_rows
+        if rows is None:
+            self._write(chunk)
+            return
+        if not len(chunk):
+            return
+        self._held.append(chunk)
+        self._held_rows += len(chunk)
+        if self._held_rows < rows:
+            return
+        block = TableChunk.concat(self._held)
+        lo = 0
+        while len(block) - lo >= rows:
+            self._write(block.slice(lo, lo + rows))
+            lo += rows
+        self._held = [block.slice(lo, len(block))] if lo < len(block) else []
+        self._held_rows = len(block) - lo
+
+    def append_part(self, path: str | os.PathLike[str], rows: int = 0) -> None:
+        """Append the rows of a part file written by :func:`open_table_part` for this format.
+
+        ``rows`` (the part's row count) keeps :attr:`rows_written` right for formats whose parts
+        are copied as they are (TSV).
+        """
+        with open(path, "rb") as fh:
+            while True:
+                try:
+                    chunk = pickle.load(fh)
+                except EOFError:
+                    return
+                self.write(chunk)
 
     def close(self) -> None:
         """Finish the file and move it into place."""
+        if self._held:
+            self._write(TableChunk.concat(self._held))
+            self._held, self._held_rows = [], 0
         self._finish()
         self._closed = True
         self._atomic.commit()
@@ -285,15 +378,18 @@ def _float_rows(values: np.ndarray) -> list[str]:
 
 
 class _TsvWriter(TableWriter):
+    part = False
+
     def _open(self) -> None:
         tmp = self._atomic.tmp
-        # the handle lives until close(): no context manager
-        self._fh = (
-            gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6)  # noqa: SIM115
-            if tmp.name.endswith(".gz")
-            else open(tmp, "w", encoding="utf-8")  # noqa: SIM115
-        )
-        self._fh.write("\t".join([*META_COLUMNS, *self.value_columns]) + "\n")
+        gz = tmp.name.endswith(".gz") and not self.part
+        self._fh = TextSink(tmp, "bgzf" if gz else "none")
+        if not self.part:
+            self._fh.write_text("\t".join([*META_COLUMNS, *self.value_columns]) + "\n")
+
+    def append_part(self, path: str | os.PathLike[str], rows: int = 0) -> None:
+        self._fh.append_file(path)
+        self.rows_written += rows
 
     def _write(self, c: TableChunk) -> None:
         if not len(c):
@@ -315,7 +411,27 @@ class _TsvWriter(TableWriter):
         for lo in range(0, len(c), step):
             cols = [m[lo : lo + step] for m in meta]
             cols += [_float_rows(c.values[s][lo : lo + step]) for s in self.scores]
-            self._fh.write("".join("\t".join(row) + "\n" for row in zip(*cols, strict=True)))
+            self._fh.write_text("".join("\t".join(row) + "\n" for row in zip(*cols, strict=True)))
+
+    def _finish(self) -> None:
+        self._fh.close()
+
+
+class _TsvPart(_TsvWriter):
+    """Rows of a TSV table as text, no header, uncompressed (a part of a sharded run)."""
+
+    part = True
+
+
+class _ChunkPart(TableWriter):
+    """The chunks of a Parquet or HDF5 table, pickled one after another (a part of a sharded run)."""
+
+    def _open(self) -> None:
+        self._fh = open(self._atomic.tmp, "wb")  # noqa: SIM115  (closed in _finish)
+
+    def _write(self, chunk: TableChunk) -> None:
+        if len(chunk):
+            pickle.dump(chunk, self._fh, protocol=pickle.HIGHEST_PROTOCOL)
 
     def _finish(self) -> None:
         self._fh.close()
@@ -330,6 +446,8 @@ class _ParquetWriter(TableWriter):
         fields = [pa.field(c, pa.int64() if c in ("pos", "norm_pos") else pa.string()) for c in META_COLUMNS]
         fields += [pa.field(c, pa.float32()) for c in self.value_columns]
         self._schema = pa.schema(fields, metadata={"veff": json.dumps(self.meta)})
+        row_bytes = 4 * len(self.value_columns) + 64
+        self.block_rows = int(max(1024, min(65536, _PARQUET_GROUP_BYTES // row_bytes)))
         self._pw: Any = pq.ParquetWriter(str(self._atomic.tmp), self._schema, compression="zstd")
 
     def _write(self, c: TableChunk) -> None:
@@ -367,6 +485,7 @@ class _Hdf5Writer(TableWriter):
         self._h5.create_dataset("labels", data=np.array(self.labels, dtype=object), dtype=h5py.string_dtype())
         self._app = H5Appender(self._h5)
         self._write(TableChunk.empty(self.scores, len(self.labels)))
+        self.block_rows = table_chunk_rows(len(self.labels))
 
     def _write(self, c: TableChunk) -> None:
         app = self._app
@@ -391,6 +510,24 @@ _WRITERS: dict[TableFormat, type[TableWriter]] = {
 def open_table(path: str | os.PathLike[str], *, scores: Sequence[str], labels: Sequence[str]) -> TableWriter:
     """Open a streaming table writer for ``path`` (format by suffix, see :func:`table_format`)."""
     return _WRITERS[table_format(path)](path, scores=scores, labels=labels)
+
+
+def open_table_part(
+    path: str | os.PathLike[str],
+    fmt: TableFormat,
+    *,
+    scores: Sequence[str],
+    labels: Sequence[str],
+    tag: str | None = None,
+) -> TableWriter:
+    """Open a writer of one part of a table in format ``fmt`` (a shard of a sharded run).
+
+    The part holds the rows as the final writer takes them back with
+    :meth:`TableWriter.append_part`: TSV row text (no header, uncompressed) for ``tsv`` and
+    ``tsv.gz``, pickled :class:`TableChunk` objects for ``parquet`` and ``h5``.
+    """
+    cls = _TsvPart if fmt in ("tsv", "tsv.gz") else _ChunkPart
+    return cls(path, scores=scores, labels=labels, tag=tag)
 
 
 @dataclass

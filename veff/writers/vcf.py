@@ -16,6 +16,12 @@ kipoi style (``--info-style kipoi``): tags ``KV:<model>:<SCORE>``, values ``%.8f
 
 The file is written under a temporary name and renamed into place when complete; ``.vcf.gz``
 outputs are bgzipped and tabix-indexed, ``.bcf`` outputs are BCF with a CSI index.
+
+Every output is made the same way (:class:`VcfOutput`): the header text, then the text of each
+record, as one byte stream, compressed block by block (:mod:`veff.writers._text`); BCF is converted
+from that text when the stream is complete. A sharded run (:mod:`veff.distributed`) writes the
+record text of each shard to a part file (``part=True``) and streams the parts through the same
+:class:`VcfOutput`, so its file is byte for byte the file of a run in one process.
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ import numpy as np
 
 from veff.errors import InputError
 from veff.writers._atomic import AtomicPath
+from veff.writers._text import BLOCK_BYTES, TextSink
 
-__all__ = ["InfoAggregate", "InfoStyle", "VcfWriter", "format_floats", "info_tag"]
+__all__ = ["InfoAggregate", "InfoStyle", "VcfOutput", "VcfWriter", "format_floats", "info_tag"]
 
 InfoStyle = Literal["veff", "kipoi"]
 InfoAggregate = Literal["max_abs"]
@@ -76,6 +83,78 @@ def _mode(path: Path) -> str:
     return "w"
 
 
+class VcfOutput:
+    """Finish a VCF file from its text: ``.vcf``, ``.vcf.gz`` (BGZF + tabix) or ``.bcf`` (+ CSI).
+
+    Parameters
+    ----------
+    path
+        The output file; it appears under its name on :meth:`close` (with its index).
+    header
+        The header text (``##`` lines and the ``#CHROM`` line, each ending in a newline); None
+        for a part file.
+    part
+        Write a part of a sharded run: plain record text, no header, no index (``path`` is the part
+        file, written under a temporary name tagged ``tag``).
+    tag
+        See :class:`~veff.writers._atomic.AtomicPath`.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], header: str | None, *, part: bool = False, tag: str | None = None
+    ) -> None:
+        self.path = Path(path)
+        self._atomic = AtomicPath(self.path, tag=tag)
+        self._mode = "w" if part else _mode(self.path)
+        # BCF: the text goes to a side file first and is converted when complete
+        self._text = Path(f"{self._atomic.tmp}.vcf") if self._mode == "wb" else self._atomic.tmp
+        self._sink = TextSink(self._text, "bgzf" if self._mode == "wz" else "none")
+        if header is not None:
+            self._sink.write_text(header)
+
+    def write_text(self, text: str) -> None:
+        """Append record lines."""
+        self._sink.write_text(text)
+
+    def append_file(self, path: str | os.PathLike[str]) -> None:
+        """Append the record text of a part file."""
+        self._sink.append_file(path)
+
+    def close(self) -> None:
+        """Compress, convert and index as the suffix asks, and move the file into place."""
+        self._sink.close()
+        if self._mode == "wb":
+            self._to_bcf()
+        if self._mode in ("wz", "wb"):
+            import pysam
+
+            csi = self._mode == "wb"
+            pysam.tabix_index(str(self._atomic.tmp), preset="vcf", force=True, csi=csi, keep_original=True)
+            self._atomic.side_suffixes.append(".csi" if csi else ".tbi")
+        self._atomic.commit()
+
+    def abort(self) -> None:
+        """Drop the partial output."""
+        try:
+            self._sink.close()
+        finally:
+            self._atomic.discard()
+            self._text.unlink(missing_ok=True)
+
+    def _to_bcf(self) -> None:
+        from cyvcf2 import VCF, Writer
+
+        reader = VCF(str(self._text), lazy=True)
+        try:
+            writer = Writer(str(self._atomic.tmp), reader, mode="wb")
+            for rec in reader:
+                writer.write_record(rec)
+            writer.close()
+        finally:
+            reader.close()
+        self._text.unlink()
+
+
 class VcfWriter:
     """Write every input record with veff's INFO tags added.
 
@@ -99,6 +178,11 @@ class VcfWriter:
         Optional one-line description per score.
     aggregate
         ``max_abs``: write per ALT only the output with the largest magnitude and its label.
+    part
+        Write only the annotated record text, uncompressed, to ``path`` (a part file of a sharded
+        run; see :class:`VcfOutput`). The template's header gets the same tags either way.
+    tag
+        Temporary-name tag of a part file (see :class:`~veff.writers._atomic.AtomicPath`).
     """
 
     def __init__(
@@ -113,9 +197,9 @@ class VcfWriter:
         header_lines: Sequence[str] = (),
         descriptions: dict[str, str] | None = None,
         aggregate: InfoAggregate | None = None,
+        part: bool = False,
+        tag: str | None = None,
     ) -> None:
-        from cyvcf2 import Writer
-
         if aggregate not in (None, "max_abs"):
             msg = f"info aggregate must be 'max_abs' or None, got {aggregate!r}"
             raise InputError(msg)
@@ -132,8 +216,6 @@ class VcfWriter:
         self.n_labels = len(labels)
         self.labels = list(labels)
         self.aggregate = aggregate
-        self._atomic = AtomicPath(self.path)
-        self._mode = _mode(self.path)
         self.tags = {s: info_tag(prefix, s, style) for s in self.scores}
         self.status_tag = info_tag(prefix, "status", style)
         fmt = "|".join(labels)
@@ -167,7 +249,10 @@ class VcfWriter:
                 "Description": "veff scoring status, one entry per ALT. Format: ALLELE|status",
             }
         )
-        self._w = Writer(str(self._atomic.tmp), template, mode=self._mode)
+        self.header: str = template.raw_header
+        self._out = VcfOutput(self.path, None if part else self.header, part=part, tag=tag)
+        self._lines: list[str] = []
+        self._pending = 0
         self._missing_row = "|".join([MISSING] * (2 if aggregate else self.n_labels))
         self._fmt = format_fixed if style == "kipoi" else format_floats
         self.records_written = 0
@@ -229,23 +314,31 @@ class VcfWriter:
             info[self.status_tag] = ",".join(
                 f"{a}|{st}" for a, st in zip(alts or ["."], statuses, strict=True)
             )
-        self._w.write_record(record)
+        line = str(record)
+        self._lines.append(line)
+        self._pending += len(line)
+        if self._pending >= BLOCK_BYTES:
+            self._flush()
         self.records_written += 1
+
+    def append_part(self, path: str | os.PathLike[str], records: int = 0) -> None:
+        """Append the records of a part file written by a ``part=True`` writer (``records`` of them)."""
+        self._flush()
+        self._out.append_file(path)
+        self.records_written += records
+
+    def _flush(self) -> None:
+        if self._lines:
+            self._out.write_text("".join(self._lines))
+            self._lines.clear()
+            self._pending = 0
 
     def close(self) -> None:
         """Finish the file, index it when compressed, and move it into place."""
-        self._w.close()
-        if self._mode in ("wz", "wb"):
-            import pysam
-
-            csi = self._mode == "wb"
-            pysam.tabix_index(str(self._atomic.tmp), preset="vcf", force=True, csi=csi, keep_original=True)
-            self._atomic.side_suffixes.append(".csi" if csi else ".tbi")
-        self._atomic.commit()
+        self._flush()
+        self._out.close()
 
     def abort(self) -> None:
         """Drop the partial output."""
-        try:
-            self._w.close()
-        finally:
-            self._atomic.discard()
+        self._lines.clear()
+        self._out.abort()

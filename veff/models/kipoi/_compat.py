@@ -1,7 +1,8 @@
 """Import Python code that ships with a Kipoi model directory, without the kipoi packages.
 
 Model directories hold Python files (custom model classes, custom Keras objects, custom scoring
-functions, PyTorch module files) that often start with ``from kipoi.model import BaseModel`` or
+functions, PyTorch module files, dataloaders) that often start with ``from kipoi.model import
+BaseModel`` / ``from kipoi.data import Dataset`` / ``from kipoi.metadata import GenomicRanges`` or
 subclass ``kipoi_veff.scores.RCScore``. When kipoi / kipoi_veff are not installed, veff puts small
 stand-ins for those few names into ``sys.modules`` while such a file is imported, and removes them
 afterwards. The stand-ins carry no behaviour beyond what the subclasses rely on.
@@ -55,12 +56,46 @@ class _RCScore(_Score):
         return resolve_merge("absmax")(x, y)
 
 
+class _Dataset:
+    """Stand-in for the ``kipoi.data`` base classes: subclasses implement the access methods.
+
+    veff reads a dataloader through ``__len__`` + ``__getitem__`` (``Dataset``) or ``__iter__``
+    (iterators), following the ``type`` given in dataloader.yaml.
+    """
+
+    def __iter__(self) -> Any:
+        n = len(self)  # type: ignore[arg-type]
+        return (self[i] for i in range(n))  # type: ignore[index]
+
+
+class _GenomicRanges:
+    """Stand-in for ``kipoi.metadata.GenomicRanges``: a sample's region (0-based, half-open)."""
+
+    def __init__(self, chr: Any, start: Any, end: Any, id: Any, strand: Any = "*") -> None:
+        self.chr, self.start, self.end, self.id, self.strand = chr, start, end, id, strand
+
+    @classmethod
+    def from_interval(cls, interval: Any) -> _GenomicRanges:
+        """From a pybedtools ``Interval`` (name becomes ``id``)."""
+        return cls(interval.chrom, interval.start, interval.stop, interval.name, interval.strand)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
+        return {"chr": self.chr, "start": self.start, "end": self.end, "id": self.id, "strand": self.strand}
+
+
+_DATA_CLASSES = ("Dataset", "PreloadedDataset", "BatchDataset", "SampleIterator", "BatchIterator",
+                 "SampleGenerator", "BatchGenerator")
+
+
 def _stand_in_modules() -> dict[str, types.ModuleType]:
     mods = {
         name: types.ModuleType(name)
         for name in (
             "kipoi",
             "kipoi.model",
+            "kipoi.data",
+            "kipoi.metadata",
             "kipoi_veff",
             "kipoi_veff.scores",
             "kipoi_veff.utils",
@@ -69,6 +104,11 @@ def _stand_in_modules() -> dict[str, types.ModuleType]:
     }
     mods["kipoi"].model = mods["kipoi.model"]  # type: ignore[attr-defined]
     mods["kipoi.model"].BaseModel = _BaseModel  # type: ignore[attr-defined]
+    mods["kipoi"].data = mods["kipoi.data"]  # type: ignore[attr-defined]
+    mods["kipoi"].metadata = mods["kipoi.metadata"]  # type: ignore[attr-defined]
+    for cls_name in _DATA_CLASSES:
+        setattr(mods["kipoi.data"], cls_name, type(cls_name, (_Dataset,), {}))
+    mods["kipoi.metadata"].GenomicRanges = _GenomicRanges  # type: ignore[attr-defined]
     mods["kipoi_veff"].scores = mods["kipoi_veff.scores"]  # type: ignore[attr-defined]
     mods["kipoi_veff"].utils = mods["kipoi_veff.utils"]  # type: ignore[attr-defined]
     mods["kipoi_veff.utils"].scoring_fns = mods["kipoi_veff.utils.scoring_fns"]  # type: ignore[attr-defined]

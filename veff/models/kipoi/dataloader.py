@@ -44,6 +44,10 @@ class DataloaderSpec:
         Arguments that take a BED file of regions (``postprocessing.variant_effects.bed_input``).
     inputs
         ``output_schema.inputs`` (derived from ``default_args`` for kipoiseq dataloaders).
+    kind
+        dataloader.yaml ``type``: ``Dataset`` (the default), ``PreloadedDataset``,
+        ``SampleIterator``, ``SampleGenerator``, ``BatchIterator``, ``BatchGenerator``,
+        ``BatchDataset``.
     """
 
     source: Literal["kipoiseq", "local", "python"]
@@ -53,6 +57,7 @@ class DataloaderSpec:
     arg_names: tuple[str, ...] = ()
     bed_input: tuple[str, ...] = ()
     inputs: tuple[ArraySpec, ...] = ()
+    kind: str = "Dataset"
 
     @property
     def kipoiseq_class(self) -> str | None:
@@ -144,5 +149,5 @@ def _local_dataloader(dl_dir: Path) -> DataloaderSpec:
     return DataloaderSpec(
         source="local", defined_as=defined_as, path=dl_dir, default_args=defaults,
         arg_names=tuple(str(k) for k in args), bed_input=names_of((raw or {}).get("bed_input")),
-        inputs=inputs,
+        inputs=inputs, kind=text_of(data.get("type")) or "Dataset",
     )

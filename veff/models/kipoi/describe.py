@@ -11,20 +11,21 @@ Region modes
     veff builds the variant-centred windows and the model input itself (kipoiseq ``SeqIntervalDl`` /
     ``StringSeqIntervalDl`` dataloaders, or no dataloader).
 ``bed_input``
-    The model has its own dataloader that takes a BED of regions (``bed_input``). Its windows are
-    variant-centred too; for a model whose only input is the DNA, veff builds them itself and does
-    not run the dataloader.
+    The model has its own dataloader that takes a BED of regions (``bed_input``). veff writes the
+    variant-centred (or restricted) windows to a BED, runs the dataloader on it and mutates what it
+    returns (:mod:`veff.dataloader_windows`).
 ``overlap``
-    The model's own dataloader chooses the regions (no ``bed_input``). veff does not run
-    dataloaders yet, so it scores variant-centred windows instead (reported as a note).
+    The model's own dataloader chooses the regions (no ``bed_input``): veff runs it on the user's
+    dataloader arguments and scores every variant inside a returned region.
 
 Supported
 ---------
 veff runs a model directory when its kind is supported (Keras, PyTorch, scikit-learn, TensorFlow,
 custom Python class), exactly one input holds DNA (``seq_input``, else ``special_type: DNASeq`` /
 ``DNAStringSeq``, else a single input whose shape has one axis of 4) in a layout veff can build,
-every other input would come from the model's dataloader (not supported yet), and every target is
-at most one-dimensional per sample (profile outputs are not supported, as in kipoi-veff).
+every other input comes from the model's local dataloader (which veff runs), and every target is
+at most two-dimensional per sample: (T,) or a position-resolved (P, T) track (see
+:mod:`veff.outputs`; kipoi-veff refused the latter).
 """
 
 from __future__ import annotations
@@ -231,10 +232,10 @@ def _region_mode(spec: ModelSpec) -> RegionMode:
 
 def _check_targets(spec: ModelSpec) -> None:
     for target in spec.targets:
-        if target.shape is not None and sum(1 for d in target.shape if d != 1) > 1:
+        if target.shape is not None and sum(1 for d in target.shape if d != 1) > 2:
             msg = (
-                f"target {target.name!r} has shape {target.shape_text}: position-resolved (profile) "
-                "outputs are not supported"
+                f"target {target.name!r} has shape {target.shape_text}: more than a (positions, tasks) "
+                "track per sequence is not supported"
             )
             raise _Unsupported(msg)
 
@@ -276,12 +277,17 @@ def plan_model(spec: ModelSpec) -> ModelPlan:
             raise _Unsupported(msg)
         dna = _dna_input(spec, arrays[0])
         others = tuple(a.name for a in spec.inputs if a.name != dna.name and spec.input_form != "single")
-        if others:
+        if others and (spec.dataloader is None or spec.dataloader.source != "local"):
             msg = (
-                f"inputs {', '.join(others)} are not DNA; they come from the model's dataloader, which "
-                "veff does not run yet"
+                f"inputs {', '.join(others)} are not DNA and the model has no local dataloader.py "
+                "to make them"
             )
             raise _Unsupported(msg)
+        if others:
+            notes.append(
+                f"inputs {', '.join(others)} come from the model's dataloader (veff runs it; give its "
+                "arguments with --dataloader-args); only the DNA input is mutated"
+            )
         _check_targets(spec)
         if score_error:
             raise _Unsupported(score_error)
@@ -290,11 +296,16 @@ def plan_model(spec: ModelSpec) -> ModelPlan:
     if ve is None:
         notes.append("no variant_effects section: veff runs the model on its DNA input with diff/ref/alt")
     if mode == "bed_input" and reason is None:
-        notes.append("the model's dataloader is not run; veff builds the variant-centred windows itself")
+        notes.append(
+            "veff writes the variant-centred (or --restriction-bed) windows to a BED, runs the model's "
+            "dataloader on it and mutates the sequences it returns"
+            + ("" if others else "; for this DNA-only model only when --dataloader-args are given "
+               "(else veff builds the windows itself)")
+        )
     if mode == "overlap" and reason is None:
         notes.append(
-            "the model's dataloader chooses the regions (overlap mode); veff does not run dataloaders "
-            "yet and scores variant-centred windows"
+            "the model's dataloader chooses the regions (overlap mode): veff runs it on "
+            "--dataloader-args and scores each variant in a region that contains it"
         )
     if dna is not None and dna.length is None and reason is None:
         notes.append("the model takes any sequence length: give --seq-length")
@@ -392,9 +403,25 @@ def describe_model(path: str | Path) -> dict[str, Any]:
     }
 
 
-def describe_loaded(model: Model) -> dict[str, Any]:
-    """Describe a loaded :class:`~veff.models.base.Model` (a model that is not a Kipoi directory)."""
+def describe_loaded(model: Model, seq_length: int | None = None) -> dict[str, Any]:
+    """Describe a loaded :class:`~veff.models.base.Model` (a model that is not a Kipoi directory).
+
+    When the input length is known (the model's or ``seq_length``) the model is run once on an
+    all-N window to report its outputs: labels and heads (tasks, positions, output offset).
+    """
+    from veff.predict import probe_outputs
+
     labels = list(model.output_labels) if model.output_labels is not None else None
+    length = seq_length or model.seq_length
+    heads = None
+    if length:
+        spec = probe_outputs(model, length)
+        labels = spec.labels(labels)
+        heads = [
+            {"name": h.name, "tasks": h.tasks, "positions": h.positions,
+             "offset": spec.head_offset(h) if h.positions is not None else None}
+            for h in spec.heads
+        ]
     return {
         "name": model.name,
         "path": None,
@@ -402,7 +429,7 @@ def describe_loaded(model: Model) -> dict[str, Any]:
         "model_class": type(model).__name__,
         "inputs": [{"name": "seq", "special_type": "DNASeq", "shape": None, "role": "dna",
                     "layout": str(model.layout), "length": model.seq_length}],
-        "outputs": {"labels": labels, "count": len(labels) if labels is not None else None},
+        "outputs": {"labels": labels, "count": len(labels) if labels is not None else None, "heads": heads},
         "rc": model.default_rc,
         "variant_effects": None,
         "available_scores": list(getattr(model, "available_scores", [])) or None,

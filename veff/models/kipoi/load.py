@@ -13,7 +13,7 @@ output labels.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from veff.models.kipoi.frameworks import LOADERS
 from veff.models.kipoi.scores import build_score
 from veff.models.kipoi.spec import read_model_spec
 from veff.scores import SCORES, Score
+from veff.sequences import str_to_codes
 
 __all__ = ["KipoiModel", "is_kipoi_dir", "load_kipoi_model", "onehot_to_strings"]
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 Predictor = Callable[[Any], Any]
 _LETTERS = np.frombuffer(b"ACGTN", dtype=np.uint8)
+_ACGT = np.frombuffer(b"ACGT", dtype=np.uint8)
 
 
 def is_kipoi_dir(path: str | Path) -> bool:
@@ -80,6 +82,9 @@ class KipoiModel(Model):
     n_value
         One-hot value of N bases: 0.25 for kipoiseq ``SeqIntervalDl`` dataloaders (kipoiseq's
         encoding), 0 otherwise; settable.
+    default_centering
+        ``kipoi``: where veff places variant-centred windows unless told otherwise (kipoi-veff's
+        ``L//2-1``), so a model directory scores as it did under kipoi-veff.
     """
 
     def __init__(self, plan: ModelPlan, predictor: Predictor, *, n_value: float | None = None) -> None:
@@ -98,6 +103,7 @@ class KipoiModel(Model):
         self.n_value = plan.n_value if n_value is None else float(n_value)
         self.available_scores = [s.label for s in plan.scores]
         self.default_scores = list(plan.default_scores)
+        self.default_centering = "kipoi"
         self._predictor: Predictor | None = predictor
         self._scores: dict[str, Score] = {}
 
@@ -119,18 +125,92 @@ class KipoiModel(Model):
             return {self.dna.name: arr}
         return arr
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Predict a batch of one-hot sequences, shape (N, L, 4); returns (N, T)."""
+    def pack_all(self, arr: np.ndarray, extra: dict[str, np.ndarray]) -> Any:
+        """Put the DNA input and the other inputs into the structure of the schema."""
+        named = {**extra, self.dna.name: arr}
+        if self.spec.input_form == "list":
+            return [named[a.name] for a in self.spec.inputs]
+        return named
+
+    def predict(self, x: np.ndarray, extra: dict[str, np.ndarray] | None = None) -> Any:
+        """Predict one-hot sequences, shape (N, L, 4); returns (N, T) (or tracks, see ``_flatten``).
+
+        ``extra`` holds the model's other inputs (from its dataloader), each shape (N, ...).
+        """
         if self.plan.other_inputs:
-            msg = (
-                f"{self.name}: inputs {', '.join(self.plan.other_inputs)} come from the model's "
-                "dataloader; use predict_inputs() with every input"
-            )
-            raise ModelError(msg)
+            missing = [k for k in self.plan.other_inputs if extra is None or k not in extra]
+            if missing:
+                msg = (
+                    f"{self.name}: inputs {', '.join(missing)} come from the model's dataloader; "
+                    "score with the dataloader (score_variants) or use predict_inputs() with every input"
+                )
+                raise ModelError(msg)
+            return self.predict_inputs(self.pack_all(self.encode(x), extra or {}), len(x))
         return self.predict_inputs(self.pack(self.encode(x)), len(x))
 
-    def predict_inputs(self, inputs: Any, n: int | None = None) -> np.ndarray:
-        """Run the model on inputs in its own structure and layout; returns (N, T) float32."""
+    def placeholder_inputs(self, n: int) -> dict[str, np.ndarray] | None:
+        """Zero arrays for the other inputs (for probing the output count), or None when there are none.
+
+        Raises
+        ------
+        ModelError
+            When an other input's shape is not fixed in the schema.
+        """
+        if not self.plan.other_inputs:
+            return None
+        out = {}
+        for name in self.plan.other_inputs:
+            arr = self.spec.input(name)
+            if arr is None or arr.shape is None or any(d is None for d in arr.shape):
+                msg = f"{self.name}: input {name!r} has no fixed shape in model.yaml"
+                raise ModelError(msg)
+            out[name] = np.zeros((n, *(int(d or 0) for d in arr.shape)), np.float32)
+        return out
+
+    def split_inputs(self, inputs: Any) -> tuple[Any, dict[str, np.ndarray]]:
+        """Split a batch of dataloader inputs (array, list or dict) into the DNA input and the others.
+
+        Returns the DNA input as the dataloader gave it and the other inputs by schema name.
+        """
+        if isinstance(inputs, dict):
+            if self.dna.name not in inputs and len(inputs) == 1:
+                return next(iter(inputs.values())), {}
+            if self.dna.name not in inputs:
+                msg = f"{self.name}: the dataloader gave inputs {sorted(inputs)}, not {self.dna.name!r}"
+                raise ModelError(msg)
+            return inputs[self.dna.name], {k: np.asarray(v) for k, v in inputs.items() if k != self.dna.name}
+        if isinstance(inputs, (list, tuple)) and self.spec.input_form == "list":
+            names = [a.name for a in self.spec.inputs]
+            named = dict(zip(names, inputs, strict=False))
+            return named[self.dna.name], {k: np.asarray(v) for k, v in named.items() if k != self.dna.name}
+        return inputs, {}
+
+    def dna_codes(self, dna: Any) -> np.ndarray:
+        """Turn a batch of the DNA input, as the dataloader made it, into uint8 codes (N, L).
+
+        One-hot rows that are not exactly one 1 (N, padding) become ``N``; ``DNAStringSeq``
+        strings are read as they are (upper-cased).
+        """
+        if self.dna.string:
+            arr = np.asarray(dna)
+            if arr.ndim >= 2 and arr.dtype.kind == "U" and arr.dtype.itemsize == 4:  # characters
+                rows = ["".join(r) for r in arr.reshape(len(arr), -1)]
+            else:
+                rows = [str(r) for r in arr.reshape(len(arr))]
+            return np.stack([str_to_codes(r) for r in rows]) if rows else np.empty((0, 0), np.uint8)
+        x = np.asarray(dna, dtype=np.float32)
+        n = x.shape[0]
+        dims = [d for d, a in zip(x.shape[1:], self.layout.axes, strict=False) if a != "1"]
+        x = x.reshape(n, *dims)
+        if self.layout.channels_first:
+            x = x.transpose(0, 2, 1)
+        if self.dna.channel_order is not None:
+            x = x[..., np.argsort(self.dna.channel_order)]
+        hot = (x.max(axis=2) == 1) & (x.sum(axis=2) == 1)
+        return np.where(hot, _ACGT[x.argmax(axis=2)], ord("N")).astype(np.uint8)
+
+    def predict_inputs(self, inputs: Any, n: int | None = None) -> np.ndarray | dict[str, np.ndarray]:
+        """Run the model on inputs in its own structure and layout; float32 (N, T) (see ``_flatten``)."""
         if self._predictor is None:
             msg = f"{self.name}: the model was closed"
             raise ModelError(msg)
@@ -148,7 +228,8 @@ class KipoiModel(Model):
         return self._flatten(out, n)
 
     # -- outputs ----------------------------------------------------------------------------
-    def _flatten(self, out: Any, n: int) -> np.ndarray:
+    def _flatten(self, out: Any, n: int) -> np.ndarray | dict[str, np.ndarray]:
+        """Return (N, T) (targets concatenated), (N, P, T), or named heads when a target is a track."""
         names = [t.name for t in self.spec.targets]
         if isinstance(out, dict):
             items = sorted(out.items(), key=lambda kv: str(kv[0]))
@@ -159,18 +240,22 @@ class KipoiModel(Model):
                 items.sort(key=lambda kv: kv[0])
         else:
             items = [("", out)]
-        arrays = []
+        heads = {}
         for key, value in items:
             arr = np.asarray(value, dtype=np.float32)
             if arr.ndim == 0 or arr.shape[0] != n:
                 msg = f"{self.name}: output {key or 0!r} has shape {arr.shape} for a batch of {n}"
                 raise ModelError(msg)
-            arrays.append(arr.reshape(n, -1))
-        if self.output_labels is None and len(arrays) > 1:
-            self.output_labels = tuple(
-                f"{key}.{i}" for (key, _), arr in zip(items, arrays, strict=True) for i in range(arr.shape[1])
-            )
-        return np.concatenate(arrays, axis=1) if len(arrays) > 1 else arrays[0]
+            # (N, P, T) stays a position-resolved head; dummy axes are dropped
+            shape = [d for d in arr.shape[1:] if d != 1] or [1]
+            heads[str(key)] = arr.reshape(n, *shape) if len(shape) <= 2 else arr.reshape(n, -1)
+        if len(heads) == 1:
+            return heads[str(items[0][0])]
+        if any(h.ndim == 3 for h in heads.values()):
+            return heads  # position-resolved heads keep their shape (veff.outputs names them)
+        if self.output_labels is None:
+            self.output_labels = tuple(f"{k}.{i}" for k, h in heads.items() for i in range(h.shape[1]))
+        return np.concatenate(list(heads.values()), axis=1)
 
     # -- scores -----------------------------------------------------------------------------
     @property
@@ -183,6 +268,18 @@ class KipoiModel(Model):
             if entry.label not in self._scores:
                 self._scores[entry.label] = build_score(entry, self.spec.path, self.spec.variant_effects)
         return dict(self._scores)
+
+    def resolve_scores(self, scores: Sequence[str | Any] | None) -> list[str | Score | Any]:
+        """Turn score names into the model's own :class:`~veff.scores.Score` where the model defines them.
+
+        None (no scores chosen) gives the model's default scores. A label the model declares
+        (a custom or renamed score, ``default_diff``...) resolves to the model's score; anything
+        else is left for :func:`veff.scores.resolve_score_jobs`.
+        """
+        chosen = list(self.default_scores) if scores is None else list(scores)
+        own = {e.label for e in self.plan.scores if e.label not in SCORES or SCORES[e.label].name != e.label}
+        own |= {e.label for e in self.plan.scores if e.type == "custom"}
+        return [self.scores[s] if isinstance(s, str) and s in own else s for s in chosen]
 
     def register_scores(self) -> list[str]:
         """Add the model's renamed and custom scores to :data:`veff.scores.SCORES`.
