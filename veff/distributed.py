@@ -298,6 +298,7 @@ class _WorkerState:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.models: OrderedDict[str, Any] = OrderedDict()
+        self.probes: dict[tuple[Any, ...], Any] = {}
 
 
 _STATES: weakref.WeakKeyDictionary[Any, _WorkerState] = weakref.WeakKeyDictionary()
@@ -332,15 +333,11 @@ def _worker_model(token: str, call: dict[str, Any], model: Any) -> Any:
             mdl = load_model(model, **options)
             state.models[token] = mdl
             while len(state.models) > _MODELS_PER_WORKER:
-                state.models.popitem(last=False)
+                old, _ = state.models.popitem(last=False)
+                state.probes = {k: v for k, v in state.probes.items() if k[0] != old}
         else:
             state.models.move_to_end(token)
         return mdl
-
-
-def _load_model_task(token: str, call: dict[str, Any], model: Any) -> None:
-    """Dask task: load the run's model on this worker while the driver plans the shards."""
-    _worker_model(token, call, model)
 
 
 class _KeptFasta(Fasta):
@@ -410,6 +407,18 @@ class _ShardHook:
 
     def fasta(self, path: Any) -> Fasta:
         return _worker_fasta(path)
+
+    def probe(self, mdl: Any, length: int, **kwargs: Any) -> Any:
+        """:func:`veff.predict.probe_outputs`, once per run and worker."""
+        from veff.predict import probe_outputs
+
+        state = _worker_state()
+        key = (self.job.token, length, *sorted(kwargs.items()))
+        with state.lock:
+            spec = state.probes.get(key)
+            if spec is None:
+                spec = state.probes[key] = probe_outputs(mdl, length, **kwargs)
+            return spec
 
     def open_table(self, path: Any, *, scores: Any, labels: Any) -> Any:
         from veff.writers.table import open_table_part
@@ -499,7 +508,11 @@ class _Progress:
 
 
 class _DriverHook:
-    """Driver side of the ``_shard`` hook: open the real outputs, then run the shards and merge."""
+    """Driver side: run the shards, and merge their parts into the outputs.
+
+    :meth:`start` submits the shards; :func:`veff.score_variants`, given this object as its
+    ``_shard`` hook, opens the outputs and calls :meth:`merge`.
+    """
 
     part = False
 
@@ -516,51 +529,12 @@ class _DriverHook:
         self.timings: dict[str, Any] = {}
         self.records = 0
         self.merged = 0
-        self.token = uuid.uuid4().hex
-        self.job_call = self._job_call()
-        self.preload: list[Any] = []
+        self.futures: list[Any] = []
+        self.bar: Any = None
+        self.topic = f"veff-progress-{uuid.uuid4().hex}"
 
-    def preload_model(self) -> None:
-        """Have every worker load the model now, while the driver opens the outputs and plans."""
-        with contextlib.suppress(Exception):  # an optimisation: the shard tasks load it anyway
-            self.preload = [
-                self.client.submit(
-                    _load_model_task,
-                    self.token,
-                    self.job_call,
-                    self.model_ref,
-                    workers=[worker],
-                    allow_other_workers=False,
-                    pure=False,
-                    key=f"veff-load-model-{self.token}-{k}",
-                )
-                for k, worker in enumerate(self.client.nthreads())
-            ]
-
-    def reader(self, vcf: Any) -> VcfReader:
-        return VcfReader(vcf, regions=[])  # the header only
-
-    def fasta(self, path: Any) -> Fasta:
-        return Fasta(path)
-
-    def open_table(self, path: Any, *, scores: Any, labels: Any) -> Any:
-        from veff.writers.table import open_table
-
-        return open_table(path, scores=scores, labels=labels)
-
-    def progress_bar(self, progress: bool) -> Any:
-        return progress_bar(enabled=False, unit="variants")  # the shards' bar is opened in merge()
-
-    def merge(
-        self,
-        writer: Any,
-        table_writer: Any,
-        summary: Any,
-        counts: Counter[str],
-        collected: dict[str, list[np.ndarray]],
-        keys: list[str],
-    ) -> None:
-        """Plan the shards, run them, and append their parts to the outputs in order."""
+    def start(self) -> None:
+        """Index the VCF, plan the shards and submit them (before the driver loads the model)."""
         call, client = self.call, self.client
         t0 = time.perf_counter()
         parts = self.work / "parts"
@@ -578,65 +552,99 @@ class _DriverHook:
             threads,
             plan_seconds,
         )
-        job = _Job(
-            token=self.token,
-            call=self.job_call,
-            reader_path=str(reader_path),
-            parts=str(parts),
-            table_format=_table_format(call["table"]),
-            topic=f"veff-progress-{uuid.uuid4().hex}",
-        )
-        bar = progress_bar(enabled=bool(call["progress"]), unit="variants", total=total)
-        tracker = _Progress(bar)
-        client.subscribe_topic(job.topic, tracker.event)
-        futures: list[Any] = []
-        merge_seconds = 0.0
-        try:
-            from distributed import as_completed
-
-            futures = [
-                client.submit(
-                    _score_shard,
-                    job,
-                    s,
-                    self.model_ref,
-                    key=f"veff-shard-{job.token}-{s.index}",
-                    retries=RETRIES,
-                    pure=False,
-                )
-                for s in shards
-            ]
-            done: dict[int, _ShardResult] = {}
-            for fut in as_completed(futures, loop=client.loop):
-                res: _ShardResult = fut.result()
-                tracker.report(res.index, res.records)
-                done[res.index] = res
-                while len(done) and min(done) == self.merged:
-                    t1 = time.perf_counter()
-                    self._append(done.pop(self.merged), writer, table_writer, counts, collected, keys)
-                    merge_seconds += time.perf_counter() - t1
-        except BaseException:
-            client.cancel(futures)
-            raise
-        finally:
-            with contextlib.suppress(Exception):
-                client.unsubscribe_topic(job.topic)
-                client.cancel(self.preload)
-            bar.close()
-        summary.records += self.records
-        if total is not None and self.records != total:
-            msg = (
-                f"{call['vcf']}: its index ({index.path}) lists {total} records but the shards read "
-                f"{self.records}; is the index older than the file? Re-index it (tabix -f -p vcf, or "
-                "bcftools index -f)"
-            )
-            raise InputError(msg)
+        self.index, self.shards = index, shards
         self.timings = {
             "shards": len(shards),
             "worker_threads": threads,
             "plan_seconds": round(plan_seconds, 3),
-            "merge_seconds": round(merge_seconds, 3),
         }
+        job_call = dict(call)
+        for key in ("model", "client", "workers", "scheduler", "work_dir", "shard_records"):
+            job_call[key] = None
+        job = _Job(
+            token=uuid.uuid4().hex,
+            call=job_call,
+            reader_path=str(reader_path),
+            parts=str(parts),
+            table_format=_table_format(call["table"]),
+            topic=self.topic,
+        )
+        self.bar = progress_bar(enabled=bool(call["progress"]), unit="variants", total=total)
+        self.tracker = _Progress(self.bar)
+        client.subscribe_topic(self.topic, self.tracker.event)
+        self.futures = [
+            client.submit(
+                _score_shard,
+                job,
+                s,
+                self.model_ref,
+                key=f"veff-shard-{job.token}-{s.index}",
+                retries=RETRIES,
+                pure=False,
+            )
+            for s in shards
+        ]
+
+    def stop(self) -> None:
+        """Cancel what still runs (after an error) and close the progress bar."""
+        with contextlib.suppress(Exception):
+            self.client.cancel(self.futures)
+        with contextlib.suppress(Exception):
+            self.client.unsubscribe_topic(self.topic)
+        if self.bar is not None:
+            self.bar.close()
+
+    def reader(self, vcf: Any) -> VcfReader:
+        return VcfReader(vcf, regions=[])  # the header only
+
+    def fasta(self, path: Any) -> Fasta:
+        return Fasta(path)
+
+    def probe(self, mdl: Any, length: int, **kwargs: Any) -> Any:
+        from veff.predict import probe_outputs
+
+        return probe_outputs(mdl, length, **kwargs)
+
+    def open_table(self, path: Any, *, scores: Any, labels: Any) -> Any:
+        from veff.writers.table import open_table
+
+        return open_table(path, scores=scores, labels=labels)
+
+    def progress_bar(self, progress: bool) -> Any:
+        return progress_bar(enabled=False, unit="variants")  # the shards' bar is opened in start()
+
+    def merge(
+        self,
+        writer: Any,
+        table_writer: Any,
+        summary: Any,
+        counts: Counter[str],
+        collected: dict[str, list[np.ndarray]],
+        keys: list[str],
+    ) -> None:
+        """Append the shards' parts to the outputs in shard order, as the shards complete."""
+        from distributed import as_completed
+
+        merge_seconds = 0.0
+        done: dict[int, _ShardResult] = {}
+        for fut in as_completed(self.futures, loop=self.client.loop):
+            res: _ShardResult = fut.result()
+            self.tracker.report(res.index, res.records)
+            done[res.index] = res
+            while self.merged in done:
+                t1 = time.perf_counter()
+                self._append(done.pop(self.merged), writer, table_writer, counts, collected, keys)
+                merge_seconds += time.perf_counter() - t1
+        summary.records += self.records
+        total = self.index.records
+        if total is not None and self.records != total:
+            msg = (
+                f"{self.call['vcf']}: its index ({self.index.path}) lists {total} records but the shards "
+                f"read {self.records}; is the index older than the file? Re-index it (tabix -f -p vcf, "
+                "or bcftools index -f)"
+            )
+            raise InputError(msg)
+        self.timings["merge_seconds"] = round(merge_seconds, 3)
 
     def _append(
         self,
@@ -665,11 +673,6 @@ class _DriverHook:
         counts.update(res.statuses)
         self.records += res.records
         self.merged += 1
-
-    def _job_call(self) -> dict[str, Any]:
-        call = dict(self.call)
-        call.update(model=None, client=None, workers=None, scheduler=None, work_dir=None, shard_records=None)
-        return call
 
 
 def _table_format(table: Any) -> str | None:
@@ -720,6 +723,11 @@ def score_distributed(call: dict[str, Any]) -> Any:
     if not root.is_dir():
         msg = f"{root}: work folder does not exist"
         raise InputError(msg)
+    for key in ("output", "table"):
+        if call[key] is not None and not Path(call[key]).resolve().parent.is_dir():
+            msg = f"{call[key]}: output folder {Path(call[key]).parent} does not exist"
+            raise InputError(msg)
+    Fasta(call["fasta"]).close()  # its index is built here, once, not by every worker at once
     with _connect(call) as client:
         work = Path(tempfile.mkdtemp(prefix=".veff-work-", dir=root))
         try:
@@ -727,10 +735,13 @@ def score_distributed(call: dict[str, Any]) -> Any:
             if not isinstance(model_ref, str):
                 model_ref = client.scatter(model_ref, broadcast=True, hash=False)
             hook = _DriverHook(client, call, model_ref, work, call["shard_records"])
-            hook.preload_model()
-            kwargs = dict(call)
-            kwargs.update(client=None, workers=None, scheduler=None, progress=False, _shard=hook)
-            result = score_variants(**kwargs)
+            try:
+                hook.start()  # the shards run while the driver loads the model and opens the outputs
+                kwargs = dict(call)
+                kwargs.update(client=None, workers=None, scheduler=None, progress=False, _shard=hook)
+                result = score_variants(**kwargs)
+            finally:
+                hook.stop()
         finally:
             shutil.rmtree(work, ignore_errors=True)
     if hook.summary is not None:

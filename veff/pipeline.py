@@ -320,7 +320,8 @@ def score_variants(
     restriction = BedIndex.from_bed(restriction_bed) if restriction_bed else None
     reader = VcfReader(vcf) if _shard is None else _shard.reader(vcf)
     agg = Aggregation.parse(aggregate)
-    spec = None if dump_sequences is not None else probe_outputs(mdl, length, offset=output_offset)
+    probe = probe_outputs if _shard is None else _shard.probe  # a worker probes a model once
+    spec = None if dump_sequences is not None else probe(mdl, length, offset=output_offset)
     all_labels = [] if spec is None else spec.labels(mdl.output_labels)
     columns = select_columns(all_labels, model_outputs) if spec is not None else None
     labels = all_labels if columns is None else [all_labels[k] for k in columns]

@@ -24,6 +24,7 @@ LEVEL = 6
 _BGZF_DATA = 0xFF00  # uncompressed bytes per BGZF block, as htslib's bgzip
 _BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 _BGZF_MAX = 1 << 16
+_INLINE_BYTES = 8 << 20  # compress the first 8 MB in the calling thread
 
 
 def bgzf_block(data: bytes, level: int = LEVEL) -> bytes:
@@ -38,14 +39,19 @@ def bgzf_block(data: bytes, level: int = LEVEL) -> bytes:
 
 
 class _BgzfFile:
-    """BGZF output whose blocks are compressed in a few background threads (zlib frees the GIL)."""
+    """BGZF output; past the first few MB, blocks are compressed in background threads.
+
+    zlib releases the GIL, so the threads compress while the caller goes on. Small files are
+    compressed in the calling thread (no threads to start, and each compressor in flight holds
+    about 256 kB). Either way every block is compressed alone: the bytes are the same.
+    """
 
     def __init__(self, path: Path) -> None:
         self._fh = open(path, "wb")  # noqa: SIM115  (closed in close())
-        threads = min(4, os.cpu_count() or 1)
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="veff-bgzf")
+        self._pool: ThreadPoolExecutor | None = None
         self._pending: deque[Future[bytes]] = deque()
-        self._limit = 4 * threads
+        self._limit = 0
+        self._inline = _INLINE_BYTES
         self._buf = b""
 
     def write(self, data: bytes) -> None:
@@ -56,6 +62,14 @@ class _BgzfFile:
         self._buf = buf[n:]
 
     def _submit(self, block: bytes) -> None:
+        if self._inline > 0:
+            self._inline -= len(block)
+            self._fh.write(bgzf_block(block))
+            return
+        if self._pool is None:
+            threads = min(4, os.cpu_count() or 1)
+            self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="veff-bgzf")
+            self._limit = 2 * threads  # blocks in flight: the threads stay busy, memory stays small
         while len(self._pending) >= self._limit:
             self._fh.write(self._pending.popleft().result())
         self._pending.append(self._pool.submit(bgzf_block, block))
@@ -69,7 +83,8 @@ class _BgzfFile:
                 self._fh.write(self._pending.popleft().result())
             self._fh.write(_BGZF_EOF)
         finally:
-            self._pool.shutdown(cancel_futures=True)
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
             self._fh.close()
 
 
