@@ -222,3 +222,16 @@ def test_info_prefix_names_every_tag(genome, tmp_path):
     assert {k for k, _ in rec.INFO} >= {"MYLAB_DIFF", "MYLAB_ALT", "MYLAB_STATUS"}
     with pytest.raises(veff.InputError, match="not a valid VCF INFO key"):
         veff.score_variants(_model(GCModel(11), 11), vcf, genome, out, info_prefix="my lab")
+
+
+def test_unsorted_input_keeps_scored_output_without_index(genome, tmp_path):
+    rows = [("chr1", p, f"v{p}", base("chr1", p), other(base("chr1", p))) for p in (300, 50, 200)]
+    vcf = write_vcf(tmp_path / "unsorted.vcf", rows)
+    out = tmp_path / "out.vcf.gz"
+    (tmp_path / "out.vcf.gz.tbi").write_text("stale index of an earlier run")
+    with pytest.warns(veff.VeffWarning, match="not sorted"):
+        veff.score_variants(_model(GCModel(11), 11), vcf, genome, out)
+    assert [r.POS for r in VCF(str(out))] == [300, 50, 200]
+    assert all(_info(out, "VEFF_toy_DIFF"))
+    assert not (tmp_path / "out.vcf.gz.tbi").exists()
+    assert not [p for p in tmp_path.iterdir() if "veff-tmp" in p.name]

@@ -27,6 +27,7 @@ record text of each shard to a part file (``part=True``) and streams the parts t
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from veff.errors import InputError
+from veff.errors import InputError, VeffWarning
 from veff.writers._atomic import AtomicPath
 from veff.writers._text import BLOCK_BYTES, TextSink
 
@@ -129,8 +130,20 @@ class VcfOutput:
             import pysam
 
             csi = self._mode == "wb"
-            pysam.tabix_index(str(self._atomic.tmp), preset="vcf", force=True, csi=csi, keep_original=True)
-            self._atomic.side_suffixes.append(".csi" if csi else ".tbi")
+            suffix = ".csi" if csi else ".tbi"
+            try:
+                tmp = str(self._atomic.tmp)
+                pysam.tabix_index(tmp, preset="vcf", force=True, csi=csi, keep_original=True)
+                self._atomic.side_suffixes.append(suffix)
+            except OSError:  # records out of order: keep the scored output, without an index
+                for stale in (f"{self._atomic.tmp}{suffix}", f"{self._atomic.final}{suffix}"):
+                    Path(stale).unlink(missing_ok=True)
+                warnings.warn(
+                    f"{self._atomic.final}: written without an index because the input's records are not "
+                    "sorted by position (sort with `bcftools sort` and index with `bcftools index`)",
+                    VeffWarning,
+                    stacklevel=2,
+                )
         self._atomic.commit()
 
     def abort(self) -> None:
