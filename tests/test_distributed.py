@@ -235,7 +235,8 @@ def test_predictions_and_an_empty_vcf(data, client, tmp_path):
     out1, out2 = _pair(tmp_path, "vcf.gz")
     tab1, tab2 = _pair(tmp_path, "parquet")
     veff.score_variants(_model(), empty, fasta, out1, table=tab1)
-    summary = veff.score_variants(_model(), empty, fasta, out2, table=tab2, client=client)
+    address = client.scheduler.address  # connect to the running cluster by its address
+    summary = veff.score_variants(_model(), empty, fasta, out2, table=tab2, scheduler=address)
     assert summary.records == 0 and summary.distributed["shards"] == 0
     _same_bytes(out1, out2)
     _same_bytes(tab1, tab2)
@@ -278,12 +279,16 @@ class _FailOnce:
         self.marker, self.kill = marker, kill
 
     def __call__(self, x):
-        if len(x) > 1 and not Path(self.marker).exists():
-            Path(self.marker).touch()
-            if self.kill:
-                os._exit(1)
-            msg = "transient failure"
-            raise RuntimeError(msg)
+        if len(x) > 1:
+            try:  # the first batch anywhere (O_EXCL: one process wins) fails
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                pass
+            else:
+                if self.kill:
+                    os._exit(1)
+                msg = "transient failure"
+                raise RuntimeError(msg)
         return self.inner(x)
 
 

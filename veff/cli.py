@@ -215,6 +215,7 @@ def _model_score_labels(model: str) -> list[str]:
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
+    metavar="N",
     help="Shard the VCF by region and score it on a local Dask cluster of N worker processes "
     "(loopback only; needs veff[distributed] and a sorted VCF). Same output as without.",
 )
@@ -233,6 +234,7 @@ def _model_score_labels(model: str) -> list[str]:
 @click.option(
     "--shard-records",
     type=click.IntRange(min=1),
+    metavar="N",
     help="With --workers/--scheduler: records per shard (default: several shards per worker thread).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary line.")

@@ -3,27 +3,27 @@
 ``veff.score_variants(..., client=...)`` (or ``workers=N`` for a local cluster, ``scheduler=ADDRESS``
 for a running one; ``--workers`` / ``--scheduler`` on the command line) runs here:
 
-1. The driver opens the outputs exactly as a run in one process does (same header, same table
-   columns): it runs :func:`veff.score_variants` itself, on no records, so it loads the model
-   too (as the arguments say: on a GPU if it has one and ``device`` is ``auto``).
-2. It reads the index of the VCF (tabix ``.tbi`` or ``.csi``; a VCF without one is indexed in the
-   work folder: BGZF files and BCF through a link, other files through a BGZF copy) and cuts the
-   file into shards: contigs in the order of their records in the file, large contigs cut at
-   index windows into pieces of about ``shard_records`` records, small ones grouped. A shard is a
-   list of regions; a record belongs to the region that contains its ``POS`` (a region query also
-   returns records that start before the region, such as deletions across a cut: they are
-   skipped there), so every record is scored exactly once.
-3. Each shard is a Dask task (retried on failure; a task lost with its worker runs again
+1. The driver reads the index of the VCF (tabix ``.tbi`` or ``.csi``; a VCF without one is indexed
+   in the work folder: BGZF files and BCF through a link, other files through a BGZF copy) and
+   cuts the file into shards (:func:`plan_shards`): contigs in the order of their records in the
+   file, large contigs cut into pieces of about ``shard_records`` records, small ones grouped. A
+   shard is a list of regions; a record belongs to the region that contains its ``POS`` (a region
+   query also returns records that start before the region, such as deletions across a cut: they
+   are skipped there), so every record is scored exactly once.
+2. Each shard is a Dask task (retried on failure; a task lost with its worker runs again
    elsewhere). The task loads the model once per worker (cached on the worker), scores its
    regions with :func:`veff.score_variants` and writes part files to the work folder: record text
    for the VCF, rows for the table, predictions when asked.
-4. The driver streams the parts, in shard order, into the outputs as shards complete, through the
-   same writers as a run in one process. The files are therefore byte for byte those of a run in
-   one process with the same arguments, as long as the model gives the same numbers for a
-   sequence whatever else is in its batch and however many threads compute it: a shard starts
-   new batches, and its worker may use fewer threads. Most CPU and GPU kernels change the last
-   bits of a float with the batch size or the thread count; models that sum exactly (or NumPy
-   models) do not.
+3. Meanwhile the driver opens the outputs exactly as a run in one process does (same header, same
+   table columns): it runs :func:`veff.score_variants` itself, on no records, so it loads the
+   model too. Its ``_shard`` hook (:class:`_DriverHook`) then streams the parts, in shard order,
+   into the outputs as shards complete, through the same writers as a run in one process.
+
+The files are therefore byte for byte those of a run in one process with the same arguments, as
+long as the model gives the same numbers for a sequence whatever else is in its batch and however
+many threads compute it: a shard starts new batches, and its worker may use fewer threads. Most
+CPU and GPU kernels change the last bits of a float with the batch size or the thread count;
+models that sum exactly (or NumPy models) do not.
 
 The work folder (default: a hidden folder beside the output) must be visible to the workers under
 the same path, as must the model, the FASTA and the VCF; it is removed at the end.
