@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import conftest
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -90,13 +91,7 @@ def _records() -> list[tuple]:
 
 
 def write_vcf(path: Path, rows: list[tuple], header: str = HEADER) -> Path:
-    with open(path, "w") as fh:
-        fh.write(header)
-        for row in rows:
-            chrom, pos, vid, ref, alt = row[:5]
-            info = row[5] if len(row) > 5 else "DP=10"
-            fh.write(f"{chrom}\t{pos}\t{vid}\t{ref}\t{alt}\t50\tPASS\t{info}\tGT\t0/1\n")
-    return path
+    return conftest.write_vcf(path, rows, header)
 
 
 @pytest.fixture(scope="module")

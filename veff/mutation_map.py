@@ -228,23 +228,25 @@ class MutationMap:
                 raise InputError(msg)
         return regions
 
+    def _learn_outputs(self) -> tuple[OutputSpec, list[str]]:
+        """Probe the model once (an all-N window) for its output structure and kept labels."""
+        if self._spec is None or self._labels is None:
+            spec = probe_outputs(self.model, self.length, offset=self._output_offset)
+            labels = spec.labels(self.model.output_labels)
+            self._columns = select_columns(labels, self._model_outputs)
+            self._spec = spec
+            self._labels = labels if self._columns is None else [labels[k] for k in self._columns]
+        return self._spec, self._labels
+
     @property
     def labels(self) -> list[str]:
         """Output labels of the stored T axis (the model is run once on an all-N window)."""
-        if self._labels is None:
-            self._spec = probe_outputs(self.model, self.length, offset=self._output_offset)
-            labels = self._spec.labels(self.model.output_labels)
-            self._columns = select_columns(labels, self._model_outputs)
-            self._labels = labels if self._columns is None else [labels[k] for k in self._columns]
-        return self._labels
+        return self._learn_outputs()[1]
 
     @property
     def output_spec(self) -> OutputSpec:
         """Structure of the model's outputs (learned with :attr:`labels`)."""
-        if self._spec is None:
-            _ = self.labels
-        assert self._spec is not None  # set by labels
-        return self._spec
+        return self._learn_outputs()[0]
 
     def _contig(self, chrom: str) -> str:
         name = self.fasta.resolve(chrom)
