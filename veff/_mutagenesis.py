@@ -5,12 +5,27 @@ See :mod:`veff.mutation_map` for the rules these implement.
 
 from __future__ import annotations
 
+import os
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+
 import numpy as np
 
 from veff._types import Region, Variant
-from veff.errors import InputError
+from veff.errors import InputError, VeffWarning
+from veff.io.fasta import Fasta
+from veff.io.vcf import VcfReader
 
-__all__ = ["VariantIndex", "mutant_table", "mutate", "tile_region"]
+__all__ = [
+    "VariantIndex",
+    "group_variant_windows",
+    "mutant_table",
+    "mutate",
+    "query_tiles",
+    "read_placed_variants",
+    "resolve_contig",
+    "tile_region",
+]
 
 _ACGT = np.frombuffer(b"ACGT", dtype=np.uint8)
 _BASE_INDEX = np.full(256, -1, dtype=np.int8)
@@ -19,7 +34,13 @@ for _i, _c in enumerate(b"ACGT"):
 
 
 def tile_region(region: Region, length: int) -> list[Region]:
-    """Cover ``region`` with windows of exactly ``length`` (the tiling rule of :mod:`veff.mutation_map`).
+    """Cover ``region`` with windows of exactly ``length``.
+
+    A region ``[s, e)`` of ``n = e - s >= length`` bases gets windows starting at ``s, s + L,
+    s + 2L, ...`` while they fit, plus one window ``[e - L, e)`` when ``n`` is not a multiple of
+    L (it overlaps the one before); every window lies inside the region. A shorter region gets one
+    window centred on it, starting at ``s - (L - n) // 2`` (a single base lands at index
+    ``(L - 1) // 2``, as ``--centering exact`` places variants).
 
     Examples
     --------
@@ -92,3 +113,98 @@ class VariantIndex:
         starts, vs = self._data.get(chrom, (np.empty(0, np.int64), []))
         lo, hi = np.searchsorted(starts, [start, end])
         return vs[lo:hi]
+
+
+def read_placed_variants(path: str | os.PathLike[str], fasta: Fasta) -> list[tuple[str, Variant]]:
+    """Read a VCF's variants with their FASTA contig name.
+
+    Variants on contigs the FASTA lacks are skipped with a :class:`~veff.errors.VeffWarning`
+    naming those contigs.
+    """
+    reader = VcfReader(path)
+    placed: list[tuple[str, Variant]] = []
+    missing: set[str] = set()
+    try:
+        for v, _ in reader:
+            chrom = fasta.resolve(v.chrom)
+            if chrom is None:
+                missing.add(v.chrom)
+            else:
+                placed.append((chrom, v))
+    finally:
+        reader.close()
+    if missing:
+        warnings.warn(
+            f"{path}: variants on contigs missing from the reference were skipped: "
+            f"{', '.join(sorted(missing))}",
+            VeffWarning,
+            stacklevel=3,
+        )
+    return placed
+
+
+def group_variant_windows(
+    placed: list[tuple[str, Variant]], windows_of: Callable[[str, Variant], list[Region]]
+) -> list[tuple[Region, str, list[tuple[int, int]]]]:
+    """Group variants by the windows they are mapped in.
+
+    Returns ``(window, name, spans)`` in order of first use: ``name`` joins the variant IDs
+    (``chrom:pos:ref>alt`` when missing), ``spans`` are the variants' 0-based REF spans.
+    """
+    windows: dict[tuple[str, int, int, str], list[tuple[str, tuple[int, int]]]] = {}
+    for chrom, v in placed:
+        for w in windows_of(chrom, v):
+            label = v.id if v.id != "." else f"{v.chrom}:{v.pos}:{v.ref}>{','.join(v.alts)}"
+            windows.setdefault((w.chrom, w.start, w.end, w.strand), []).append(
+                (label, (v.start, v.start + len(v.ref)))
+            )
+    return [
+        (
+            Region(c, s, e, st),  # type: ignore[arg-type]
+            ",".join(dict.fromkeys(lab for lab, _ in found)),
+            [span for _, span in found],
+        )
+        for (c, s, e, st), found in windows.items()
+    ]
+
+
+def query_tiles(
+    fasta: Fasta, length: int, bound: list[Region] | None, regions: Iterable[Region]
+) -> Iterator[tuple[Region, str, list[tuple[int, int]]]]:
+    """Windows of region queries: ``(window, query name, [query span])``.
+
+    Without ``bound`` regions the query is tiled (:func:`tile_region`); with them, the bound
+    regions overlapping the query are used as they are.
+
+    Raises
+    ------
+    InputError
+        For a contig missing from the FASTA, or an empty query or one outside its contig.
+    """
+    for q in regions:
+        name = q.name or f"{q.chrom}:{q.start + 1}-{q.end}"
+        chrom = resolve_contig(fasta, q.chrom)
+        if bound is not None:
+            for b in bound:
+                if fasta.resolve(b.chrom) == chrom and b.start < q.end and q.start < b.end:
+                    yield b, name, [(q.start, q.end)]
+            continue
+        size = fasta.lengths[chrom]
+        if q.start < 0 or q.end > size or q.start >= q.end:
+            msg = (
+                f"query region {q.chrom}:{q.start}-{q.end} (0-based) is empty or "
+                f"outside the contig (length {size})"
+            )
+            raise InputError(msg)
+        for w in tile_region(q, length):
+            yield w, name, [(q.start, q.end)]
+
+
+def resolve_contig(fasta: Fasta, chrom: str) -> str:
+    """Return the FASTA name of ``chrom`` (``chr``/no-``chr`` tolerant) or raise InputError."""
+    name = fasta.resolve(chrom)
+    if name is None:
+        shown = ", ".join(list(fasta.lengths)[:10])
+        msg = f"contig {chrom!r} not in the reference {fasta.path} (contigs: {shown})"
+        raise InputError(msg)
+    return name

@@ -7,22 +7,11 @@ predicted once per window, reverse complements when ``rc`` is on) and every sele
 stored as an (L, 4, T) float32 array, NaN at the reference base. Positions outside the contig (a
 window hanging over a contig end) are not mutated and stay NaN.
 
-Windows
--------
-* ``query_region`` / ``query_bed``: a query ``[start, end)`` (0-based, half-open) of length
-  ``n`` is tiled with windows of exactly L:
-
-  - ``n >= L``: windows start at ``start, start + L, start + 2L, ...`` while they fit; when
-    ``n`` is not a multiple of L one more window ``[end - L, end)`` covers the rest (it overlaps
-    the one before). Every window lies inside the query.
-  - ``n < L``: one window centred on the query, ``[start - (L - n) // 2, ... + L)``; for a single
-    base this puts it at index ``(L - 1) // 2``, as ``--centering exact`` does for variants.
-
-* ``query_vcf``: one window per variant, placed exactly as ``score-variants`` places it
-  (:func:`veff.regions.window_start` with the same ``centering``); variants sharing a window
-  share an entry.
-* ``bound_regions`` (models bound to fixed regions, Kipoi's overlap mode): windows are the
-  bound regions (each exactly L long) that overlap the query region, or that contain the variant.
+Windows: a region or BED query is tiled with windows of exactly L (:func:`tile_region` gives the
+rule), a VCF query gets one window per variant placed as ``score-variants`` places it (variants
+sharing a window share an entry), and models bound to fixed regions (``bound_regions``, Kipoi's
+overlap mode) use the bound regions overlapping the query or containing the variant. The rules,
+with examples, are in docs/mutation_map.md.
 
 A window on strand ``-`` (from a BED strand column or a bound region) is fed to the model
 reverse-complemented; results are stored on the forward strand all the same.
@@ -34,14 +23,22 @@ positions and written before the next one starts.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from veff._mutagenesis import VariantIndex, mutant_table, mutate, tile_region
+from veff._mutagenesis import (
+    VariantIndex,
+    group_variant_windows,
+    mutant_table,
+    mutate,
+    query_tiles,
+    read_placed_variants,
+    resolve_contig,
+    tile_region,
+)
 from veff._mutation_map_h5 import (
     FORMAT,
     FORMAT_VERSION,
@@ -53,10 +50,9 @@ from veff._mutation_map_h5 import (
 from veff._progress import progress_bar
 from veff._types import Region, Variant
 from veff.dataloader_windows import dataloader_regions
-from veff.errors import InputError, VeffWarning
+from veff.errors import InputError
 from veff.io.bed import read_regions
 from veff.io.fasta import Fasta
-from veff.io.vcf import VcfReader
 from veff.models import Model, load_model
 from veff.outputs import Aggregation, OutputSpec, score_predictions, select_columns
 from veff.predict import Predictions, predict_pairs, probe_outputs
@@ -249,12 +245,7 @@ class MutationMap:
         return self._learn_outputs()[0]
 
     def _contig(self, chrom: str) -> str:
-        name = self.fasta.resolve(chrom)
-        if name is None:
-            shown = ", ".join(list(self.fasta.lengths)[:10])
-            msg = f"contig {chrom!r} not in the reference {self.fasta.path} (contigs: {shown})"
-            raise InputError(msg)
-        return name
+        return resolve_contig(self.fasta, chrom)
 
     # --------------------------------------------------------------- compute
 
@@ -415,25 +406,6 @@ class MutationMap:
             bar.close()
         return load_mutation_map(output)
 
-    def _tiles(self, regions: Iterable[Region]) -> Iterator[tuple[Region, str, list[tuple[int, int]]]]:
-        for q in regions:
-            name = q.name or f"{q.chrom}:{q.start + 1}-{q.end}"
-            if self.bound is not None:
-                chrom = self._contig(q.chrom)
-                for b in self.bound:
-                    if self.fasta.resolve(b.chrom) == chrom and b.start < q.end and q.start < b.end:
-                        yield b, name, [(q.start, q.end)]
-                continue
-            size = self.fasta.lengths[self._contig(q.chrom)]
-            if q.start < 0 or q.end > size or q.start >= q.end:
-                msg = (
-                    f"query region {q.chrom}:{q.start}-{q.end} (0-based) is empty or "
-                    f"outside the contig (length {size})"
-                )
-                raise InputError(msg)
-            for w in tile_region(q, self.length):
-                yield w, name, [(q.start, q.end)]
-
     def query_region(
         self,
         chrom: str,
@@ -461,7 +433,7 @@ class MutationMap:
             msg = f"strand must be '+', '-' or '.', got {strand!r}"
             raise InputError(msg)
         region = Region(chrom, int(start), int(end), strand)  # type: ignore[arg-type]
-        tiles = list(self._tiles([region]))
+        tiles = list(query_tiles(self.fasta, self.length, self.bound, [region]))
         return self.query_windows(
             tiles, output=output, variants=self._read_variants(variants), query="region", total=len(tiles)
         )
@@ -480,7 +452,7 @@ class MutationMap:
             raise InputError(msg)
         total = sum(len(tile_region(r, self.length)) for r in regions) if self.bound is None else None
         return self.query_windows(
-            self._tiles(regions),
+            query_tiles(self.fasta, self.length, self.bound, regions),
             output=output,
             variants=self._read_variants(variants),
             query="bed",
@@ -493,22 +465,9 @@ class MutationMap:
         Variants that share a window share an entry; every entry lists the VCF's variants that
         start inside it. Variants on contigs missing from the FASTA are skipped with a warning.
         """
-        placed = self._vcf_variants(path)
+        placed = read_placed_variants(path, self.fasta)
         index = VariantIndex(placed)
-        windows: dict[tuple[str, int, int, str], list[tuple[str, tuple[int, int]]]] = {}
-        for chrom, v in placed:
-            for w in self._variant_windows(chrom, v):
-                label = v.id if v.id != "." else f"{v.chrom}:{v.pos}:{v.ref}>{','.join(v.alts)}"
-                key = (w.chrom, w.start, w.end, w.strand)
-                windows.setdefault(key, []).append((label, (v.start, v.start + len(v.ref))))
-        items = [
-            (
-                Region(c, s, e, st),  # type: ignore[arg-type]
-                ",".join(dict.fromkeys(lab for lab, _ in found)),
-                [span for _, span in found],
-            )
-            for (c, s, e, st), found in windows.items()
-        ]
+        items = group_variant_windows(placed, self._variant_windows)
         if not items:
             msg = f"{path}: no variant could be placed in a window"
             raise InputError(msg)
@@ -524,30 +483,8 @@ class MutationMap:
             if self.fasta.resolve(b.chrom) == chrom and b.start <= v.start and v.end <= b.end
         ]
 
-    def _vcf_variants(self, path: str | os.PathLike[str]) -> list[tuple[str, Variant]]:
-        reader = VcfReader(path)
-        placed: list[tuple[str, Variant]] = []
-        missing: set[str] = set()
-        try:
-            for v, _ in reader:
-                chrom = self.fasta.resolve(v.chrom)
-                if chrom is None:
-                    missing.add(v.chrom)
-                else:
-                    placed.append((chrom, v))
-        finally:
-            reader.close()
-        if missing:
-            warnings.warn(
-                f"{path}: variants on contigs missing from the reference were skipped: "
-                f"{', '.join(sorted(missing))}",
-                VeffWarning,
-                stacklevel=3,
-            )
-        return placed
-
     def _read_variants(self, path: str | os.PathLike[str] | None) -> VariantIndex | None:
-        return None if path is None else VariantIndex(self._vcf_variants(path))
+        return None if path is None else VariantIndex(read_placed_variants(path, self.fasta))
 
     def close(self) -> None:
         """Close the reference and release the model (those given as objects are left open)."""
