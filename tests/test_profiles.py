@@ -305,3 +305,16 @@ def test_models_info_reports_profile_heads(tmp_path: Path) -> None:
     res = runner.invoke(main, ["models", "info", f"{net}::Heads"])
     assert res.exit_code == 0, res.output
     assert "unknown until the model runs" in res.output
+
+
+def test_output_offset_moves_the_variant_position(snv_inputs: tuple[Path, Path, list[tuple]]) -> None:
+    vcf, fa, rows = snv_inputs
+    model = _model(ProfileModel(L, P))
+    centred = veff.score_variants(model, vcf, fa, aggregate="at_variant", return_predictions=True)["diff"]
+    # claiming output 0 sees input 0 puts the variant (input 10) at output 10, which really sees
+    # input 15: unchanged by the SNV
+    shifted = veff.score_variants(
+        model, vcf, fa, aggregate="at_variant", output_offset=0, return_predictions=True
+    )["diff"]
+    assert np.abs(centred.to_numpy()).sum() > 0
+    np.testing.assert_array_equal(shifted.to_numpy(), np.zeros((len(rows), 2)))
