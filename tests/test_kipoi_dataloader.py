@@ -328,3 +328,54 @@ def test_cli_mutation_map_dataloader_args(tmp_path: Path, genome: Path) -> None:
     assert res.exit_code == 0, res.output
     entries = veff.load_mutation_map(tmp_path / "m.h5").entries
     assert [(e.start, e.end) for e in entries] == [(100, 108)]
+
+
+# -- DNA sharing an input with signal channels (FactorNet's convention) ---------------------------
+TRACKS = FIX / "dna_tracks"
+DNA_W = ((np.arange(48, dtype=np.float32) ** 2) % 13 + 1.0).reshape(12, 4) / 10.0  # as in model.py
+SIG_W = (np.arange(24, dtype=np.float32) % 5 + 1.0).reshape(12, 2) / 7.0
+META_W = np.array([0.5, -1.0, 2.0], dtype=np.float32)
+
+
+def _tracknet(seq: str, start: int, idx: int) -> tuple[float, float]:
+    """(forward, reverse) outputs of dna_tracks/model.py for the region sequence ``seq`` at ``start``."""
+    pos = np.arange(start, start + len(seq), dtype=np.float32)
+    sig = np.stack([(pos % 5) / 5.0, (pos % 3) / 3.0], axis=1)
+    dna = _onehot(seq)
+    forward = (dna * DNA_W).sum() + (sig * SIG_W).sum() + np.array([idx, 1.0, 0.5]) @ META_W
+    reverse = (dna[::-1, ::-1] * DNA_W).sum() + (sig[::-1] * SIG_W).sum()
+    return float(forward), float(reverse)
+
+
+def test_dna_with_signal_channels_and_rc_twin_input(tmp_path: Path, genome: Path) -> None:
+    info = describe_model(TRACKS)
+    assert info["supported"] and info["region_mode"] == "overlap"
+    assert [(r["name"], r["role"], r["tracks"]) for r in info["inputs"]] == [
+        ("seq", "dna", 2), ("seq_rc", "dna_rc", 2), ("meta_features", "other", 0)]
+    bed = tmp_path / "regions.bed"
+    bed.write_text("chr1\t20\t32\tr0\nchr1\t60\t72\tr1\n")
+    rows = [("chr1", 25, "a", CHR1[24], _alt(CHR1[24])), ("chr1", 72, "b", CHR1[71], _alt(CHR1[71])),
+            ("chr1", 45, "outside", CHR1[44], _alt(CHR1[44]))]
+    vcf = write_vcf(tmp_path / "in.vcf", rows)
+    args = {"intervals_file": str(bed)}
+    res = veff.score_variants(TRACKS, vcf, genome, scores=["ref", "alt"], return_predictions=True,
+                              dataloader_args=args)
+    assert isinstance(res, dict)
+    for k, (start, pos, idx) in enumerate([(20, 25, 0), (60, 72, 1)]):
+        ref_seq = CHR1[start : start + 12]
+        alt_seq = _window(CHR1, start, start + 12, "+", pos, rows[k][4])
+        for which, seq in (("ref", ref_seq), ("alt", alt_seq)):
+            got = res[which][["forward", "reverse"]].iloc[k].to_numpy()
+            np.testing.assert_allclose(got, _tracknet(seq, start, idx), rtol=1e-5)
+    assert len(res["ref"]) == 2  # the record outside every region is not scored
+    # veff's own reverse complement swaps the twins and reads the signals backwards
+    merged = veff.score_variants(TRACKS, vcf, genome, scores=["ref"], rc=True,  # merged by mean
+                                 return_predictions=True, dataloader_args=args)
+    assert isinstance(merged, dict)
+    fwd, rev = _tracknet(CHR1[20:32], 20, 0)
+    meta = float(np.array([0, 1.0, 0.5]) @ META_W)
+    rc_forward = rev + meta  # seq <- reverse-complemented DNA with reversed signals
+    rc_reverse = fwd - meta  # seq_rc <- forward DNA with the signals in forward order
+    got = merged["ref"][["forward", "reverse"]].iloc[0].to_numpy()
+    np.testing.assert_allclose(got, [(fwd + rc_forward) / 2, (rev + rc_reverse) / 2], rtol=1e-5)
+

@@ -599,6 +599,18 @@ def test_score_variants_with_model_directory(tmp_path: Path) -> None:
     np.testing.assert_allclose(diff.to_numpy(), [[sign / 101, sign / 11]], rtol=1e-5)
 
 
+def test_sequence_and_reverse_complement_as_two_inputs() -> None:
+    info = describe_model(FIX / "rc_pair")
+    assert info["supported"] and info["region_mode"] == "centred"
+    assert [(r["name"], r["role"]) for r in info["inputs"]] == [("fwd", "dna"), ("rev", "dna_rc")]
+    model = load_kipoi_model(FIX / "rc_pair")
+    codes = np.frombuffer(b"ACGTTGCANN", np.uint8)[None]
+    x = one_hot(codes)
+    weights = ((np.arange(40, dtype=np.float32) * 7) % 9 + 1.0).reshape(10, 4)  # as in model.py
+    rc = x[:, ::-1, ::-1]
+    np.testing.assert_allclose(model.predict(x), [[(x * weights).sum(), (rc * weights).sum()]])
+
+
 def test_cli_models_info_and_list(monkeypatch: pytest.MonkeyPatch) -> None:
     from veff.cli_models import models
 
@@ -664,7 +676,13 @@ def test_zoo_snapshot_2018_09(zoo: Path) -> None:
     share = sum(v["supported"] for v in dna_only.values()) / len(dna_only)
     print(f"2018-09 with variant_effects and DNA-only inputs: {share:.2%} supported")
     assert share >= 0.99
-    assert len(models) - len(unsupported) >= 2032  # 98.3 %
+    assert (len(models) - len(unsupported)) / len(models) >= 0.99  # 2,062 of 2,068
+    factornet = {k: v for k, v in models.items() if k.startswith("FactorNet/")}
+    assert len(factornet) == 30 and all(v["supported"] for v in factornet.values())
+    ctcf = models["FactorNet/CTCF/meta_RNAseq_Unique35_DGF"]
+    assert [(r["name"], r["role"], r["tracks"]) for r in ctcf["inputs"]] == [
+        ("seq", "dna", 2), ("seq_rc", "dna_rc", 2), ("meta_features", "other", 0)]
+    assert ctcf["region_mode"] == "overlap" and ctcf["inputs"][0]["length"] == 1002
     assert models["rbp_eclip/AARS"]["supported"]  # its distance features come from its dataloader
     assert models["rbp_eclip/AARS"]["region_mode"] == "bed_input"
     for key in ("DeepSEA/variantEffects", "lsgkm-SVM/Tfbs/Ap2alpha/Helas3/Sydh_Std", "Basset",

@@ -63,7 +63,8 @@ def _print_info(info: dict[str, Any]) -> None:
         layout = inp.get("layout") or "-"
         length = inp.get("length") if inp.get("length") is not None else "any"
         rows.append((f"input {inp['name']}", f"{inp['role']}, {inp.get('special_type') or '-'}, "
-                     f"shape {inp.get('shape')}, layout {layout}, length {length}"))
+                     f"shape {inp.get('shape')}, layout {layout}, length {length}"
+                     + (f", +{inp['tracks']} signal channels" if inp.get("tracks") else "")))
     outputs = info.get("outputs") or {}
     rows.append(("outputs", _labels_text(outputs.get("labels"), outputs.get("count"))))
     for head in outputs.get("heads") or []:

@@ -106,7 +106,7 @@ def dataloader_chunks(
             msg = f"dataloader arguments given, but model {model.name!r} has no dataloader.py that veff runs"
             raise InputError(msg)
         return None
-    if mode == "bed_input" and dataloader_args is None and not model.plan.other_inputs:
+    if mode == "bed_input" and dataloader_args is None and not model.input_names:
         log.info("%s: DNA-only model; veff builds the windows itself (give dataloader arguments, even "
                  "'{}', to run its dataloader)", model.name)
         return None

@@ -99,7 +99,7 @@ def run_batches(
         Also predict the reverse complement of every group (appended after the forward groups).
     extras
         Optional other model inputs per group (name -> array of shape (n_i, ...)), passed
-        through unchanged, also with the reverse complements.
+        through unchanged, with the reverse complements as ``model.reverse_extra`` makes them.
 
     Returns
     -------
@@ -114,7 +114,7 @@ def run_batches(
     codes = np.concatenate(groups, axis=0) if len(groups) > 1 else groups[0]
     every = None
     if extras is not None:
-        ex = list(extras) + (list(extras) if rc else [])
+        ex = list(extras) + ([model.reverse_extra(e) for e in extras] if rc else [])
         every = {k: np.concatenate([e[k] for e in ex]) for k in ex[0]}
     outs = []
     for lo in range(0, total, batch_size):

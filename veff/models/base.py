@@ -129,6 +129,13 @@ class Model:
     def _forward(self, x: np.ndarray) -> Any:
         raise NotImplementedError
 
+    def reverse_extra(self, extra: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The model's other inputs for the reverse complement of a batch (unchanged by default).
+
+        Adapters whose other inputs run along the sequence (signal tracks) reverse them here.
+        """
+        return extra
+
     def close(self) -> None:
         """Release resources (GPU memory, sessions)."""
 

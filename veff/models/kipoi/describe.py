@@ -22,7 +22,9 @@ Supported
 ---------
 veff runs a model directory when its kind is supported (Keras, PyTorch, scikit-learn, TensorFlow,
 custom Python class), exactly one input holds DNA (``seq_input``, else ``special_type: DNASeq`` /
-``DNAStringSeq``, else a single input whose shape has one axis of 4) in a layout veff can build,
+``DNAStringSeq``, else a single input whose shape has one axis of 4, else an (L, 4 + k) input
+documented as DNA plus signal channels) in a layout veff can build, an input documented or named
+as its reverse complement is rebuilt from it (``DnaInput.rc_twin``),
 every other input comes from the model's local dataloader (which veff runs), and every target is
 at most two-dimensional per sample: (T,) or a position-resolved (P, T) track (see
 :mod:`veff.outputs`; kipoi-veff refused the latter).
@@ -35,9 +37,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from veff.errors import ModelError
-from veff.models.base import InputLayout, Model
+from veff.models.base import Model
+from veff.models.kipoi.inputs import (
+    DnaInput,
+    Unsupported,
+    dna_arrays,
+    dna_input,
+    layout_of,
+    special_type,
+)
 from veff.models.kipoi.scores import ModelScore, score_table
-from veff.models.kipoi.spec import ArraySpec, KipoiSpecError, ModelSpec, UseRc, read_model_spec
+from veff.models.kipoi.spec import KipoiSpecError, ModelSpec, UseRc, read_model_spec
 
 __all__ = [
     "KIPOISEQ_N_VALUE",
@@ -54,39 +64,6 @@ KIPOISEQ_N_VALUE = 0.25
 """One-hot value of N in kipoiseq's encoding (every channel); veff's own default is 0."""
 
 RegionMode = Literal["centred", "bed_input", "overlap"]
-StringShape = Literal["scalar", "wrapped", "chars"]
-
-
-@dataclass(frozen=True)
-class DnaInput:
-    """The model input veff builds from the (mutated) sequence.
-
-    Attributes
-    ----------
-    name
-        Input name in the model schema.
-    string
-        Whether it takes strings (``DNAStringSeq``) rather than one-hot arrays.
-    string_shape
-        ``scalar`` (one string per sample, shape ``()``), ``wrapped`` (shape ``(1,)``) or ``chars``
-        (an array of characters, shape ``(L,)``); None for one-hot inputs.
-    layout
-        Layout of a one-hot input (None for strings).
-    length
-        Sequence length L, or None when the model takes any length.
-    channel_order
-        Indices into A, C, G, T giving the model's alphabet order (None for ACGT).
-    dtype
-        numpy dtype name the dataloader would produce (None: float32).
-    """
-
-    name: str
-    string: bool = False
-    string_shape: StringShape | None = None
-    layout: InputLayout | None = None
-    length: int | None = None
-    channel_order: tuple[int, ...] | None = None
-    dtype: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,122 +84,6 @@ class ModelPlan:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-class _Unsupported(Exception):
-    pass
-
-
-def _dl_input(spec: ModelSpec, arr: ArraySpec) -> ArraySpec | None:
-    """The dataloader's output-schema entry for a model input (same name, or both single)."""
-    dl = spec.dataloader
-    if dl is None:
-        return None
-    for other in dl.inputs:
-        if other.name == arr.name:
-            return other
-    return dl.inputs[0] if len(dl.inputs) == 1 and len(spec.inputs) == 1 else None
-
-
-def _special_type(spec: ModelSpec, arr: ArraySpec) -> str | None:
-    """``special_type`` from model.yaml, else from dataloader.yaml (kipoi-veff read the latter)."""
-    if arr.special_type:
-        return arr.special_type
-    other = _dl_input(spec, arr)
-    return other.special_type if other is not None else None
-
-
-def _layout_of(shape: tuple[int | None, ...] | None) -> InputLayout | None:
-    if shape is None:
-        return None
-    try:
-        return InputLayout.parse(shape)
-    except ModelError:
-        return None
-
-
-def _dna_arrays(spec: ModelSpec, notes: list[str]) -> list[ArraySpec]:
-    ve = spec.variant_effects
-    if ve is not None and ve.seq_input:
-        found = []
-        for name in ve.seq_input:
-            arr = spec.input(name)
-            typed = [a for a in spec.inputs if _special_type(spec, a) in ("DNASeq", "DNAStringSeq")]
-            if arr is None and len(ve.seq_input) == 1 and len(typed) == 1:
-                notes.append(
-                    f"seq_input {name!r} is not a model input; using the DNA input {typed[0].name!r}"
-                )
-                arr = typed[0]
-            if arr is None:
-                names = ", ".join(a.name for a in spec.inputs) or "none"
-                msg = f"seq_input {name!r} is not a model input (inputs: {names})"
-                raise _Unsupported(msg)
-            found.append(arr)
-        return found
-    typed = [a for a in spec.inputs if _special_type(spec, a) in ("DNASeq", "DNAStringSeq")]
-    if typed:
-        return typed
-    untyped = [a for a in spec.inputs if _special_type(spec, a) is None and _layout_of(a.shape) is not None]
-    if len(untyped) == 1 and len(spec.inputs) == 1:
-        notes.append(f"input {untyped[0].name!r} has no special_type; read as DNASeq (kipoi-veff's default)")
-        return untyped
-    return []
-
-
-def _channel_order(alphabet: Any) -> tuple[int, ...] | None:
-    letters = [str(c).upper().replace("U", "T") for c in (alphabet if alphabet is not None else "ACGT")]
-    if sorted(letters) != ["A", "C", "G", "T"]:
-        msg = f"alphabet {alphabet!r} is not an order of A, C, G, T"
-        raise _Unsupported(msg)
-    order = tuple("ACGT".index(c) for c in letters)
-    return None if order == (0, 1, 2, 3) else order
-
-
-def _dna_input(spec: ModelSpec, arr: ArraySpec) -> DnaInput:
-    dl_arr = _dl_input(spec, arr)
-    shape = arr.shape if arr.shape is not None else (dl_arr.shape if dl_arr is not None else None)
-    special = _special_type(spec, arr) or "DNASeq"
-    dl = spec.dataloader
-    args = dl.default_args if dl is not None else {}
-    resize = args.get("auto_resize_len") if dl is not None and dl.source == "kipoiseq" else None
-    if special == "DNAStringSeq":
-        if shape is None or len(shape) == 0:
-            kind: StringShape = "scalar"
-        elif shape == (1,):
-            kind = "wrapped"
-        elif len(shape) == 1:
-            kind = "chars"
-        else:
-            msg = (
-                f"DNAStringSeq input {arr.name!r} has shape {arr.shape_text or shape}; "
-                "expected (), (1,) or (L,)"
-            )
-            raise _Unsupported(msg)
-        length = shape[0] if kind == "chars" and shape else None
-        return DnaInput(arr.name, string=True, string_shape=kind,
-                        length=length or (int(resize) if resize else None))
-    if special != "DNASeq":
-        msg = f"DNA input {arr.name!r} has special_type {special!r}; expected DNASeq or DNAStringSeq"
-        raise _Unsupported(msg)
-    layout = _layout_of(shape)
-    if layout is None:
-        msg = (
-            f"DNA input {arr.name!r} has shape {arr.shape_text or shape}; expected one axis of 4 "
-            "(A, C, G, T), one sequence axis and dummy axes of 1"
-        )
-        raise _Unsupported(msg)
-    length = next((d for d, a in zip(shape or (), layout.axes, strict=False) if a == "L"), None)
-    if length is None and dl_arr is not None and dl_arr.shape is not None:
-        dl_layout = _layout_of(dl_arr.shape)
-        if dl_layout is not None:
-            length = next((d for d, a in zip(dl_arr.shape, dl_layout.axes, strict=False) if a == "L"), None)
-    kipoiseq = dl is not None and dl.source == "kipoiseq"
-    dtype = args.get("dtype") if kipoiseq else None
-    return DnaInput(
-        arr.name, layout=layout, length=length or (int(resize) if resize else None),
-        channel_order=_channel_order(args.get("alphabet")) if kipoiseq else None,
-        dtype=str(dtype) if dtype else None,
-    )
-
-
 def _region_mode(spec: ModelSpec) -> RegionMode:
     dl = spec.dataloader
     if dl is None or dl.source == "kipoiseq":
@@ -237,7 +98,7 @@ def _check_targets(spec: ModelSpec) -> None:
                 f"target {target.name!r} has shape {target.shape_text}: more than a (positions, tasks) "
                 "track per sequence is not supported"
             )
-            raise _Unsupported(msg)
+            raise Unsupported(msg)
 
 
 def plan_model(spec: ModelSpec) -> ModelPlan:
@@ -265,24 +126,27 @@ def plan_model(spec: ModelSpec) -> ModelPlan:
         if spec.kind not in SUPPORTED_KINDS:
             cls = f" ({spec.model_class})" if spec.model_class and spec.model_class != spec.kind else ""
             msg = f"model kind {spec.kind!r}{cls} is not supported; veff runs {', '.join(SUPPORTED_KINDS)}"
-            raise _Unsupported(msg)
-        arrays = _dna_arrays(spec, notes)
+            raise Unsupported(msg)
+        arrays = dna_arrays(spec, notes)
         if not arrays:
-            desc = ", ".join(f"{a.name} {a.shape_text or '?'} ({_special_type(spec, a) or 'no special_type'})"
+            desc = ", ".join(f"{a.name} {a.shape_text or '?'} ({special_type(spec, a) or 'no special_type'})"
                              for a in spec.inputs) or "none"
             msg = f"no DNA input veff can build (inputs: {desc})"
-            raise _Unsupported(msg)
+            raise Unsupported(msg)
         if len(arrays) > 1:
             msg = f"{len(arrays)} DNA inputs ({', '.join(a.name for a in arrays)}); veff runs models with one"
-            raise _Unsupported(msg)
-        dna = _dna_input(spec, arrays[0])
-        others = tuple(a.name for a in spec.inputs if a.name != dna.name and spec.input_form != "single")
-        if others and (spec.dataloader is None or spec.dataloader.source != "local"):
-            msg = (
-                f"inputs {', '.join(others)} are not DNA and the model has no local dataloader.py "
-                "to make them"
-            )
-            raise _Unsupported(msg)
+            raise Unsupported(msg)
+        dna = dna_input(spec, arrays[0])
+        others = tuple(a.name for a in spec.inputs
+                       if a.name not in (dna.name, dna.rc_twin) and spec.input_form != "single")
+        if (others or dna.tracks) and (spec.dataloader is None or spec.dataloader.source != "local"):
+            made = (f"inputs {', '.join(others)} are not DNA" if others
+                    else f"the signal channels of {dna.name!r}")
+            msg = f"{made} and the model has no local dataloader.py to make them"
+            raise Unsupported(msg)
+        if dna.rc_twin:
+            notes.append(f"input {dna.rc_twin!r} is the reverse complement of {dna.name!r}; veff builds both "
+                         "from the same mutated sequence")
         if others:
             notes.append(
                 f"inputs {', '.join(others)} come from the model's dataloader (veff runs it; give its "
@@ -290,8 +154,8 @@ def plan_model(spec: ModelSpec) -> ModelPlan:
             )
         _check_targets(spec)
         if score_error:
-            raise _Unsupported(score_error)
-    except _Unsupported as exc:
+            raise Unsupported(score_error)
+    except Unsupported as exc:
         reason = str(exc)
     if ve is None:
         notes.append("no variant_effects section: veff runs the model on its DNA input with diff/ref/alt")
@@ -318,17 +182,20 @@ def plan_model(spec: ModelSpec) -> ModelPlan:
 
 def _input_rows(plan: ModelPlan) -> list[dict[str, Any]]:
     rows = []
+    dna = plan.dna
     for arr in plan.spec.inputs:
-        is_dna = plan.dna is not None and arr.name == plan.dna.name
-        layout = plan.dna.layout if is_dna and plan.dna is not None else _layout_of(arr.shape)
+        is_dna = dna is not None and arr.name in (dna.name, dna.rc_twin)
+        layout = dna.layout if is_dna and dna is not None else layout_of(arr.shape)
+        role = "other" if not is_dna else "dna_rc" if dna is not None and arr.name == dna.rc_twin else "dna"
         rows.append({
             "name": arr.name,
-            "special_type": _special_type(plan.spec, arr),
+            "special_type": special_type(plan.spec, arr),
             "shape": arr.shape_text or None,
-            "role": "dna" if is_dna else "other",
-            "layout": ("string" if plan.dna is not None and plan.dna.string else str(layout))
+            "role": role,
+            "layout": ("string" if dna is not None and dna.string else str(layout))
             if is_dna or layout is not None else None,
-            "length": plan.dna.length if is_dna and plan.dna is not None else None,
+            "length": dna.length if is_dna and dna is not None else None,
+            "tracks": dna.tracks if is_dna and dna is not None else 0,
         })
     return rows
 

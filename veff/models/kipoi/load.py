@@ -21,8 +21,9 @@ import numpy as np
 
 from veff.errors import ModelError
 from veff.models.base import InputLayout, Model
-from veff.models.kipoi.describe import DnaInput, ModelPlan, StringShape, plan_model
+from veff.models.kipoi.describe import ModelPlan, plan_model
 from veff.models.kipoi.frameworks import LOADERS
+from veff.models.kipoi.inputs import DnaInput, StringShape
 from veff.models.kipoi.scores import build_score
 from veff.models.kipoi.spec import read_model_spec
 from veff.scores import SCORES, Score
@@ -35,6 +36,14 @@ log = logging.getLogger(__name__)
 Predictor = Callable[[Any], Any]
 _LETTERS = np.frombuffer(b"ACGTN", dtype=np.uint8)
 _ACGT = np.frombuffer(b"ACGT", dtype=np.uint8)
+
+
+_TRACKS = ":tracks"
+
+
+def tracks_key(name: str) -> str:
+    """Key of the signal channels of DNA input ``name`` among a Kipoi model's other inputs."""
+    return name + _TRACKS
 
 
 def is_kipoi_dir(path: str | Path) -> bool:
@@ -125,9 +134,41 @@ class KipoiModel(Model):
             return {self.dna.name: arr}
         return arr
 
-    def pack_all(self, arr: np.ndarray, extra: dict[str, np.ndarray]) -> Any:
-        """Put the DNA input and the other inputs into the structure of the schema."""
-        named = {**extra, self.dna.name: arr}
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """Keys ``predict`` needs in ``extra``.
+
+        The other inputs, then the signal channels of the DNA input (``<name>:tracks``) and of its
+        reverse-complement twin.
+        """
+        tracks = [self.dna.name, self.dna.rc_twin] if self.dna.tracks else []
+        return (*self.plan.other_inputs, *(tracks_key(n) for n in tracks if n))
+
+    def _with_tracks(self, x: np.ndarray, extra: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The DNA input (and its reverse-complement twin) of (N, L, 4) one-hot ``x``, by name."""
+        name, twin = self.dna.name, self.dna.rc_twin
+        out = {name: self.encode(x)}
+        if twin:
+            out[twin] = self.encode(np.ascontiguousarray(x[:, ::-1, ::-1]))
+        if self.dna.tracks:
+            for key in out:
+                out[key] = np.concatenate([out[key], extra[tracks_key(key)].astype(out[key].dtype)], axis=-1)
+        return out
+
+    def reverse_extra(self, extra: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The other inputs for the reverse complement of a batch: signal channels read backwards."""
+        if not self.dna.tracks:
+            return extra
+        keys = {tracks_key(n) for n in (self.dna.name, self.dna.rc_twin) if n}
+        return {k: np.ascontiguousarray(v[:, ::-1]) if k in keys else v for k, v in extra.items()}
+
+    def pack_all(self, arr: np.ndarray | dict[str, np.ndarray], extra: dict[str, np.ndarray]) -> Any:
+        """Put the DNA input(s) and the other inputs into the structure of the schema."""
+        named = {k: v for k, v in extra.items() if not k.endswith(_TRACKS)}
+        if isinstance(arr, dict):
+            named.update(arr)
+        else:
+            named[self.dna.name] = arr
         if self.spec.input_form == "list":
             return [named[a.name] for a in self.spec.inputs]
         return named
@@ -137,15 +178,17 @@ class KipoiModel(Model):
 
         ``extra`` holds the model's other inputs (from its dataloader), each shape (N, ...).
         """
-        if self.plan.other_inputs:
-            missing = [k for k in self.plan.other_inputs if extra is None or k not in extra]
+        if self.input_names:
+            missing = [k for k in self.input_names if extra is None or k not in extra]
             if missing:
                 msg = (
                     f"{self.name}: inputs {', '.join(missing)} come from the model's dataloader; "
                     "score with the dataloader (score_variants) or use predict_inputs() with every input"
                 )
                 raise ModelError(msg)
-            return self.predict_inputs(self.pack_all(self.encode(x), extra or {}), len(x))
+        if self.input_names or self.dna.rc_twin:
+            arr = self._with_tracks(x, extra or {}) if self.dna.tracks or self.dna.rc_twin else self.encode(x)
+            return self.predict_inputs(self.pack_all(arr, extra or {}), len(x))
         return self.predict_inputs(self.pack(self.encode(x)), len(x))
 
     def placeholder_inputs(self, n: int) -> dict[str, np.ndarray] | None:
@@ -156,9 +199,10 @@ class KipoiModel(Model):
         ModelError
             When an other input's shape is not fixed in the schema.
         """
-        if not self.plan.other_inputs:
+        if not self.input_names:
             return None
-        out = {}
+        out = {tracks_key(k): np.zeros((n, self.seq_length or 1, self.dna.tracks), np.float32)
+               for k in (self.dna.name, self.dna.rc_twin) if k and self.dna.tracks}
         for name in self.plan.other_inputs:
             arr = self.spec.input(name)
             if arr is None or arr.shape is None or any(d is None for d in arr.shape):
@@ -178,12 +222,25 @@ class KipoiModel(Model):
             if self.dna.name not in inputs:
                 msg = f"{self.name}: the dataloader gave inputs {sorted(inputs)}, not {self.dna.name!r}"
                 raise ModelError(msg)
-            return inputs[self.dna.name], {k: np.asarray(v) for k, v in inputs.items() if k != self.dna.name}
+            return self._split_tracks(inputs[self.dna.name],
+                                      {k: np.asarray(v) for k, v in inputs.items() if k != self.dna.name})
         if isinstance(inputs, (list, tuple)) and self.spec.input_form == "list":
             names = [a.name for a in self.spec.inputs]
             named = dict(zip(names, inputs, strict=False))
-            return named[self.dna.name], {k: np.asarray(v) for k, v in named.items() if k != self.dna.name}
-        return inputs, {}
+            return self._split_tracks(named[self.dna.name],
+                                      {k: np.asarray(v) for k, v in named.items() if k != self.dna.name})
+        return self._split_tracks(inputs, {})
+
+    def _split_tracks(self, dna: Any, extra: dict[str, np.ndarray]) -> tuple[Any, dict[str, np.ndarray]]:
+        """Move the signal channels of the DNA input (and of its rc twin, rebuilt by veff) into ``extra``."""
+        twin = extra.pop(self.dna.rc_twin, None) if self.dna.rc_twin else None
+        if not self.dna.tracks:
+            return dna, extra
+        arr = np.asarray(dna)
+        extra[tracks_key(self.dna.name)] = arr[..., 4:]
+        if twin is not None:
+            extra[tracks_key(str(self.dna.rc_twin))] = twin[..., 4:]
+        return arr[..., :4], extra
 
     def dna_codes(self, dna: Any) -> np.ndarray:
         """Turn a batch of the DNA input, as the dataloader made it, into uint8 codes (N, L).
