@@ -160,6 +160,20 @@ def test_sharded_run_writes_the_bytes_of_one_process(data, client, tmp_path, vcf
     assert names["one"] == names["many"]  # no part files or work folder left
 
 
+
+def test_a_real_cnn_gives_the_same_bytes_sharded(data, client, tmp_path):
+    """A CPU conv net changes the last float bits with the batch shape; every batch has one shape."""
+    fasta, vcf = data
+    model = Path(__file__).parents[1] / "example_data" / "models" / "donor_cnn" / "donor_cnn.pt"
+    out1, out2 = _pair(tmp_path, "vcf.gz")
+    tab1, tab2 = _pair(tmp_path, "tsv")
+    kw = {**KW, "batch_size": 64}
+    veff.score_variants(model, vcf, fasta, out1, table=tab1, **kw)
+    many = veff.score_variants(model, vcf, fasta, out2, table=tab2, client=client, shard_records=20, **kw)
+    assert many.distributed["shards"] > 10
+    _same_bytes(out1, out2)
+    _same_bytes(tab1, tab2)
+
 def test_every_record_lands_in_exactly_one_shard(data, tmp_path):
     _, vcf = data
     copy = tmp_path / "in.vcf.gz"

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import CHR1, base, other, write_vcf
 from cyvcf2 import VCF
@@ -125,8 +126,24 @@ def test_multiallelic_reference_predicted_once(genome, tmp_path):
     assert fn.seen == 1 + 3 + 1  # one ref, three alts, plus the one-window probe
     fn_rc = GCModel(11)
     veff.score_variants(_model(fn_rc, 11), vcf, genome, tmp_path / "o2.vcf", rc=True, batch_size=100)
-    assert fn_rc.seen == 1 + 2 * (1 + 3)
+    assert fn_rc.seen - fn_rc.blank == 2 * (1 + 3)  # the all-N probe and padding rows aside
     assert fn_rc.calls == 1 + 1  # probe + one forward call for ref, alts and their rc
+    assert fn_rc.shapes == [1, 100]  # the last batch is padded to the batch size
+
+
+def test_every_forward_call_has_the_batch_size(genome, tmp_path, monkeypatch):
+    rows = [("chr1", p, f"v{p}", base("chr1", p), other(base("chr1", p))) for p in range(20, 517, 7)]
+    vcf = write_vcf(tmp_path / "in.vcf", rows)
+    monkeypatch.setattr("veff.pipeline._MEMORY_BUDGET", 1)  # chunks of 16 records: 64 sequences
+    fn = GCModel(11)
+    small = veff.score_variants(_model(fn, 11), vcf, genome, scores=["diff"], rc=True, batch_size=24,
+                                return_predictions=True)["diff"]
+    assert set(fn.shapes[1:]) == {24}  # after the probe, full batches only, across chunk boundaries
+    assert fn.seen - 1 == 12 * 24 and fn.blank - 1 == 12 * 24 - 4 * 71  # 4 padding rows, none twice
+    monkeypatch.undo()
+    whole = veff.score_variants(_model(GCModel(11), 11), vcf, genome, scores=["diff"], rc=True,
+                                batch_size=1000, return_predictions=True)["diff"]
+    pd.testing.assert_frame_equal(small, whole)
 
 
 def test_restriction_bed_shifts_window_and_marks_outside(genome, tmp_path):
@@ -235,3 +252,23 @@ def test_unsorted_input_keeps_scored_output_without_index(genome, tmp_path):
     assert all(_info(out, "VEFF_toy_DIFF"))
     assert not (tmp_path / "out.vcf.gz.tbi").exists()
     assert not [p for p in tmp_path.iterdir() if "veff-tmp" in p.name]
+
+
+def test_threads_are_set_for_the_run_and_restored(genome, tmp_path):
+    torch = pytest.importorskip("torch")
+    vcf = write_vcf(tmp_path / "in.vcf", [("chr1", 100, "v", base("chr1", 100), other(base("chr1", 100)))])
+    seen = []
+
+    def fn(x):
+        seen.append(torch.get_num_threads())
+        return x.sum(axis=(1, 2))[:, None]
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        veff.score_variants(_model(fn, 11), vcf, genome, tmp_path / "o.vcf", threads=1)
+        assert seen[-1] == 1 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(veff.InputError, match="threads must be at least 1"):
+        veff.score_variants(_model(fn, 11), vcf, genome, tmp_path / "o2.vcf", threads=0)

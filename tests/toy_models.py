@@ -17,10 +17,14 @@ class GCModel:
         self.seq_len = seq_len
         self.calls = 0
         self.seen = 0
+        self.blank = 0  # all-N rows (padding of a last batch)
+        self.shapes: list[int] = []
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         self.calls += 1
         self.seen += len(x)
+        self.blank += int((x.reshape(len(x), -1).sum(axis=1) == 0).sum())
+        self.shapes.append(len(x))
         return x[:, :, 1:3].sum(axis=(1, 2))[:, None] / x.shape[1]
 
 

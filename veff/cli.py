@@ -166,7 +166,13 @@ def _model_score_labels(model: str) -> list[str]:
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    help="Sequences per forward call (default: about 2**20 bases per batch, 32..4096).",
+    help="Sequences per forward call, the last one padded (default: about 2**18 bases, 32..4096).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="CPU threads of the model's framework (also per --workers worker; default: all cores, "
+    "shared among the workers).",
 )
 @click.option("--model-outputs", multiple=True, help="Output labels or indices to keep (comma-separated).")
 @click.option("--output-labels", multiple=True, help="Names of the model outputs (comma-separated).")
@@ -268,6 +274,7 @@ def score_variants_cmd(**opts: Any) -> None:
             seq_length=opts["seq_length"],
             restriction_bed=opts["restriction_bed"],
             batch_size=opts["batch_size"],
+            threads=opts["threads"],
             model_outputs=split_list(opts["model_outputs"]) or None,
             output_labels=split_list(opts["output_labels"]) or None,
             aggregate=list(opts["aggregate"]) or None,

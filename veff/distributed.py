@@ -19,11 +19,10 @@ for a running one; ``--workers`` / ``--scheduler`` on the command line) runs her
    model too. Its ``_shard`` hook (:class:`_DriverHook`) then streams the parts, in shard order,
    into the outputs as shards complete, through the same writers as a run in one process.
 
-The files are therefore byte for byte those of a run in one process with the same arguments, as
-long as the model gives the same numbers for a sequence whatever else is in its batch and however
-many threads compute it: a shard starts new batches, and its worker may use fewer threads. Most
-CPU and GPU kernels change the last bits of a float with the batch size or the thread count;
-models that sum exactly (or NumPy models) do not.
+The files are therefore byte for byte those of a run in one process with the same arguments. The
+numbers are too: every forward call has exactly ``batch_size`` sequences (the last batch of a run
+or shard is padded, :class:`veff.predict.BatchStream`), and float kernels change the last bits of
+a result with the batch shape, not with the batch's other rows.
 
 The work folder (default: a hidden folder beside the output) must be visible to the workers under
 the same path, as must the model, the FASTA and the VCF; it is removed at the end.
@@ -800,7 +799,7 @@ def _connect(call: dict[str, Any]) -> Iterator[Any]:
         with client:
             yield client
         return
-    cluster = local_cluster(int(call["workers"]))
+    cluster = local_cluster(int(call["workers"]), threads=call.get("threads"))
     try:
         with Client(cluster, set_as_default=False) as client:
             yield client
@@ -819,7 +818,7 @@ def local_cluster(workers: int, *, threads: int | None = None, processes: bool =
 
     n = str(threads or max(1, (os.cpu_count() or 1) // workers))
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
-    env.update(OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n)
+    env.update(OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, TF_NUM_INTRAOP_THREADS=n)
     saved = {k: os.environ.get(k) for k in env}
     try:
         with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):

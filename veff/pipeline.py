@@ -15,7 +15,7 @@ import queue
 import re
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -32,9 +32,9 @@ from veff.errors import InputError
 from veff.io.bed import BedIndex
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader
-from veff.models import Model, load_model, sanitize_name
-from veff.outputs import Aggregation, OutputSpec, score_predictions, select_columns
-from veff.predict import auto_batch_size, predict_pairs, probe_outputs
+from veff.models import Model, cpu_threads, load_model, sanitize_name
+from veff.outputs import Aggregation, score_predictions, select_columns
+from veff.predict import BatchStream, auto_batch_size, probe_outputs, submit_pairs, take_pairs
 from veff.regions import Centering
 from veff.scores import ScoreJob, resolve_score_jobs
 from veff.windows import DEFAULT_MAX_INDEL_LENGTH, WindowBuilder, WindowSet
@@ -164,6 +164,7 @@ def score_variants(
     seq_length: int | None = None,
     restriction_bed: str | os.PathLike[str] | None = None,
     batch_size: int | None = None,
+    threads: int | None = None,
     model_outputs: Sequence[str | int] | None = None,
     output_labels: Sequence[str] | None = None,
     aggregate: str | Sequence[str] | Aggregation | None = None,
@@ -213,7 +214,11 @@ def score_variants(
         BED of intervals that windows must lie inside.
     batch_size
         Sequences per forward call (reference, alternative and rc copies included); None picks
-        one from the window length (:func:`veff.predict.auto_batch_size`).
+        one from the window length (:func:`veff.predict.auto_batch_size`). Every call has exactly
+        this many: the last batch is padded, so results do not depend on how the VCF is cut.
+    threads
+        CPU threads of the model's framework during the run (:func:`veff.models.cpu_threads`;
+        default: as it is). Also the threads of each worker of a local cluster (``workers``).
     model_outputs
         Output labels or indices to keep.
     output_labels
@@ -290,6 +295,9 @@ def score_variants(
         table_format(table)
     if ref_mismatch not in ("skip", "score"):
         msg = f"ref_mismatch must be 'skip' or 'score', got {ref_mismatch!r}"
+        raise InputError(msg)
+    if threads is not None and threads < 1:
+        msg = f"threads must be at least 1, got {threads}"
         raise InputError(msg)
     if batch_size is not None and batch_size < 1:
         msg = f"batch_size must be at least 1, got {batch_size}"
@@ -376,16 +384,25 @@ def score_variants(
     keys: list[str] = []
     chunk = max(16, min(4096, _MEMORY_BUDGET // (length * 16 * (4 if use_rc else 2))))
     bar = progress_bar(progress, unit="variants") if _shard is None else _shard.progress_bar(progress)
+    limited = cpu_threads(threads)
+    limited.__enter__()
     try:
         from_dataloader = dataloader_chunks(mdl, vcf, reader, builder, chunk, fasta=fasta,
                                             dataloader_args=dataloader_args, ref_mismatch=ref_mismatch)
         if from_dataloader is not None and _shard is not None:
             msg = f"model {mdl.name!r} runs its own dataloader, which is not sharded; run it in one process"
             raise InputError(msg)
-        for ws in from_dataloader or _prefetch(_read_chunks(reader, builder, chunk)):
-            if dumper is not None:
-                dumper.write(ws)
-            values = {} if spec is None else _score_chunk(mdl, ws, jobs, spec, agg, use_rc, batch)
+        stream = None if spec is None else BatchStream(mdl, batch, rc=use_rc)
+        pending: deque[WindowSet] = deque()  # chunks queued on the stream, in VCF order
+
+        def finish(ws: WindowSet) -> None:
+            values = {}
+            if stream is not None and spec is not None:
+                p = take_pairs(stream)
+                if len(ws.alt_ref):
+                    p = p.paired(ws.alt_ref)
+                    values = score_predictions(jobs, spec, agg, p.ref, p.alt, p.ref_rc, p.alt_rc,
+                                               ws.alt_geometry)
             if table_writer is not None:
                 table_writer.write(TableChunk.from_windows(ws, values, len(all_labels)))
             if columns is not None:
@@ -400,6 +417,19 @@ def score_variants(
                 counts.update(map(str, sts))
             summary.records += len(ws)
             bar.update(len(ws))
+
+        for ws in from_dataloader or _prefetch(_read_chunks(reader, builder, chunk)):
+            if dumper is not None:
+                dumper.write(ws)
+            if stream is not None:
+                submit_pairs(stream, ws.ref_codes, ws.alt_codes, ws.extra_inputs, ws.alt_ref)
+            pending.append(ws)
+            while pending and (stream is None or stream.ready()):
+                finish(pending.popleft())
+        if stream is not None:
+            stream.flush()
+        while pending:
+            finish(pending.popleft())
         if _shard is not None:  # a sharded run: the driver appends the shards' parts here
             _shard.merge(writer, table_writer, summary, counts, collected, keys)
         while sinks:
@@ -410,6 +440,7 @@ def score_variants(
             w.abort()
         raise
     finally:
+        limited.__exit__(None, None, None)
         bar.close()
         reader.close()
         ref.close()
@@ -431,25 +462,6 @@ def score_variants(
             for name, arrs in collected.items()
         }
     return summary
-
-
-def _score_chunk(
-    mdl: Model,
-    ws: WindowSet,
-    jobs: list[ScoreJob],
-    spec: OutputSpec,
-    agg: Aggregation,
-    rc: bool,
-    batch: int,
-) -> dict[str, np.ndarray]:
-    """Predict and score the chunk's scored ALTs: per score, shape (n_alt, T) ({} when none)."""
-    if not len(ws.alt_ref):
-        return {}
-    preds = predict_pairs(
-        mdl, ws.ref_codes, ws.alt_codes, rc=rc, batch_size=batch, extra=ws.extra_inputs, alt_ref=ws.alt_ref
-    )
-    p = preds.paired(ws.alt_ref)
-    return score_predictions(jobs, spec, agg, p.ref, p.alt, p.ref_rc, p.alt_rc, ws.alt_geometry)
 
 
 def _write_chunk(writer: VcfWriter, ws: WindowSet, values: dict[str, np.ndarray], names: list[str]) -> None:

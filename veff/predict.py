@@ -7,6 +7,7 @@ and shared by every ALT that uses them.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,18 +16,29 @@ from veff.models.base import Model
 from veff.outputs import OutputSpec, flatten_output
 from veff.sequences import one_hot, reverse_complement_codes
 
-__all__ = ["Predictions", "auto_batch_size", "predict_pairs", "probe_outputs"]
+__all__ = [
+    "BatchStream",
+    "Predictions",
+    "auto_batch_size",
+    "predict_pairs",
+    "probe_outputs",
+    "submit_pairs",
+    "take_pairs",
+]
 
 
 def auto_batch_size(length: int) -> int:
-    """Default sequences per forward call: about 2**20 input bases, between 32 and 4096.
+    """Default sequences per forward call: about 2**18 input bases, between 32 and 4096.
+
+    Large enough to keep the model busy, small enough that padding the last batch of a run (see
+    :class:`BatchStream`) costs little on a big model.
 
     Examples
     --------
     >>> auto_batch_size(101), auto_batch_size(1000), auto_batch_size(15000)
-    (4096, 1024, 64)
+    (2048, 256, 32)
     """
-    size = 1 << max(0, (2**20 // max(length, 1)).bit_length() - 1)
+    size = 1 << max(0, (2**18 // max(length, 1)).bit_length() - 1)
     return int(min(4096, max(32, size)))
 
 
@@ -74,6 +86,103 @@ def _call(model: Model, batch: np.ndarray, extra: dict[str, np.ndarray] | None) 
     return model.predict(batch) if extra is None else model.predict(batch, extra)  # type: ignore[call-arg]
 
 
+class BatchStream:
+    """Predict the sequences of successive chunks in forward calls of exactly ``batch_size``.
+
+    Sequences wait (as uint8 codes) until a full batch is there, across chunk boundaries; only
+    :meth:`flush` sends a smaller remainder, padded with all-N rows to ``batch_size`` when
+    ``pad`` is set. So with ``pad`` every sequence is predicted in a batch of the same shape,
+    whatever precedes it: CPU and GPU kernels change the last bits of a float with the batch
+    shape (not with the batch's other rows), and a sharded run then gives the bytes of a run
+    in one process. Outputs come back per submission, in submission order.
+
+    Parameters
+    ----------
+    model
+        The model adapter.
+    batch_size
+        Sequences per forward call.
+    rc
+        Also predict the reverse complement of every submitted group.
+    pad
+        Pad the last batch to ``batch_size`` (at most ``batch_size - 1`` extra rows per run).
+    """
+
+    def __init__(self, model: Model, batch_size: int, *, rc: bool, pad: bool = True) -> None:
+        self.model = model
+        self.batch_size = int(batch_size)
+        self.rc = rc
+        self.pad = pad
+        self._codes: np.ndarray | None = None  # waiting sequences, (n, L) uint8
+        self._extra: dict[str, np.ndarray] | None = None
+        self._out: list[np.ndarray] = []  # predicted rows not yet taken, float32 (n, F)
+        self._out_rows = 0
+        self._tickets: deque[list[int]] = deque()  # group sizes per submission
+
+    def submit(self, groups: list[np.ndarray], extras: list[dict[str, np.ndarray]] | None = None) -> None:
+        """Queue groups of uint8 codes (each (n_i, L)) with their other inputs; predict full batches.
+
+        ``extras`` (one dict per group, arrays of shape (n_i, ...)) are passed with the rows,
+        reversed by ``model.reverse_extra`` for the reverse-complement groups.
+        """
+        groups = list(groups) + ([reverse_complement_codes(g) for g in groups] if self.rc else [])
+        if extras is not None:
+            rev = getattr(self.model, "reverse_extra", lambda e: e)
+            extras = list(extras) + ([rev(e) for e in extras] if self.rc else [])
+        self._tickets.append([len(g) for g in groups])
+        if sum(len(g) for g in groups) == 0:
+            return
+        waiting = [] if self._codes is None else [self._codes]
+        self._codes = np.concatenate(waiting + [g for g in groups if len(g)], axis=0)
+        if extras is not None:
+            blocks = ([self._extra] if self._extra is not None else []) + list(extras)
+            self._extra = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+        self._run(final=False)
+
+    def flush(self) -> None:
+        """Predict the sequences still waiting (padded to ``batch_size`` when ``pad`` is set)."""
+        self._run(final=True)
+
+    def ready(self) -> bool:
+        """Whether the oldest submission not yet taken has all its outputs."""
+        return bool(self._tickets) and sum(self._tickets[0]) <= self._out_rows
+
+    def take(self) -> list[np.ndarray]:
+        """The outputs of the oldest submission, one (n_i, F) array per group (rc groups last)."""
+        sizes = self._tickets.popleft()
+        need = sum(sizes)
+        if not need:
+            return [np.empty((0, 0), np.float32) for _ in sizes]
+        flat = np.concatenate(self._out, axis=0) if len(self._out) != 1 else self._out[0]
+        rows, rest = flat[:need], flat[need:]
+        self._out = [rest] if len(rest) else []
+        self._out_rows -= need
+        bounds = np.cumsum([0, *sizes])
+        return [rows[bounds[k] : bounds[k + 1]] for k in range(len(sizes))]
+
+    def _run(self, *, final: bool) -> None:
+        codes, extra, bs = self._codes, self._extra, self.batch_size
+        if codes is None:
+            return
+        n = len(codes)
+        stop = n if final else n - n % bs
+        for lo in range(0, stop, bs):
+            rows = codes[lo : lo + bs]
+            part = None if extra is None else {k: v[lo : lo + bs] for k, v in extra.items()}
+            real = len(rows)
+            if real < bs and self.pad:
+                rows = np.concatenate([rows, np.full((bs - real, rows.shape[1]), ord("N"), np.uint8)])
+                if part is not None:
+                    part = {k: np.concatenate([v, np.zeros((bs - real, *v.shape[1:]), v.dtype)])
+                            for k, v in part.items()}
+            out = flatten_output(_call(self.model, one_hot(rows, self.model.n_value), part), len(rows))
+            self._out.append(out[:real])
+            self._out_rows += real
+        self._codes = np.ascontiguousarray(codes[stop:]) if stop < n else None
+        self._extra = None if extra is None or stop >= n else {k: np.ascontiguousarray(v[stop:])
+                                                               for k, v in extra.items()}
+
+
 def run_batches(
     model: Model,
     groups: list[np.ndarray],
@@ -81,8 +190,9 @@ def run_batches(
     *,
     rc: bool,
     extras: list[dict[str, np.ndarray]] | None = None,
+    pad: bool = False,
 ) -> list[np.ndarray]:
-    """Predict several groups of windows in shared batches.
+    """Predict several groups of windows in shared batches (one :class:`BatchStream` submission).
 
     Windows stay uint8 codes until a batch is cut; each batch is one-hot encoded on its own
     (so no float copy of the whole chunk is made) and sent to the model in one forward call.
@@ -100,30 +210,47 @@ def run_batches(
     extras
         Optional other model inputs per group (name -> array of shape (n_i, ...)), passed
         through unchanged, with the reverse complements as ``model.reverse_extra`` makes them.
+    pad
+        Pad the last batch to ``batch_size`` rows.
 
     Returns
     -------
     list of numpy.ndarray
         One prediction array per group (forward groups first, then their rc twins).
     """
-    groups = list(groups) + ([reverse_complement_codes(g) for g in groups] if rc else [])
-    sizes = [len(g) for g in groups]
-    total = sum(sizes)
-    if total == 0:
-        return [np.empty((0, 0), np.float32) for _ in groups]
-    codes = np.concatenate(groups, axis=0) if len(groups) > 1 else groups[0]
-    every = None
-    if extras is not None:
-        ex = list(extras) + ([model.reverse_extra(e) for e in extras] if rc else [])
-        every = {k: np.concatenate([e[k] for e in ex]) for k in ex[0]}
-    outs = []
-    for lo in range(0, total, batch_size):
-        batch = one_hot(codes[lo : lo + batch_size], model.n_value)
-        part = None if every is None else {k: v[lo : lo + batch_size] for k, v in every.items()}
-        outs.append(flatten_output(_call(model, batch, part), len(batch)))
-    flat = np.concatenate(outs, axis=0)
-    bounds = np.cumsum([0, *sizes])
-    return [flat[bounds[k] : bounds[k + 1]] for k in range(len(groups))]
+    stream = BatchStream(model, batch_size, rc=rc, pad=pad)
+    stream.submit(groups, extras)
+    stream.flush()
+    return stream.take()
+
+
+def submit_pairs(
+    stream: BatchStream,
+    ref_codes: np.ndarray,
+    alt_codes: np.ndarray,
+    extra: dict[str, np.ndarray] | None = None,
+    alt_ref: np.ndarray | None = None,
+) -> None:
+    """Queue reference and alt windows on ``stream``; :func:`take_pairs` returns their predictions.
+
+    Parameters
+    ----------
+    ref_codes, alt_codes
+        uint8 codes of the reference windows (n_ref, L) and of the alt windows (n_alt, L).
+    extra, alt_ref
+        Other model inputs per reference window (name -> array of shape (n_ref, ...)) and the
+        reference row of each alt window (shape (n_alt,)), for models whose dataloader makes them.
+    """
+    extras = None
+    if extra is not None and alt_ref is not None:
+        extras = [extra, {k: v[alt_ref] for k, v in extra.items()}]
+    stream.submit([ref_codes, alt_codes], extras)
+
+
+def take_pairs(stream: BatchStream) -> Predictions:
+    """The predictions of the oldest :func:`submit_pairs` submission (call when ``stream.ready()``)."""
+    res = stream.take()
+    return Predictions(*res) if stream.rc else Predictions(res[0], res[1])
 
 
 def predict_pairs(
@@ -136,7 +263,7 @@ def predict_pairs(
     extra: dict[str, np.ndarray] | None = None,
     alt_ref: np.ndarray | None = None,
 ) -> Predictions:
-    """Predict reference and alternative windows (and their reverse complements).
+    """Predict reference and alternative windows (and their reverse complements) at once.
 
     Parameters
     ----------
@@ -151,16 +278,12 @@ def predict_pairs(
     batch_size
         Sequences per forward call.
     extra, alt_ref
-        Other model inputs per reference window (name -> array of shape (n_ref, ...)) and the
-        reference row of each alt window (shape (n_alt,)), for models whose dataloader makes them.
+        As for :func:`submit_pairs`.
     """
-    extras = None
-    if extra is not None and alt_ref is not None:
-        extras = [extra, {k: v[alt_ref] for k, v in extra.items()}]
-    res = run_batches(model, [ref_codes, alt_codes], batch_size, rc=rc, extras=extras)
-    if rc:
-        return Predictions(res[0], res[1], res[2], res[3])
-    return Predictions(res[0], res[1])
+    stream = BatchStream(model, batch_size, rc=rc, pad=False)
+    submit_pairs(stream, ref_codes, alt_codes, extra, alt_ref)
+    stream.flush()
+    return take_pairs(stream)
 
 
 def probe_outputs(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -16,6 +18,7 @@ __all__ = [
     "CallableModel",
     "InputLayout",
     "Model",
+    "cpu_threads",
     "describe_model",
     "list_models",
     "load_model",
@@ -25,6 +28,7 @@ __all__ = [
 
 MODEL_PATH_ENV = "VEFF_MODEL_PATH"
 ENTRY_POINT_GROUP = "veff.models"
+log = logging.getLogger("veff")
 
 _KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
 _TORCH_SUFFIXES = (".pt", ".pth", ".pts", ".jit", ".torchscript")
@@ -228,3 +232,33 @@ def describe_model(path: str | Path) -> dict[str, Any]:
     from veff.models.kipoi.describe import describe_model as describe
 
     return describe(path)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` CPU threads in PyTorch (and TensorFlow, when it has not started).
+
+    None leaves the libraries as they are. PyTorch's previous setting is restored afterwards.
+    Some kernels (large dense layers through BLAS) split their sums across threads, so the
+    last bits of a result can change with the thread count: runs that must give the same
+    bytes (a sharded run and a run in one process) need the same ``n``.
+    """
+    if n is None:
+        yield
+        return
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(n)
+    tf = sys.modules.get("tensorflow")
+    if tf is not None:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(n)
+        except RuntimeError:  # TensorFlow started already: its pools are fixed
+            if tf.config.threading.get_intra_op_parallelism_threads() != n:
+                log.warning("TensorFlow runs already; set TF_NUM_INTRAOP_THREADS=%d before it starts", n)
+    try:
+        yield
+    finally:
+        if torch is not None and before is not None:
+            torch.set_num_threads(before)
