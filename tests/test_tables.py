@@ -348,7 +348,7 @@ def test_cli_dump_sequences(tmp_path):
 
 def test_wide_model_tsv_is_formatted_in_blocks(inputs, tmp_path, monkeypatch):
     vcf, genome = inputs
-    import veff.writers.table as table_mod
+    import veff.writers._table_tsv as table_mod
 
     monkeypatch.setattr(table_mod, "_TSV_VALUES_PER_BLOCK", 150)  # 1 row per block for 2 x 50 values
     wide = CallableModel(

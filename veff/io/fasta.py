@@ -21,8 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Fasta", "contig_aliases", "match_contig"]
 
-_UPPER = np.arange(256, dtype=np.uint8)
-_UPPER[ord("a") : ord("z") + 1] -= 32
 N_CODE = ord("N")
 
 
@@ -133,7 +131,7 @@ class Fasta:
             self._cache.move_to_end(name)
             return arr
         seq = self._fa.fetch(reference=name)
-        arr = _UPPER[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
+        arr = np.frombuffer(seq.upper().encode("ascii"), dtype=np.uint8)  # read-only
         self._cache[name] = arr
         while len(self._cache) > self._max_cached:
             self._cache.popitem(last=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["AtomicPath"]
+__all__ = ["AtomicOutput", "AtomicPath"]
 
 
 class AtomicPath:
@@ -34,3 +34,33 @@ class AtomicPath:
         """Remove the temporary file and its side files, if present."""
         for p in [self.tmp, *(Path(f"{self.tmp}{s}") for s in self.side_suffixes)]:
             p.unlink(missing_ok=True)
+
+
+class AtomicOutput:
+    """Mixin for writers of one file under an :class:`AtomicPath`: :meth:`close` and :meth:`abort`.
+
+    A subclass sets ``self._atomic`` before writing and implements :meth:`_finish`, which closes
+    the temporary file (on success and after an error alike).
+    """
+
+    _atomic: AtomicPath
+    _closed = False
+
+    def close(self) -> None:
+        """Finish the file and move it into place."""
+        self._finish()
+        self._closed = True
+        self._atomic.commit()
+
+    def abort(self) -> None:
+        """Drop the partial output (a no-op after :meth:`close`)."""
+        if self._closed:
+            return
+        try:
+            self._finish()
+        finally:
+            self._atomic.discard()
+
+    def _finish(self) -> None:
+        """Close the temporary file."""
+        raise NotImplementedError

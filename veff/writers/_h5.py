@@ -1,6 +1,6 @@
 """Resizable, chunked, gzip-compressed HDF5 datasets that grow along axis 0 (h5py).
 
-Shared by the score table (:mod:`veff.writers.table`) and the sequence dump
+Shared by the score table (:mod:`veff.writers._table_h5`) and the sequence dump
 (:mod:`veff.writers.seqdump`). Text is stored as variable-length UTF-8 strings.
 """
 

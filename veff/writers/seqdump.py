@@ -37,7 +37,7 @@ import numpy as np
 
 from veff.errors import InputError
 from veff.sequences import one_hot, reverse_complement_codes
-from veff.writers._atomic import AtomicPath
+from veff.writers._atomic import AtomicOutput, AtomicPath
 from veff.writers._h5 import H5Appender
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ FORMAT = "veff-sequences"
 FORMAT_VERSION = "1"
 
 
-class SeqDumpWriter:
+class SeqDumpWriter(AtomicOutput):
     """Append the model inputs of each chunk of windows to an HDF5 file.
 
     Parameters
@@ -78,7 +78,6 @@ class SeqDumpWriter:
         self.n_value = float(model.n_value)
         self.rc = rc
         self.rows_written = 0
-        self._closed = False
         self._atomic = AtomicPath(self.path)
         self._h5: Any = h5py.File(self._atomic.tmp, "w")
         attrs = {
@@ -138,17 +137,5 @@ class SeqDumpWriter:
         app.append("variants/window_start", window_start)
         self.rows_written += len(meta)
 
-    def close(self) -> None:
-        """Finish the file and move it into place."""
+    def _finish(self) -> None:
         self._h5.close()
-        self._closed = True
-        self._atomic.commit()
-
-    def abort(self) -> None:
-        """Drop the partial output (a no-op after :meth:`close`)."""
-        if self._closed:
-            return
-        try:
-            self._h5.close()
-        finally:
-            self._atomic.discard()

@@ -43,14 +43,18 @@ HDF5 layout (``format="veff-scores"``, ``format_version="1"``)
     /variants/norm_pos     (N,)   int64    0 where normalisation did not change the allele
 
 All datasets are chunked, gzip-compressed and grow along axis 0 as chunks are appended.
+
+This module holds what the formats share (:class:`TableChunk`, :class:`TableWriter`, the part files
+of Parquet and HDF5 tables, the choice of format); the writer and reader of each format are in
+``_table_tsv``, ``_table_parquet`` and ``_table_h5``, imported when a table of that format is
+opened.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -58,10 +62,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from veff.errors import InputError
-from veff.writers._atomic import AtomicPath
-from veff.writers._h5 import H5Appender, read_strings, table_chunk_rows
-from veff.writers._text import TextSink
-from veff.writers.vcf import format_floats
+from veff.writers._atomic import AtomicOutput, AtomicPath
 
 if TYPE_CHECKING:
     from veff.windows import WindowSet
@@ -83,9 +84,7 @@ TableFormat = Literal["tsv", "tsv.gz", "parquet", "h5"]
 FORMAT = "veff-scores"
 FORMAT_VERSION = "1"
 META_COLUMNS = ("chrom", "pos", "id", "ref", "alt", "norm_pos", "norm_ref", "norm_alt", "status")
-_STR_COLUMNS = ("chrom", "id", "ref", "alt", "norm_ref", "norm_alt", "status")
-_TSV_VALUES_PER_BLOCK = 2**16
-_PARQUET_GROUP_BYTES = 16 * 2**20  # target size of a row group's values, uncompressed
+STR_COLUMNS = ("chrom", "id", "ref", "alt", "norm_ref", "norm_alt", "status")
 _SUFFIXES: dict[str, TableFormat] = {
     ".tsv": "tsv",
     ".tsv.gz": "tsv.gz",
@@ -257,7 +256,7 @@ class TableChunk:
         )
 
 
-class TableWriter:
+class TableWriter(AtomicOutput):
     """Stream :class:`TableChunk` rows to a table file, atomically (use :func:`open_table`).
 
     Parameters
@@ -292,7 +291,6 @@ class TableWriter:
         self.value_columns = [f"{s}/{lab}" for s in self.scores for lab in self.labels]
         self.rows_written = 0
         self._atomic = AtomicPath(self.path, tag=tag)
-        self._closed = False
         self._held: list[TableChunk] = []
         self._held_rows = 0
         from veff import __version__
@@ -342,85 +340,19 @@ class TableWriter:
                 self.write(chunk)
 
     def close(self) -> None:
-        """Finish the file and move it into place."""
+        """Write the rows still held, finish the file and move it into place."""
         if self._held:
             self._write(TableChunk.concat(self._held))
             self._held, self._held_rows = [], 0
-        self._finish()
-        self._closed = True
-        self._atomic.commit()
-
-    def abort(self) -> None:
-        """Drop the partial output (a no-op after :meth:`close`)."""
-        if self._closed:
-            return
-        try:
-            self._finish()
-        finally:
-            self._atomic.discard()
+        super().close()
 
     def _open(self) -> None:
+        """Create the temporary file (and write what precedes the rows)."""
         raise NotImplementedError
 
     def _write(self, chunk: TableChunk) -> None:
+        """Write the rows of ``chunk`` (blocks of :attr:`block_rows` rows where that is set)."""
         raise NotImplementedError
-
-    def _finish(self) -> None:
-        raise NotImplementedError
-
-
-def _float_rows(values: np.ndarray) -> list[str]:
-    """Tab-join each row of (n, T) floats; NaN becomes an empty field."""
-    n, width = values.shape
-    text = np.array(format_floats(values), dtype=object)
-    text[np.isnan(values.ravel())] = ""
-    return ["\t".join(text[k * width : (k + 1) * width]) for k in range(n)]
-
-
-class _TsvWriter(TableWriter):
-    part = False
-
-    def _open(self) -> None:
-        tmp = self._atomic.tmp
-        gz = tmp.name.endswith(".gz") and not self.part
-        self._fh = TextSink(tmp, "bgzf" if gz else "none")
-        if not self.part:
-            self._fh.write_text("\t".join([*META_COLUMNS, *self.value_columns]) + "\n")
-
-    def append_part(self, path: str | os.PathLike[str], rows: int = 0) -> None:
-        self._fh.append_file(path)
-        self.rows_written += rows
-
-    def _write(self, c: TableChunk) -> None:
-        if not len(c):
-            return
-        npos = ["" if p == 0 else str(p) for p in c.norm_pos.tolist()]
-        meta = [
-            c.chrom,
-            list(map(str, c.pos.tolist())),
-            c.id,
-            c.ref,
-            c.alt,
-            npos,
-            c.norm_ref,
-            c.norm_alt,
-            c.status,
-        ]
-        # format a block of rows at a time: one Python str per value would not fit for wide models
-        step = max(1, _TSV_VALUES_PER_BLOCK // max(1, len(self.value_columns)))
-        for lo in range(0, len(c), step):
-            cols = [m[lo : lo + step] for m in meta]
-            cols += [_float_rows(c.values[s][lo : lo + step]) for s in self.scores]
-            self._fh.write_text("".join("\t".join(row) + "\n" for row in zip(*cols, strict=True)))
-
-    def _finish(self) -> None:
-        self._fh.close()
-
-
-class _TsvPart(_TsvWriter):
-    """Rows of a TSV table as text, no header, uncompressed (a part of a sharded run)."""
-
-    part = True
 
 
 class _ChunkPart(TableWriter):
@@ -437,79 +369,25 @@ class _ChunkPart(TableWriter):
         self._fh.close()
 
 
-class _ParquetWriter(TableWriter):
-    def _open(self) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+def _implementation(fmt: TableFormat) -> tuple[type[TableWriter], Callable[[Path], TableData]]:
+    """The writer and the reader of format ``fmt`` (their module loads on first use)."""
+    if fmt == "parquet":
+        from veff.writers._table_parquet import ParquetWriter, read_parquet
 
-        self._pa = pa
-        fields = [pa.field(c, pa.int64() if c in ("pos", "norm_pos") else pa.string()) for c in META_COLUMNS]
-        fields += [pa.field(c, pa.float32()) for c in self.value_columns]
-        self._schema = pa.schema(fields, metadata={"veff": json.dumps(self.meta)})
-        row_bytes = 4 * len(self.value_columns) + 64
-        self.block_rows = int(max(1024, min(65536, _PARQUET_GROUP_BYTES // row_bytes)))
-        self._pw: Any = pq.ParquetWriter(str(self._atomic.tmp), self._schema, compression="zstd")
+        return ParquetWriter, read_parquet
+    if fmt == "h5":
+        from veff.writers._table_h5 import Hdf5Writer, read_h5
 
-    def _write(self, c: TableChunk) -> None:
-        if not len(c):
-            return
-        pa = self._pa
-        meta = {
-            "chrom": c.chrom,
-            "pos": c.pos,
-            "id": c.id,
-            "ref": c.ref,
-            "alt": c.alt,
-            "norm_pos": pa.array(c.norm_pos, pa.int64(), mask=c.norm_pos == 0),
-            "norm_ref": [x or None for x in c.norm_ref],
-            "norm_alt": [x or None for x in c.norm_alt],
-            "status": c.status,
-        }
-        arrays = [meta[name] for name in META_COLUMNS]
-        for s in self.scores:
-            arrays.extend(np.ascontiguousarray(c.values[s].T))
-        self._pw.write_table(self._pa.Table.from_arrays(arrays, schema=self._schema))
+        return Hdf5Writer, read_h5
+    from veff.writers._table_tsv import TsvWriter, read_tsv
 
-    def _finish(self) -> None:
-        self._pw.close()
-
-
-class _Hdf5Writer(TableWriter):
-    def _open(self) -> None:
-        import h5py
-
-        self._h5 = h5py.File(self._atomic.tmp, "w")
-        for k in ("format", "format_version", "veff_version"):
-            self._h5.attrs[k] = self.meta[k]
-        self._h5.attrs["scores"] = np.array(self.scores, dtype=h5py.string_dtype())
-        self._h5.create_dataset("labels", data=np.array(self.labels, dtype=object), dtype=h5py.string_dtype())
-        self._app = H5Appender(self._h5)
-        self._write(TableChunk.empty(self.scores, len(self.labels)))
-        self.block_rows = table_chunk_rows(len(self.labels))
-
-    def _write(self, c: TableChunk) -> None:
-        app = self._app
-        app.append("variants/key", c.key)
-        for name in META_COLUMNS:
-            app.append(f"variants/{name}", getattr(c, name))
-        for s in self.scores:
-            app.append(f"scores/{s}", np.asarray(c.values[s], dtype=np.float32))
-
-    def _finish(self) -> None:
-        self._h5.close()
-
-
-_WRITERS: dict[TableFormat, type[TableWriter]] = {
-    "tsv": _TsvWriter,
-    "tsv.gz": _TsvWriter,
-    "parquet": _ParquetWriter,
-    "h5": _Hdf5Writer,
-}
+    return TsvWriter, read_tsv
 
 
 def open_table(path: str | os.PathLike[str], *, scores: Sequence[str], labels: Sequence[str]) -> TableWriter:
     """Open a streaming table writer for ``path`` (format by suffix, see :func:`table_format`)."""
-    return _WRITERS[table_format(path)](path, scores=scores, labels=labels)
+    writer, _ = _implementation(table_format(path))
+    return writer(path, scores=scores, labels=labels)
 
 
 def open_table_part(
@@ -526,7 +404,11 @@ def open_table_part(
     :meth:`TableWriter.append_part`: TSV row text (no header, uncompressed) for ``tsv`` and
     ``tsv.gz``, pickled :class:`TableChunk` objects for ``parquet`` and ``h5``.
     """
-    cls = _TsvPart if fmt in ("tsv", "tsv.gz") else _ChunkPart
+    cls: type[TableWriter] = _ChunkPart
+    if fmt in ("tsv", "tsv.gz"):
+        from veff.writers._table_tsv import TsvPart
+
+        cls = TsvPart
     return cls(path, scores=scores, labels=labels, tag=tag)
 
 
@@ -556,7 +438,7 @@ def read_table(path: str | os.PathLike[str]) -> TableData:
     if not Path(path).is_file():
         msg = f"{path}: table not found"
         raise InputError(msg)
-    reader = {"tsv": _read_tsv, "tsv.gz": _read_tsv, "parquet": _read_parquet, "h5": _read_h5}[fmt]
+    _, reader = _implementation(fmt)
     data = reader(Path(path))
     for name in ("norm_ref", "norm_alt"):
         data.columns[name] = [x if x else None for x in data.columns[name]]
@@ -564,8 +446,16 @@ def read_table(path: str | os.PathLike[str]) -> TableData:
     return data
 
 
-def _split_values(path: Path, columns: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Return (scores, labels) of ``score/label`` columns laid out score-major."""
+def split_value_columns(path: Path, columns: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Return (scores, labels) of ``score/label`` columns laid out score-major.
+
+    Parameters
+    ----------
+    path
+        The table (for error messages).
+    columns
+        All column names of the table, :data:`META_COLUMNS` included.
+    """
     missing = [c for c in META_COLUMNS if c not in columns]
     if missing:
         msg = f"{path}: not a veff score table (no column {missing[0]!r})"
@@ -577,61 +467,3 @@ def _split_values(path: Path, columns: Sequence[str]) -> tuple[list[str], list[s
         msg = f"{path}: score columns are not <score>/<label> for the same labels per score"
         raise InputError(msg)
     return scores, labels
-
-
-def _read_tsv(path: Path) -> TableData:
-    import pandas as pd
-
-    head = pd.read_csv(path, sep="\t", nrows=0).columns.tolist()
-    scores, labels = _split_values(path, head)
-    vcols = [c for c in head if c not in META_COLUMNS]
-    dtype: dict[str, Any] = dict.fromkeys(_STR_COLUMNS, str) | {"pos": np.int64, "norm_pos": str}
-    dtype |= dict.fromkeys(vcols, np.float32)
-    df = pd.read_csv(
-        path, sep="\t", dtype=dtype, keep_default_na=False, na_values={c: ["", "nan", "NaN"] for c in vcols}
-    )
-    cols: dict[str, Any] = {c: df[c].tolist() for c in META_COLUMNS if c != "pos"}
-    cols["pos"] = df["pos"].to_numpy(np.int64)
-    cols["norm_pos"] = [int(x) if x else None for x in cols["norm_pos"]]
-    width = len(labels)
-    block = df[vcols].to_numpy(np.float32)
-    values = {s: np.ascontiguousarray(block[:, k * width : (k + 1) * width]) for k, s in enumerate(scores)}
-    return TableData(cols, labels, values)
-
-
-def _read_parquet(path: Path) -> TableData:
-    import pyarrow.parquet as pq
-
-    tab = pq.read_table(path)
-    scores, labels = _split_values(path, tab.column_names)
-    cols: dict[str, Any] = {c: tab.column(c).to_pylist() for c in META_COLUMNS}
-    cols["pos"] = np.asarray(cols["pos"], dtype=np.int64)
-    values = {
-        s: np.stack([tab.column(f"{s}/{lab}").to_numpy().astype(np.float32) for lab in labels], axis=1)
-        if labels
-        else np.empty((tab.num_rows, 0), np.float32)
-        for s in scores
-    }
-    return TableData(cols, labels, values)
-
-
-def _read_h5(path: Path) -> TableData:
-    import h5py
-
-    with h5py.File(path, "r") as h5:
-        fmt = h5.attrs.get("format")
-        if fmt != FORMAT:
-            msg = f"{path}: not a veff score table (HDF5 attribute format={fmt!r}, expected {FORMAT!r})"
-            raise InputError(msg)
-        version = str(h5.attrs.get("format_version"))
-        if version != FORMAT_VERSION:
-            msg = f"{path}: {FORMAT} format_version {version} is not supported (expected {FORMAT_VERSION})"
-            raise InputError(msg)
-        scores = [s.decode() if isinstance(s, bytes) else str(s) for s in h5.attrs["scores"]]
-        labels = [str(x) for x in read_strings(h5["labels"])]
-        var = h5["variants"]
-        cols: dict[str, Any] = {c: read_strings(var[c]).tolist() for c in _STR_COLUMNS}
-        cols["pos"] = var["pos"][()].astype(np.int64)
-        cols["norm_pos"] = var["norm_pos"][()].tolist()
-        values = {s: h5["scores"][s][()].astype(np.float32) for s in scores}
-    return TableData(cols, labels, values)
