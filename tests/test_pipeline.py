@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,8 @@ from cyvcf2 import VCF
 from toy_models import GCModel, TwoOutputModel
 
 import veff
+import veff.pipeline as pipeline_mod
+from veff._threads import BackgroundWorker
 from veff.models import CallableModel, InputLayout
 
 
@@ -272,3 +276,47 @@ def test_threads_are_set_for_the_run_and_restored(genome, tmp_path):
         torch.set_num_threads(before)
     with pytest.raises(veff.InputError, match="threads must be at least 1"):
         veff.score_variants(_model(fn, 11), vcf, genome, tmp_path / "o2.vcf", threads=0)
+
+
+class _SlowGC(GCModel):
+    """Slower than the writing, so that the writing moves to a background thread."""
+
+    def __call__(self, x):
+        time.sleep(0.003)
+        return super().__call__(x)
+
+
+def test_background_writing_keeps_the_output(genome, tmp_path, monkeypatch):
+    rows = [("chr1", p, f"v{p}", base("chr1", p), other(base("chr1", p))) for p in range(20, 517, 7)]
+    vcf = write_vcf(tmp_path / "in.vcf", rows)
+    fast = tmp_path / "fast.vcf"
+    veff.score_variants(_model(GCModel(11), 11), vcf, genome, fast, rc=True, batch_size=8)
+    started = []
+    monkeypatch.setattr("veff.pipeline.BackgroundWorker",
+                        lambda fn: started.append(fn) or BackgroundWorker(fn))
+    monkeypatch.setattr("veff.pipeline._MEMORY_BUDGET", 1)  # chunks of 16 records
+    slow = tmp_path / "slow.vcf"
+    veff.score_variants(_model(_SlowGC(11), 11), vcf, genome, slow, rc=True, batch_size=8)
+    assert len(started) == 1
+    strip = [line for line in fast.read_text().splitlines() if not line.startswith("##veff")]
+    assert strip == [line for line in slow.read_text().splitlines() if not line.startswith("##veff")]
+
+
+def test_a_failure_while_writing_in_the_background_leaves_no_output(genome, tmp_path, monkeypatch):
+    rows = [("chr1", p, f"v{p}", base("chr1", p), other(base("chr1", p))) for p in range(20, 517, 7)]
+    vcf = write_vcf(tmp_path / "in.vcf", rows)
+    monkeypatch.setattr("veff.pipeline._MEMORY_BUDGET", 1)
+    real = pipeline_mod._write_chunk
+    calls = []
+
+    def failing(*args):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        real(*args)
+
+    monkeypatch.setattr("veff.pipeline._write_chunk", failing)
+    with pytest.raises(OSError, match="disk full"):
+        veff.score_variants(_model(_SlowGC(11), 11), vcf, genome, tmp_path / "o.vcf.gz", batch_size=8)
+    assert calls[0] == "MainThread" and calls[2] == "veff-writer"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["genome.fa", "genome.fa.fai", "in.vcf"]

@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import re
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +24,7 @@ import pandas as pd
 
 from veff import __version__
 from veff._progress import progress_bar
+from veff._threads import BackgroundWorker, prefetch
 from veff._types import SCORED_STATUSES, Status, Variant
 from veff.dataloader_windows import dataloader_chunks
 from veff.errors import InputError
@@ -34,7 +33,7 @@ from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader
 from veff.models import Model, cpu_threads, load_model, sanitize_name
 from veff.outputs import Aggregation, score_predictions, select_columns
-from veff.predict import BatchStream, auto_batch_size, probe_outputs, submit_pairs, take_pairs
+from veff.predict import BatchStream, Predictions, auto_batch_size, probe_outputs, submit_pairs, take_pairs
 from veff.regions import Centering
 from veff.scores import ScoreJob, resolve_score_jobs
 from veff.windows import DEFAULT_MAX_INDEL_LENGTH, WindowBuilder, WindowSet
@@ -110,41 +109,6 @@ def _chunks(reader: VcfReader, size: int) -> Iterator[tuple[list[Variant], list[
         if not block:
             return
         yield [v for v, _ in block], [r for _, r in block]
-
-
-def _prefetch(gen: Iterator[WindowSet], depth: int = 2) -> Iterator[WindowSet]:
-    """Run ``gen`` in a background thread, ``depth`` items ahead."""
-    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def work() -> None:
-        try:
-            for item in gen:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(done)
-        except BaseException as exc:
-            q.put(exc)
-
-    t = threading.Thread(target=work, name="veff-reader", daemon=True)
-    t.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
 
 
 def _read_chunks(reader: VcfReader, builder: WindowBuilder, chunk: int) -> Iterator[WindowSet]:
@@ -386,6 +350,7 @@ def score_variants(
     bar = progress_bar(progress, unit="variants") if _shard is None else _shard.progress_bar(progress)
     limited = cpu_threads(threads)
     limited.__enter__()
+    background: BackgroundWorker[tuple[WindowSet, Predictions | None]] | None = None
     try:
         from_dataloader = dataloader_chunks(mdl, vcf, reader, builder, chunk, fasta=fasta,
                                             dataloader_args=dataloader_args, ref_mismatch=ref_mismatch)
@@ -395,14 +360,12 @@ def score_variants(
         stream = None if spec is None else BatchStream(mdl, batch, rc=use_rc)
         pending: deque[WindowSet] = deque()  # chunks queued on the stream, in VCF order
 
-        def finish(ws: WindowSet) -> None:
+        def emit(item: tuple[WindowSet, Predictions | None]) -> None:  # in the writer thread
+            ws, p = item
             values = {}
-            if stream is not None and spec is not None:
-                p = take_pairs(stream)
-                if len(ws.alt_ref):
-                    p = p.paired(ws.alt_ref)
-                    values = score_predictions(jobs, spec, agg, p.ref, p.alt, p.ref_rc, p.alt_rc,
-                                               ws.alt_geometry)
+            if p is not None and spec is not None and len(ws.alt_ref):
+                p = p.paired(ws.alt_ref)
+                values = score_predictions(jobs, spec, agg, p.ref, p.alt, p.ref_rc, p.alt_rc, ws.alt_geometry)
             if table_writer is not None:
                 table_writer.write(TableChunk.from_windows(ws, values, len(all_labels)))
             if columns is not None:
@@ -418,7 +381,24 @@ def score_variants(
             summary.records += len(ws)
             bar.update(len(ws))
 
-        for ws in from_dataloader or _prefetch(_read_chunks(reader, builder, chunk)):
+        emit_seconds = 0.0
+
+        def finish(ws: WindowSet) -> None:
+            # Writing moves to a background thread once the forward passes take longer than it
+            # (big models: it then runs while the model computes); for cheap models the thread's
+            # GIL hand-offs would cost more than they hide.
+            nonlocal background, emit_seconds
+            item = (ws, None if stream is None else take_pairs(stream))
+            if background is not None:
+                background.put(item)
+                return
+            t = time.perf_counter()
+            emit(item)
+            emit_seconds += time.perf_counter() - t
+            if stream is not None and stream.forward_seconds > emit_seconds:
+                background = BackgroundWorker(emit)
+
+        for ws in from_dataloader or prefetch(_read_chunks(reader, builder, chunk)):
             if dumper is not None:
                 dumper.write(ws)
             if stream is not None:
@@ -430,12 +410,16 @@ def score_variants(
             stream.flush()
         while pending:
             finish(pending.popleft())
+        if background is not None:
+            background.close()
         if _shard is not None:  # a sharded run: the driver appends the shards' parts here
             _shard.merge(writer, table_writer, summary, counts, collected, keys)
         while sinks:
             sinks[0].close()
             sinks.pop(0)
     except BaseException:
+        if background is not None:
+            background.stop()  # before the sinks go: it may be writing to them
         for w in sinks:
             w.abort()
         raise

@@ -7,6 +7,7 @@ and shared by every ALT that uses them.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -118,6 +119,7 @@ class BatchStream:
         self._out: list[np.ndarray] = []  # predicted rows not yet taken, float32 (n, F)
         self._out_rows = 0
         self._tickets: deque[list[int]] = deque()  # group sizes per submission
+        self.forward_seconds = 0.0  # time spent in the model's forward calls
 
     def submit(self, groups: list[np.ndarray], extras: list[dict[str, np.ndarray]] | None = None) -> None:
         """Queue groups of uint8 codes (each (n_i, L)) with their other inputs; predict full batches.
@@ -175,7 +177,9 @@ class BatchStream:
                 if part is not None:
                     part = {k: np.concatenate([v, np.zeros((bs - real, *v.shape[1:]), v.dtype)])
                             for k, v in part.items()}
+            t = time.perf_counter()
             out = flatten_output(_call(self.model, one_hot(rows, self.model.n_value), part), len(rows))
+            self.forward_seconds += time.perf_counter() - t
             self._out.append(out[:real])
             self._out_rows += real
         self._codes = np.ascontiguousarray(codes[stop:]) if stop < n else None
