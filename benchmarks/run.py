@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     with tempfile.TemporaryDirectory() as d:
         for name, fn in cases.items():
-            if args.only and not any(name.startswith(o) or o in name for o in args.only):
+            wanted = (name.startswith(f"{o}_") if o.isdigit() else o in name for o in args.only or ())
+            if args.only and not any(wanted):
                 continue
             res = fn(Path(d))
             results[name] = res

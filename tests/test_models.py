@@ -149,3 +149,23 @@ def test_input_layout_override_for_callables():
     m = load_model(fn, seq_length=11, input_layout="4,1,L")
     m.predict(SEQS)
     assert seen == [(2, 4, 1, 11)]
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+@pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize(("precision", "atol"), [("float32", 1e-5), ("bfloat16", 2e-2), ("float16", 5e-3)])
+def test_gpu_predictions_match_cpu_float32(precision: str, atol: float) -> None:
+    model = EXAMPLE / "models" / "donor_cnn" / "donor_cnn.pt"
+    rng = np.random.default_rng(3)
+    x = one_hot(rng.choice(np.frombuffer(b"ACGT", np.uint8), size=(300, 101)))
+    cpu = load_model(model, device="cpu").predict(x)
+    gpu = load_model(model, device="cuda", precision=precision).predict(x)
+    assert gpu.dtype == np.float32 and gpu.shape == cpu.shape
+    np.testing.assert_allclose(gpu, cpu, atol=atol)
