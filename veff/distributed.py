@@ -26,13 +26,18 @@ a result with the batch shape, not with the batch's other rows.
 
 The work folder (default: a hidden folder beside the output) must be visible to the workers under
 the same path, as must the model, the FASTA and the VCF; it is removed at the end.
+
+The code is in three modules: shard planning (:func:`plan_shards`, :func:`indexed_input`) in
+:mod:`veff._shards`, the worker side (the shard task ``_score_shard``, the per-worker model cache)
+in :mod:`veff._shard_worker`, and here the driver (:class:`_DriverHook`, which merges the parts),
+:func:`score_distributed` and :func:`local_cluster`; the names of the other two are importable
+from here too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import pickle
 import shutil
@@ -40,445 +45,48 @@ import tempfile
 import threading
 import time
 import uuid
-import warnings
-import weakref
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from veff._progress import progress_bar
+from veff._shard_worker import _FASTAS as _FASTAS
+from veff._shard_worker import _LOCAL_STATE as _LOCAL_STATE
+from veff._shard_worker import _MODELS_PER_WORKER as _MODELS_PER_WORKER
+from veff._shard_worker import _PROGRESS_SECONDS as _PROGRESS_SECONDS
+from veff._shard_worker import _STATES as _STATES
+from veff._shard_worker import _STATES_LOCK as _STATES_LOCK
+from veff._shard_worker import _EventBar as _EventBar
+from veff._shard_worker import _Job, _part_paths, _score_shard, _ShardResult
+from veff._shard_worker import _KeptFasta as _KeptFasta
+from veff._shard_worker import _ShardHook as _ShardHook
+from veff._shard_worker import _worker_fasta as _worker_fasta
+from veff._shard_worker import _worker_model as _worker_model
+from veff._shard_worker import _worker_state as _worker_state
+from veff._shard_worker import _WorkerState as _WorkerState
+from veff._shards import MAX_SHARD_RECORDS as MAX_SHARD_RECORDS
+from veff._shards import MIN_SHARD_RECORDS as MIN_SHARD_RECORDS
+from veff._shards import SCAN_BYTES as SCAN_BYTES
+from veff._shards import SHARDS_PER_THREAD as SHARDS_PER_THREAD
+from veff._shards import Shard, _contig_records, _target_records, indexed_input, plan_shards
+from veff._shards import _bgzip_copy as _bgzip_copy
+from veff._shards import _index_starts as _index_starts
+from veff._shards import _linear as _linear
+from veff._shards import _link as _link
+from veff._shards import _read_magic as _read_magic
+from veff._shards import _scan_starts as _scan_starts
 from veff.errors import InputError
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader
-from veff.io.vcf_index import ContigIndex, VcfIndex, build_index, find_index, is_bgzf, read_index
 
-__all__ = ["Shard", "plan_shards", "score_distributed"]
+__all__ = ["Shard", "local_cluster", "plan_shards", "score_distributed"]
 
 log = logging.getLogger("veff")
 
-SHARDS_PER_THREAD = 4
-MIN_SHARD_RECORDS = 16
-MAX_SHARD_RECORDS = 250_000
-SCAN_BYTES = 4 * 2**20  # contigs with less data (estimated, uncompressed) are cut at record positions
 RETRIES = 2
-_PROGRESS_SECONDS = 0.5
-_MODELS_PER_WORKER = 2
-
-
-# ---------------------------------------------------------------------------------------------
-# Shards
-
-
-@dataclass(frozen=True)
-class Shard:
-    """A piece of the VCF: regions read one after another (see :class:`veff.io.vcf.VcfReader`).
-
-    Attributes
-    ----------
-    index
-        Position of the shard in the file (parts are merged in this order).
-    regions
-        ``(chrom, start, end)``: records with ``start <= POS <= end`` (1-based; ``end`` None: to
-        the contig's end).
-    records
-        Estimated number of records (exact for whole contigs of an index that counts them).
-    """
-
-    index: int
-    regions: tuple[tuple[str, int, int | None], ...]
-    records: int
-
-
-def _linear(voffset: int) -> int:
-    """A virtual file offset as an estimate of the uncompressed bytes before it."""
-    return (voffset >> 16) * 4 + (voffset & 0xFFFF)
-
-
-def _contig_records(c: ContigIndex) -> int:
-    if c.records is not None:
-        return c.records
-    return max(1, (_linear(c.end) - _linear(c.begin)) // 100)
-
-
-def _index_starts(c: ContigIndex, pieces: int) -> list[int]:
-    """1-based starts of pieces 2..n of contig ``c``, at index windows, about equal in file bytes."""
-    lo, hi = _linear(c.begin), _linear(c.end)
-    total = max(1, hi - lo)
-    starts: list[int] = []
-    seen = lo
-    j = 1
-    for window, voff in c.windows:
-        if j >= pieces:
-            break
-        seen = max(seen, _linear(voff))
-        if window > 0 and (seen - lo) * pieces >= j * total and (not starts or window + 1 > starts[-1]):
-            starts.append(window + 1)
-            while j < pieces and (seen - lo) * pieces >= j * total:
-                j += 1
-    return starts
-
-
-def _scan_starts(path: str | os.PathLike[str], chrom: str, pieces: int) -> list[int]:
-    """1-based starts of pieces 2..n of ``chrom``, of equal record counts (reads the positions)."""
-    reader = VcfReader(path, regions=[(chrom, 0, None)])
-    try:
-        positions = [v.pos for v, _ in reader]
-    finally:
-        reader.close()
-    starts: list[int] = []
-    for j in range(1, pieces):
-        pos = positions[j * len(positions) // pieces]
-        if pos > (starts[-1] if starts else positions[0]):
-            starts.append(pos)
-    return starts
-
-
-def plan_shards(
-    index: VcfIndex, target_records: int, path: str | os.PathLike[str] | None = None
-) -> list[Shard]:
-    """Cut the indexed file into shards of about ``target_records`` records, in file order.
-
-    Contigs of fewer records are grouped into one shard; larger ones are cut, at the index's
-    windows, or, for contigs of less than :data:`SCAN_BYTES` of data (where the index is too
-    coarse: htslib merges bins that share a BGZF block), at record positions read from ``path``.
-    """
-    target = max(1, target_records)
-    shards: list[Shard] = []
-    group: list[tuple[str, int, int | None]] = []
-    group_n = 0
-
-    def close_group() -> None:
-        nonlocal group, group_n
-        if group:
-            shards.append(Shard(len(shards), tuple(group), group_n))
-            group, group_n = [], 0
-
-    for c in index.contigs:
-        n = _contig_records(c)
-        if n <= target:
-            group.append((c.name, 0, None))
-            group_n += n
-            if group_n >= target:
-                close_group()
-            continue
-        close_group()
-        pieces = math.ceil(n / target)
-        small = _linear(c.end) - _linear(c.begin) <= SCAN_BYTES
-        if small and path is not None:
-            starts = _scan_starts(path, c.name, pieces)
-        else:
-            starts = _index_starts(c, pieces)
-        bounds = [0, *starts]
-        share = max(1, round(n / len(bounds)))
-        for k, start in enumerate(bounds):
-            end = bounds[k + 1] - 1 if k + 1 < len(bounds) else None
-            shards.append(Shard(len(shards), ((c.name, start, end),), share))
-    close_group()
-    return shards
-
-
-def _target_records(total: int, threads: int, shard_records: int | None) -> int:
-    if shard_records is not None:
-        if shard_records < 1:
-            msg = f"shard_records must be at least 1, got {shard_records}"
-            raise InputError(msg)
-        return shard_records
-    per = math.ceil(total / max(1, threads * SHARDS_PER_THREAD))
-    return int(min(MAX_SHARD_RECORDS, max(MIN_SHARD_RECORDS, per)))
-
-
-def _read_magic(path: Path) -> bytes:
-    import gzip
-
-    with open(path, "rb") as fh:
-        head = fh.read(2)
-    opener: Any = gzip.open if head == b"\x1f\x8b" else open
-    try:
-        with opener(path, "rb") as fh:
-            return bytes(fh.read(5))
-    except (OSError, EOFError):
-        return b""
-
-
-def _link(src: Path, dst: Path) -> None:
-    try:
-        dst.symlink_to(src)
-    except OSError:
-        shutil.copyfile(src, dst)
-
-
-def indexed_input(vcf: Path, work: Path) -> tuple[Path, VcfIndex]:
-    """The VCF to read shards from (``vcf`` or a copy/link in ``work``) and its parsed index.
-
-    Raises
-    ------
-    InputError
-        When the records are not sorted, or the index cannot be read.
-    """
-    bcf = _read_magic(vcf).startswith(b"BCF")
-    bgzf = is_bgzf(vcf)
-    if bcf and not bgzf:
-        msg = f"{vcf}: uncompressed BCF cannot be indexed; convert it with `bcftools view -Ob`"
-        raise InputError(msg)
-    index = find_index(vcf) if bgzf else None
-    path = vcf
-    if index is not None and bcf and not vcf.name.endswith(".bcf"):
-        # cyvcf2 reads regions of a BCF only when its name ends in .bcf
-        path = work / "input.bcf"
-        _link(vcf, path)
-        _link(index, Path(f"{path}{index.suffix}"))
-        index = Path(f"{path}{index.suffix}")
-    elif index is None:
-        t0 = time.perf_counter()
-        path = work / ("input.bcf" if bcf else "input.vcf.gz")
-        if bgzf:
-            _link(vcf, path)
-        else:
-            log.info("veff: %s has no index; compressing a copy into %s (bgzip and tabix it to skip this)",
-                     vcf, work)
-            _bgzip_copy(vcf, path)
-        index = build_index(path)
-        log.info("veff: indexed %s in %.1f s", vcf, time.perf_counter() - t0)
-    header_contigs: list[str] | None = None
-    if bcf:
-        import pysam
-
-        with pysam.VariantFile(str(path)) as vf:
-            header_contigs = [str(name) for name in vf.header.contigs]
-    return path, read_index(index, header_contigs)
-
-
-def _bgzip_copy(src: Path, dst: Path) -> None:
-    import gzip
-
-    from veff.writers._text import BLOCK_BYTES, TextSink
-
-    with open(src, "rb") as fh:
-        gz = fh.read(2) == b"\x1f\x8b"
-    sink = TextSink(dst, "bgzf")
-    try:
-        with gzip.open(src, "rb") if gz else open(src, "rb") as fh:
-            while data := fh.read(BLOCK_BYTES):
-                sink.write(data)
-    finally:
-        sink.close()
-
-
-# ---------------------------------------------------------------------------------------------
-# Worker side
-
-
-@dataclass
-class _Job:
-    """What every shard task of a run shares (pickled into each task)."""
-
-    token: str
-    call: dict[str, Any]  # score_variants arguments; model, client... removed
-    reader_path: str
-    parts: str
-    table_format: str | None
-    topic: str
-
-
-@dataclass
-class _ShardResult:
-    index: int
-    records: int
-    statuses: dict[str, int]
-    table_rows: int
-    seconds: float
-
-
-class _WorkerState:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.models: OrderedDict[str, Any] = OrderedDict()
-        self.probes: dict[tuple[Any, ...], Any] = {}
-
-
-_STATES: weakref.WeakKeyDictionary[Any, _WorkerState] = weakref.WeakKeyDictionary()
-_STATES_LOCK = threading.Lock()
-_LOCAL_STATE = _WorkerState()
-
-
-def _worker_state() -> _WorkerState:
-    try:
-        from distributed import get_worker
-
-        worker: Any = get_worker()
-    except (ImportError, ValueError):
-        return _LOCAL_STATE
-    with _STATES_LOCK:
-        state = _STATES.get(worker)
-        if state is None:
-            state = _STATES[worker] = _WorkerState()
-        return state
-
-
-def _worker_model(token: str, call: dict[str, Any], model: Any) -> Any:
-    """The run's model, loaded once per worker (the last few runs' models are kept)."""
-    from veff.models import load_model
-
-    state = _worker_state()
-    with state.lock:
-        mdl = state.models.get(token)
-        if mdl is None:
-            options = dict(call["model_kwargs"] or {})
-            options.update(seq_length=call["seq_length"], output_labels=call["output_labels"])
-            mdl = load_model(model, **options)
-            state.models[token] = mdl
-            while len(state.models) > _MODELS_PER_WORKER:
-                old, _ = state.models.popitem(last=False)
-                state.probes = {k: v for k, v in state.probes.items() if k[0] != old}
-        else:
-            state.models.move_to_end(token)
-        return mdl
-
-
-class _KeptFasta(Fasta):
-    """A FASTA kept open (with its cached contigs) for the next shards of a worker thread."""
-
-    def close(self) -> None:
-        pass
-
-
-_FASTAS = threading.local()
-
-
-def _worker_fasta(path: Any) -> Fasta:
-    """The FASTA of this worker thread (tasks of one run reuse the contigs already read)."""
-    kept: dict[str, Fasta] | None = getattr(_FASTAS, "kept", None)
-    if kept is None:
-        kept = _FASTAS.kept = {}
-    key = str(path)
-    fasta = kept.get(key)
-    if fasta is None:
-        for old in kept.values():
-            Fasta.close(old)
-        kept.clear()
-        fasta = kept[key] = _KeptFasta(path)
-    return fasta
-
-
-class _EventBar:
-    """A progress bar stand-in that reports a shard's records to the driver (Dask events)."""
-
-    def __init__(self, topic: str, shard: int) -> None:
-        self.topic, self.shard = topic, shard
-        self.done = 0
-        self._sent = time.monotonic()
-
-    def update(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        if now - self._sent >= _PROGRESS_SECONDS:
-            self._sent = now
-            self._send()
-
-    def close(self) -> None:
-        self._send()
-
-    def _send(self) -> None:
-        with contextlib.suppress(Exception):  # progress is best effort
-            from distributed import get_worker
-
-            get_worker().log_event(self.topic, {"shard": self.shard, "done": self.done})
-
-
-class _ShardHook:
-    """Worker side of :func:`veff.score_variants`'s ``_shard`` hook: read a shard, write parts."""
-
-    part = True
-
-    def __init__(self, job: _Job, shard: Shard) -> None:
-        self.job, self.shard = job, shard
-        self.tag = uuid.uuid4().hex
-        self.summary: Any = None
-        self.vcf_options = {"part": True, "tag": self.tag}
-        self.table: Any = None
-
-    def reader(self, vcf: Any) -> VcfReader:
-        return VcfReader(self.job.reader_path, regions=self.shard.regions)
-
-    def fasta(self, path: Any) -> Fasta:
-        return _worker_fasta(path)
-
-    def probe(self, mdl: Any, length: int, **kwargs: Any) -> Any:
-        """:func:`veff.predict.probe_outputs`, once per run and worker."""
-        from veff.predict import probe_outputs
-
-        state = _worker_state()
-        key = (self.job.token, length, *sorted(kwargs.items()))
-        with state.lock:
-            spec = state.probes.get(key)
-            if spec is None:
-                spec = state.probes[key] = probe_outputs(mdl, length, **kwargs)
-            return spec
-
-    def open_table(self, path: Any, *, scores: Any, labels: Any) -> Any:
-        from veff.writers.table import open_table_part
-
-        fmt: Any = self.job.table_format
-        self.table = open_table_part(path, fmt, scores=scores, labels=labels, tag=self.tag)
-        return self.table
-
-    def progress_bar(self, progress: bool) -> Any:
-        return _EventBar(self.job.topic, self.shard.index)
-
-    def merge(self, *args: Any) -> None:
-        pass
-
-
-def _part_paths(parts: str, index: int, table_format: str | None) -> dict[str, Path]:
-    """Part files of a shard.
-
-    The table part carries the table's suffix; it holds the part format of
-    :func:`veff.writers.table.open_table_part`.
-    """
-    base = Path(parts) / f"shard-{index:06d}"
-    return {
-        "vcf": Path(f"{base}.vcf"),
-        "table": Path(f"{base}.table.{table_format or 'tsv'}"),
-        "pred": Path(f"{base}.pred"),
-    }
-
-
-def _score_shard(job: _Job, shard: Shard, model: Any) -> _ShardResult:
-    """Dask task: score one shard into its part files."""
-    from veff.pipeline import score_variants
-
-    t0 = time.perf_counter()
-    warnings.filterwarnings("ignore", message="no intervals found", category=UserWarning)
-    paths = _part_paths(job.parts, shard.index, job.table_format)
-    hook = _ShardHook(job, shard)
-    call = dict(job.call)
-    call.update(
-        model=_worker_model(job.token, job.call, model),
-        vcf=job.reader_path,
-        output=paths["vcf"] if call["output"] is not None else None,
-        table=paths["table"] if call["table"] is not None else None,
-        progress=False,
-        command=None,
-        _shard=hook,
-    )
-    result = score_variants(**call)
-    if call["return_predictions"]:
-        frames = result if isinstance(result, dict) else {}
-        tmp = paths["pred"].with_name(f".{paths['pred'].name}.{hook.tag}")
-        with open(tmp, "wb") as fh:
-            pickle.dump(
-                {name: (list(df.index), df.to_numpy()) for name, df in frames.items()},
-                fh,
-                protocol=pickle.HIGHEST_PROTOCOL,
-            )
-        os.replace(tmp, paths["pred"])
-    summary = hook.summary
-    rows = hook.table.rows_written if hook.table is not None else 0
-    return _ShardResult(shard.index, summary.records, dict(summary.statuses), rows, time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------------------------------------
