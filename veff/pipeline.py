@@ -44,9 +44,11 @@ from veff.writers.vcf import InfoAggregate, InfoStyle, VcfWriter
 __all__ = ["Summary", "score_variants"]
 
 log = logging.getLogger("veff")
-# bytes of one-hot input per chunk: a few thousand records for small windows, a few hundred for
-# 1 kb ones, so that the reading of the next chunk overlaps the forward passes of this one
-_MEMORY_BUDGET = 32 * 2**20
+# bytes of one-hot input per chunk (with rc): about 2,600 records for 101-bp windows, 260 for 1 kb
+# ones, so that reading the next chunk overlaps this one's forward passes, and the last chunk's
+# writing (which nothing overlaps) stays short; batches do not depend on it (BatchStream)
+_MEMORY_BUDGET = 16 * 2**20
+_BACKGROUND_AFTER_SECONDS = 1.0  # forward time after which the first chunk is written in the background
 
 
 @dataclass
@@ -387,16 +389,19 @@ def score_variants(
             # Writing moves to a background thread once the forward passes take longer than it
             # (big models: it then runs while the model computes); for cheap models the thread's
             # GIL hand-offs would cost more than they hide.
+            # (Before any writing is timed: once the forward passes took over a second.)
             nonlocal background, emit_seconds
             item = (ws, None if stream is None else take_pairs(stream))
+            if background is None and stream is not None and (
+                stream.forward_seconds > (emit_seconds or _BACKGROUND_AFTER_SECONDS)
+            ):
+                background = BackgroundWorker(emit)
             if background is not None:
                 background.put(item)
                 return
             t = time.perf_counter()
             emit(item)
             emit_seconds += time.perf_counter() - t
-            if stream is not None and stream.forward_seconds > emit_seconds:
-                background = BackgroundWorker(emit)
 
         for ws in from_dataloader or prefetch(_read_chunks(reader, builder, chunk)):
             if dumper is not None:
