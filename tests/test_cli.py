@@ -15,6 +15,11 @@ def _run(args):
     return CliRunner().invoke(main, args, catch_exceptions=False)
 
 
+def _score_args(model, vcf, fasta, out, *extra):
+    """``veff score-variants MODEL --vcf VCF --fasta FASTA -o OUT EXTRA...`` as CLI arguments."""
+    return ["score-variants", str(model), "--vcf", str(vcf), "--fasta", str(fasta), "-o", str(out), *extra]
+
+
 def _query(path, fmt):
     return subprocess.run(
         ["bcftools", "query", "-f", fmt, str(path)], capture_output=True, text=True, check=True
@@ -24,25 +29,9 @@ def _query(path, fmt):
 @pytest.mark.tensorflow
 def test_keras_example_end_to_end_reads_back_with_bcftools(tmp_path):
     out = tmp_path / "e1.vcf.gz"
-    res = _run(
-        [
-            "score-variants",
-            str(DONOR_H5),
-            "--vcf",
-            str(E1),
-            "--fasta",
-            str(HG38),
-            "-o",
-            str(out),
-            "--scores",
-            "diff",
-            "--scores",
-            "logit,ref",
-            "-q",
-            "--summary-json",
-            str(tmp_path / "s.json"),
-        ]
-    )
+    summary = str(tmp_path / "s.json")
+    res = _run(_score_args(DONOR_H5, E1, HG38, out, "--scores", "diff", "--scores", "logit,ref", "-q",
+                           "--summary-json", summary))
     assert res.exit_code == 0, res.output
     assert (tmp_path / "e1.vcf.gz.tbi").exists()
     subprocess.run(["bcftools", "view", "-H", str(out)], check=True, capture_output=True)
@@ -55,20 +44,7 @@ def test_keras_example_end_to_end_reads_back_with_bcftools(tmp_path):
 
 def test_torch_example_with_contig_name_mismatch(tmp_path):
     out = tmp_path / "e2.vcf"
-    res = _run(
-        [
-            "score-variants",
-            str(TORCH_MODEL),
-            "--vcf",
-            str(E2),
-            "--fasta",
-            str(HG19),
-            "-o",
-            str(out),
-            "--rc",
-            "-q",
-        ]
-    )
+    res = _run(_score_args(TORCH_MODEL, E2, HG19, out, "--rc", "-q"))
     assert res.exit_code == 0, res.output
     lines = _query(out, "%ID %INFO/VEFF_donor_cnn_STATUS\\n")
     assert len(lines) == 30
@@ -78,21 +54,7 @@ def test_torch_example_with_contig_name_mismatch(tmp_path):
 
 def test_torch_donor_model_sees_the_donor_knockout(tmp_path):
     out = tmp_path / "e1.vcf"
-    res = _run(
-        [
-            "score-variants",
-            str(TORCH_MODEL),
-            "--vcf",
-            str(E1),
-            "--fasta",
-            str(HG38),
-            "-o",
-            str(out),
-            "--scores",
-            "diff",
-            "-q",
-        ]
-    )
+    res = _run(_score_args(TORCH_MODEL, E1, HG38, out, "--scores", "diff", "-q"))
     assert res.exit_code == 0, res.output
     diff = dict(zip(_query(out, "%ID:%POS\\n"), _query(out, "%INFO/VEFF_donor_cnn_DIFF\\n"), strict=True))
     # SLC5A1 exon end: the G of the intron's GT sits at the window centre, as the model was trained
@@ -112,21 +74,7 @@ def test_torch_donor_model_sees_the_donor_knockout(tmp_path):
     ],
 )
 def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
-    res = CliRunner().invoke(
-        main,
-        [
-            "score-variants",
-            str(TORCH_MODEL),
-            "--vcf",
-            str(E2),
-            "--fasta",
-            str(HG19),
-            "-o",
-            str(tmp_path / "o.vcf"),
-            "-q",
-            *args,
-        ],
-    )
+    res = CliRunner().invoke(main, _score_args(TORCH_MODEL, E2, HG19, tmp_path / "o.vcf", "-q", *args))
     assert res.exit_code != 0
     assert message in res.output
     assert "Traceback" not in res.output
@@ -136,19 +84,14 @@ def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
 def test_model_that_cannot_load_is_one_line(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_text("garbage")
-    res = CliRunner().invoke(
-        main,
-        ["score-variants", str(bad), "--vcf", str(E2), "--fasta", str(HG19), "-o", str(tmp_path / "o.vcf")],
-    )
+    res = CliRunner().invoke(main, _score_args(bad, E2, HG19, tmp_path / "o.vcf"))
     assert res.exit_code == 1
     assert res.output.startswith("veff: error:") and res.output.count("\n") == 1
 
 
 def test_bcf_output_is_indexed_and_region_queryable(tmp_path):
     out = tmp_path / "e2.bcf"
-    res = _run(
-        ["score-variants", str(TORCH_MODEL), "--vcf", str(E2), "--fasta", str(HG19), "-o", str(out), "-q"]
-    )
+    res = _run(_score_args(TORCH_MODEL, E2, HG19, out, "-q"))
     assert res.exit_code == 0, res.output
     assert (tmp_path / "e2.bcf.csi").exists()
     lines = subprocess.run(

@@ -387,9 +387,8 @@ def score_variants(
 
         def finish(ws: WindowSet) -> None:
             # Writing moves to a background thread once the forward passes take longer than it
-            # (big models: it then runs while the model computes); for cheap models the thread's
-            # GIL hand-offs would cost more than they hide.
-            # (Before any writing is timed: once the forward passes took over a second.)
+            # (or, before any writing was timed, over a second): big models then write while they
+            # compute; for cheap models the thread's GIL hand-offs would cost more than they hide.
             nonlocal background, emit_seconds
             item = (ws, None if stream is None else take_pairs(stream))
             if background is None and stream is not None and (

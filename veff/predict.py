@@ -1,8 +1,9 @@
 """The batching engine: run reference, alternative and reverse-complement windows through a model.
 
-All sequences of a chunk are laid out as ``[ref, alt, ref_rc, alt_rc]`` and cut into batches of
-``batch_size`` sequences; each batch is one forward call. Reference windows are predicted once
-and shared by every ALT that uses them.
+The sequences of a chunk are laid out as ``[ref, alt, ref_rc, alt_rc]`` and queued on a
+:class:`BatchStream`, which cuts batches of exactly ``batch_size`` sequences across chunk
+boundaries; each batch is one forward call. Reference windows are predicted once and shared by
+every ALT that uses them.
 """
 
 from __future__ import annotations
@@ -129,8 +130,7 @@ class BatchStream:
         """
         groups = list(groups) + ([reverse_complement_codes(g) for g in groups] if self.rc else [])
         if extras is not None:
-            rev = getattr(self.model, "reverse_extra", lambda e: e)
-            extras = list(extras) + ([rev(e) for e in extras] if self.rc else [])
+            extras = list(extras) + ([self.model.reverse_extra(e) for e in extras] if self.rc else [])
         self._tickets.append([len(g) for g in groups])
         if sum(len(g) for g in groups) == 0:
             return
@@ -185,47 +185,6 @@ class BatchStream:
         self._codes = np.ascontiguousarray(codes[stop:]) if stop < n else None
         self._extra = None if extra is None or stop >= n else {k: np.ascontiguousarray(v[stop:])
                                                                for k, v in extra.items()}
-
-
-def run_batches(
-    model: Model,
-    groups: list[np.ndarray],
-    batch_size: int,
-    *,
-    rc: bool,
-    extras: list[dict[str, np.ndarray]] | None = None,
-    pad: bool = False,
-) -> list[np.ndarray]:
-    """Predict several groups of windows in shared batches (one :class:`BatchStream` submission).
-
-    Windows stay uint8 codes until a batch is cut; each batch is one-hot encoded on its own
-    (so no float copy of the whole chunk is made) and sent to the model in one forward call.
-
-    Parameters
-    ----------
-    model
-        The model adapter.
-    groups
-        Groups of uint8 codes, each shape (n_i, L).
-    batch_size
-        Sequences per forward call.
-    rc
-        Also predict the reverse complement of every group (appended after the forward groups).
-    extras
-        Optional other model inputs per group (name -> array of shape (n_i, ...)), passed
-        through unchanged, with the reverse complements as ``model.reverse_extra`` makes them.
-    pad
-        Pad the last batch to ``batch_size`` rows.
-
-    Returns
-    -------
-    list of numpy.ndarray
-        One prediction array per group (forward groups first, then their rc twins).
-    """
-    stream = BatchStream(model, batch_size, rc=rc, pad=pad)
-    stream.submit(groups, extras)
-    stream.flush()
-    return stream.take()
 
 
 def submit_pairs(

@@ -144,7 +144,7 @@ class KipoiModel(Model):
         tracks = [self.dna.name, self.dna.rc_twin] if self.dna.tracks else []
         return (*self.plan.other_inputs, *(tracks_key(n) for n in tracks if n))
 
-    def _with_tracks(self, x: np.ndarray, extra: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _dna_inputs(self, x: np.ndarray, extra: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The DNA input (and its reverse-complement twin) of (N, L, 4) one-hot ``x``, by name."""
         name, twin = self.dna.name, self.dna.rc_twin
         out = {name: self.encode(x)}
@@ -187,8 +187,7 @@ class KipoiModel(Model):
                 )
                 raise ModelError(msg)
         if self.input_names or self.dna.rc_twin:
-            arr = self._with_tracks(x, extra or {}) if self.dna.tracks or self.dna.rc_twin else self.encode(x)
-            return self.predict_inputs(self.pack_all(arr, extra or {}), len(x))
+            return self.predict_inputs(self.pack_all(self._dna_inputs(x, extra or {}), extra or {}), len(x))
         return self.predict_inputs(self.pack(self.encode(x)), len(x))
 
     def placeholder_inputs(self, n: int) -> dict[str, np.ndarray] | None:
