@@ -71,6 +71,7 @@ def test_torch_donor_model_sees_the_donor_knockout(tmp_path):
         (["--score-kwargs", "{bad json"], "not valid JSON"),
         (["--score-kwargs", '{"rc_merging": "mode"}'], "unknown rc_merging 'mode'"),
         (["--model-outputs", "zzz"], "model output 'zzz' not found"),
+        (["--threads", "0"], "Invalid value for '--threads'"),
     ],
 )
 def test_user_mistakes_are_one_line_errors(tmp_path, args, message):
@@ -98,3 +99,14 @@ def test_bcf_output_is_indexed_and_region_queryable(tmp_path):
         ["bcftools", "view", "-H", str(out), "17:11000-12000"], capture_output=True, text=True, check=True
     ).stdout.splitlines()
     assert len(lines) == 14 and all("VEFF_donor_cnn_STATUS=" in line for line in lines)
+
+
+def test_threads_option_reaches_the_run(tmp_path, monkeypatch):
+    import veff.pipeline
+
+    seen = []
+    real = veff.pipeline.cpu_threads
+    monkeypatch.setattr(veff.pipeline, "cpu_threads", lambda n: seen.append(n) or real(n))
+    res = _run(_score_args(TORCH_MODEL, E2, HG19, tmp_path / "o.vcf", "-q", "--threads", "1"))
+    assert res.exit_code == 0, res.output
+    assert seen == [1]
