@@ -619,6 +619,10 @@ def test_cli_models_info_and_list(monkeypatch: pytest.MonkeyPatch) -> None:
     assert res.exit_code == 0, res.output
     assert "region mode" in res.output
     assert "gc_fraction, gc_center" in res.output
+    res = runner.invoke(models, ["info", str(FIX / "dna_tracks")])
+    assert res.exit_code == 0, res.output
+    assert "dna, -, shape (12, 6), layout L,4, length 12, +2 signal channels" in res.output
+    assert "input seq_rc" in res.output and "dna_rc, -, shape (12, 6)" in res.output
     res = runner.invoke(models, ["info", str(FIX / "xgboost_model"), "--json"])
     assert res.exit_code == 0
     assert json.loads(res.output)["supported"] is False
