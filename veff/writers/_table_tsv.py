@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from veff.writers._floats import format_float_rows
 from veff.writers._text import TextSink
 from veff.writers.table import (
     META_COLUMNS,
@@ -20,7 +21,6 @@ from veff.writers.table import (
     TableWriter,
     split_value_columns,
 )
-from veff.writers.vcf import format_floats
 
 __all__ = ["TsvPart", "TsvWriter", "read_tsv"]
 
@@ -29,10 +29,7 @@ _TSV_VALUES_PER_BLOCK = 2**16
 
 def _float_rows(values: np.ndarray) -> list[str]:
     """Tab-join each row of (n, T) floats; NaN becomes an empty field."""
-    n, width = values.shape
-    text = np.array(format_floats(values), dtype=object)
-    text[np.isnan(values.ravel())] = ""
-    return ["\t".join(text[k * width : (k + 1) * width]) for k in range(n)]
+    return format_float_rows(values, sep="\t", nan="")
 
 
 class TsvWriter(TableWriter):

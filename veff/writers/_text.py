@@ -4,6 +4,10 @@ Every text output of veff (VCF, TSV) goes through :class:`TextSink`, in one proc
 parts of a sharded run are merged (:mod:`veff.distributed`). BGZF blocks hold a fixed number of
 bytes of the stream and carry no time stamp, so the compressed file depends only on the byte
 stream, not on how it was cut into calls (records, chunks or part files).
+
+Blocks are deflated with ISA-L (the ``isal`` package): about 15x faster than zlib at its default
+level for 3-4 % larger files, which matters because compressing a wide model's output competes
+with the model for the same cores.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ __all__ = ["BLOCK_BYTES", "Compression", "TextSink", "copy_file"]
 
 Compression = Literal["none", "bgzf"]
 BLOCK_BYTES = 1 << 16
-LEVEL = 6
+LEVEL = 2  # ISA-L levels are 0-3; 2 is its default
 _BGZF_DATA = 0xFF00  # uncompressed bytes per BGZF block, as htslib's bgzip
 _BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 _BGZF_MAX = 1 << 16
@@ -29,8 +33,9 @@ _INLINE_BYTES = 8 << 20  # compress the first 8 MB in the calling thread
 
 def bgzf_block(data: bytes, level: int = LEVEL) -> bytes:
     """One BGZF block (a gzip member with the ``BC`` extra field) holding ``data`` (<= 0xff00 bytes)."""
-    c = zlib.compressobj(level, zlib.DEFLATED, -15)
-    body = c.compress(data) + c.flush()
+    from isal import isal_zlib
+
+    body = isal_zlib.compress(data, level, -15)
     if len(body) + 26 > _BGZF_MAX:  # incompressible: store
         c = zlib.compressobj(0, zlib.DEFLATED, -15)
         body = c.compress(data) + c.flush()
@@ -96,9 +101,9 @@ class TextSink:
     path
         File to create (callers write under a temporary name, see :class:`~veff.writers._atomic.AtomicPath`).
     compression
-        ``none``, or ``bgzf``: BGZF as htslib's bgzip writes it (gzip members of 0xff00 bytes of
-        data each, level 6, no time stamp, then the empty end-of-file block), which tabix can index
-        and every gzip reader reads. Blocks are compressed in background threads.
+        ``none``, or ``bgzf``: BGZF as htslib's bgzip lays it out (gzip members of 0xff00 bytes of
+        data each, deflated by ISA-L, no time stamp, then the empty end-of-file block), which tabix
+        can index and every gzip reader reads. Blocks are compressed in background threads.
     """
 
     def __init__(self, path: str | os.PathLike[str], compression: Compression = "none") -> None:

@@ -37,6 +37,7 @@ import numpy as np
 
 from veff.errors import InputError, VeffWarning
 from veff.writers._atomic import AtomicPath
+from veff.writers._floats import format_float_rows, format_floats
 from veff.writers._text import BLOCK_BYTES, TextSink
 
 __all__ = ["InfoAggregate", "InfoStyle", "VcfOutput", "VcfWriter", "format_floats", "info_tag"]
@@ -44,17 +45,6 @@ __all__ = ["InfoAggregate", "InfoStyle", "VcfOutput", "VcfWriter", "format_float
 InfoStyle = Literal["veff", "kipoi"]
 InfoAggregate = Literal["max_abs"]
 MISSING = "."
-
-
-def format_floats(values: np.ndarray) -> list[str]:
-    """Format float32 values as the shortest text that reads back to the same float32.
-
-    Examples
-    --------
-    >>> format_floats(np.array([0.1, 1e-9, np.nan], dtype=np.float32))
-    ['0.1', '1e-09', 'nan']
-    """
-    return list(map(str, np.asarray(values, dtype=np.float32).ravel()))
 
 
 def format_fixed(values: np.ndarray) -> list[str]:
@@ -277,6 +267,8 @@ class VcfWriter:
             return []
         if self.aggregate == "max_abs":
             return self._max_abs_rows(values.reshape(n, -1))
+        if self.style != "kipoi":
+            return format_float_rows(values)
         flat = self._fmt(values.reshape(n, -1))
         width = len(flat) // n
         return ["|".join(flat[k * width : (k + 1) * width]) for k in range(n)]
