@@ -318,3 +318,95 @@ def test_output_offset_moves_the_variant_position(snv_inputs: tuple[Path, Path, 
     )["diff"]
     assert np.abs(centred.to_numpy()).sum() > 0
     np.testing.assert_array_equal(shifted.to_numpy(), np.zeros((len(rows), 2)))
+
+
+class StrandModel:
+    """Stranded toy: task ``plus`` marks A on the forward strand, ``minus`` marks A on the reverse
+    strand (T forward), position by position; with ``heads=True`` also their sums per window.
+
+    On a reverse-complemented window the two tasks trade places, so with the pair declared, rc
+    predictions agree exactly with forward ones.
+    """
+
+    input_layout = "L,4"
+    seq_len = L
+
+    def __init__(self, heads: bool = False) -> None:
+        self.heads = heads
+
+    def __call__(self, x: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
+        off = (x.shape[1] - P) // 2
+        core = x[:, off : off + P]
+        track = np.stack([core[:, :, 0], core[:, :, 3]], axis=2).astype(np.float32)
+        if self.heads:
+            return {"profile": track, "counts": track.sum(axis=1)}
+        return track
+
+
+def test_rc_swap_tasks_puts_strand_tasks_back(snv_inputs: tuple[Path, Path, list[tuple]]) -> None:
+    vcf, fa, _ = snv_inputs
+    model = CallableModel(StrandModel(), name="strand", seq_length=L, output_labels=("plus", "minus"))
+
+    def run(**kw: object) -> np.ndarray:
+        out = veff.score_variants(model, vcf, fa, aggregate="at_variant", return_predictions=True, **kw)
+        return out["diff"].to_numpy()  # type: ignore[index]
+
+    forward = run(rc=False)
+    assert np.abs(forward).sum() > 0
+    np.testing.assert_array_equal(run(rc=True, rc_swap_tasks="plus:minus"), forward)
+    np.testing.assert_array_equal(run(rc=True, rc_swap_tasks=[(1, 0)]), forward)
+    assert not np.array_equal(run(rc=True), forward)  # unswapped, A and T changes are mixed up
+
+
+def test_rc_swap_tasks_across_heads_and_from_the_model(
+    snv_inputs: tuple[Path, Path, list[tuple]], tmp_path: Path
+) -> None:
+    vcf, fa, _ = snv_inputs
+    fn = StrandModel(heads=True)
+    pairs = "profile.0:profile.1, counts.0:counts.1"
+    model = CallableModel(fn, name="strand", seq_length=L)
+    forward = veff.score_variants(model, vcf, fa, rc=False, return_predictions=True)["diff"]  # type: ignore[index]
+    swapped = veff.score_variants(model, vcf, fa, rc=True, rc_swap_tasks=pairs, return_predictions=True)
+    np.testing.assert_array_equal(swapped["diff"].to_numpy(), forward.to_numpy())  # type: ignore[index]
+    model.rc_swap_tasks = [("profile.0", "profile.1"), ("counts.0", "counts.1")]  # type: ignore[attr-defined]
+    declared = veff.score_variants(model, vcf, fa, rc=True, return_predictions=True)["diff"]  # type: ignore[index]
+    np.testing.assert_array_equal(declared.to_numpy(), forward.to_numpy())
+    with veff.MutationMap(model, fa, rc=True) as mm, veff.MutationMap(model, fa, rc=False) as plain:
+        a = mm.query_region("chr1", 30, 60, output=tmp_path / "rc.h5").entries[0].scores["diff"]
+        b = plain.query_region("chr1", 30, 60, output=tmp_path / "fw.h5").entries[0].scores["diff"]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_rc_swap_tasks_errors(snv_inputs: tuple[Path, Path, list[tuple]], tmp_path: Path) -> None:
+    vcf, fa, _ = snv_inputs
+    model = CallableModel(StrandModel(heads=True), name="strand", seq_length=L)
+    bad = {
+        "profile.0:nope": "rc task 'nope' not found",
+        "profile.0:profile.0": "each task may appear in one pair only",
+        "profile.0:profile.1,profile.1:counts.1": "each task may appear in one pair only",
+        "profile.0:counts.1": "the tasks have 11 and None positions",
+        "profile.0": "expected TASK:TASK",
+    }
+    for pairs, message in bad.items():
+        with pytest.raises(InputError, match=message):
+            veff.score_variants(model, vcf, fa, rc=True, rc_swap_tasks=pairs, return_predictions=True)
+    net = tmp_path / "strand.py"
+    net.write_text(
+        "import torch\n"
+        "class Strand(torch.nn.Module):\n"
+        "    input_layout = 'L,4'\n"
+        "    seq_len = 21\n"
+        "    def forward(self, x):\n"
+        "        return torch.stack([x[:, 5:16, 0], x[:, 5:16, 3]], dim=2)\n"
+    )
+    runner = CliRunner()
+    args = ["score-variants", f"{net}::Strand", "--vcf", str(vcf), "--fasta", str(fa), "-q", "--rc"]
+    res = runner.invoke(main, [*args, "--table", str(tmp_path / "o.tsv"), "--rc-swap-tasks", "0:1"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(main, [*args, "--table", str(tmp_path / "o.tsv"), "--rc-swap-tasks", "0:7"])
+    assert res.exit_code != 0
+    assert "rc task '7' not found" in res.output
+    assert "Traceback" not in res.output
+    mm_args = ["create-mutation-map", f"{net}::Strand", "--fasta", str(fa), "--region", "chr1:30-60"]
+    res = runner.invoke(main, [*mm_args, "-o", str(tmp_path / "m.h5"), "--rc", "--rc-swap-tasks", "0:1"])
+    assert res.exit_code == 0, res.output

@@ -13,7 +13,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def profile_options(f: F) -> F:
-    """Add ``--aggregate`` and ``--output-offset`` (position-resolved model outputs)."""
+    """Add ``--aggregate``, ``--output-offset`` (position-resolved outputs) and ``--rc-swap-tasks``."""
+    f = click.option(
+        "--rc-swap-tasks",
+        metavar="A:B[,C:D]",
+        help="Strand-specific tasks (labels or 0-based indices) that trade places on the reverse "
+        "complement, e.g. BPNet's 'Oct4/profile.0:Oct4/profile.1'; used with --rc.",
+    )(f)
     f = click.option(
         "--output-offset",
         type=click.IntRange(min=0),

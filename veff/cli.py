@@ -279,6 +279,7 @@ def score_variants_cmd(**opts: Any) -> None:
             output_labels=split_list(opts["output_labels"]) or None,
             aggregate=list(opts["aggregate"]) or None,
             output_offset=opts["output_offset"],
+            rc_swap_tasks=opts["rc_swap_tasks"],
             centering=opts["centering"],
             ref_mismatch=opts["ref_mismatch"],
             max_indel_length=opts["max_indel_length"],

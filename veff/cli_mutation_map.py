@@ -117,6 +117,7 @@ def create_mutation_map_cmd(**opts: Any) -> None:
             output_labels=split_list(opts["output_labels"]) or None,
             aggregate=list(opts["aggregate"]) or None,
             output_offset=opts["output_offset"],
+            rc_swap_tasks=opts["rc_swap_tasks"],
             mutate_within=opts["mutate_within"],
             bound_regions=opts["bound_regions"],
             dataloader_args=list(opts["dataloader_args"]) or None,

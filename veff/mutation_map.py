@@ -123,9 +123,9 @@ class MutationMap:
         Output labels or indices to keep.
     output_labels
         Names of the model outputs, when the model does not name them.
-    aggregate, output_offset
-        For position-resolved outputs: reduction over positions and output offset, as in
-        :func:`veff.score_variants` (the mutated base is the variant).
+    aggregate, output_offset, rc_swap_tasks
+        For position-resolved outputs: reduction over positions and output offset, and
+        strand-specific tasks, as in :func:`veff.score_variants` (the mutated base is the variant).
     mutate_within
         Mutate only the positions within this many bases of the query (the query region, or
         each variant of a VCF query); the other cells of the window stay NaN. None mutates the
@@ -166,6 +166,7 @@ class MutationMap:
         output_labels: Sequence[str] | None = None,
         aggregate: str | Sequence[str] | Aggregation | None = None,
         output_offset: int | None = None,
+        rc_swap_tasks: str | Sequence[Sequence[str | int]] | None = None,
         mutate_within: int | None = None,
         bound_regions: str | os.PathLike[str] | Sequence[Region] | None = None,
         progress: bool = False,
@@ -202,6 +203,7 @@ class MutationMap:
             raise InputError(msg)
         self.mutate_within = mutate_within
         self._output_offset = output_offset
+        self._rc_swap = rc_swap_tasks or getattr(self.model, "rc_swap_tasks", None)
         self._spec: OutputSpec | None = None
         self._labels: list[str] | None = None
         self._columns: np.ndarray | None = None
@@ -229,6 +231,7 @@ class MutationMap:
         if self._spec is None or self._labels is None:
             spec = probe_outputs(self.model, self.length, offset=self._output_offset)
             labels = spec.labels(self.model.output_labels)
+            spec = spec.with_rc_swap(self._rc_swap, labels)
             self._columns = select_columns(labels, self._model_outputs)
             self._spec = spec
             self._labels = labels if self._columns is None else [labels[k] for k in self._columns]

@@ -135,6 +135,7 @@ def score_variants(
     output_labels: Sequence[str] | None = None,
     aggregate: str | Sequence[str] | Aggregation | None = None,
     output_offset: int | None = None,
+    rc_swap_tasks: str | Sequence[Sequence[str | int]] | None = None,
     centering: Centering | None = None,
     ref_mismatch: str = "skip",
     max_indel_length: int = DEFAULT_MAX_INDEL_LENGTH,
@@ -194,6 +195,10 @@ def score_variants(
         (default), ``"window:50 max_abs"``, ``"at_variant"`` (:class:`veff.outputs.Aggregation`).
     output_offset
         Input index seen by output position 0 of position-resolved outputs (default: centred).
+    rc_swap_tasks
+        Strand-specific tasks that trade places on the reverse complement, ``"plus:minus"`` or
+        ``[("plus", "minus")]`` (labels or 0-based indices); default: the model's
+        ``rc_swap_tasks`` attribute (:meth:`veff.outputs.OutputSpec.with_rc_swap`).
     centering
         ``exact`` (variant at index ``(L-1)//2``) or ``kipoi`` (``L//2-1``); None: ``kipoi`` for
         Kipoi model directories, else ``exact``.
@@ -297,6 +302,8 @@ def score_variants(
     probe = probe_outputs if _shard is None else _shard.probe  # a worker probes a model once
     spec = None if dump_sequences is not None else probe(mdl, length, offset=output_offset)
     all_labels = [] if spec is None else spec.labels(mdl.output_labels)
+    if spec is not None:
+        spec = spec.with_rc_swap(rc_swap_tasks or getattr(mdl, "rc_swap_tasks", None), all_labels)
     columns = select_columns(all_labels, model_outputs) if spec is not None else None
     labels = all_labels if columns is None else [all_labels[k] for k in columns]
     builder = WindowBuilder(
