@@ -2,6 +2,7 @@
 
     python benchmarks/run.py            # full run (several minutes on 2 cores)
     python benchmarks/run.py --quick    # smaller inputs, same measurements
+    python benchmarks/run.py --only 1 6 --device cuda --precision bfloat16 --batch 1024   # on a GPU
 
 Prints, for each case, the measured numbers and the ratio that docs/performance.md discusses.
 """
@@ -55,11 +56,12 @@ def e2e_rate(model: veff.Model, vcf: Path, n_variants: int, batch: int, out: Pat
     return n_variants / t.seconds
 
 
-def case_big(name: str, model: veff.Model, n: int, tmp: Path, rounds: int) -> dict[str, float | str]:
+def case_big(
+    name: str, model: veff.Model, n: int, tmp: Path, rounds: int, batch: int = 64
+) -> dict[str, float | str]:
     """Bare and end-to-end runs alternate ``rounds`` times; the best of each is kept (on a shared
     machine the best run is the one least slowed by other work)."""
     vcf = make_vcf(tmp / f"{name}.vcf", n, seed=1)
-    batch = 64
     e2e_rate(model, make_vcf(tmp / "warm.vcf", 16), 16, batch, tmp / "warm.vcf.gz")
     bare, e2e = [], []
     for _ in range(rounds):
@@ -140,11 +142,11 @@ def case_multiallelic(n: int, tmp: Path) -> dict[str, float]:
             "sequences_per_alt": counter["seqs"] / scored, "without_sharing_would_be": 2.0}
 
 
-def case_tiny(n: int, tmp: Path) -> dict[str, float]:
+def case_tiny(n: int, tmp: Path, device: str = "cpu", precision: str = "float32") -> dict[str, float]:
     from cyvcf2 import VCF, Writer
 
     vcf = make_vcf(tmp / "tiny.vcf", n, seed=5)
-    model = veff.load_model(tiny_module(), device="cpu")
+    model = veff.load_model(tiny_module(), device=device, precision=precision)
     e2e_rate(model, make_vcf(tmp / "warm2.vcf", 16), 16, auto_batch_size(101), tmp / "w2.vcf")
     rate = e2e_rate(model, vcf, n, auto_batch_size(101), tmp / "tiny.out.vcf.gz")
     with Timer() as t:
@@ -163,20 +165,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smaller inputs")
     ap.add_argument("--only", nargs="*", help="run only these cases")
     ap.add_argument("--json", type=Path, help="also write the results as JSON")
+    ap.add_argument("--device", default="cpu", help="PyTorch device of cases 1 and 6 (cpu, cuda, cuda:1)")
+    ap.add_argument("--precision", default="float32", help="float32, bfloat16 or float16 (cases 1 and 6)")
+    ap.add_argument("--batch", type=int, default=64, help="batch size of cases 1 and 2")
     args = ap.parse_args(argv)
     q = args.quick
     n_big, rounds = (200, 2) if q else (2000, 3)
     cases = {
         "1_deepsea_torch": lambda tmp: case_big(
-            "deepsea_torch", veff.load_model(deepsea_module(), device="cpu"), n_big, tmp, rounds
+            "deepsea_torch",
+            veff.load_model(deepsea_module(), device=args.device, precision=args.precision),
+            n_big, tmp, rounds, args.batch,
         ),
         "2_deepsea_keras": lambda tmp: case_big(
-            "deepsea_keras", veff.load_model(keras_deepsea()), n_big, tmp, rounds
+            "deepsea_keras", veff.load_model(keras_deepsea()), n_big, tmp, rounds, args.batch
         ),
         "3_memory": lambda tmp: case_memory(10_000, 500_000, tmp),
         "4_writing_919_outputs": lambda tmp: case_writing(500 if q else 5000, tmp),
         "5_multiallelic": lambda tmp: case_multiallelic(2000 if q else 10_000, tmp),
-        "6_tiny_cnn": lambda tmp: case_tiny(20_000, tmp),
+        "6_tiny_cnn": lambda tmp: case_tiny(20_000, tmp, args.device, args.precision),
         "7_sharding": lambda tmp: case_sharding(200 if q else 1000, tmp),
     }
     results = {}
