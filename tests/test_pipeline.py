@@ -150,6 +150,23 @@ def test_every_forward_call_has_the_batch_size(genome, tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(small, whole)
 
 
+def test_a_small_run_is_not_padded_to_a_full_batch(genome, tmp_path):
+    rows = [("chr1", p, f"v{p}", base("chr1", p), other(base("chr1", p))) for p in (30, 40, 50)]
+    alts = ",".join(b for b in "ACGT" if b != base("chr1", 60))[:3]
+    rows.append(("chr1", 60, "m60", base("chr1", 60), alts))  # 2 ALTs: 2 + 2 + 2 + 3 alleles
+    fn = GCModel(11)
+    veff.score_variants(_model(fn, 11), write_vcf(tmp_path / "s.vcf", rows), genome, rc=True,
+                        return_predictions=True)
+    assert fn.shapes[1:] == [32]  # 9 alleles x 2 strands = 18 sequences: one batch of 32, not 4096
+    assert fn.blank - 1 == 32 - 18
+    many = [("chr1", 20 + k % 400, f"v{k}", base("chr1", 20 + k % 400), other(base("chr1", 20 + k % 400)))
+            for k in range(2100)]  # 4,200 alleles: past the small-run limit, the usual batch size
+    fn = GCModel(11)
+    veff.score_variants(_model(fn, 11), write_vcf(tmp_path / "m.vcf", many), genome, rc=False,
+                        return_predictions=True)
+    assert set(fn.shapes[1:]) == {4096}
+
+
 def test_restriction_bed_shifts_window_and_marks_outside(genome, tmp_path):
     bed = tmp_path / "r.bed"
     bed.write_text("chr1\t100\t130\tregion_a\nchr1\t300\t305\ttoo_short\n")

@@ -30,7 +30,7 @@ from veff.dataloader_windows import dataloader_chunks
 from veff.errors import InputError
 from veff.io.bed import BedIndex
 from veff.io.fasta import Fasta
-from veff.io.vcf import VcfReader
+from veff.io.vcf import VcfReader, count_alleles
 from veff.models import Model, cpu_threads, load_model, sanitize_name
 from veff.outputs import Aggregation, score_predictions, select_columns
 from veff.predict import BatchStream, Predictions, auto_batch_size, probe_outputs, submit_pairs, take_pairs
@@ -116,6 +116,12 @@ def _chunks(reader: VcfReader, size: int) -> Iterator[tuple[list[Variant], list[
 def _read_chunks(reader: VcfReader, builder: WindowBuilder, chunk: int) -> Iterator[WindowSet]:
     for variants, records in _chunks(reader, chunk):
         yield builder.build(variants, records)
+
+
+def _run_sequences(vcf: str | os.PathLike[str], rc: bool) -> int | None:
+    """Sequences a small VCF's whole run predicts (None when it is not small); the same in every shard."""
+    alleles = count_alleles(vcf, 4096)
+    return None if alleles is None else alleles * (2 if rc else 1)
 
 
 def score_variants(
@@ -294,7 +300,7 @@ def score_variants(
         msg = f"model {mdl.name!r} does not fix its input length; give seq_length (--seq-length)"
         raise InputError(msg)
     use_rc = mdl.default_rc if rc is None else rc
-    batch = batch_size or auto_batch_size(length)
+    batch = batch_size or auto_batch_size(length, _run_sequences(vcf, use_rc))
     ref = Fasta(fasta) if _shard is None else _shard.fasta(fasta)
     restriction = BedIndex.from_bed(restriction_bed) if restriction_bed else None
     reader = VcfReader(vcf) if _shard is None else _shard.reader(vcf)

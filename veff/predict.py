@@ -29,19 +29,25 @@ __all__ = [
 ]
 
 
-def auto_batch_size(length: int) -> int:
+def auto_batch_size(length: int, sequences: int | None = None) -> int:
     """Default sequences per forward call: about 2**18 input bases, between 32 and 4096.
 
     Large enough to keep the model busy, small enough that padding the last batch of a run (see
-    :class:`BatchStream`) costs little on a big model.
+    :class:`BatchStream`) costs little on a big model. When the whole run needs fewer
+    ``sequences``, the batch is the next power of two above them instead, so a handful of
+    variants is not padded to a full batch.
 
     Examples
     --------
     >>> auto_batch_size(101), auto_batch_size(1000), auto_batch_size(15000)
     (2048, 256, 32)
+    >>> auto_batch_size(1000, sequences=12)
+    16
     """
-    size = 1 << max(0, (2**18 // max(length, 1)).bit_length() - 1)
-    return int(min(4096, max(32, size)))
+    size = int(min(4096, max(32, 1 << max(0, (2**18 // max(length, 1)).bit_length() - 1))))
+    if sequences is not None and sequences < size:
+        size = 1 << max(0, sequences - 1).bit_length()
+    return size
 
 
 @dataclass(frozen=True)

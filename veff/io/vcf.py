@@ -14,7 +14,7 @@ from typing import Any
 from veff._types import Variant
 from veff.errors import InputError
 
-__all__ = ["VcfReader", "region_string"]
+__all__ = ["VcfReader", "count_alleles", "region_string"]
 
 
 class VcfReader:
@@ -101,6 +101,29 @@ class VcfReader:
     def close(self) -> None:
         """Close the file."""
         self.vcf.close()
+
+
+def count_alleles(path: str | os.PathLike[str], limit: int) -> int | None:
+    """REF plus ALT alleles of every record of a small VCF, or None past ``limit`` (or when unreadable).
+
+    Reads at most about ``limit`` alleles' worth of records, so it costs little on any file; used
+    to keep the automatic batch size of a small run from being mostly padding.
+    """
+    from cyvcf2 import VCF
+
+    total = 0
+    try:
+        vcf = VCF(str(path), gts012=False, lazy=True)
+        try:
+            for rec in vcf:
+                total += 1 + max(1, len(rec.ALT))
+                if total > limit:
+                    return None
+        finally:
+            vcf.close()
+    except Exception:  # the run itself reports unreadable input, with the record that broke
+        return None
+    return total
 
 
 def region_string(chrom: str, start: int, end: int | None) -> str:
