@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from veff._types import Region, Variant
 from veff.errors import InputError, VeffWarning
+from veff.io.bed import read_regions
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader
 
@@ -22,6 +23,7 @@ __all__ = [
     "mutant_table",
     "mutate",
     "query_tiles",
+    "read_bound_regions",
     "read_placed_variants",
     "resolve_contig",
     "tile_region",
@@ -113,6 +115,23 @@ class VariantIndex:
         starts, vs = self._data.get(chrom, (np.empty(0, np.int64), []))
         lo, hi = np.searchsorted(starts, [start, end])
         return vs[lo:hi]
+
+
+def read_bound_regions(
+    src: str | os.PathLike[str] | Sequence[Region] | None, length: int
+) -> list[Region] | None:
+    """The regions a model is bound to (a BED file or Regions), each checked to be ``length`` bp."""
+    if src is None:
+        return None
+    regions = read_regions(src) if isinstance(src, (str, os.PathLike)) else list(src)
+    for r in regions:
+        if len(r) != length:
+            msg = (
+                f"bound region {r.chrom}:{r.start}-{r.end} is {len(r)} bp; "
+                f"every bound region must be exactly L = {length} bp"
+            )
+            raise InputError(msg)
+    return regions
 
 
 def read_placed_variants(path: str | os.PathLike[str], fasta: Fasta) -> list[tuple[str, Variant]]:

@@ -35,6 +35,7 @@ from veff._mutagenesis import (
     mutant_table,
     mutate,
     query_tiles,
+    read_bound_regions,
     read_placed_variants,
     resolve_contig,
     tile_region,
@@ -209,22 +210,9 @@ class MutationMap:
         self._columns: np.ndarray | None = None
         if bound_regions is None:
             bound_regions = dataloader_regions(self.model, dataloader_args, self.fasta.path)
-        self.bound = self._load_bound(bound_regions)
+        self.bound = read_bound_regions(bound_regions, self.length)
 
     # ------------------------------------------------------------------ setup
-
-    def _load_bound(self, src: str | os.PathLike[str] | Sequence[Region] | None) -> list[Region] | None:
-        if src is None:
-            return None
-        regions = read_regions(src) if isinstance(src, (str, os.PathLike)) else list(src)
-        for r in regions:
-            if len(r) != self.length:
-                msg = (
-                    f"bound region {r.chrom}:{r.start}-{r.end} is {len(r)} bp; "
-                    f"every bound region must be exactly L = {self.length} bp"
-                )
-                raise InputError(msg)
-        return regions
 
     def _learn_outputs(self) -> tuple[OutputSpec, list[str]]:
         """Probe the model once (an all-N window) for its output structure and kept labels."""
