@@ -85,11 +85,10 @@ def test_overlap_mode_scores_in_dataloader_regions(tmp_path: Path, genome: Path,
             dataloader_args={"intervals_file": str(bed), "strip_chr": True},  # "1" matches "chr1"
         )
     assert "1 records lie in more than one dataloader region" in caplog.text
-    assert summary.statuses == {"ok": 4, "not_in_region": 1, "unsupported_allele": 1, "ref_mismatch": 1}
+    assert summary.statuses == {"ok": 5, "not_in_region": 1, "ref_mismatch": 1}
     table = pd.read_csv(tmp_path / "t.tsv", sep="\t")
     assert list(table["id"]) == [r[2] for r in rows]  # VCF order, every record kept
-    assert list(table["status"]) == ["ok", "not_in_region", "ok", "ok", "unsupported_allele", "ok",
-                                     "ref_mismatch"]
+    assert list(table["status"]) == ["ok", "not_in_region", "ok", "ok", "ok", "ok", "ref_mismatch"]
     # expected: mutate the region's sequence (reverse complement for '-') and apply the weights
     cases = {"in_r1": (CHR1, 10, 18, "+", 12), "minus": (CHR1, 40, 48, "-", 44),
              "r1_and_r3": (CHR1, 14, 22, "+", 17),  # most central of r1 [10,18) and r3 [14,22)
@@ -104,6 +103,36 @@ def test_overlap_mode_scores_in_dataloader_regions(tmp_path: Path, genome: Path,
     assert "VEFF_dl_overlap_WEIGHTED_ABS" in text  # the model's default scores, custom one included
     body = [line for line in text.splitlines() if not line.startswith("#")]
     assert [line.split("\t")[2] for line in body] == [r[2] for r in rows]
+
+
+def test_overlap_mode_places_indels_by_the_fixed_window_rule(tmp_path: Path, genome: Path) -> None:
+    bed = tmp_path / "r.bed"
+    bed.write_text("chr1\t10\t18\tplus\t0\t+\nchr1\t40\t48\tminus\t0\t-\n")
+    k = next(i for i in range(41, 46) if CHR1[i] != CHR1[i + 1])  # a deletion with one representation
+    rows = [
+        ("chr1", 13, "ins", CHR1[12], CHR1[12] + "GT"),
+        ("chr1", 12, "del_plus", CHR1[11:14], CHR1[11]),
+        ("chr1", k + 1, "del_minus", CHR1[k : k + 2], CHR1[k]),
+        ("chr1", 11, "too_long", CHR1[10], CHR1[10] + "A" * 60),
+    ]
+    vcf = write_vcf(tmp_path / "v.vcf", rows)
+    res = veff.score_variants(OVERLAP, vcf, genome, scores=["ref", "alt"], return_predictions=True,
+                              table=tmp_path / "t.tsv", dataloader_args={"intervals_file": str(bed)})
+    assert isinstance(res, dict)
+    table = pd.read_csv(tmp_path / "t.tsv", sep="\t")
+    assert list(table["status"]) == ["ok", "ok", "ok", "indel_too_long"]
+    plus = CHR1[10:18]
+    minus = CHR1[40:48].translate(_COMP)[::-1]
+    alts = {
+        "ins": plus[:3] + "GT" + plus[3:6],  # pushes the last two bases out
+        "del_plus": plus[:2] + plus[4:] + CHR1[18:20],  # pulls in the two bases after the region
+        # forward strand: the base at k+1 is gone and the region reaches one base further left
+        "del_minus": (CHR1[39 : k + 1] + CHR1[k + 2 : 48]).translate(_COMP)[::-1],
+    }
+    for row, (vid, alt_seq) in enumerate(alts.items()):
+        ref_seq = minus if vid == "del_minus" else plus
+        assert res["ref"]["weighted"].iloc[row] == pytest.approx(_weighted(ref_seq), abs=1e-5)
+        assert res["alt"]["weighted"].iloc[row] == pytest.approx(_weighted(alt_seq), abs=1e-5), vid
 
 
 def test_overlap_minus_strand_complemented_allele(tmp_path: Path, genome: Path) -> None:
@@ -176,12 +205,15 @@ def test_bed_input_mode_matches_by_id_and_passes_other_inputs(tmp_path: Path, ge
         assert isinstance(res, dict)
         ref, alt = res["ref"], res["alt"]
         assert list(ref.columns) == ["weighted", "dist"]
-        assert [k.split(":")[1] for k in ref.index] == ["50", "300", "300"]
+        assert [k.split(":")[1] for k in ref.index] == ["50", "300", "300", "120"]
+        assert CHR1[119] != CHR1[120]  # the deletion cannot shift left
         for key in ref.index:
             pos, alt_base = int(key.split(":")[1]), key.split(":")[3]
             start = pos - 1 - 3  # kipoi centring (the default for model directories): index L//2-1 = 3
             ref_seq = CHR1[start : start + 8]
             alt_seq = ref_seq[:3] + alt_base + ref_seq[4:]
+            if pos == 120:  # the deletion's anchor at index 3, the base after the window pulled in
+                alt_seq = ref_seq[:4] + ref_seq[5:] + CHR1[start + 8]
             dist = start % 7 + 2.5 + 1.0
             exp_ref, exp_alt = _weighted(ref_seq), _weighted(alt_seq)
             if rc:  # mean of the forward and reverse-complement predictions; dist passes through
@@ -293,9 +325,10 @@ def test_dna_only_bed_input_model_runs_its_dataloader_when_asked(tmp_path: Path,
     assert own.statuses == {"ok": 2}  # veff's own windows: the insertion is scored too
     ran = veff.score_variants(model_dir, vcf, genome, table=tmp_path / "ran.tsv", scores=["diff"],
                               dataloader_args="{}")
-    assert ran.statuses == {"ok": 1, "unsupported_allele": 1}
+    assert ran.statuses == {"ok": 2}  # the insertion too, by the same rule as veff's own windows
     own_t, ran_t = (pd.read_csv(tmp_path / f, sep="\t") for f in ("own.tsv", "ran.tsv"))
-    assert own_t["diff/weighted"].iloc[0] == pytest.approx(ran_t["diff/weighted"].iloc[0], abs=1e-6)
+    np.testing.assert_allclose(own_t["diff/weighted"], ran_t["diff/weighted"], atol=1e-6)
+    assert own_t["diff/weighted"].iloc[1] != 0
     ref_seq = CHR1[46:54]
     alt_seq = ref_seq[:3] + _alt(CHR1[49]) + ref_seq[4:]
     assert ran_t["diff/weighted"].iloc[0] == pytest.approx(_weighted(alt_seq) - _weighted(ref_seq), abs=1e-5)

@@ -15,8 +15,8 @@ sets. Only the DNA input is mutated.
     (``chrM`` = ``MT``).
 ``bed_input``
     For a model with inputs besides the DNA, or when dataloader arguments are given (a DNA-only
-    model otherwise gets veff's own windows, which need none of the dataloader's packages and also
-    score indels): per chunk of records, veff plans its usual windows (variant-centred with the
+    model otherwise gets veff's own windows, which need none of the dataloader's packages and give
+    the same scores): per chunk of records, veff plans its usual windows (variant-centred with the
     model's centring, or inside ``--restriction-bed``), writes them to a temporary BED (name column
     ``w<row>``), runs the dataloader with that BED as every ``bed_input`` argument plus the user's
     arguments, and matches the returned samples to windows by ``metadata`` ``id`` (else by
@@ -30,8 +30,10 @@ Placing the variant (kipoi-veff's rule): for a ``+``/``.``/``*`` strand range th
 ``pos - 1 - start``; for a ``-`` strand range the dataloader returned the reverse complement, so the
 allele is complemented and placed at ``end - (pos - 1 + len(REF))``. The sample's bases there must
 equal REF (else ``ref_mismatch``, or with ``--ref-mismatch score`` REF is written into a private
-copy of the reference window). Only substitutions (SNVs and same-length MNVs) can be placed in a
-window of fixed extent; indels get ``unsupported_allele``.
+copy of the reference window). Substitutions replace the REF bases; indels follow veff's rule for
+fixed-length windows (docs/coordinates.md): the bases left of the variant stay, a deletion pulls in
+the reference bases that follow the region, an insertion pushes bases out at the end. The other
+inputs of the sample (signal tracks...) are those of the reference region.
 """
 
 from __future__ import annotations
@@ -374,17 +376,60 @@ class DataloaderSource:
         row = plan.ref_row(s, seq, rng) if not mismatch else plan.patched_row(s, seq, rng, off, ref_codes)
         out = []
         for j, (alt, b) in enumerate(zip(v.alts, bad, strict=True)):
-            if b is not None or len(alt) != len(v.ref):
-                out.append(b or Status.UNSUPPORTED_ALLELE)
+            placed = None if b is not None else self._alt_window(plan.ref_codes[row], rng, off, ref_codes,
+                                                                   _oriented(alt, minus))
+            if placed is None:
+                out.append(b or Status.INDEL_TOO_LONG)
                 continue
-            alt_seq = plan.ref_codes[row].copy()
-            alt_seq[off : off + len(alt)] = _oriented(alt, minus)
-            plan.alt_codes.append(alt_seq)
+            plan.alt_codes.append(placed[0])
             plan.alt_ref.append(row)
             plan.alt_slot.append((i, j))
-            plan.geometry.append((off, len(v.ref), len(alt)))
+            plan.geometry.append(placed[1])
             out.append(Status.REF_MISMATCH_SCORED if mismatch else Status.OK)
         return out
+
+    def _alt_window(
+        self, seq: np.ndarray, rng: SampleRange, off: int, ref: np.ndarray, alt: np.ndarray
+    ) -> tuple[np.ndarray, tuple[int, int, int]] | None:
+        """The alt window of an allele placed at ``off`` (model orientation), and its geometry.
+
+        Substitutions replace the REF bases. For an indel the bases shared by REF and ALT are
+        trimmed (one anchor base kept on the left, as in veff's own windows), then the window is
+        ``seq[:o] + ALT + seq[o + len(REF):]`` cut to L, a deletion pulling in the reference bases
+        that follow the region (in the model's orientation: before the start of a ``-`` range).
+        None when the indel is longer than ``max_indel_length`` or its ALT does not fit.
+        """
+        if len(ref) == len(alt):
+            out = seq.copy()
+            out[off : off + len(alt)] = alt
+            return out, (off, len(ref), len(alt))
+        p = 0
+        while p < min(len(ref), len(alt)) and ref[p] == alt[p]:
+            p += 1
+        q = 0
+        while q < min(len(ref), len(alt)) - p and ref[len(ref) - 1 - q] == alt[len(alt) - 1 - q]:
+            q += 1
+        r_core, a_core = ref[p : len(ref) - q], alt[p : len(alt) - q]
+        o = off + p
+        short = len(r_core) - len(a_core)
+        if abs(short) > self.builder.max_indel_length or o + len(a_core) > self.length:
+            return None
+        tail = self._flank(rng, max(0, short))
+        out = np.concatenate([seq[:o], a_core, seq[o + len(r_core) :], tail])[: self.length]
+        anchor = 1 if o > 0 else 0
+        return out, (o - anchor, len(r_core) + anchor, len(a_core) + anchor)
+
+    def _flank(self, rng: SampleRange, n: int) -> np.ndarray:
+        """The ``n`` reference bases that follow the range in its orientation (N beyond the contig)."""
+        if n == 0:
+            return np.empty(0, np.uint8)
+        fasta = self.builder.fasta
+        chrom = fasta.resolve(rng.chrom)
+        if chrom is None:
+            return np.full(n, ord("N"), np.uint8)
+        if rng.strand == "-":
+            return COMPLEMENT[fasta.fetch_many(chrom, np.array([rng.start - n]), n)[0][::-1]]
+        return fasta.fetch_many(chrom, np.array([rng.end]), n)[0]
 
 
 @dataclass
