@@ -318,6 +318,10 @@ def test_output_offset_moves_the_variant_position(snv_inputs: tuple[Path, Path, 
     )["diff"]
     assert np.abs(centred.to_numpy()).sum() > 0
     np.testing.assert_array_equal(shifted.to_numpy(), np.zeros((len(rows), 2)))
+    fn = ProfileModel(L, P)
+    fn.output_offset = 0  # type: ignore[attr-defined]  # declared by the wrapped model itself
+    declared = veff.score_variants(_model(fn), vcf, fa, aggregate="at_variant", return_predictions=True)
+    np.testing.assert_array_equal(declared["diff"].to_numpy(), shifted.to_numpy())  # type: ignore[index]
 
 
 class StrandModel:
@@ -356,6 +360,11 @@ def test_rc_swap_tasks_puts_strand_tasks_back(snv_inputs: tuple[Path, Path, list
     np.testing.assert_array_equal(run(rc=True, rc_swap_tasks="plus:minus"), forward)
     np.testing.assert_array_equal(run(rc=True, rc_swap_tasks=[(1, 0)]), forward)
     assert not np.array_equal(run(rc=True), forward)  # unswapped, A and T changes are mixed up
+    fn = StrandModel()
+    fn.use_rc = True  # type: ignore[attr-defined]  # a callable that asks for rc by default
+    model = CallableModel(fn, name="strand", seq_length=L, output_labels=("plus", "minus"))
+    assert model.default_rc
+    assert not np.array_equal(run(), forward)
 
 
 def test_rc_swap_tasks_across_heads_and_from_the_model(
@@ -368,7 +377,8 @@ def test_rc_swap_tasks_across_heads_and_from_the_model(
     forward = veff.score_variants(model, vcf, fa, rc=False, return_predictions=True)["diff"]  # type: ignore[index]
     swapped = veff.score_variants(model, vcf, fa, rc=True, rc_swap_tasks=pairs, return_predictions=True)
     np.testing.assert_array_equal(swapped["diff"].to_numpy(), forward.to_numpy())  # type: ignore[index]
-    model.rc_swap_tasks = [("profile.0", "profile.1"), ("counts.0", "counts.1")]  # type: ignore[attr-defined]
+    fn.rc_swap_tasks = [("profile.0", "profile.1"), ("counts.0", "counts.1")]  # type: ignore[attr-defined]
+    model = CallableModel(fn, name="strand", seq_length=L)  # the wrapped callable declares the pairs
     declared = veff.score_variants(model, vcf, fa, rc=True, return_predictions=True)["diff"]  # type: ignore[index]
     np.testing.assert_array_equal(declared.to_numpy(), forward.to_numpy())
     with veff.MutationMap(model, fa, rc=True) as mm, veff.MutationMap(model, fa, rc=False) as plain:
@@ -403,6 +413,15 @@ def test_rc_swap_tasks_errors(snv_inputs: tuple[Path, Path, list[tuple]], tmp_pa
     args = ["score-variants", f"{net}::Strand", "--vcf", str(vcf), "--fasta", str(fa), "-q", "--rc"]
     res = runner.invoke(main, [*args, "--table", str(tmp_path / "o.tsv"), "--rc-swap-tasks", "0:1"])
     assert res.exit_code == 0, res.output
+    declared = tmp_path / "declared.py"  # the module declares the pair as a class attribute
+    declared.write_text(net.read_text().replace("    seq_len = 21\n", "    seq_len = 21\n"
+                                                "    rc_swap_tasks = [(0, 1)]\n"))
+    res = runner.invoke(main, ["score-variants", f"{declared}::Strand", *args[2:], "--table",
+                               str(tmp_path / "d.tsv")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "d.tsv").read_text() == (tmp_path / "o.tsv").read_text()
+    res = runner.invoke(main, [*args, "--table", str(tmp_path / "n.tsv")])
+    assert (tmp_path / "n.tsv").read_text() != (tmp_path / "o.tsv").read_text()  # unswapped differs
     res = runner.invoke(main, [*args, "--table", str(tmp_path / "o.tsv"), "--rc-swap-tasks", "0:7"])
     assert res.exit_code != 0
     assert "rc task '7' not found" in res.output

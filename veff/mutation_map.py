@@ -204,7 +204,7 @@ class MutationMap:
             raise InputError(msg)
         self.mutate_within = mutate_within
         self._output_offset = output_offset
-        self._rc_swap = rc_swap_tasks or getattr(self.model, "rc_swap_tasks", None)
+        self._rc_swap = rc_swap_tasks or self.model.declared("rc_swap_tasks")
         self._spec: OutputSpec | None = None
         self._labels: list[str] | None = None
         self._columns: np.ndarray | None = None

@@ -309,7 +309,7 @@ def score_variants(
     spec = None if dump_sequences is not None else probe(mdl, length, offset=output_offset)
     all_labels = [] if spec is None else spec.labels(mdl.output_labels)
     if spec is not None:
-        spec = spec.with_rc_swap(rc_swap_tasks or getattr(mdl, "rc_swap_tasks", None), all_labels)
+        spec = spec.with_rc_swap(rc_swap_tasks or mdl.declared("rc_swap_tasks"), all_labels)
     columns = select_columns(all_labels, model_outputs) if spec is not None else None
     labels = all_labels if columns is None else [all_labels[k] for k in columns]
     builder = WindowBuilder(

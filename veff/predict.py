@@ -265,8 +265,8 @@ def probe_outputs(
     """
     x = one_hot(np.full((1, length), ord("N"), np.uint8), model.n_value)
     if offset is None:
-        offset = getattr(model, "output_offset", None)
-    heads = profile_heads or tuple(getattr(model, "profile_outputs", ()) or ())
+        offset = model.declared("output_offset")
+    heads = profile_heads or tuple(model.declared("profile_outputs") or ())
     placeholder = getattr(model, "placeholder_inputs", None)
     out = _call(model, x, placeholder(1) if placeholder is not None else None)
     return OutputSpec.from_output(out, length, offset=offset, profile_heads=heads)

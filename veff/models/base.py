@@ -108,6 +108,21 @@ class Model:
     n_value: float = 0.0
     layout: InputLayout = InputLayout()
     framework: str = "python"
+    _wrapped: Any = None  # the framework object (module, Keras model, callable) the adapter runs
+
+    def declared(self, name: str) -> Any:
+        """What the adapter or the model it wraps declares as attribute ``name``, or None.
+
+        Used for optional declarations such as ``output_offset``, ``profile_outputs`` and
+        ``rc_swap_tasks`` (see docs/scores.md), so a module can carry them as class attributes.
+        """
+        value = getattr(self, name, None)
+        if value is None and self._wrapped is not None:
+            try:
+                value = getattr(self._wrapped, name, None)
+            except Exception:  # frameworks' attribute hooks may raise anything
+                value = None
+        return value
 
     def predict(self, x: np.ndarray) -> Any:
         """Predict a batch.
@@ -163,12 +178,13 @@ class CallableModel(Model):
         if not callable(fn):
             msg = f"{fn!r} is not callable"
             raise ModelError(msg)
-        self._fn = fn
+        self._fn = self._wrapped = fn
         self.name = str(name or getattr(fn, "__name__", type(fn).__name__))
         self.seq_length = seq_length if seq_length is not None else getattr(fn, "seq_len", None)
         self.layout = layout or InputLayout.parse(getattr(fn, "input_layout", "L,4"))
         labels = output_labels or getattr(fn, "output_labels", None)
         self.output_labels = tuple(map(str, labels)) if labels is not None else None
+        self.default_rc = bool(getattr(fn, "use_rc", False))
 
     def _forward(self, x: np.ndarray) -> Any:
         out = self._fn(x)

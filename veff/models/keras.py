@@ -46,7 +46,7 @@ class KerasModel(Model):
         layout: InputLayout | None = None,
         output_labels: tuple[str, ...] | None = None,
     ) -> None:
-        self.model = model
+        self.model = self._wrapped = model
         self.name = name or model.name
         shape = model.input_shape
         if isinstance(shape, list):

@@ -82,7 +82,7 @@ class TorchModel(Model):
         import torch
 
         self.device = resolve_device(device)
-        self.module = module.to(self.device).eval()
+        self.module = self._wrapped = module.to(self.device).eval()
         self.name = name or type(module).__name__
         self.seq_length = seq_length or getattr(module, "seq_len", None)
         self.layout = layout or InputLayout.parse(getattr(module, "input_layout", "4,L"))
