@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -228,7 +229,7 @@ class OutputSpec:
             if len(item) != 2:
                 msg = f"bad rc task pair {item!r} in {pairs!r}: expected TASK:TASK"
                 raise InputError(msg)
-            a, b = (_task_index(str(x).strip(), labels) for x in item)
+            a, b = (_column_index(labels, x, "rc task") for x in item)
             if a == b or {a, b} & moved:
                 msg = f"rc task pair {item!r}: each task may appear in one pair only, with another task"
                 raise InputError(msg)
@@ -239,6 +240,7 @@ class OutputSpec:
             moved |= {a, b}
         return replace(self, rc_tasks=tuple(tasks))
 
+    @cached_property
     def rc_columns(self) -> np.ndarray | None:
         """Flat column order (F,) that puts reverse-complement predictions in forward task order."""
         if self.rc_tasks is None:
@@ -271,15 +273,6 @@ class OutputSpec:
         return [f"{h.name}.{k}" for h in self.heads for k in range(h.tasks)]
 
 
-def _task_index(text: str, labels: list[str]) -> int:
-    if text in labels:
-        return labels.index(text)
-    if text.isdigit() and int(text) < len(labels):
-        return int(text)
-    msg = f"rc task {text!r} not found; tasks are {labels[:20]}"
-    raise InputError(msg)
-
-
 def select_columns(labels: list[str], wanted: Sequence[str | int] | None) -> np.ndarray | None:
     """Return the column indices of ``wanted`` output labels or indices (None keeps all).
 
@@ -290,17 +283,18 @@ def select_columns(labels: list[str], wanted: Sequence[str | int] | None) -> np.
     """
     if not wanted:
         return None
-    picked = []
-    for item in wanted:
-        text = str(item)
-        if text in labels:
-            picked.append(labels.index(text))
-        elif text.lstrip("-").isdigit() and -len(labels) <= int(text) < len(labels):
-            picked.append(int(text) % len(labels))
-        else:
-            msg = f"model output {text!r} not found; outputs are {labels[:20]}"
-            raise InputError(msg)
-    return np.array(picked, dtype=np.int64)
+    return np.array([_column_index(labels, item) for item in wanted], dtype=np.int64)
+
+
+def _column_index(labels: list[str], item: str | int, what: str = "model output") -> int:
+    """The column of one output label or (possibly negative) index; ``what`` names it in errors."""
+    text = str(item).strip()
+    if text in labels:
+        return labels.index(text)
+    if text.lstrip("-").isdigit() and -len(labels) <= int(text) < len(labels):
+        return int(text) % len(labels)
+    msg = f"{what} {text!r} not found; outputs are {labels[:20]}"
+    raise InputError(msg)
 
 
 def _profile_scores(
@@ -348,7 +342,7 @@ def score_predictions(
         Score name -> float32 (N, T_total), one column per task of every head.
     """
     n = len(alt)
-    cols = spec.rc_columns() if ref_rc is not None else None
+    cols = spec.rc_columns if ref_rc is not None else None
     if cols is not None:
         ref_rc, alt_rc = ref_rc[:, cols], None if alt_rc is None else alt_rc[:, cols]  # type: ignore[index]
     if not spec.is_profile and not any(j.score.positional for j in jobs):
