@@ -60,7 +60,7 @@ from veff.models.kipoi.dlrun import (
     sample_range,
 )
 from veff.models.kipoi.load import KipoiModel
-from veff.sequences import COMPLEMENT, allele_status, str_to_codes
+from veff.sequences import COMPLEMENT, allele_status, codes_to_str, normalize_allele, str_to_codes
 from veff.windows import WindowBuilder, WindowSet
 
 __all__ = [
@@ -393,8 +393,9 @@ class DataloaderSource:
     ) -> tuple[np.ndarray, tuple[int, int, int]] | None:
         """The alt window of an allele placed at ``off`` (model orientation), and its geometry.
 
-        Substitutions replace the REF bases. For an indel the bases shared by REF and ALT are
-        trimmed (one anchor base kept on the left, as in veff's own windows), then the window is
+        Substitutions replace the REF bases. An indel is first normalised in the sample's own
+        sequence (:func:`~veff.sequences.normalize_allele`: shared bases trimmed, one anchor base
+        kept, left-aligned in repeats, as for veff's own windows), then the window is
         ``seq[:o] + ALT + seq[o + len(REF):]`` cut to L, a deletion pulling in the reference bases
         that follow the region (in the model's orientation: before the start of a ``-`` range).
         None when the indel is longer than ``max_indel_length`` or its ALT does not fit.
@@ -403,21 +404,13 @@ class DataloaderSource:
             out = seq.copy()
             out[off : off + len(alt)] = alt
             return out, (off, len(ref), len(alt))
-        p = 0
-        while p < min(len(ref), len(alt)) and ref[p] == alt[p]:
-            p += 1
-        q = 0
-        while q < min(len(ref), len(alt)) - p and ref[len(ref) - 1 - q] == alt[len(alt) - 1 - q]:
-            q += 1
-        r_core, a_core = ref[p : len(ref) - q], alt[p : len(alt) - q]
-        o = off + p
-        short = len(r_core) - len(a_core)
-        if abs(short) > self.builder.max_indel_length or o + len(a_core) > self.length:
+        o, r_txt, a_txt = normalize_allele(seq, off, codes_to_str(ref), codes_to_str(alt))
+        short = len(r_txt) - len(a_txt)
+        if abs(short) > self.builder.max_indel_length or o + len(a_txt) > self.length:
             return None
         tail = self._flank(rng, max(0, short))
-        out = np.concatenate([seq[:o], a_core, seq[o + len(r_core) :], tail])[: self.length]
-        anchor = 1 if o > 0 else 0
-        return out, (o - anchor, len(r_core) + anchor, len(a_core) + anchor)
+        out = np.concatenate([seq[:o], str_to_codes(a_txt), seq[o + len(r_txt) :], tail])[: self.length]
+        return out, (o, len(r_txt), len(a_txt))
 
     def _flank(self, rng: SampleRange, n: int) -> np.ndarray:
         """The ``n`` reference bases that follow the range in its orientation (N beyond the contig)."""
