@@ -257,7 +257,6 @@ class VcfWriter:
         self._lines: list[str] = []
         self._pending = 0
         self._missing_row = "|".join([MISSING] * (2 if aggregate else self.n_labels))
-        self._fmt = format_fixed if style == "kipoi" else format_floats
         self.records_written = 0
 
     def format_rows(self, values: np.ndarray) -> list[str]:
@@ -265,11 +264,11 @@ class VcfWriter:
         n = values.shape[0]
         if n == 0:
             return []
-        if self.aggregate == "max_abs":
+        if self.aggregate == "max_abs":  # never with the kipoi style (refused in __init__)
             return self._max_abs_rows(values.reshape(n, -1))
         if self.style != "kipoi":
             return format_float_rows(values)
-        flat = self._fmt(values.reshape(n, -1))
+        flat = format_fixed(values.reshape(n, -1))
         width = len(flat) // n
         return ["|".join(flat[k * width : (k + 1) * width]) for k in range(n)]
 
@@ -277,7 +276,7 @@ class VcfWriter:
         mag = np.where(np.isnan(values), -np.inf, np.abs(values))
         idx = mag.argmax(axis=1)
         best = values[np.arange(len(values)), idx]
-        text = self._fmt(best)
+        text = format_floats(best)
         return [
             f"{t}|{self.labels[k] if not np.isnan(b) else MISSING}"
             for t, k, b in zip(text, idx.tolist(), best.tolist(), strict=True)
