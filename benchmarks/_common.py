@@ -50,9 +50,17 @@ def deepsea_module(seed: int = 0):
         def __init__(self) -> None:
             super().__init__()
             self.conv = nn.Sequential(
-                nn.Conv1d(4, 320, 8), nn.ReLU(), nn.MaxPool1d(4, 4), nn.Dropout(0.2),
-                nn.Conv1d(320, 480, 8), nn.ReLU(), nn.MaxPool1d(4, 4), nn.Dropout(0.2),
-                nn.Conv1d(480, 960, 8), nn.ReLU(), nn.Dropout(0.5),
+                nn.Conv1d(4, 320, 8),
+                nn.ReLU(),
+                nn.MaxPool1d(4, 4),
+                nn.Dropout(0.2),
+                nn.Conv1d(320, 480, 8),
+                nn.ReLU(),
+                nn.MaxPool1d(4, 4),
+                nn.Dropout(0.2),
+                nn.Conv1d(480, 960, 8),
+                nn.ReLU(),
+                nn.Dropout(0.5),
             )
             self.head = nn.Sequential(nn.Linear(960 * 53, 925), nn.ReLU(), nn.Linear(925, 919), nn.Sigmoid())
 

@@ -1,4 +1,4 @@
-"""Benchmark case 7: a sharded run on a local Dask cluster against one process (veff.distributed)."""
+"""Benchmark case 7: a sharded run on a local Dask cluster against one process (veff.distributed.driver)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def case_sharding(n: int, tmp: Path) -> dict[str, float]:
     import torch
     from distributed import Client
 
-    from veff.distributed import local_cluster
+    from veff.distributed.driver import local_cluster
 
     vcf = make_vcf(tmp / "shard.vcf", n, seed=7)
     gz = Path(pysam.tabix_index(str(vcf), preset="vcf", force=True, keep_original=True))

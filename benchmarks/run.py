@@ -23,11 +23,11 @@ from _common import FASTA, ROOT, Timer, deepsea_module, keras_deepsea, make_vcf,
 from _sharding import case_sharding
 
 import veff
+from veff.engine.batching import auto_batch_size
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader
-from veff.predict import auto_batch_size
-from veff.sequences import one_hot, reverse_complement_codes
-from veff.windows import WindowBuilder
+from veff.variants.sequences import one_hot, reverse_complement_codes
+from veff.variants.windows import WindowBuilder
 
 
 def _windows(vcf: Path, length: int) -> np.ndarray:
@@ -67,9 +67,15 @@ def case_big(
     for _ in range(rounds):
         bare.append(bare_rate(model, vcf, n, batch))
         e2e.append(e2e_rate(model, vcf, n, batch, tmp / f"{name}.out.vcf.gz"))
-    return {"variants": n, "batch": batch, "rounds": rounds, "bare_variants_per_s": max(bare),
-            "e2e_variants_per_s": max(e2e), "ratio": max(e2e) / max(bare),
-            "ratio_per_round": "/".join(f"{e / b:.3f}" for b, e in zip(bare, e2e, strict=True))}
+    return {
+        "variants": n,
+        "batch": batch,
+        "rounds": rounds,
+        "bare_variants_per_s": max(bare),
+        "e2e_variants_per_s": max(e2e),
+        "ratio": max(e2e) / max(bare),
+        "ratio_per_round": "/".join(f"{e / b:.3f}" for b, e in zip(bare, e2e, strict=True)),
+    }
 
 
 def case_memory(n_small: int, n_large: int, tmp: Path) -> dict[str, float]:
@@ -83,11 +89,21 @@ def case_memory(n_small: int, n_large: int, tmp: Path) -> dict[str, float]:
     peaks = {}
     for n in (n_small, n_large):
         vcf = make_vcf(tmp / f"mem{n}.vcf", n, seed=2)
-        res = subprocess.run([sys.executable, "-c", code, str(vcf), str(tmp / f"mem{n}.out.vcf.gz")],
-                             capture_output=True, text=True, check=True, cwd=ROOT)
+        res = subprocess.run(
+            [sys.executable, "-c", code, str(vcf), str(tmp / f"mem{n}.out.vcf.gz")],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
         peaks[n] = float(res.stdout.strip().splitlines()[-1])
-    return {"records_small": n_small, "records_large": n_large, "peak_mb_small": peaks[n_small],
-            "peak_mb_large": peaks[n_large], "ratio": peaks[n_large] / peaks[n_small]}
+    return {
+        "records_small": n_small,
+        "records_large": n_large,
+        "peak_mb_small": peaks[n_small],
+        "peak_mb_large": peaks[n_large],
+        "ratio": peaks[n_large] / peaks[n_small],
+    }
 
 
 def case_writing(n: int, tmp: Path) -> dict[str, float]:
@@ -113,8 +129,12 @@ def case_writing(n: int, tmp: Path) -> dict[str, float]:
 
 
 def _table_rate(vcf: Path, values: np.ndarray, labels: list[str], tmp: Path) -> dict[str, float]:
-    model = veff.models.CallableModel(lambda x: np.zeros((len(x), len(labels)), np.float32), name="w",
-                                      seq_length=11, output_labels=tuple(labels))
+    model = veff.models.CallableModel(
+        lambda x: np.zeros((len(x), len(labels)), np.float32),
+        name="w",
+        seq_length=11,
+        output_labels=tuple(labels),
+    )
     out = {}
     for suffix in ("parquet", "h5"):
         with Timer() as t:
@@ -138,8 +158,13 @@ def case_multiallelic(n: int, tmp: Path) -> dict[str, float]:
     model._forward = counting  # type: ignore[method-assign]
     summary = veff.score_variants(model, vcf, FASTA, tmp / "multi.out.vcf", rc=False, batch_size=256)
     scored = summary.scored  # type: ignore[union-attr]
-    return {"records": n, "alts_scored": scored, "forward_calls_per_alt": counter["calls"] / scored,
-            "sequences_per_alt": counter["seqs"] / scored, "without_sharing_would_be": 2.0}
+    return {
+        "records": n,
+        "alts_scored": scored,
+        "forward_calls_per_alt": counter["calls"] / scored,
+        "sequences_per_alt": counter["seqs"] / scored,
+        "without_sharing_would_be": 2.0,
+    }
 
 
 def case_tiny(n: int, tmp: Path, device: str = "cpu", precision: str = "float32") -> dict[str, float]:
@@ -156,8 +181,13 @@ def case_tiny(n: int, tmp: Path, device: str = "cpu", precision: str = "float32"
             writer.write_record(rec)
         writer.close()
     floor = n / t.seconds
-    return {"variants": n, "variants_per_s": rate, "io_floor_variants_per_s": floor,
-            "ratio_to_io_floor": rate / floor, "target_variants_per_s": 25000}
+    return {
+        "variants": n,
+        "variants_per_s": rate,
+        "io_floor_variants_per_s": floor,
+        "ratio_to_io_floor": rate / floor,
+        "target_variants_per_s": 25000,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,7 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         "1_deepsea_torch": lambda tmp: case_big(
             "deepsea_torch",
             veff.load_model(deepsea_module(), device=args.device, precision=args.precision),
-            n_big, tmp, rounds, args.batch,
+            n_big,
+            tmp,
+            rounds,
+            args.batch,
         ),
         "2_deepsea_keras": lambda tmp: case_big(
             "deepsea_keras", veff.load_model(keras_deepsea()), n_big, tmp, rounds, args.batch

@@ -573,15 +573,11 @@ def main(argv: list[str] | None = None) -> int:
     # is required; without them every training window has GT at the centre and
     # the GT carries no information.
     background = [
-        s
-        for s in background_sites(seq, offset, args.bg_ratio * len(positives), rng)
-        if s not in donor_set
+        s for s in background_sites(seq, offset, args.bg_ratio * len(positives), rng) if s not in donor_set
     ]
 
     sites = positives + negatives + background
-    labels = np.array(
-        [1] * len(positives) + [0] * (len(negatives) + len(background)), dtype=np.int64
-    )
+    labels = np.array([1] * len(positives) + [0] * (len(negatives) + len(background)), dtype=np.int64)
     is_background = np.array([False] * (len(positives) + len(negatives)) + [True] * len(background))
     windows = [site_window(seq, offset, s) for s in sites]
     assert all(w is not None for w in windows)
@@ -603,9 +599,7 @@ def main(argv: list[str] | None = None) -> int:
     # GT-knockout copies of the *training* donors are added as negatives, so the
     # model learns that the donor context without its GT is not a donor.
     train_pos = x[in_train & (labels == 1)]
-    knockouts = (
-        gt_knockouts(train_pos) if args.knockouts else np.zeros((0, 4, SEQ_LEN), dtype=np.float32)
-    )
+    knockouts = gt_knockouts(train_pos) if args.knockouts else np.zeros((0, 4, SEQ_LEN), dtype=np.float32)
     x_train = np.concatenate([x[in_train], knockouts])
     y_train = np.concatenate([labels[in_train], np.zeros(len(knockouts), dtype=np.int64)])
     history = train(
@@ -647,14 +641,11 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         sd_equal = bool(torch.equal(fresh(check), model(check)))
     if not (ts_equal and sd_equal):
-        raise RuntimeError(
-            f"reloaded model differs (torchscript={ts_equal}, state_dict={sd_equal})"
-        )
+        raise RuntimeError(f"reloaded model differs (torchscript={ts_equal}, state_dict={sd_equal})")
 
     report = {
         "model": "DonorCNN",
-        "task": "splice donor (GT, first intron base) vs. other GT dinucleotides, "
-        "transcript strand",
+        "task": "splice donor (GT, first intron base) vs. other GT dinucleotides, transcript strand",
         "reference": str(FASTA.relative_to(REPO_ROOT)),
         "annotation": str(GTF.relative_to(REPO_ROOT)),
         "region": f"{CHROM}:{SLICE_START}-{SLICE_END}",

@@ -38,8 +38,12 @@ def write_genome(folder: Path) -> Path:
 
 def write_vcf(folder: Path) -> Path:
     """Write a VCF whose REF alleles match the FASTA (ALTs equal to REF are dropped)."""
-    lines = ["##fileformat=VCFv4.2", "##contig=<ID=chrA,length=300>", "##contig=<ID=2,length=120>",
-             "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
+    lines = [
+        "##fileformat=VCFv4.2",
+        "##contig=<ID=chrA,length=300>",
+        "##contig=<ID=2,length=120>",
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
+    ]
     for chrom, pos, vid, ref_len, alt in VCF_ROWS:
         seq = CONTIGS[chrom]
         if ref_len is None:
@@ -71,6 +75,7 @@ def toy_model(length: int, n_out: int = 2, seed: int = 0) -> tuple[CallableModel
     """Return a veff model wrapping :class:`LinearToy` and the toy (to inspect its calls)."""
     fn = LinearToy(length, n_out, seed)
     labels = tuple(f"out{k}" for k in range(n_out))
-    model = CallableModel(fn, name="toy", seq_length=length, layout=InputLayout.parse("L,4"),
-                          output_labels=labels)
+    model = CallableModel(
+        fn, name="toy", seq_length=length, layout=InputLayout.parse("L,4"), output_labels=labels
+    )
     return model, fn

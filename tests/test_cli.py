@@ -30,8 +30,21 @@ def _query(path, fmt):
 def test_keras_example_end_to_end_reads_back_with_bcftools(tmp_path):
     out = tmp_path / "e1.vcf.gz"
     summary = str(tmp_path / "s.json")
-    res = _run(_score_args(DONOR_H5, E1, HG38, out, "--scores", "diff", "--scores", "logit,ref", "-q",
-                           "--summary-json", summary))
+    res = _run(
+        _score_args(
+            DONOR_H5,
+            E1,
+            HG38,
+            out,
+            "--scores",
+            "diff",
+            "--scores",
+            "logit,ref",
+            "-q",
+            "--summary-json",
+            summary,
+        )
+    )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "e1.vcf.gz.tbi").exists()
     subprocess.run(["bcftools", "view", "-H", str(out)], check=True, capture_output=True)

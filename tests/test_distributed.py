@@ -1,4 +1,4 @@
-"""Sharded runs on a Dask cluster (veff.distributed): the same bytes as a run in one process."""
+"""Sharded runs on a Dask cluster (veff.distributed.driver): the same bytes as a run in one process."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from veff.models import CallableModel, InputLayout
 
 distributed = pytest.importorskip("distributed")
 
-from veff import distributed as vd  # noqa: E402
+import veff.distributed.driver as vd  # noqa: E402
 
 L = 21
 
@@ -160,7 +160,6 @@ def test_sharded_run_writes_the_bytes_of_one_process(data, client, tmp_path, vcf
     assert names["one"] == names["many"]  # no part files or work folder left
 
 
-
 def test_a_real_cnn_gives_the_same_bytes_sharded(data, client, tmp_path):
     """A CPU conv net changes the last float bits with the batch shape; every batch has one shape."""
     fasta, vcf = data
@@ -173,6 +172,7 @@ def test_a_real_cnn_gives_the_same_bytes_sharded(data, client, tmp_path):
     assert many.distributed["shards"] > 10
     _same_bytes(out1, out2)
     _same_bytes(tab1, tab2)
+
 
 def test_every_record_lands_in_exactly_one_shard(data, tmp_path):
     _, vcf = data
@@ -200,7 +200,7 @@ def test_large_contigs_are_cut_at_index_windows(data, client, tmp_path, monkeypa
     gz = tmp_path / "in.vcf.gz"
     subprocess.run(["bgzip", "-c", str(vcf)], stdout=gz.open("wb"), check=True)
     subprocess.run(["tabix", "-p", "vcf", str(gz)], check=True)
-    monkeypatch.setattr("veff._shards.SCAN_BYTES", 0)  # where plan_shards reads it
+    monkeypatch.setattr("veff.distributed.shards.SCAN_BYTES", 0)  # where plan_shards reads it
     index = read_index(Path(f"{gz}.tbi"))
     shards = vd.plan_shards(index, 100, gz)
     assert [s.regions for s in shards][:2] == [(("chr1", 0, 16384),), (("chr1", 16385, None),)]
@@ -234,7 +234,13 @@ def test_predictions_and_an_empty_vcf(data, client, tmp_path):
     fasta, vcf = data
     one = veff.score_variants(_model(), vcf, fasta, return_predictions=True, **KW)
     many = veff.score_variants(
-        _model(), vcf, fasta, return_predictions=True, client=client, shard_records=40, work_dir=tmp_path,
+        _model(),
+        vcf,
+        fasta,
+        return_predictions=True,
+        client=client,
+        shard_records=40,
+        work_dir=tmp_path,
         **KW,
     )
     assert one.keys() == many.keys()

@@ -8,7 +8,7 @@ from conftest import CHR1, HG19, HG38, write_fasta
 
 from veff.errors import InputError
 from veff.io.fasta import Fasta, match_contig
-from veff.sequences import codes_to_str
+from veff.variants.sequences import codes_to_str
 
 
 def test_fetch_upper_cases_soft_masked_bases(genome):

@@ -62,11 +62,13 @@ def genome(tmp_path: Path) -> Path:
 
 
 # -- overlap mode ---------------------------------------------------------------------------------
-def test_overlap_mode_scores_in_dataloader_regions(tmp_path: Path, genome: Path,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_overlap_mode_scores_in_dataloader_regions(
+    tmp_path: Path, genome: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     bed = tmp_path / "regions.bed"
-    bed.write_text("chr1\t10\t18\tr1\t0\t+\nchr1\t40\t48\tr2\t0\t-\nchr1\t14\t22\tr3\t0\t+\n"
-                   "2\t100\t108\tr4\t0\t+\n")
+    bed.write_text(
+        "chr1\t10\t18\tr1\t0\t+\nchr1\t40\t48\tr2\t0\t-\nchr1\t14\t22\tr3\t0\t+\n2\t100\t108\tr4\t0\t+\n"
+    )
     chr2 = GENOME["2"].upper()
     rows = [
         ("chr1", 12, "in_r1", CHR1[11], _alt(CHR1[11])),
@@ -81,7 +83,11 @@ def test_overlap_mode_scores_in_dataloader_regions(tmp_path: Path, genome: Path,
     out = tmp_path / "out.vcf"
     with caplog.at_level(logging.WARNING, logger="veff"):
         summary = veff.score_variants(
-            OVERLAP, vcf, genome, out, table=tmp_path / "t.tsv",
+            OVERLAP,
+            vcf,
+            genome,
+            out,
+            table=tmp_path / "t.tsv",
             dataloader_args={"intervals_file": str(bed), "strip_chr": True},  # "1" matches "chr1"
         )
     assert "1 records lie in more than one dataloader region" in caplog.text
@@ -90,9 +96,12 @@ def test_overlap_mode_scores_in_dataloader_regions(tmp_path: Path, genome: Path,
     assert list(table["id"]) == [r[2] for r in rows]  # VCF order, every record kept
     assert list(table["status"]) == ["ok", "not_in_region", "ok", "ok", "ok", "ok", "ref_mismatch"]
     # expected: mutate the region's sequence (reverse complement for '-') and apply the weights
-    cases = {"in_r1": (CHR1, 10, 18, "+", 12), "minus": (CHR1, 40, 48, "-", 44),
-             "r1_and_r3": (CHR1, 14, 22, "+", 17),  # most central of r1 [10,18) and r3 [14,22)
-             "no_chr": (chr2, 100, 108, "+", 103)}
+    cases = {
+        "in_r1": (CHR1, 10, 18, "+", 12),
+        "minus": (CHR1, 40, 48, "-", 44),
+        "r1_and_r3": (CHR1, 14, 22, "+", 17),  # most central of r1 [10,18) and r3 [14,22)
+        "no_chr": (chr2, 100, 108, "+", 103),
+    }
     for vid, (seq, start, end, strand, pos) in cases.items():
         row = table[table["id"] == vid].iloc[0]
         ref_w, alt_w = (_window(seq, start, end, strand, pos, a) for a in (None, row["alt"]))
@@ -116,8 +125,15 @@ def test_overlap_mode_places_indels_by_the_fixed_window_rule(tmp_path: Path, gen
         ("chr1", 11, "too_long", CHR1[10], CHR1[10] + "A" * 60),
     ]
     vcf = write_vcf(tmp_path / "v.vcf", rows)
-    res = veff.score_variants(OVERLAP, vcf, genome, scores=["ref", "alt"], return_predictions=True,
-                              table=tmp_path / "t.tsv", dataloader_args={"intervals_file": str(bed)})
+    res = veff.score_variants(
+        OVERLAP,
+        vcf,
+        genome,
+        scores=["ref", "alt"],
+        return_predictions=True,
+        table=tmp_path / "t.tsv",
+        dataloader_args={"intervals_file": str(bed)},
+    )
     assert isinstance(res, dict)
     table = pd.read_csv(tmp_path / "t.tsv", sep="\t")
     assert list(table["status"]) == ["ok", "ok", "ok", "indel_too_long"]
@@ -140,8 +156,14 @@ def test_overlap_minus_strand_complemented_allele(tmp_path: Path, genome: Path) 
     bed.write_text("chr1\t40\t48\tr2\t0\t-\n")
     ref = CHR1[40]  # first base of the region = last base of the reverse complement
     vcf = write_vcf(tmp_path / "v.vcf", [("chr1", 41, "v", ref, _alt(ref))])
-    res = veff.score_variants(OVERLAP, vcf, genome, scores=["ref", "alt"], return_predictions=True,
-                              dataloader_args={"intervals_file": str(bed)})
+    res = veff.score_variants(
+        OVERLAP,
+        vcf,
+        genome,
+        scores=["ref", "alt"],
+        return_predictions=True,
+        dataloader_args={"intervals_file": str(bed)},
+    )
     assert isinstance(res, dict)
     ref_seq = CHR1[40:48].translate(_COMP)[::-1]
     alt_seq = ref_seq[:7] + _alt(ref).translate(_COMP)
@@ -149,9 +171,7 @@ def test_overlap_minus_strand_complemented_allele(tmp_path: Path, genome: Path) 
     assert res["alt"]["weighted"].iloc[0] == pytest.approx(_weighted(alt_seq), abs=1e-5)
 
 
-def test_example_tal1_model_runs_its_own_dataloader(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_example_tal1_model_runs_its_own_dataloader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """kipoi's tal1_model as shipped: its dataloader.py (pybedtools + pyfaidx) chooses the regions."""
     model_dir = tmp_path / "tal1_model"
     shutil.copytree(EXAMPLE / "models" / "tal1_model", model_dir)
@@ -177,8 +197,14 @@ def test_example_tal1_model_runs_its_own_dataloader(
     header += "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n"
     vcf = write_vcf(tmp_path / "v.vcf", rows, header=header)
     monkeypatch.chdir(model_dir)  # a relative path in the arguments resolves against the current directory
-    res = veff.score_variants(model_dir, vcf, fasta, scores=["ref", "alt"], return_predictions=True,
-                              dataloader_args=json.dumps({"intervals_file": "example_files/intervals.tsv"}))
+    res = veff.score_variants(
+        model_dir,
+        vcf,
+        fasta,
+        scores=["ref", "alt"],
+        return_predictions=True,
+        dataloader_args=json.dumps({"intervals_file": "example_files/intervals.tsv"}),
+    )
     assert isinstance(res, dict)
     model = load_kipoi_model(model_dir)
     for k, (chrom, pos, _, _, alt) in enumerate(rows):
@@ -194,14 +220,23 @@ def test_example_tal1_model_runs_its_own_dataloader(
 def test_bed_input_mode_matches_by_id_and_passes_other_inputs(tmp_path: Path, genome: Path) -> None:
     """The dataloader returns its samples in reverse BED order; matching is by id, not by order."""
     other = [b for b in "ACGT" if b != CHR1[299]]
-    rows = [("chr1", 50, "a", CHR1[49], _alt(CHR1[49])),
-            ("chrUn", 5, "unknown", "A", "C"),
-            ("chr1", 300, "multi", CHR1[299], ",".join(other[:2])),
-            ("chr1", 120, "del", CHR1[119:121], CHR1[119])]
+    rows = [
+        ("chr1", 50, "a", CHR1[49], _alt(CHR1[49])),
+        ("chrUn", 5, "unknown", "A", "C"),
+        ("chr1", 300, "multi", CHR1[299], ",".join(other[:2])),
+        ("chr1", 120, "del", CHR1[119:121], CHR1[119]),
+    ]
     vcf = write_vcf(tmp_path / "v.vcf", rows)
     for rc in (False, True):
-        res = veff.score_variants(BED, vcf, genome, scores=["ref", "alt"], rc=rc, return_predictions=True,
-                                  dataloader_args=["scale=2.5"])
+        res = veff.score_variants(
+            BED,
+            vcf,
+            genome,
+            scores=["ref", "alt"],
+            rc=rc,
+            return_predictions=True,
+            dataloader_args=["scale=2.5"],
+        )
         assert isinstance(res, dict)
         ref, alt = res["ref"], res["alt"]
         assert list(ref.columns) == ["weighted", "dist"]
@@ -230,8 +265,9 @@ def test_bed_input_with_restriction_bed(tmp_path: Path, genome: Path) -> None:
     restriction.write_text("chr1\t60\t70\n")
     rows = [("chr1", 62, "shifted", CHR1[61], _alt(CHR1[61])), ("chr1", 200, "outside", CHR1[199], "A")]
     vcf = write_vcf(tmp_path / "v.vcf", rows)
-    summary = veff.score_variants(BED, vcf, genome, table=tmp_path / "t.tsv", rc=False, scores=["diff"],
-                                  restriction_bed=restriction)
+    summary = veff.score_variants(
+        BED, vcf, genome, table=tmp_path / "t.tsv", rc=False, scores=["diff"], restriction_bed=restriction
+    )
     table = pd.read_csv(tmp_path / "t.tsv", sep="\t")
     assert list(table["status"]) == ["ok", "not_in_region"]
     assert summary.scored == 1
@@ -248,14 +284,22 @@ def test_read_dataloader_args_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     (tmp_path / "args.json").write_text('{"intervals_file": "regions.bed", "flag": true}')
     absolute = str(tmp_path / "regions.bed")
     assert read_dataloader_args('{"intervals_file": "regions.bed", "n": 2}') == {
-        "intervals_file": absolute, "n": 2}
+        "intervals_file": absolute,
+        "n": 2,
+    }
     assert read_dataloader_args("args.yaml") == {"intervals_file": absolute, "scale": 3}
     assert read_dataloader_args(["args.json"]) == {"intervals_file": absolute, "flag": True}
     assert read_dataloader_args(["intervals_file=regions.bed", "scale=2.5 name=chr1"]) == {
-        "intervals_file": absolute, "scale": 2.5, "name": "chr1"}
+        "intervals_file": absolute,
+        "scale": 2.5,
+        "name": "chr1",
+    }
     assert read_dataloader_args(None) == {}
-    for bad, match in (("{nope", "not valid JSON"), ("missing.json", "neither a JSON object"),
-                       (["a=1", "b"], "expected key=value")):
+    for bad, match in (
+        ("{nope", "not valid JSON"),
+        ("missing.json", "neither a JSON object"),
+        (["a=1", "b"], "expected key=value"),
+    ):
         with pytest.raises(InputError, match=match):
             read_dataloader_args(bad)
 
@@ -268,8 +312,9 @@ def test_bad_dataloader_argument_names_accepted_ones(tmp_path: Path, genome: Pat
     with pytest.raises(InputError, match="argument 'intervals_file' is required"):
         veff.score_variants(OVERLAP, vcf, genome, return_predictions=True)
     with pytest.raises(InputError, match=r"has no dataloader\.py that veff runs"):
-        veff.score_variants(EXAMPLE / "models" / "gc_content", vcf, genome, return_predictions=True,
-                            dataloader_args={"x": 1})
+        veff.score_variants(
+            EXAMPLE / "models" / "gc_content", vcf, genome, return_predictions=True, dataloader_args={"x": 1}
+        )
 
 
 def test_cli_dataloader_args(tmp_path: Path, genome: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -277,17 +322,47 @@ def test_cli_dataloader_args(tmp_path: Path, genome: Path, monkeypatch: pytest.M
     Path("regions.bed").write_text("chr1\t10\t18\tr1\t0\t+\n")
     vcf = write_vcf(tmp_path / "v.vcf", [("chr1", 12, "a", CHR1[11], _alt(CHR1[11]))])
     runner = CliRunner()
-    res = runner.invoke(main, ["score-variants", str(OVERLAP), "--vcf", str(vcf), "--fasta", str(genome),
-                               "-o", "out.vcf", "-q", "--scores", "weighted_abs",
-                               "--dataloader-args", '{"intervals_file": "regions.bed"}'])
+    res = runner.invoke(
+        main,
+        [
+            "score-variants",
+            str(OVERLAP),
+            "--vcf",
+            str(vcf),
+            "--fasta",
+            str(genome),
+            "-o",
+            "out.vcf",
+            "-q",
+            "--scores",
+            "weighted_abs",
+            "--dataloader-args",
+            '{"intervals_file": "regions.bed"}',
+        ],
+    )
     assert res.exit_code == 0, res.output
     body = [line for line in Path("out.vcf").read_text().splitlines() if not line.startswith("#")]
     expected = abs(_weighted(_window(CHR1, 10, 18, "+", 12, _alt(CHR1[11]))) - _weighted(CHR1[10:18]))
     value = float(body[0].split("VEFF_dl_overlap_WEIGHTED_ABS=")[1].split("|")[1])
     assert value == pytest.approx(expected, abs=1e-5)
-    res = runner.invoke(main, ["score-variants", str(OVERLAP), "--vcf", str(vcf), "--fasta", str(genome),
-                               "-o", "out2.vcf", "-q", "--dataloader-args", "intervals_file=regions.bed",
-                               "--dataloader-args", "bogus=1"])
+    res = runner.invoke(
+        main,
+        [
+            "score-variants",
+            str(OVERLAP),
+            "--vcf",
+            str(vcf),
+            "--fasta",
+            str(genome),
+            "-o",
+            "out2.vcf",
+            "-q",
+            "--dataloader-args",
+            "intervals_file=regions.bed",
+            "--dataloader-args",
+            "bogus=1",
+        ],
+    )
     assert res.exit_code == 1
     assert res.output.startswith(
         "veff: error: dataloader dataloader.py::BedDataset: unknown argument 'bogus'"
@@ -323,8 +398,9 @@ def test_dna_only_bed_input_model_runs_its_dataloader_when_asked(tmp_path: Path,
     vcf = write_vcf(tmp_path / "v.vcf", rows)
     own = veff.score_variants(model_dir, vcf, genome, table=tmp_path / "own.tsv", scores=["diff"])
     assert own.statuses == {"ok": 2}  # veff's own windows: the insertion is scored too
-    ran = veff.score_variants(model_dir, vcf, genome, table=tmp_path / "ran.tsv", scores=["diff"],
-                              dataloader_args="{}")
+    ran = veff.score_variants(
+        model_dir, vcf, genome, table=tmp_path / "ran.tsv", scores=["diff"], dataloader_args="{}"
+    )
     assert ran.statuses == {"ok": 2}  # the insertion too, by the same rule as veff's own windows
     own_t, ran_t = (pd.read_csv(tmp_path / f, sep="\t") for f in ("own.tsv", "ran.tsv"))
     np.testing.assert_allclose(own_t["diff/weighted"], ran_t["diff/weighted"], atol=1e-6)
@@ -336,7 +412,7 @@ def test_dna_only_bed_input_model_runs_its_dataloader_when_asked(tmp_path: Path,
 
 # -- mutation maps ----------------------------------------------------------------------------------
 def test_mutation_map_uses_the_dataloader_regions_overlapping_the_query(tmp_path: Path, genome: Path) -> None:
-    from veff.mutation_map import MutationMap
+    from veff.mutation_map.compute import MutationMap
 
     bed = tmp_path / "regions.bed"
     bed.write_text("chr1\t10\t18\tr1\t0\t+\nchr1\t100\t108\tr5\t0\t+\nchr1\t14\t22\tr3\t0\t+\n")
@@ -355,9 +431,22 @@ def test_mutation_map_uses_the_dataloader_regions_overlapping_the_query(tmp_path
 def test_cli_mutation_map_dataloader_args(tmp_path: Path, genome: Path) -> None:
     bed = tmp_path / "regions.bed"
     bed.write_text("chr1\t10\t18\tr1\t0\t+\nchr1\t100\t108\tr5\t0\t+\n")
-    res = CliRunner().invoke(main, ["create-mutation-map", str(OVERLAP), "--fasta", str(genome),
-                                    "--region", "chr1:101-102", "-o", str(tmp_path / "m.h5"), "-q",
-                                    "--dataloader-args", f"intervals_file={bed}"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "create-mutation-map",
+            str(OVERLAP),
+            "--fasta",
+            str(genome),
+            "--region",
+            "chr1:101-102",
+            "-o",
+            str(tmp_path / "m.h5"),
+            "-q",
+            "--dataloader-args",
+            f"intervals_file={bed}",
+        ],
+    )
     assert res.exit_code == 0, res.output
     entries = veff.load_mutation_map(tmp_path / "m.h5").entries
     assert [(e.start, e.end) for e in entries] == [(100, 108)]
@@ -384,15 +473,22 @@ def test_dna_with_signal_channels_and_rc_twin_input(tmp_path: Path, genome: Path
     info = describe_model(TRACKS)
     assert info["supported"] and info["region_mode"] == "overlap"
     assert [(r["name"], r["role"], r["tracks"]) for r in info["inputs"]] == [
-        ("seq", "dna", 2), ("seq_rc", "dna_rc", 2), ("meta_features", "other", 0)]
+        ("seq", "dna", 2),
+        ("seq_rc", "dna_rc", 2),
+        ("meta_features", "other", 0),
+    ]
     bed = tmp_path / "regions.bed"
     bed.write_text("chr1\t20\t32\tr0\nchr1\t60\t72\tr1\n")
-    rows = [("chr1", 25, "a", CHR1[24], _alt(CHR1[24])), ("chr1", 72, "b", CHR1[71], _alt(CHR1[71])),
-            ("chr1", 45, "outside", CHR1[44], _alt(CHR1[44]))]
+    rows = [
+        ("chr1", 25, "a", CHR1[24], _alt(CHR1[24])),
+        ("chr1", 72, "b", CHR1[71], _alt(CHR1[71])),
+        ("chr1", 45, "outside", CHR1[44], _alt(CHR1[44])),
+    ]
     vcf = write_vcf(tmp_path / "in.vcf", rows)
     args = {"intervals_file": str(bed)}
-    res = veff.score_variants(TRACKS, vcf, genome, scores=["ref", "alt"], return_predictions=True,
-                              dataloader_args=args)
+    res = veff.score_variants(
+        TRACKS, vcf, genome, scores=["ref", "alt"], return_predictions=True, dataloader_args=args
+    )
     assert isinstance(res, dict)
     for k, (start, pos, idx) in enumerate([(20, 25, 0), (60, 72, 1)]):
         ref_seq = CHR1[start : start + 12]
@@ -402,8 +498,15 @@ def test_dna_with_signal_channels_and_rc_twin_input(tmp_path: Path, genome: Path
             np.testing.assert_allclose(got, _tracknet(seq, start, idx), rtol=1e-5)
     assert len(res["ref"]) == 2  # the record outside every region is not scored
     # veff's own reverse complement swaps the twins and reads the signals backwards
-    merged = veff.score_variants(TRACKS, vcf, genome, scores=["ref"], rc=True,  # merged by mean
-                                 return_predictions=True, dataloader_args=args)
+    merged = veff.score_variants(
+        TRACKS,
+        vcf,
+        genome,
+        scores=["ref"],
+        rc=True,  # merged by mean
+        return_predictions=True,
+        dataloader_args=args,
+    )
     assert isinstance(merged, dict)
     fwd, rev = _tracknet(CHR1[20:32], 20, 0)
     meta = float(np.array([0, 1.0, 0.5]) @ META_W)
@@ -411,4 +514,3 @@ def test_dna_with_signal_channels_and_rc_twin_input(tmp_path: Path, genome: Path
     rc_reverse = fwd - meta  # seq_rc <- forward DNA with the signals in forward order
     got = merged["ref"][["forward", "reverse"]].iloc[0].to_numpy()
     np.testing.assert_allclose(got, [(fwd + rc_forward) / 2, (rev + rc_reverse) / 2], rtol=1e-5)
-

@@ -7,7 +7,7 @@ from toy_models import torch_gc_module
 
 from veff.errors import ModelError
 from veff.models import InputLayout, load_model
-from veff.sequences import one_hot, str_to_codes
+from veff.variants.sequences import one_hot, str_to_codes
 
 SEQS = one_hot(np.stack([str_to_codes("ACGTGCCAATG"), str_to_codes("GGGGGCCCCCA")]))
 GC = np.array([[6 / 11], [10 / 11]], dtype=np.float32)

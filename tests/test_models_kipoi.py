@@ -30,8 +30,8 @@ from veff.models.kipoi.spec import (
     VariantEffectSpec,
     parse_shape,
 )
-from veff.scores import SCORES
-from veff.sequences import one_hot
+from veff.scoring.registry import SCORES
+from veff.variants.sequences import one_hot
 
 HERE = Path(__file__).parent
 FIX = HERE / "data" / "kipoi"
@@ -60,8 +60,16 @@ def write_model(tmp: Path, doc: dict[str, Any], files: dict[str, str] | None = N
 # -- yaml forms -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("(101, 4)", (101, 4)), ("(None,4)", (None, 4)), ("()", ()), ("(1, )", (1,)),
-     ([4, 1, 1000], (4, 1, 1000)), ("(a, 4)", None), (None, None), (7, (7,))],
+    [
+        ("(101, 4)", (101, 4)),
+        ("(None,4)", (None, 4)),
+        ("()", ()),
+        ("(1, )", (1,)),
+        ([4, 1, 1000], (4, 1, 1000)),
+        ("(a, 4)", None),
+        (None, None),
+        (7, (7,)),
+    ],
 )
 def test_parse_shape(text: Any, expected: Any) -> None:
     assert parse_shape(text) == expected
@@ -125,8 +133,14 @@ def test_no_variant_effects_section_still_runs() -> None:
 
 @pytest.mark.parametrize(
     ("alphabet_axis", "dummy_axis", "expected"),
-    [(1, None, (7, 4)), (0, None, (4, 7)), (0, 1, (4, 1, 7)), (2, 1, (7, 1, 4)), (2, 0, (1, 7, 4)),
-     (1, 2, (7, 4, 1))],
+    [
+        (1, None, (7, 4)),
+        (0, None, (4, 7)),
+        (0, 1, (4, 1, 7)),
+        (2, 1, (7, 1, 4)),
+        (2, 0, (1, 7, 4)),
+        (1, 2, (7, 4, 1)),
+    ],
 )
 def test_kipoiseq_shapes(alphabet_axis: int, dummy_axis: int | None, expected: tuple[int, ...]) -> None:
     assert kipoiseq_input_shape(7, alphabet_axis, dummy_axis) == expected
@@ -158,7 +172,14 @@ def test_describe_without_weights() -> None:
     assert info["n_value"] == 0.25
     assert info["rc"] is True
     assert info["available_scores"] == [
-        "my_logit_ref", "diff", "logit", "logit_alt", "deepsea_effect", "ref", "alt"]
+        "my_logit_ref",
+        "diff",
+        "logit",
+        "logit_alt",
+        "deepsea_effect",
+        "ref",
+        "alt",
+    ]
     assert info["default_scores"] == ["my_logit_ref", "diff"]
     assert json.loads(json.dumps(info)) == info
     with pytest.raises(ModelError, match="does not download"):
@@ -195,12 +216,17 @@ def test_layouts(tmp_path: Path, layout: str) -> None:
     length = 9
     shape = "(" + ", ".join(str(length) if a == "L" else a for a in layout.split(",")) + ")"
     shutil.copy(FIX / "layouts" / "model.py", tmp_path / "model.py")
-    write_model(tmp_path, {
-        "defined_as": "model.py::PositionCode",
-        "args": {"layout": layout, "length": length},
-        "schema": {"inputs": {"name": "seq", "shape": shape, "special_type": "DNASeq"},
-                   "targets": {"shape": "(2,)", "column_labels": ["code", "g"]}},
-    })
+    write_model(
+        tmp_path,
+        {
+            "defined_as": "model.py::PositionCode",
+            "args": {"layout": layout, "length": length},
+            "schema": {
+                "inputs": {"name": "seq", "shape": shape, "special_type": "DNASeq"},
+                "targets": {"shape": "(2,)", "column_labels": ["code", "g"]},
+            },
+        },
+    )
     model = load_model(tmp_path)
     assert str(model.layout) == layout
     x = random_onehot(5, length, seed=1)
@@ -210,14 +236,24 @@ def test_layouts(tmp_path: Path, layout: str) -> None:
 
 def test_kipoiseq_alphabet_order_and_dtype(tmp_path: Path) -> None:
     shutil.copy(FIX / "layouts" / "model.py", tmp_path / "model.py")
-    write_model(tmp_path, {
-        "defined_as": "model.py::PositionCode",
-        "args": {"layout": "4,1,L", "length": 6},
-        "default_dataloader": {"defined_as": "kipoiseq.dataloaders.SeqIntervalDl", "default_args": {
-            "auto_resize_len": 6, "alphabet_axis": 0, "dummy_axis": 1, "alphabet": "TGCA",
-            "dtype": "float64"}},
-        "schema": {"inputs": {"shape": "(4, 1, 6)"}, "targets": {"shape": "(2,)"}},
-    })
+    write_model(
+        tmp_path,
+        {
+            "defined_as": "model.py::PositionCode",
+            "args": {"layout": "4,1,L", "length": 6},
+            "default_dataloader": {
+                "defined_as": "kipoiseq.dataloaders.SeqIntervalDl",
+                "default_args": {
+                    "auto_resize_len": 6,
+                    "alphabet_axis": 0,
+                    "dummy_axis": 1,
+                    "alphabet": "TGCA",
+                    "dtype": "float64",
+                },
+            },
+            "schema": {"inputs": {"shape": "(4, 1, 6)"}, "targets": {"shape": "(2,)"}},
+        },
+    )
     model = load_kipoi_model(tmp_path)
     assert model.n_value == 0.25
     x = onehot(["AAAAAA"])
@@ -229,16 +265,25 @@ def test_kipoiseq_alphabet_order_and_dtype(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("shape", "expected"), [("()", (2,)), ("(1,)", (2, 1)), ("(5,)", (2, 5))])
 def test_string_input_shapes(tmp_path: Path, shape: str, expected: tuple[int, ...]) -> None:
-    write_model(tmp_path, {
-        "defined_as": "model.py::Echo",
-        "schema": {"inputs": {"name": "s", "shape": shape, "special_type": "DNAStringSeq"},
-                   "targets": {"shape": "(1,)"}},
-    }, {"model.py": (
-        "import numpy as np\n"
-        "class Echo:\n"
-        "    def predict_on_batch(self, x):\n"
-        "        self.last = np.asarray(x)\n"
-        "        return np.array([''.join(r).count('N') for r in self.last.reshape(len(x), -1)])\n")})
+    write_model(
+        tmp_path,
+        {
+            "defined_as": "model.py::Echo",
+            "schema": {
+                "inputs": {"name": "s", "shape": shape, "special_type": "DNAStringSeq"},
+                "targets": {"shape": "(1,)"},
+            },
+        },
+        {
+            "model.py": (
+                "import numpy as np\n"
+                "class Echo:\n"
+                "    def predict_on_batch(self, x):\n"
+                "        self.last = np.asarray(x)\n"
+                "        return np.array([''.join(r).count('N') for r in self.last.reshape(len(x), -1)])\n"
+            )
+        },
+    )
     model = load_kipoi_model(tmp_path)
     x = onehot(["ACGTN", "NNNNA"], n_value=0.0)
     np.testing.assert_array_equal(model.predict(x), [[1], [4]])
@@ -322,12 +367,18 @@ def test_sklearn_predict_proba(tmp_path: Path) -> None:
     y = (x[:, 2, 1] == 1).astype(int)  # C at the centre
     est = LogisticRegression().fit(x.reshape(40, -1), y)
     (tmp_path / "model.pkl").write_bytes(pickle.dumps(est))
-    write_model(tmp_path, {
-        "type": "sklearn", "args": {"pkl_file": "model.pkl", "predict_method": "predict_proba"},
-        "schema": {"inputs": {"name": "seq", "shape": "(5, 4)", "special_type": "DNASeq"},
-                   "targets": {"shape": "(2,)", "column_labels": ["other", "central_C"]}},
-        "postprocessing": {"variant_effects": {"seq_input": ["seq"]}},
-    })
+    write_model(
+        tmp_path,
+        {
+            "type": "sklearn",
+            "args": {"pkl_file": "model.pkl", "predict_method": "predict_proba"},
+            "schema": {
+                "inputs": {"name": "seq", "shape": "(5, 4)", "special_type": "DNASeq"},
+                "targets": {"shape": "(2,)", "column_labels": ["other", "central_C"]},
+            },
+            "postprocessing": {"variant_effects": {"seq_input": ["seq"]}},
+        },
+    )
     model = load_model(tmp_path)
     np.testing.assert_allclose(model.predict(x[:3]), est.predict_proba(x[:3].reshape(3, -1)), rtol=1e-6)
     assert model.output_labels == ("other", "central_C")
@@ -373,14 +424,18 @@ def test_keras_custom_objects_file(tmp_path: Path) -> None:
     inp = keras.Input((6, 4))
     net = keras.Model(inp, keras.layers.Dense(2, activation=swish2)(keras.layers.Flatten()(inp)))
     net.save(str(tmp_path / "net.h5"))
-    doc = {"type": "keras", "args": {"weights": "net.h5", "custom_objects": "objects.py"},
-           "schema": {"inputs": {"shape": "(6, 4)", "special_type": "DNASeq"}, "targets": {"shape": "(2,)"}}}
+    doc = {
+        "type": "keras",
+        "args": {"weights": "net.h5", "custom_objects": "objects.py"},
+        "schema": {"inputs": {"shape": "(6, 4)", "special_type": "DNASeq"}, "targets": {"shape": "(2,)"}},
+    }
     write_model(tmp_path, doc)
     with pytest.raises(ModelError, match="cannot load the Keras model"):
         load_model(tmp_path)  # objects.py absent: ignored, as kipoi did, so swish2 is unknown
     (tmp_path / "objects.py").write_text(
         "import keras\n\ndef swish2(x):\n    return x * keras.ops.sigmoid(x)\n\n"
-        "OBJECTS = {'swish2': swish2}\n")
+        "OBJECTS = {'swish2': swish2}\n"
+    )
     x = random_onehot(3, 6, seed=8)
     np.testing.assert_allclose(load_model(tmp_path).predict(x), net.predict_on_batch(x), rtol=1e-5)
 
@@ -400,13 +455,22 @@ def test_tensorflow_checkpoint_and_savedmodel(tmp_path: Path) -> None:
             sess.run(tf.compat.v1.global_variables_initializer())
             tf.compat.v1.train.Saver().save(sess, str(tmp_path / "ckpt" / "model.tf"))
     (tmp_path / "ckpt" / "const.pkl").write_bytes(pickle.dumps({"scale": 2.0}))
-    write_model(tmp_path / "ckpt", {
-        "type": "tensorflow",
-        "args": {"input_nodes": "inputs", "target_nodes": "preds", "checkpoint_path": "model.tf",
-                 "const_feed_dict_pkl": "const.pkl"},
-        "schema": {"inputs": {"name": "seq", "shape": f"({length}, 4)", "special_type": "DNASeq"},
-                   "targets": {"shape": "(1,)"}},
-    })
+    write_model(
+        tmp_path / "ckpt",
+        {
+            "type": "tensorflow",
+            "args": {
+                "input_nodes": "inputs",
+                "target_nodes": "preds",
+                "checkpoint_path": "model.tf",
+                "const_feed_dict_pkl": "const.pkl",
+            },
+            "schema": {
+                "inputs": {"name": "seq", "shape": f"({length}, 4)", "special_type": "DNASeq"},
+                "targets": {"shape": "(1,)"},
+            },
+        },
+    )
     xs = random_onehot(3, length, seed=7)
     expected = 2 * (xs * weights).sum(axis=(1, 2))[:, None]
     np.testing.assert_allclose(load_model(tmp_path / "ckpt").predict(xs), expected, rtol=1e-5)
@@ -417,26 +481,46 @@ def test_tensorflow_checkpoint_and_savedmodel(tmp_path: Path) -> None:
             return {"out": tf.reduce_sum(seq[:, 2, :], axis=1, keepdims=True)}
 
     tf.saved_model.save(Mod(), str(tmp_path / "sm" / "saved"), signatures={"serving_default": Mod().__call__})
-    write_model(tmp_path / "sm", {
-        "defined_as": "kipoi.model.TensorFlowSavedModel", "args": {"savefile": "saved"},
-        "schema": {"inputs": {"name": "seq", "shape": f"(4, {length})", "special_type": "DNASeq"},
-                   "targets": {"shape": "(1,)"}},
-    })
+    write_model(
+        tmp_path / "sm",
+        {
+            "defined_as": "kipoi.model.TensorFlowSavedModel",
+            "args": {"savefile": "saved"},
+            "schema": {
+                "inputs": {"name": "seq", "shape": f"(4, {length})", "special_type": "DNASeq"},
+                "targets": {"shape": "(1,)"},
+            },
+        },
+    )
     np.testing.assert_allclose(load_model(tmp_path / "sm").predict(xs), xs[:, :, 2].sum(1, keepdims=True))
 
 
 def test_missing_weights_and_bad_custom_class(tmp_path: Path) -> None:
-    write_model(tmp_path / "a", {
-        "type": "keras", "args": {"weights": "model_files/none.h5"},
-        "schema": {"inputs": {"shape": "(10, 4)", "special_type": "DNASeq"}, "targets": {"shape": "(1,)"}},
-    })
+    write_model(
+        tmp_path / "a",
+        {
+            "type": "keras",
+            "args": {"weights": "model_files/none.h5"},
+            "schema": {
+                "inputs": {"shape": "(10, 4)", "special_type": "DNASeq"},
+                "targets": {"shape": "(1,)"},
+            },
+        },
+    )
     assert describe_model(tmp_path / "a")["supported"] is True
     with pytest.raises(ModelError, match="not found"):
         load_model(tmp_path / "a")
-    write_model(tmp_path / "b", {
-        "defined_as": "model.py::Nope",
-        "schema": {"inputs": {"shape": "(10, 4)", "special_type": "DNASeq"}, "targets": {"shape": "(1,)"}},
-    }, {"model.py": "class Other:\n    pass\n"})
+    write_model(
+        tmp_path / "b",
+        {
+            "defined_as": "model.py::Nope",
+            "schema": {
+                "inputs": {"shape": "(10, 4)", "special_type": "DNASeq"},
+                "targets": {"shape": "(1,)"},
+            },
+        },
+        {"model.py": "class Other:\n    pass\n"},
+    )
     with pytest.raises(ModelError, match="Nope"):
         load_model(tmp_path / "b")
 
@@ -452,16 +536,29 @@ def ve(*funcs: ScoringFunctionSpec) -> VariantEffectSpec:
         (None, ["diff", "ref", "alt"], ["diff"]),
         ((), ["diff", "ref", "alt"], ["diff"]),
         ((ScoringFunctionSpec("diff"),), ["diff", "ref", "alt"], ["diff"]),
-        ((ScoringFunctionSpec("logit", default=True), ScoringFunctionSpec("ref")),
-         ["logit", "ref", "logit_ref", "logit_alt", "deepsea_effect", "diff", "alt"], ["logit"]),
+        (
+            (ScoringFunctionSpec("logit", default=True), ScoringFunctionSpec("ref")),
+            ["logit", "ref", "logit_ref", "logit_alt", "deepsea_effect", "diff", "alt"],
+            ["logit"],
+        ),
         ((ScoringFunctionSpec("diff", name="my_diff"),), ["my_diff", "ref", "alt"], ["my_diff"]),
         ((ScoringFunctionSpec("diff", name="logit"),), ["diff", "ref", "alt"], ["diff"]),
-        ((ScoringFunctionSpec("custom", defined_as="s.py::S"),
-          ScoringFunctionSpec("custom", name="diff", defined_as="s.py::S")),
-         ["custom_", "custom_diff", "diff", "ref", "alt"], ["custom_", "custom_diff"]),
-        ((ScoringFunctionSpec("deepsea_effect"), ScoringFunctionSpec("custom", name="x", defined_as="s.py::S",
-                                                                     default=True)),
-         ["deepsea_effect", "x", "logit", "logit_ref", "logit_alt", "diff", "ref", "alt"], ["x"]),
+        (
+            (
+                ScoringFunctionSpec("custom", defined_as="s.py::S"),
+                ScoringFunctionSpec("custom", name="diff", defined_as="s.py::S"),
+            ),
+            ["custom_", "custom_diff", "diff", "ref", "alt"],
+            ["custom_", "custom_diff"],
+        ),
+        (
+            (
+                ScoringFunctionSpec("deepsea_effect"),
+                ScoringFunctionSpec("custom", name="x", defined_as="s.py::S", default=True),
+            ),
+            ["deepsea_effect", "x", "logit", "logit_ref", "logit_alt", "diff", "ref", "alt"],
+            ["x"],
+        ),
     ],
 )
 def test_score_availability(funcs: Any, available: list[str], defaults: list[str]) -> None:
@@ -473,12 +570,17 @@ def test_score_availability(funcs: Any, available: list[str], defaults: list[str
 
 def test_score_rules_reject_duplicates_and_bad_custom() -> None:
     with pytest.raises(KipoiSpecError, match="twice"):
-        score_table(ve(ScoringFunctionSpec("ref", name="foo"),
-                       ScoringFunctionSpec("custom", name="foo", defined_as="a.py::B")))
+        score_table(
+            ve(
+                ScoringFunctionSpec("ref", name="foo"),
+                ScoringFunctionSpec("custom", name="foo", defined_as="a.py::B"),
+            )
+        )
     with pytest.raises(KipoiSpecError, match=r"FILE\.py::Name"):
         score_table(ve(ScoringFunctionSpec("custom", name="c", defined_as="a.B")))
-    table, _ = score_table(ve(ScoringFunctionSpec(
-        "custom", name="c", defined_as="a.py::B", args=(ScoringArgSpec("k"),))))
+    table, _ = score_table(
+        ve(ScoringFunctionSpec("custom", name="c", defined_as="a.py::B", args=(ScoringArgSpec("k"),)))
+    )
     assert table[0].kwargs is None  # an argument without a default
 
 
@@ -521,13 +623,30 @@ def test_register_scores_adds_only_new_labels() -> None:
 
 
 def test_custom_score_argument_mismatch(tmp_path: Path) -> None:
-    write_model(tmp_path, {
-        "defined_as": "model.py::M",
-        "schema": {"inputs": {"shape": "(4, 4)", "special_type": "DNASeq"}, "targets": {"shape": "(1,)"}},
-        "postprocessing": {"variant_effects": {"seq_input": ["seq"], "scoring_functions": [
-            {"type": "custom", "name": "s", "defined_as": "s.py::S", "args": {"a": {"default": 1}}}]}},
-    }, {"model.py": "class M:\n    def predict_on_batch(self, x):\n        return x.sum(axis=(1, 2))\n",
-        "s.py": "class S:\n    def __init__(self, b=1):\n        pass\n"})
+    write_model(
+        tmp_path,
+        {
+            "defined_as": "model.py::M",
+            "schema": {"inputs": {"shape": "(4, 4)", "special_type": "DNASeq"}, "targets": {"shape": "(1,)"}},
+            "postprocessing": {
+                "variant_effects": {
+                    "seq_input": ["seq"],
+                    "scoring_functions": [
+                        {
+                            "type": "custom",
+                            "name": "s",
+                            "defined_as": "s.py::S",
+                            "args": {"a": {"default": 1}},
+                        }
+                    ],
+                }
+            },
+        },
+        {
+            "model.py": "class M:\n    def predict_on_batch(self, x):\n        return x.sum(axis=(1, 2))\n",
+            "s.py": "class S:\n    def __init__(self, b=1):\n        pass\n",
+        },
+    )
     model = load_model(tmp_path)
     assert isinstance(model, KipoiModel)
     with pytest.raises(ModelError, match="do not match"):
@@ -564,8 +683,11 @@ def test_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
             return self._obj
 
     fixed = vm.CallableModel(lambda x: x.sum(axis=(1, 2)), name="fixed", seq_length=3)
-    eps = [EP("gc", lambda: str(EXAMPLES / "gc_content")), EP("fixed", lambda: fixed),
-           EP("broken", lambda: "/no/such/path")]
+    eps = [
+        EP("gc", lambda: str(EXAMPLES / "gc_content")),
+        EP("fixed", lambda: fixed),
+        EP("broken", lambda: "/no/such/path"),
+    ]
     monkeypatch.delenv("VEFF_MODEL_PATH", raising=False)
     monkeypatch.setattr(vm, "entry_points", lambda group: eps if group == "veff.models" else [])
     assert isinstance(load_model("gc"), KipoiModel)
@@ -587,11 +709,15 @@ def test_score_variants_with_model_directory(tmp_path: Path) -> None:
     ref = seq[pos - 1].upper()
     alt = "G" if ref in "AT" else "A"
     vcf = tmp_path / "v.vcf"
-    vcf.write_text("##fileformat=VCFv4.2\n" f"##contig=<ID={chrom}>\n"
-                   "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
-                   f"{chrom}\t{pos}\tv1\t{ref}\t{alt}\t.\t.\t.\n")
-    res = veff.score_variants(str(EXAMPLES / "gc_content"), vcf, fasta, return_predictions=True,
-                              scores=["diff"])
+    vcf.write_text(
+        "##fileformat=VCFv4.2\n"
+        f"##contig=<ID={chrom}>\n"
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+        f"{chrom}\t{pos}\tv1\t{ref}\t{alt}\t.\t.\t.\n"
+    )
+    res = veff.score_variants(
+        str(EXAMPLES / "gc_content"), vcf, fasta, return_predictions=True, scores=["diff"]
+    )
     assert isinstance(res, dict)
     diff = res["diff"]
     assert list(diff.columns) == ["gc_fraction", "gc_center"]
@@ -612,7 +738,7 @@ def test_sequence_and_reverse_complement_as_two_inputs() -> None:
 
 
 def test_cli_models_info_and_list(monkeypatch: pytest.MonkeyPatch) -> None:
-    from veff.cli_models import models
+    from veff.cli.models import models
 
     runner = CliRunner()
     res = runner.invoke(models, ["info", str(EXAMPLES / "gc_content")])
@@ -664,7 +790,12 @@ def test_zoo_snapshot_2018_09(zoo: Path) -> None:
     models = {k: v for k, v in infos.items() if not k.endswith(".yaml")}
     assert len(models) == 2068  # + 2 Jinja templates = the 2,070 of SUMMARY.tsv
     assert Counter(v["framework"] for v in models.values()) == {
-        "keras": 1733, "custom": 329, "pytorch": 3, "sklearn": 2, "tensorflow": 1}
+        "keras": 1733,
+        "custom": 329,
+        "pytorch": 3,
+        "sklearn": 2,
+        "tensorflow": 1,
+    }
     unsupported = {k: v["unsupported_reason"] for k, v in models.items() if not v["supported"]}
     reasons = Counter(r.split(":")[0][:70] for r in unsupported.values())
     print(f"\n2018-09: {len(models) - len(unsupported)}/{len(models)} supported; unsupported by reason:")
@@ -675,8 +806,11 @@ def test_zoo_snapshot_2018_09(zoo: Path) -> None:
     assert len(with_ve) == 2030
     # the models kipoi-veff could run that need nothing but their DNA input (the rbp_eclip group
     # also needs dataloader-made features):
-    dna_only = {k: v for k, v in with_ve.items() if "come from the model's dataloader" not in
-                (v["unsupported_reason"] or "")}
+    dna_only = {
+        k: v
+        for k, v in with_ve.items()
+        if "come from the model's dataloader" not in (v["unsupported_reason"] or "")
+    }
     share = sum(v["supported"] for v in dna_only.values()) / len(dna_only)
     print(f"2018-09 with variant_effects and DNA-only inputs: {share:.2%} supported")
     assert share >= 0.99
@@ -685,12 +819,21 @@ def test_zoo_snapshot_2018_09(zoo: Path) -> None:
     assert len(factornet) == 30 and all(v["supported"] for v in factornet.values())
     ctcf = models["FactorNet/CTCF/meta_RNAseq_Unique35_DGF"]
     assert [(r["name"], r["role"], r["tracks"]) for r in ctcf["inputs"]] == [
-        ("seq", "dna", 2), ("seq_rc", "dna_rc", 2), ("meta_features", "other", 0)]
+        ("seq", "dna", 2),
+        ("seq_rc", "dna_rc", 2),
+        ("meta_features", "other", 0),
+    ]
     assert ctcf["region_mode"] == "overlap" and ctcf["inputs"][0]["length"] == 1002
     assert models["rbp_eclip/AARS"]["supported"]  # its distance features come from its dataloader
     assert models["rbp_eclip/AARS"]["region_mode"] == "bed_input"
-    for key in ("DeepSEA/variantEffects", "lsgkm-SVM/Tfbs/Ap2alpha/Helas3/Sydh_Std", "Basset",
-                "CpGenie/A549_ENCSR000DDI", "pwm_HOCOMOCO/human/NFIL3", "KipoiSplice/4"):
+    for key in (
+        "DeepSEA/variantEffects",
+        "lsgkm-SVM/Tfbs/Ap2alpha/Helas3/Sydh_Std",
+        "Basset",
+        "CpGenie/A549_ENCSR000DDI",
+        "pwm_HOCOMOCO/human/NFIL3",
+        "KipoiSplice/4",
+    ):
         assert key in models
     assert models["DeepSEA/variantEffects"]["inputs"][0]["layout"] == "4,1,L"
     assert models["lsgkm-SVM/Tfbs/Ap2alpha/Helas3/Sydh_Std"]["inputs"][0]["layout"] == "string"
@@ -698,8 +841,10 @@ def test_zoo_snapshot_2018_09(zoo: Path) -> None:
     assert models["pwm_HOCOMOCO/human/NFIL3"]["inputs"][0]["length"] is None
     assert models["KipoiSplice/4"]["supported"] is False
     templates = {k: v for k, v in infos.items() if k.endswith(".yaml")}
-    assert sorted(templates) == ["DeepCpG_DNA/template/model_template.yaml",
-                                 "FactorNet/template/template_model.yaml"]
+    assert sorted(templates) == [
+        "DeepCpG_DNA/template/model_template.yaml",
+        "FactorNet/template/template_model.yaml",
+    ]
     assert "Jinja template" in templates["FactorNet/template/template_model.yaml"]["unsupported_reason"]
 
 

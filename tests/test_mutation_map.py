@@ -9,13 +9,13 @@ from _mutmap_fixtures import CONTIGS, toy_model, write_genome, write_vcf
 from click.testing import CliRunner
 
 import veff
-import veff.mutation_map as mm_mod
-from veff._types import Region
-from veff.cli_mutation_map import create_mutation_map_cmd, parse_region
+import veff.mutation_map.compute as mm_mod
+from veff.cli.mutation_map import create_mutation_map_cmd, parse_region
 from veff.errors import InputError
-from veff.mutation_map import MutationMap, load_mutation_map, mutant_table, tile_region
-from veff.regions import centre_index
-from veff.sequences import one_hot, reverse_complement_codes, str_to_codes
+from veff.mutation_map.compute import MutationMap, load_mutation_map, mutant_table, tile_region
+from veff.types import Region
+from veff.variants.regions import centre_index
+from veff.variants.sequences import one_hot, reverse_complement_codes, str_to_codes
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "example_data"
 
@@ -99,8 +99,9 @@ def test_window_values_match_brute_force(data: dict[str, Path], strand: str) -> 
     mm = MutationMap(model, data["fasta"], rc=False, batch_size=7)
     res = mm.window_scores(Region("chrA", 55, 67, strand))  # covers the N run at 60..63
     assert res.ref_seq == CONTIGS["chrA"][55:67]
-    np.testing.assert_allclose(res.scores["diff"], _brute_force(fn, res.ref_seq, strand),
-                               rtol=1e-5, atol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(
+        res.scores["diff"], _brute_force(fn, res.ref_seq, strand), rtol=1e-5, atol=1e-6, equal_nan=True
+    )
     nan_per_pos = np.isnan(res.scores["diff"][:, :, 0]).sum(axis=1)
     assert [int(k) for k in nan_per_pos] == [0 if c == "N" else 1 for c in res.ref_seq]
 
@@ -144,17 +145,26 @@ def test_reference_predicted_once_per_window(data: dict[str, Path], tmp_path: Pa
 
 @pytest.mark.parametrize("rc", [False, True])
 @pytest.mark.parametrize("centering", ["exact", "kipoi"])
-def test_vcf_map_equals_score_variants(data: dict[str, Path], tmp_path: Path, rc: bool,
-                                       centering: str) -> None:
+def test_vcf_map_equals_score_variants(
+    data: dict[str, Path], tmp_path: Path, rc: bool, centering: str
+) -> None:
     scores = ("diff", "logit", "deepsea_effect")
     kwargs = [{}, {"rc_merging": "max"}, {}]
     model, _ = toy_model(15)
-    res = MutationMap(model, data["fasta"], scores=scores, score_kwargs=kwargs, rc=rc,
-                      centering=centering).query_vcf(data["vcf"], output=tmp_path / "v.h5")
+    res = MutationMap(
+        model, data["fasta"], scores=scores, score_kwargs=kwargs, rc=rc, centering=centering
+    ).query_vcf(data["vcf"], output=tmp_path / "v.h5")
     model2, _ = toy_model(15)
-    expected = veff.score_variants(model2, data["vcf"], data["fasta"], scores=scores,
-                                   score_kwargs=kwargs, rc=rc, centering=centering,
-                                   return_predictions=True)
+    expected = veff.score_variants(
+        model2,
+        data["vcf"],
+        data["fasta"],
+        scores=scores,
+        score_kwargs=kwargs,
+        rc=rc,
+        centering=centering,
+        return_predictions=True,
+    )
     checked = 0
     for e in res.entries:
         for v in e.variants:
@@ -165,8 +175,9 @@ def test_vcf_map_equals_score_variants(data: dict[str, Path], tmp_path: Path, rc
                     continue
                 for s in scores:
                     cell = e.scores[s][v.start - e.start, "ACGT".index(alt)]
-                    np.testing.assert_allclose(cell, expected[s].loc[v.key(alt)].to_numpy(),
-                                               rtol=1e-5, atol=1e-7)
+                    np.testing.assert_allclose(
+                        cell, expected[s].loc[v.key(alt)].to_numpy(), rtol=1e-5, atol=1e-7
+                    )
                 checked += 1
     snvs = [k for k in expected["diff"].index if len(k.split(":")[2]) == len(k.split(":")[3]) == 1]
     assert checked == len(snvs) == 1 + 3 + 1 + 1
@@ -178,14 +189,20 @@ def test_keras_donor_map_equals_score_variants(tmp_path: Path) -> None:
     fasta = EXAMPLE / "reference" / "hg38_chr22_32000001-32300000.padded.fa.gz"
     vcf = tmp_path / "e1.vcf"
     lines = (EXAMPLE / "vcf" / "E1_hg38_chr22_32000001-32300000.vcf").read_text().splitlines()
-    vcf.write_text("\n".join([ln for ln in lines if ln.startswith("#")] +
-                             [ln for ln in lines if "SLC5A1_exon_start_+" in ln][:3]) + "\n")
+    vcf.write_text(
+        "\n".join(
+            [ln for ln in lines if ln.startswith("#")]
+            + [ln for ln in lines if "SLC5A1_exon_start_+" in ln][:3]
+        )
+        + "\n"
+    )
     model = veff.load_model(EXAMPLE / "models" / "mmsplice_donor" / "Donor.h5")
     for rc in (False, True):
         mm = MutationMap(model, fasta, scores=("logit",), rc=rc)
         res = mm.query_vcf(vcf, output=tmp_path / "d.h5")
-        exp = veff.score_variants(model, vcf, fasta, scores=("logit",), rc=rc,
-                                  return_predictions=True)["logit"]
+        exp = veff.score_variants(model, vcf, fasta, scores=("logit",), rc=rc, return_predictions=True)[
+            "logit"
+        ]
         checked = 0
         for e in res.entries:
             v = next(v for v in e.variants if v.start - e.start == centre_index(18))
@@ -279,7 +296,10 @@ def test_query_bed_strand_names_and_bound_regions(data: dict[str, Path], tmp_pat
     model, _ = toy_model(10)
     res = MutationMap(model, data["fasta"]).query_bed(bed, output=tmp_path / "b.h5")
     assert [(e.chrom, e.start, e.strand, e.name) for e in res.entries] == [
-        ("chrA", 10, "-", "geneX"), ("chrA", 20, "-", "geneX"), ("2", 48, ".", "2:51-55")]
+        ("chrA", 10, "-", "geneX"),
+        ("chrA", 20, "-", "geneX"),
+        ("2", 48, ".", "2:51-55"),
+    ]
     bound = [Region("chrA", 0, 10), Region("chrA", 25, 35, "-"), Region("2", 0, 10)]
     mm = MutationMap(model, data["fasta"], bound_regions=bound)
     res = mm.query_region("chrA", 5, 27, output=tmp_path / "c.h5")
@@ -288,8 +308,7 @@ def test_query_bed_strand_names_and_bound_regions(data: dict[str, Path], tmp_pat
         MutationMap(model, data["fasta"], bound_regions=[Region("chrA", 0, 11)])
 
 
-def test_query_vcf_shares_windows_and_warns_on_unknown_contigs(data: dict[str, Path],
-                                                               tmp_path: Path) -> None:
+def test_query_vcf_shares_windows_and_warns_on_unknown_contigs(data: dict[str, Path], tmp_path: Path) -> None:
     seq = CONTIGS["chrA"]
     vcf = tmp_path / "same.vcf"
     vcf.write_text(
@@ -332,16 +351,29 @@ def test_parse_region() -> None:
         parse_region("chr1:10")
 
 
-def test_cli_create_region_bed_vcf(data: dict[str, Path], tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_create_region_bed_vcf(
+    data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model, _ = toy_model(10)
     monkeypatch.setattr(mm_mod, "load_model", lambda *a, **k: model)
     runner = CliRunner()
     base = ["toy", "--fasta", str(data["fasta"]), "-q"]
     out = tmp_path / "r.h5"
-    res = runner.invoke(create_mutation_map_cmd, [*base, "--region", "chrA:101-125", "-o", str(out),
-                                                  "--scores", "diff,logit", "--score-kwargs",
-                                                  '{"rc_merging": "max"}', "--rc"])
+    res = runner.invoke(
+        create_mutation_map_cmd,
+        [
+            *base,
+            "--region",
+            "chrA:101-125",
+            "-o",
+            str(out),
+            "--scores",
+            "diff,logit",
+            "--score-kwargs",
+            '{"rc_merging": "max"}',
+            "--rc",
+        ],
+    )
     assert res.exit_code == 0, res.output
     m = load_mutation_map(out)
     assert (m.scores, len(m.entries), bool(m.attrs["rc"])) == (("diff", "logit"), 3, True)
@@ -365,12 +397,15 @@ def test_cli_create_region_bed_vcf(data: dict[str, Path], tmp_path: Path,
         (["--region", "chrQ:1-10"], "contig 'chrQ' not in the reference"),
     ],
 )
-def test_cli_create_errors(data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                           extra: list[str], message: str) -> None:
+def test_cli_create_errors(
+    data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: list[str], message: str
+) -> None:
     model, _ = toy_model(10)
     monkeypatch.setattr(mm_mod, "load_model", lambda *a, **k: model)
-    res = CliRunner().invoke(create_mutation_map_cmd, ["toy", "--fasta", str(data["fasta"]), "-q",
-                                                       "-o", str(tmp_path / "e.h5"), *extra])
+    res = CliRunner().invoke(
+        create_mutation_map_cmd,
+        ["toy", "--fasta", str(data["fasta"]), "-q", "-o", str(tmp_path / "e.h5"), *extra],
+    )
     assert res.exit_code == 1
     assert res.output.startswith("veff: error: ")
     assert message in res.output

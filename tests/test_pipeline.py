@@ -13,7 +13,7 @@ from toy_models import GCModel, TwoOutputModel
 
 import veff
 import veff.pipeline as pipeline_mod
-from veff._threads import BackgroundWorker
+from veff.engine.threads import BackgroundWorker
 from veff.models import CallableModel, InputLayout
 
 
@@ -140,13 +140,21 @@ def test_every_forward_call_has_the_batch_size(genome, tmp_path, monkeypatch):
     vcf = write_vcf(tmp_path / "in.vcf", rows)
     monkeypatch.setattr("veff.pipeline._MEMORY_BUDGET", 1)  # chunks of 16 records: 64 sequences
     fn = GCModel(11)
-    small = veff.score_variants(_model(fn, 11), vcf, genome, scores=["diff"], rc=True, batch_size=24,
-                                return_predictions=True)["diff"]
+    small = veff.score_variants(
+        _model(fn, 11), vcf, genome, scores=["diff"], rc=True, batch_size=24, return_predictions=True
+    )["diff"]
     assert set(fn.shapes[1:]) == {24}  # after the probe, full batches only, across chunk boundaries
     assert fn.seen - 1 == 12 * 24 and fn.blank - 1 == 12 * 24 - 4 * 71  # 4 padding rows, none twice
     monkeypatch.undo()
-    whole = veff.score_variants(_model(GCModel(11), 11), vcf, genome, scores=["diff"], rc=True,
-                                batch_size=1000, return_predictions=True)["diff"]
+    whole = veff.score_variants(
+        _model(GCModel(11), 11),
+        vcf,
+        genome,
+        scores=["diff"],
+        rc=True,
+        batch_size=1000,
+        return_predictions=True,
+    )["diff"]
     pd.testing.assert_frame_equal(small, whole)
 
 
@@ -155,15 +163,19 @@ def test_a_small_run_is_not_padded_to_a_full_batch(genome, tmp_path):
     alts = ",".join(b for b in "ACGT" if b != base("chr1", 60))[:3]
     rows.append(("chr1", 60, "m60", base("chr1", 60), alts))  # 2 ALTs: 2 + 2 + 2 + 3 alleles
     fn = GCModel(11)
-    veff.score_variants(_model(fn, 11), write_vcf(tmp_path / "s.vcf", rows), genome, rc=True,
-                        return_predictions=True)
+    veff.score_variants(
+        _model(fn, 11), write_vcf(tmp_path / "s.vcf", rows), genome, rc=True, return_predictions=True
+    )
     assert fn.shapes[1:] == [32]  # 9 alleles x 2 strands = 18 sequences: one batch of 32, not 4096
     assert fn.blank - 1 == 32 - 18
-    many = [("chr1", 20 + k % 400, f"v{k}", base("chr1", 20 + k % 400), other(base("chr1", 20 + k % 400)))
-            for k in range(2100)]  # 4,200 alleles: past the small-run limit, the usual batch size
+    many = [
+        ("chr1", 20 + k % 400, f"v{k}", base("chr1", 20 + k % 400), other(base("chr1", 20 + k % 400)))
+        for k in range(2100)
+    ]  # 4,200 alleles: past the small-run limit, the usual batch size
     fn = GCModel(11)
-    veff.score_variants(_model(fn, 11), write_vcf(tmp_path / "m.vcf", many), genome, rc=False,
-                        return_predictions=True)
+    veff.score_variants(
+        _model(fn, 11), write_vcf(tmp_path / "m.vcf", many), genome, rc=False, return_predictions=True
+    )
     assert set(fn.shapes[1:]) == {4096}
 
 
@@ -309,8 +321,9 @@ def test_background_writing_keeps_the_output(genome, tmp_path, monkeypatch):
     fast = tmp_path / "fast.vcf"
     veff.score_variants(_model(GCModel(11), 11), vcf, genome, fast, rc=True, batch_size=8)
     started = []
-    monkeypatch.setattr("veff.pipeline.BackgroundWorker",
-                        lambda fn: started.append(fn) or BackgroundWorker(fn))
+    monkeypatch.setattr(
+        "veff.pipeline.BackgroundWorker", lambda fn: started.append(fn) or BackgroundWorker(fn)
+    )
     monkeypatch.setattr("veff.pipeline._MEMORY_BUDGET", 1)  # chunks of 16 records
     slow = tmp_path / "slow.vcf"
     veff.score_variants(_model(_SlowGC(11), 11), vcf, genome, slow, rc=True, batch_size=8)

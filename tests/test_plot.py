@@ -12,10 +12,10 @@ import pytest
 from _mutmap_fixtures import CONTIGS, toy_model, write_genome, write_vcf
 from click.testing import CliRunner
 
-from veff.cli_mutation_map import plot_mutation_map_cmd
+from veff.cli.mutation_map import plot_mutation_map_cmd
 from veff.errors import InputError
-from veff.mutation_map import MutationMap, MutationMapFile
-from veff.plot import BASE_COLORS, plot_mutation_map
+from veff.mutation_map.compute import MutationMap, MutationMapFile
+from veff.mutation_map.plot import BASE_COLORS, plot_mutation_map
 
 
 @pytest.fixture(autouse=True)
@@ -32,8 +32,9 @@ def maps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, MutationMapFile]
     mm = MutationMap(model, fasta, scores=("diff", "alt"))
     small = mm.query_vcf(vcf, output=folder / "vcf.h5")
     long_model, _ = toy_model(280, n_out=1)
-    long = MutationMap(long_model, fasta).query_region("chrA", 10, 290, output=folder / "long.h5",
-                                                       variants=vcf)
+    long = MutationMap(long_model, fasta).query_region(
+        "chrA", 10, 290, output=folder / "long.h5", variants=vcf
+    )
     return {"vcf": small, "long": long}
 
 
@@ -72,13 +73,13 @@ def test_plot_axes_and_labels(maps: dict[str, MutationMapFile]) -> None:
     letters = logo.collections[0]
     assert len(letters.get_paths()) == len(e.ref_seq)
     assert tuple(letters.get_facecolors()[0][:3]) == pytest.approx(
-        matplotlib.colors.to_rgb(BASE_COLORS[e.ref_seq[0]]))
+        matplotlib.colors.to_rgb(BASE_COLORS[e.ref_seq[0]])
+    )
 
 
 def test_plot_rc_zoom_and_wrap(maps: dict[str, MutationMapFile]) -> None:
     e = maps["vcf"].entries[1]
-    res = plot_mutation_map(e, rc=True, limit_region_genomic=(e.start + 5, e.start + 25),
-                            output_label=0)
+    res = plot_mutation_map(e, rc=True, limit_region_genomic=(e.start + 5, e.start + 25), output_label=0)
     heat = res.heatmaps[0]
     assert "reverse complement" in heat.get_xlabel()
     ticks = [int(t.get_text().replace(",", "")) for t in heat.get_xticklabels()]
@@ -95,8 +96,7 @@ def test_plot_rc_zoom_and_wrap(maps: dict[str, MutationMapFile]) -> None:
 
 def test_plot_into_given_axes(maps: dict[str, MutationMapFile], tmp_path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 2))
-    res = plot_mutation_map(maps["vcf"].entries[0], ax=ax, output_label="out0",
-                            output=tmp_path / "ax.png")
+    res = plot_mutation_map(maps["vcf"].entries[0], ax=ax, output_label="out0", output=tmp_path / "ax.png")
     assert res.heatmaps == (ax,)
     assert res.figure is fig
     assert (tmp_path / "ax.png").stat().st_size > 5000
@@ -122,9 +122,26 @@ def test_cli_plot(maps: dict[str, MutationMapFile], tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "cli.svg"
     path = str(maps["vcf"].path)
-    res = runner.invoke(plot_mutation_map_cmd, [
-        path, "--entry", "1", "--seq-input", "seq", "--score", "alt", "--output-label", "out1",
-        "--limit-region-genomic", "110", "130", "--rc-plot", "-o", str(out)])
+    res = runner.invoke(
+        plot_mutation_map_cmd,
+        [
+            path,
+            "--entry",
+            "1",
+            "--seq-input",
+            "seq",
+            "--score",
+            "alt",
+            "--output-label",
+            "out1",
+            "--limit-region-genomic",
+            "110",
+            "130",
+            "--rc-plot",
+            "-o",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert out.stat().st_size > 5000
     res = runner.invoke(plot_mutation_map_cmd, [str(maps["long"].path), "-o", str(tmp_path / "l.png")])
@@ -132,8 +149,9 @@ def test_cli_plot(maps: dict[str, MutationMapFile], tmp_path: Path) -> None:
     res = runner.invoke(plot_mutation_map_cmd, [path, "-o", str(tmp_path / "e.png")])
     assert res.exit_code == 1
     assert res.output.startswith("veff: error: the map has 2 outputs")
-    res = runner.invoke(plot_mutation_map_cmd, [path, "--output-label", "out0", "-o",
-                                                str(tmp_path / "e.gif")])
+    res = runner.invoke(
+        plot_mutation_map_cmd, [path, "--output-label", "out0", "-o", str(tmp_path / "e.gif")]
+    )
     assert res.exit_code == 1
     assert "unsupported figure format" in res.output
 

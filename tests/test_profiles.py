@@ -12,9 +12,10 @@ from toy_models import BaseTrackModel, ProfileModel
 
 import veff
 from veff.cli import main
+from veff.engine.outputs import OutputSpec
 from veff.errors import InputError
 from veff.models import CallableModel, InputLayout
-from veff.outputs import Aggregation, OutputSpec, align_alt, unflip_rc
+from veff.scoring.tracks import Aggregation, align_alt, unflip_rc
 
 L, P = 21, 11
 COMP = {"A": "T", "C": "G", "G": "C", "T": "A"}
@@ -78,9 +79,9 @@ def test_snv_profile_diff_by_hand(snv_inputs: tuple[Path, Path, list[tuple]], ag
 
 def test_mean_divides_by_positions(snv_inputs: tuple[Path, Path, list[tuple]]) -> None:
     vcf, fa, rows = snv_inputs
-    got = veff.score_variants(
-        _model(ProfileModel(L, P)), vcf, fa, aggregate="mean", return_predictions=True
-    )["diff"]
+    got = veff.score_variants(_model(ProfileModel(L, P)), vcf, fa, aggregate="mean", return_predictions=True)[
+        "diff"
+    ]
     want = np.stack([_direct(r[3], r[4]) for r in rows]) / P
     np.testing.assert_allclose(got.to_numpy(), want, rtol=1e-6)
 
@@ -414,10 +415,12 @@ def test_rc_swap_tasks_errors(snv_inputs: tuple[Path, Path, list[tuple]], tmp_pa
     res = runner.invoke(main, [*args, "--table", str(tmp_path / "o.tsv"), "--rc-swap-tasks", "0:1"])
     assert res.exit_code == 0, res.output
     declared = tmp_path / "declared.py"  # the module declares the pair as a class attribute
-    declared.write_text(net.read_text().replace("    seq_len = 21\n", "    seq_len = 21\n"
-                                                "    rc_swap_tasks = [(0, 1)]\n"))
-    res = runner.invoke(main, ["score-variants", f"{declared}::Strand", *args[2:], "--table",
-                               str(tmp_path / "d.tsv")])
+    declared.write_text(
+        net.read_text().replace("    seq_len = 21\n", "    seq_len = 21\n    rc_swap_tasks = [(0, 1)]\n")
+    )
+    res = runner.invoke(
+        main, ["score-variants", f"{declared}::Strand", *args[2:], "--table", str(tmp_path / "d.tsv")]
+    )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "d.tsv").read_text() == (tmp_path / "o.tsv").read_text()
     res = runner.invoke(main, [*args, "--table", str(tmp_path / "n.tsv")])

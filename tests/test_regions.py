@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from veff._types import Region
-from veff.regions import centre_index, restricted_window, window_start
+from veff.types import Region
+from veff.variants.regions import centre_index, restricted_window, window_start
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.special import logit as sp_logit
 
-import veff.scores as sc
+import veff.scoring.registry as sc
 from veff.errors import InputError, VeffWarning
-from veff.scores import SCORES, get_score, register_score
+from veff.scoring.registry import SCORES, get_score, register_score
 
 probs = arrays(np.float64, (3, 2), elements=st.floats(0.01, 0.99))
 
@@ -107,7 +107,7 @@ def test_custom_scores_register_and_four_argument_callables():
 
 
 def test_resolve_score_jobs_rules():
-    from veff.scores import resolve_score_jobs
+    from veff.scoring.registry import resolve_score_jobs
 
     jobs = resolve_score_jobs(["diff", "logit"], [{"rc_merging": "max"}])
     assert [j.kwargs for j in jobs] == [{"rc_merging": "max"}] * 2  # one dict applies to all

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from veff._types import Status
-from veff.sequences import (
+from veff.types import Status
+from veff.variants.sequences import (
     allele_status,
     normalize_allele,
     one_hot,

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from conftest import E1, HG38, write_vcf
 
 from veff.cli import main
-from veff.results import read_scores
+from veff.writers.read import read_scores
 
 SPEC = importlib.util.find_spec("spliceai")
 if SPEC is None or SPEC.origin is None:  # pragma: no cover - depends on the environment
@@ -52,9 +52,23 @@ def test_spliceai_window50_max_abs_matches_direct_computation(tmp_path: Path) ->
     res = CliRunner().invoke(
         main,
         [
-            "score-variants", str(MODEL), "--vcf", str(vcf), "--fasta", str(HG38), "--seq-length", str(L),
-            "--aggregate", "window:50 max_abs", "--output-labels", ",".join(LABELS), "--table", str(table),
-            "-o", str(tmp_path / "sp.vcf.gz"), "-q",
+            "score-variants",
+            str(MODEL),
+            "--vcf",
+            str(vcf),
+            "--fasta",
+            str(HG38),
+            "--seq-length",
+            str(L),
+            "--aggregate",
+            "window:50 max_abs",
+            "--output-labels",
+            ",".join(LABELS),
+            "--table",
+            str(table),
+            "-o",
+            str(tmp_path / "sp.vcf.gz"),
+            "-q",
         ],
     )
     assert res.exit_code == 0, res.output

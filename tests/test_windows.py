@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 from conftest import CHR1, CHR2, write_fasta
 
-from veff._types import Status, Variant
 from veff.io.fasta import Fasta
-from veff.sequences import codes_to_str
-from veff.windows import WindowBuilder
+from veff.types import Status, Variant
+from veff.variants.sequences import codes_to_str
+from veff.variants.windows import WindowBuilder
 
 GENOME = "ACGTACGTACGTTTTTGGGGCCCCAAAA"  # 28 bp
 
@@ -82,8 +82,8 @@ def test_statuses_for_long_indels_and_contig_edges(small):
 
 
 def test_deletion_must_fit_its_restriction_interval(small):
-    from veff._types import Region
     from veff.io.bed import BedIndex
+    from veff.types import Region
 
     bed = BedIndex([Region("c", 0, 8)])
     ws = WindowBuilder(small, 7, restriction=bed, normalize=False).build(

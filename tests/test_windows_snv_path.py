@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from conftest import write_fasta
 
-from veff._types import Status, Variant
 from veff.io.bed import BedIndex
 from veff.io.fasta import Fasta
-from veff.windows import WindowBuilder, WindowSet
+from veff.types import Status, Variant
+from veff.variants.windows import WindowBuilder, WindowSet
 
 GENOMES = {"chr1": 300, "chr2": 40, "3": 120}
 

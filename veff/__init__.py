@@ -5,15 +5,14 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from veff._types import Region, Status, Variant
+from veff._version import __version__
 from veff.errors import InputError, ModelError, VeffError, VeffWarning
 from veff.models import Model, describe_model, load_model
-from veff.mutation_map import MutationMap, load_mutation_map
+from veff.mutation_map.compute import MutationMap, load_mutation_map
 from veff.pipeline import Summary, score_variants
-from veff.results import read_scores
-from veff.scores import SCORES, Score, register_score
+from veff.scoring.registry import SCORES, Score, register_score
+from veff.types import Region, Status, Variant
+from veff.writers.read import read_scores
 
 __all__ = [
     "SCORES",

@@ -22,21 +22,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from veff import __version__
-from veff._progress import progress_bar
-from veff._threads import BackgroundWorker, prefetch
-from veff._types import SCORED_STATUSES, Status, Variant
-from veff.dataloader_windows import dataloader_chunks
+from veff._version import __version__
+from veff.engine.batching import (
+    BatchStream,
+    Predictions,
+    auto_batch_size,
+    probe_outputs,
+    submit_pairs,
+    take_pairs,
+)
+from veff.engine.outputs import select_columns
+from veff.engine.progress import progress_bar
+from veff.engine.threads import BackgroundWorker, prefetch
 from veff.errors import InputError
 from veff.io.bed import BedIndex
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader, count_alleles
 from veff.models import Model, cpu_threads, load_model, sanitize_name
-from veff.outputs import Aggregation, score_predictions, select_columns
-from veff.predict import BatchStream, Predictions, auto_batch_size, probe_outputs, submit_pairs, take_pairs
-from veff.regions import Centering
-from veff.scores import ScoreJob, resolve_score_jobs
-from veff.windows import DEFAULT_MAX_INDEL_LENGTH, WindowBuilder, WindowSet
+from veff.models.kipoi.windows import dataloader_chunks
+from veff.scoring.apply import score_predictions
+from veff.scoring.registry import ScoreJob, resolve_score_jobs
+from veff.scoring.tracks import Aggregation
+from veff.types import SCORED_STATUSES, Status, Variant
+from veff.variants.regions import Centering
+from veff.variants.windows import DEFAULT_MAX_INDEL_LENGTH, WindowBuilder, WindowSet
 from veff.writers.seqdump import SeqDumpWriter
 from veff.writers.table import TableChunk, open_table, table_format
 from veff.writers.vcf import InfoAggregate, InfoStyle, VcfWriter
@@ -70,7 +79,7 @@ class Summary:
     output
         Output path, if any.
     distributed
-        For a sharded run (:mod:`veff.distributed`): shards, worker threads, and the seconds spent
+        For a sharded run (:mod:`veff.distributed.driver`): shards, worker threads, and the seconds spent
         planning the shards and merging their parts.
     """
 
@@ -187,7 +196,7 @@ def score_variants(
         BED of intervals that windows must lie inside.
     batch_size
         Sequences per forward call (reference, alternative and rc copies included); None picks
-        one from the window length (:func:`veff.predict.auto_batch_size`). Every call has exactly
+        one from the window length (:func:`veff.engine.batching.auto_batch_size`). Every call has exactly
         this many: the last batch is padded, so results do not depend on how the VCF is cut.
     threads
         CPU threads of the model's framework during the run (:func:`veff.models.cpu_threads`;
@@ -198,13 +207,13 @@ def score_variants(
         Names of the model outputs, when the model does not name them (one per task).
     aggregate
         How position-resolved outputs are reduced to one value per task, e.g. ``"max_abs"``
-        (default), ``"window:50 max_abs"``, ``"at_variant"`` (:class:`veff.outputs.Aggregation`).
+        (default), ``"window:50 max_abs"``, ``"at_variant"`` (:class:`veff.engine.outputs.Aggregation`).
     output_offset
         Input index seen by output position 0 of position-resolved outputs (default: centred).
     rc_swap_tasks
         Strand-specific tasks that trade places on the reverse complement, ``"plus:minus"`` or
         ``[("plus", "minus")]`` (labels or 0-based indices); default: the model's
-        ``rc_swap_tasks`` attribute (:meth:`veff.outputs.OutputSpec.with_rc_swap`).
+        ``rc_swap_tasks`` attribute (:meth:`veff.engine.outputs.OutputSpec.with_rc_swap`).
     centering
         ``exact`` (variant at index ``(L-1)//2``) or ``kipoi`` (``L//2-1``); None: ``kipoi`` for
         Kipoi model directories, else ``exact``.
@@ -239,10 +248,10 @@ def score_variants(
     dataloader_args
         Arguments of a Kipoi model directory's own dataloader (a dict, a JSON object, a JSON/YAML
         file or ``key=value`` tokens); such models are scored in the regions their dataloader
-        returns (see :mod:`veff.dataloader_windows`).
+        returns (see :mod:`veff.models.kipoi.windows`).
     client
         A ``dask.distributed.Client``: shard the VCF by region and score the shards on its
-        cluster; the outputs are the same bytes as without (see :mod:`veff.distributed`). Needs
+        cluster; the outputs are the same bytes as without (see :mod:`veff.distributed.driver`). Needs
         an indexable (sorted) VCF; paths must be visible to the workers.
     workers
         Start a local Dask cluster of this many worker processes (loopback only) and score on it.
@@ -254,7 +263,7 @@ def score_variants(
     shard_records
         Records per shard (default: enough shards to give every worker thread several).
     _shard
-        Internal: one shard of a sharded run, or its merge (:mod:`veff.distributed`).
+        Internal: one shard of a sharded run, or its merge (:mod:`veff.distributed.driver`).
 
     Returns
     -------
@@ -289,7 +298,7 @@ def score_variants(
         )
         raise InputError(msg)
     if _shard is None and (client is not None or workers is not None or scheduler is not None):
-        from veff.distributed import score_distributed
+        from veff.distributed.driver import score_distributed
 
         return score_distributed(call)
     mdl = load_model(model, seq_length=seq_length, output_labels=output_labels, **(model_kwargs or {}))
@@ -367,8 +376,16 @@ def score_variants(
     limited.__enter__()
     background: BackgroundWorker[tuple[WindowSet, Predictions | None]] | None = None
     try:
-        from_dataloader = dataloader_chunks(mdl, vcf, reader, builder, chunk, fasta=fasta,
-                                            dataloader_args=dataloader_args, ref_mismatch=ref_mismatch)
+        from_dataloader = dataloader_chunks(
+            mdl,
+            vcf,
+            reader,
+            builder,
+            chunk,
+            fasta=fasta,
+            dataloader_args=dataloader_args,
+            ref_mismatch=ref_mismatch,
+        )
         if from_dataloader is not None and _shard is not None:
             msg = f"model {mdl.name!r} runs its own dataloader, which is not sharded; run it in one process"
             raise InputError(msg)
@@ -404,8 +421,10 @@ def score_variants(
             # compute; for cheap models the thread's GIL hand-offs would cost more than they hide.
             nonlocal background, emit_seconds
             item = (ws, None if stream is None else take_pairs(stream))
-            if background is None and stream is not None and (
-                stream.forward_seconds > (emit_seconds or _BACKGROUND_AFTER_SECONDS)
+            if (
+                background is None
+                and stream is not None
+                and (stream.forward_seconds > (emit_seconds or _BACKGROUND_AFTER_SECONDS))
             ):
                 background = BackgroundWorker(emit)
             if background is not None:

@@ -1,6 +1,6 @@
 """BED reading with pybedtools (the only module that imports it).
 
-BED intervals are 0-based, half-open, exactly as veff's :class:`~veff._types.Region`. Contig names
+BED intervals are 0-based, half-open, exactly as veff's :class:`~veff.types.Region`. Contig names
 are matched to other files with or without a ``chr`` prefix.
 """
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from veff._types import Region
 from veff.errors import InputError
 from veff.io.fasta import match_contig
+from veff.types import Region
 
 __all__ = ["BedIndex", "read_regions"]
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from veff._types import Variant
 from veff.errors import InputError
+from veff.types import Variant
 
 __all__ = ["VcfReader", "count_alleles", "region_string"]
 

@@ -1,6 +1,6 @@
 """Read the tabix (``.tbi``) and CSI (``.csi``) indexes of VCF and BCF files, and make them.
 
-A sharded run (:mod:`veff.distributed`) splits a VCF by genomic region; what it needs from the
+A sharded run (:mod:`veff.distributed.driver`) splits a VCF by genomic region; what it needs from the
 index is, per contig: where its records start and end in the file (which orders the contigs as
 they appear in the file), how many records it has, and where in the file the records at a given
 position are (to cut a contig into pieces of about equal size). htslib writes all of that into

@@ -118,9 +118,16 @@ def load_model(
     else:
         found = path
     if found is not path:
-        return load_model(found, seq_length=seq_length, input_layout=input_layout,
-                          output_labels=output_labels, weights=weights, device=device,
-                          precision=precision, name=name)
+        return load_model(
+            found,
+            seq_length=seq_length,
+            input_layout=input_layout,
+            output_labels=output_labels,
+            weights=weights,
+            device=device,
+            precision=precision,
+            name=name,
+        )
     suffix = path.suffix.lower()
     if suffix in _KERAS_SUFFIXES:
         from veff.models.keras import KerasModel

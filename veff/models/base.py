@@ -137,7 +137,7 @@ class Model:
         numpy.ndarray or list or dict of numpy.ndarray
             float32 predictions, shape (N, T), (N,) for a single output, (N, P, T) for a
             position-resolved output, or several such arrays (named heads, see
-            :mod:`veff.outputs`).
+            :mod:`veff.engine.outputs`).
         """
         return self._forward(self.layout.to_model(x))
 

@@ -1,7 +1,7 @@
 """Byte streams to files, plain or BGZF, the same bytes whatever the write calls were.
 
 Every text output of veff (VCF, TSV) goes through :class:`TextSink`, in one process or when the
-parts of a sharded run are merged (:mod:`veff.distributed`). BGZF blocks hold a fixed number of
+parts of a sharded run are merged (:mod:`veff.distributed.driver`). BGZF blocks hold a fixed number of
 bytes of the stream and carry no time stamp, so the compressed file depends only on the byte
 stream, not on how it was cut into calls (records, chunks or part files).
 

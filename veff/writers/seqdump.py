@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from veff.errors import InputError
-from veff.sequences import one_hot, reverse_complement_codes
+from veff.variants.sequences import one_hot, reverse_complement_codes
 from veff.writers._atomic import AtomicOutput, AtomicPath
 from veff.writers._h5 import H5Appender
 
 if TYPE_CHECKING:
     from veff.models.base import Model
-    from veff.windows import WindowSet
+    from veff.variants.windows import WindowSet
 
 __all__ = ["FORMAT_VERSION", "SeqDumpWriter"]
 
@@ -68,7 +68,7 @@ class SeqDumpWriter(AtomicOutput):
     def __init__(self, path: str | os.PathLike[str], *, model: Model, seq_length: int, rc: bool) -> None:
         import h5py
 
-        from veff import __version__
+        from veff._version import __version__
 
         self.path = Path(path)
         if not self.path.parent.is_dir():

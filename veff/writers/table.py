@@ -26,7 +26,7 @@ the schema metadata key ``veff`` is JSON ``{"format": "veff-scores", "format_ver
 
 The layout of every file depends only on its rows, never on how the run cut them into chunks:
 Parquet and HDF5 writers collect rows into blocks of a fixed size before writing. So the parts of a
-sharded run (:mod:`veff.distributed`, written by :func:`open_table_part`) merge into the same bytes
+sharded run (:mod:`veff.distributed.driver`, written by :func:`open_table_part`) merge into the same bytes
 as a run in one process.
 
 HDF5 layout (``format="veff-scores"``, ``format_version="1"``)
@@ -65,7 +65,7 @@ from veff.errors import InputError
 from veff.writers._atomic import AtomicOutput, AtomicPath
 
 if TYPE_CHECKING:
-    from veff.windows import WindowSet
+    from veff.variants.windows import WindowSet
 
 __all__ = [
     "FORMAT_VERSION",
@@ -293,7 +293,7 @@ class TableWriter(AtomicOutput):
         self._atomic = AtomicPath(self.path, tag=tag)
         self._held: list[TableChunk] = []
         self._held_rows = 0
-        from veff import __version__
+        from veff._version import __version__
 
         self.meta = {
             "format": FORMAT,

@@ -19,7 +19,7 @@ outputs are bgzipped and tabix-indexed, ``.bcf`` outputs are BCF with a CSI inde
 
 Every output is made the same way (:class:`VcfOutput`): the header text, then the text of each
 record, as one byte stream, compressed block by block (:mod:`veff.writers._text`); BCF is converted
-from that text when the stream is complete. A sharded run (:mod:`veff.distributed`) writes the
+from that text when the stream is complete. A sharded run (:mod:`veff.distributed.driver`) writes the
 record text of each shard to a part file (``part=True``) and streams the parts through the same
 :class:`VcfOutput`, so its file is byte for byte the file of a run in one process.
 """

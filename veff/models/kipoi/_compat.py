@@ -24,7 +24,7 @@ import numpy as np
 
 from veff.errors import ModelError
 from veff.models._pyfile import load_python_file
-from veff.scores import resolve_merge
+from veff.scoring.registry import resolve_merge
 
 __all__ = ["import_object", "in_directory", "kipoi_stand_ins"]
 
@@ -84,8 +84,15 @@ class _GenomicRanges:
         return {"chr": self.chr, "start": self.start, "end": self.end, "id": self.id, "strand": self.strand}
 
 
-_DATA_CLASSES = ("Dataset", "PreloadedDataset", "BatchDataset", "SampleIterator", "BatchIterator",
-                 "SampleGenerator", "BatchGenerator")
+_DATA_CLASSES = (
+    "Dataset",
+    "PreloadedDataset",
+    "BatchDataset",
+    "SampleIterator",
+    "BatchIterator",
+    "SampleGenerator",
+    "BatchGenerator",
+)
 
 
 def _stand_in_modules() -> dict[str, types.ModuleType]:

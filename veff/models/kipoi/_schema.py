@@ -91,7 +91,6 @@ class ArraySpec:
         return math.prod(d for d in self.shape if d is not None)
 
 
-
 def read_labels_file(path: Path) -> tuple[str, ...] | None:
     """Read one label per line (trailing whitespace stripped); None when the file is absent."""
     try:
@@ -101,7 +100,6 @@ def read_labels_file(path: Path) -> tuple[str, ...] | None:
     while lines and not lines[-1].strip():
         lines.pop()
     return tuple(line.rstrip() for line in lines)
-
 
 
 def _labels(value: Any) -> tuple[tuple[str, ...] | None, str | None]:
@@ -140,8 +138,11 @@ def parse_arrays(node: Any, default_name: str, where: str) -> tuple[Form, tuple[
     if isinstance(node, dict):
         out: list[ArraySpec] = []
         for key, value in node.items():
-            if isinstance(value, dict) and "shape" not in value and value and all(
-                isinstance(v, dict) for v in value.values()
+            if (
+                isinstance(value, dict)
+                and "shape" not in value
+                and value
+                and all(isinstance(v, dict) for v in value.values())
             ):
                 out.extend(
                     _array(f"{key}/{sub}", {**v, "name": f"{key}/{sub}"}, where) for sub, v in value.items()

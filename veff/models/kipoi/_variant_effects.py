@@ -77,7 +77,6 @@ class VariantEffectSpec:
     form: str = "postprocessing"
 
 
-
 def _use_rc(value: Any, where: str) -> UseRc:
     if isinstance(value, bool):
         return value
@@ -111,13 +110,20 @@ def _scoring_function(node: Any, where: str) -> ScoringFunctionSpec:
         raise KipoiSpecError(msg)
     for arg_name, arg in raw_args.items():
         arg = arg if isinstance(arg, dict) else {"default": arg}
-        args.append(ScoringArgSpec(
-            name=str(arg_name), default=arg.get("default"),
-            optional=bool(arg.get("optional", False)), doc=text_of(arg.get("doc")),
-        ))
+        args.append(
+            ScoringArgSpec(
+                name=str(arg_name),
+                default=arg.get("default"),
+                optional=bool(arg.get("optional", False)),
+                doc=text_of(arg.get("doc")),
+            )
+        )
     return ScoringFunctionSpec(
-        type=kind, name=text_of(node.get("name")), default=bool(node.get("default", False)),
-        defined_as=text_of(node.get("defined_as")), args=tuple(args),
+        type=kind,
+        name=text_of(node.get("name")),
+        default=bool(node.get("default", False)),
+        defined_as=text_of(node.get("defined_as")),
+        args=tuple(args),
     )
 
 

@@ -95,7 +95,8 @@ def _kipoiseq_dataloader(defined_as: str, default_args: dict[str, Any], path: Pa
     else:
         try:
             shape = kipoiseq_input_shape(
-                length, int(default_args.get("alphabet_axis", 1)),
+                length,
+                int(default_args.get("alphabet_axis", 1)),
                 None if default_args.get("dummy_axis") is None else int(default_args["dummy_axis"]),
                 len(default_args.get("alphabet") or "ACGT"),
             )
@@ -103,8 +104,12 @@ def _kipoiseq_dataloader(defined_as: str, default_args: dict[str, Any], path: Pa
             shape = None
         inp = ArraySpec("seq", shape, str(shape), "DNASeq", ("ranges",))
     return DataloaderSpec(
-        source="kipoiseq", defined_as=defined_as, path=path, default_args=dict(default_args),
-        arg_names=("intervals_file", "fasta_file", *default_args), bed_input=("intervals_file",),
+        source="kipoiseq",
+        defined_as=defined_as,
+        path=path,
+        default_args=dict(default_args),
+        arg_names=("intervals_file", "fasta_file", *default_args),
+        bed_input=("intervals_file",),
         inputs=(inp,),
     )
 
@@ -147,7 +152,12 @@ def _local_dataloader(dl_dir: Path) -> DataloaderSpec:
     _, inputs = parse_arrays(schema.get("inputs") if isinstance(schema, dict) else None, "seq", where)
     raw, _ = find_variant_effects(data)
     return DataloaderSpec(
-        source="local", defined_as=defined_as, path=dl_dir, default_args=defaults,
-        arg_names=tuple(str(k) for k in args), bed_input=names_of((raw or {}).get("bed_input")),
-        inputs=inputs, kind=text_of(data.get("type")) or "Dataset",
+        source="local",
+        defined_as=defined_as,
+        path=dl_dir,
+        default_args=defaults,
+        arg_names=tuple(str(k) for k in args),
+        bed_input=names_of((raw or {}).get("bed_input")),
+        inputs=inputs,
+        kind=text_of(data.get("type")) or "Dataset",
     )

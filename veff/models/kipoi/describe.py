@@ -13,7 +13,7 @@ Region modes
 ``bed_input``
     The model has its own dataloader that takes a BED of regions (``bed_input``). veff writes the
     variant-centred (or restricted) windows to a BED, runs the dataloader on it and mutates what it
-    returns (:mod:`veff.dataloader_windows`).
+    returns (:mod:`veff.models.kipoi.windows`).
 ``overlap``
     The model's own dataloader chooses the regions (no ``bed_input``): veff runs it on the user's
     dataloader arguments and scores every variant inside a returned region.
@@ -27,7 +27,7 @@ documented as DNA plus signal channels) in a layout veff can build, an input doc
 as its reverse complement is rebuilt from it (``DnaInput.rc_twin``),
 every other input comes from the model's local dataloader (which veff runs), and every target is
 at most two-dimensional per sample: (T,) or a position-resolved (P, T) track (see
-:mod:`veff.outputs`; kipoi-veff refused the latter).
+:mod:`veff.engine.outputs`; kipoi-veff refused the latter).
 """
 
 from __future__ import annotations
@@ -117,7 +117,8 @@ def plan_model(spec: ModelSpec) -> ModelPlan:
     labels = spec.column_labels()
     notes.extend(
         f"labels file {t.labels_file} not present; outputs are numbered"
-        for t in spec.targets if t.labels_file and not spec.resolve(t.labels_file).is_file()
+        for t in spec.targets
+        if t.labels_file and not spec.resolve(t.labels_file).is_file()
     )
     dna: DnaInput | None = None
     others: tuple[str, ...] = ()
@@ -129,24 +130,37 @@ def plan_model(spec: ModelSpec) -> ModelPlan:
             raise Unsupported(msg)
         arrays = dna_arrays(spec, notes)
         if not arrays:
-            desc = ", ".join(f"{a.name} {a.shape_text or '?'} ({special_type(spec, a) or 'no special_type'})"
-                             for a in spec.inputs) or "none"
+            desc = (
+                ", ".join(
+                    f"{a.name} {a.shape_text or '?'} ({special_type(spec, a) or 'no special_type'})"
+                    for a in spec.inputs
+                )
+                or "none"
+            )
             msg = f"no DNA input veff can build (inputs: {desc})"
             raise Unsupported(msg)
         if len(arrays) > 1:
             msg = f"{len(arrays)} DNA inputs ({', '.join(a.name for a in arrays)}); veff runs models with one"
             raise Unsupported(msg)
         dna = dna_input(spec, arrays[0])
-        others = tuple(a.name for a in spec.inputs
-                       if a.name not in (dna.name, dna.rc_twin) and spec.input_form != "single")
+        others = tuple(
+            a.name
+            for a in spec.inputs
+            if a.name not in (dna.name, dna.rc_twin) and spec.input_form != "single"
+        )
         if (others or dna.tracks) and (spec.dataloader is None or spec.dataloader.source != "local"):
-            made = (f"inputs {', '.join(others)} are not DNA" if others
-                    else f"the signal channels of {dna.name!r}")
+            made = (
+                f"inputs {', '.join(others)} are not DNA"
+                if others
+                else f"the signal channels of {dna.name!r}"
+            )
             msg = f"{made} and the model has no local dataloader.py to make them"
             raise Unsupported(msg)
         if dna.rc_twin:
-            notes.append(f"input {dna.rc_twin!r} is the reverse complement of {dna.name!r}; veff builds both "
-                         "from the same mutated sequence")
+            notes.append(
+                f"input {dna.rc_twin!r} is the reverse complement of {dna.name!r}; veff builds both "
+                "from the same mutated sequence"
+            )
         if others:
             notes.append(
                 f"inputs {', '.join(others)} come from the model's dataloader (veff runs it; give its "
@@ -163,8 +177,12 @@ def plan_model(spec: ModelSpec) -> ModelPlan:
         notes.append(
             "veff writes the variant-centred (or --restriction-bed) windows to a BED, runs the model's "
             "dataloader on it and mutates the sequences it returns"
-            + ("" if others else "; for this DNA-only model only when --dataloader-args are given "
-               "(else veff builds the windows itself)")
+            + (
+                ""
+                if others
+                else "; for this DNA-only model only when --dataloader-args are given "
+                "(else veff builds the windows itself)"
+            )
         )
     if mode == "overlap" and reason is None:
         notes.append(
@@ -174,9 +192,18 @@ def plan_model(spec: ModelSpec) -> ModelPlan:
     if dna is not None and dna.length is None and reason is None:
         notes.append("the model takes any sequence length: give --seq-length")
     return ModelPlan(
-        spec=spec, dna=dna, other_inputs=others, region_mode=mode, n_value=n_value,
-        use_rc=ve.use_rc if ve is not None else False, labels=labels, scores=scores,
-        default_scores=defaults, supported=reason is None, reason=reason, notes=tuple(notes),
+        spec=spec,
+        dna=dna,
+        other_inputs=others,
+        region_mode=mode,
+        n_value=n_value,
+        use_rc=ve.use_rc if ve is not None else False,
+        labels=labels,
+        scores=scores,
+        default_scores=defaults,
+        supported=reason is None,
+        reason=reason,
+        notes=tuple(notes),
     )
 
 
@@ -187,16 +214,19 @@ def _input_rows(plan: ModelPlan) -> list[dict[str, Any]]:
         is_dna = dna is not None and arr.name in (dna.name, dna.rc_twin)
         layout = dna.layout if is_dna and dna is not None else layout_of(arr.shape)
         role = "other" if not is_dna else "dna_rc" if dna is not None and arr.name == dna.rc_twin else "dna"
-        rows.append({
-            "name": arr.name,
-            "special_type": special_type(plan.spec, arr),
-            "shape": arr.shape_text or None,
-            "role": role,
-            "layout": ("string" if dna is not None and dna.string else str(layout))
-            if is_dna or layout is not None else None,
-            "length": dna.length if is_dna and dna is not None else None,
-            "tracks": dna.tracks if is_dna and dna is not None else 0,
-        })
+        rows.append(
+            {
+                "name": arr.name,
+                "special_type": special_type(plan.spec, arr),
+                "shape": arr.shape_text or None,
+                "role": role,
+                "layout": ("string" if dna is not None and dna.string else str(layout))
+                if is_dna or layout is not None
+                else None,
+                "length": dna.length if is_dna and dna is not None else None,
+                "tracks": dna.tracks if is_dna and dna is not None else 0,
+            }
+        )
     return rows
 
 
@@ -239,11 +269,22 @@ def describe_model(path: str | Path) -> dict[str, Any]:
         plan = plan_model(read_model_spec(p if is_yaml else model_dir))
     except KipoiSpecError as exc:
         return {
-            "name": model_dir.name, "path": str(model_dir), "framework": None, "model_class": None,
-            "inputs": [], "outputs": {"labels": None, "count": None}, "rc": False,
-            "variant_effects": None, "available_scores": [], "default_scores": [],
-            "region_mode": None, "dataloader": None, "n_value": 0.0, "supported": False,
-            "unsupported_reason": str(exc), "notes": [],
+            "name": model_dir.name,
+            "path": str(model_dir),
+            "framework": None,
+            "model_class": None,
+            "inputs": [],
+            "outputs": {"labels": None, "count": None},
+            "rc": False,
+            "variant_effects": None,
+            "available_scores": [],
+            "default_scores": [],
+            "region_mode": None,
+            "dataloader": None,
+            "n_value": 0.0,
+            "supported": False,
+            "unsupported_reason": str(exc),
+            "notes": [],
         }
     spec = plan.spec
     dl = spec.dataloader
@@ -253,15 +294,21 @@ def describe_model(path: str | Path) -> dict[str, Any]:
         "framework": spec.kind,
         "model_class": spec.model_class,
         "inputs": _input_rows(plan),
-        "outputs": {"labels": list(plan.labels) if plan.labels is not None else None,
-                    "count": len(plan.labels) if plan.labels is not None else None},
+        "outputs": {
+            "labels": list(plan.labels) if plan.labels is not None else None,
+            "count": len(plan.labels) if plan.labels is not None else None,
+        },
         "rc": plan.use_rc,
         "variant_effects": spec.variant_effects.form if spec.variant_effects is not None else None,
         "available_scores": [s.label for s in plan.scores],
         "default_scores": list(plan.default_scores),
         "region_mode": plan.region_mode,
-        "dataloader": None if dl is None else {
-            "source": dl.source, "defined_as": dl.defined_as, "bed_input": list(dl.bed_input),
+        "dataloader": None
+        if dl is None
+        else {
+            "source": dl.source,
+            "defined_as": dl.defined_as,
+            "bed_input": list(dl.bed_input),
         },
         "n_value": plan.n_value,
         "supported": plan.supported,
@@ -276,7 +323,7 @@ def describe_loaded(model: Model, seq_length: int | None = None) -> dict[str, An
     When the input length is known (the model's or ``seq_length``) the model is run once on an
     all-N window to report its outputs: labels and heads (tasks, positions, output offset).
     """
-    from veff.predict import probe_outputs
+    from veff.engine.batching import probe_outputs
 
     labels = list(model.output_labels) if model.output_labels is not None else None
     length = seq_length or model.seq_length
@@ -285,8 +332,12 @@ def describe_loaded(model: Model, seq_length: int | None = None) -> dict[str, An
         spec = probe_outputs(model, length)
         labels = spec.labels(labels)
         heads = [
-            {"name": h.name, "tasks": h.tasks, "positions": h.positions,
-             "offset": spec.head_offset(h) if h.positions is not None else None}
+            {
+                "name": h.name,
+                "tasks": h.tasks,
+                "positions": h.positions,
+                "offset": spec.head_offset(h) if h.positions is not None else None,
+            }
             for h in spec.heads
         ]
     return {
@@ -294,8 +345,16 @@ def describe_loaded(model: Model, seq_length: int | None = None) -> dict[str, An
         "path": None,
         "framework": model.framework,
         "model_class": type(model).__name__,
-        "inputs": [{"name": "seq", "special_type": "DNASeq", "shape": None, "role": "dna",
-                    "layout": str(model.layout), "length": model.seq_length}],
+        "inputs": [
+            {
+                "name": "seq",
+                "special_type": "DNASeq",
+                "shape": None,
+                "role": "dna",
+                "layout": str(model.layout),
+                "length": model.seq_length,
+            }
+        ],
         "outputs": {"labels": labels, "count": len(labels) if labels is not None else None, "heads": heads},
         "rc": model.default_rc,
         "variant_effects": None,

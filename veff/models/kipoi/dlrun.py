@@ -268,6 +268,9 @@ def sample_range(sample: dict[str, Any], field: str | None) -> SampleRange:
     strand = _scalar(_field(ranges, "strand"))
     rid = _scalar(_field(ranges, "id"))
     return SampleRange(
-        str(_scalar(chrom)), int(_scalar(start)), int(_scalar(end)),
-        "." if strand is None else str(strand), "" if rid is None else str(rid),
+        str(_scalar(chrom)),
+        int(_scalar(start)),
+        int(_scalar(end)),
+        "." if strand is None else str(strand),
+        "" if rid is None else str(rid),
     )

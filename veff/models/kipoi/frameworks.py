@@ -100,8 +100,13 @@ def _upgrade_keras2_config(cfg: dict[str, Any]) -> dict[str, Any]:
     if layers and "batch_input_shape" in layers[0]["config"]:
         first = layers[0]["config"]
         shape = first.pop("batch_input_shape")
-        layers.insert(0, {"class_name": "InputLayer", "config": {
-            "batch_shape": shape, "dtype": first.get("dtype", "float32"), "name": "input"}})
+        layers.insert(
+            0,
+            {
+                "class_name": "InputLayer",
+                "config": {"batch_shape": shape, "dtype": first.get("dtype", "float32"), "name": "input"},
+            },
+        )
     return {"class_name": "Sequential", "config": {"name": "sequential", "layers": layers}}
 
 
@@ -133,9 +138,7 @@ def _keras_h5_load(path: Path, custom_objects: dict[str, Any], model: Any = None
         model.load_weights(str(path))
         return model
     if model is None:
-        return legacy_h5_format.load_model_from_hdf5(
-            str(path), custom_objects=custom_objects, compile=False
-        )
+        return legacy_h5_format.load_model_from_hdf5(str(path), custom_objects=custom_objects, compile=False)
     with h5py.File(path, "r") as fh:
         legacy_h5_format.load_weights_from_hdf5_group(fh.get("model_weights", fh), model)
     return model
@@ -249,8 +252,11 @@ def _pytorch(spec: ModelSpec, *, device: str = "auto", precision: str = "float32
 
     def predict(x: Any) -> Any:
         xt = to_t(x)
-        ctx = (torch.autocast(device_type=dev.split(":")[0], dtype=dtype)
-               if precision != "float32" else nullcontext())
+        ctx = (
+            torch.autocast(device_type=dev.split(":")[0], dtype=dtype)
+            if precision != "float32"
+            else nullcontext()
+        )
         with torch.inference_mode(), ctx:
             if isinstance(xt, list):
                 return to_np(module(*xt))
@@ -339,8 +345,9 @@ def _tf_checkpoint(spec: ModelSpec) -> Predictor:
 
     def predict(x: Any) -> Any:
         if isinstance(inputs, dict):
-            feed = {inputs[k]: x[k] for k in inputs} if isinstance(x, dict) else {
-                next(iter(inputs.values())): x}
+            feed = (
+                {inputs[k]: x[k] for k in inputs} if isinstance(x, dict) else {next(iter(inputs.values())): x}
+            )
         elif isinstance(inputs, list):
             feed = dict(zip(inputs, x if isinstance(x, list) else [x], strict=False))
         else:
@@ -396,8 +403,9 @@ def _custom(spec: ModelSpec, **_: Any) -> Predictor:
         ref, kwargs = f"{args['file']}::{args['object']}", {}
     else:
         ref = spec.model_class
-        kwargs = {k: str(arg_path(spec, k, v)) if isinstance(v, dict) and "url" in v else v
-                  for k, v in args.items()}
+        kwargs = {
+            k: str(arg_path(spec, k, v)) if isinstance(v, dict) and "url" in v else v for k, v in args.items()
+        }
     obj = import_object(ref, spec.path)
     try:
         with in_directory(spec.path), kipoi_stand_ins():

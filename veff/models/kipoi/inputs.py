@@ -69,7 +69,6 @@ class DnaInput:
     rc_twin: str | None = None
 
 
-
 def dl_input_of(spec: ModelSpec, arr: ArraySpec) -> ArraySpec | None:
     """The dataloader's output-schema entry for a model input (same name, or both single)."""
     dl = spec.dataloader
@@ -171,8 +170,11 @@ def _rc_twin(spec: ModelSpec, arr: ArraySpec) -> str | None:
     for other in spec.inputs:
         if other.name == arr.name or other.shape != arr.shape:
             continue
-        if (other.name == f"{arr.name}_rc" or metas & set(other.associated_metadata)
-                or _REVERSED_DOC.match(other.doc)):
+        if (
+            other.name == f"{arr.name}_rc"
+            or metas & set(other.associated_metadata)
+            or _REVERSED_DOC.match(other.doc)
+        ):
             return other.name
     return None
 
@@ -214,8 +216,9 @@ def dna_input(spec: ModelSpec, arr: ArraySpec) -> DnaInput:
             )
             raise Unsupported(msg)
         length = shape[0] if kind == "chars" and shape else None
-        return DnaInput(arr.name, string=True, string_shape=kind,
-                        length=length or (int(resize) if resize else None))
+        return DnaInput(
+            arr.name, string=True, string_shape=kind, length=length or (int(resize) if resize else None)
+        )
     if special != "DNASeq":
         msg = f"DNA input {arr.name!r} has special_type {special!r}; expected DNASeq or DNAStringSeq"
         raise Unsupported(msg)
@@ -235,8 +238,11 @@ def dna_input(spec: ModelSpec, arr: ArraySpec) -> DnaInput:
     kipoiseq = dl is not None and dl.source == "kipoiseq"
     dtype = args.get("dtype") if kipoiseq else None
     return DnaInput(
-        arr.name, layout=layout, length=length or (int(resize) if resize else None),
+        arr.name,
+        layout=layout,
+        length=length or (int(resize) if resize else None),
         channel_order=_channel_order(args.get("alphabet")) if kipoiseq else None,
-        dtype=str(dtype) if dtype else None, tracks=tracks,
+        dtype=str(dtype) if dtype else None,
+        tracks=tracks,
         rc_twin=_rc_twin(spec, arr),
     )

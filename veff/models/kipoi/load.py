@@ -26,8 +26,8 @@ from veff.models.kipoi.frameworks import LOADERS
 from veff.models.kipoi.inputs import DnaInput, StringShape
 from veff.models.kipoi.scores import build_score
 from veff.models.kipoi.spec import read_model_spec
-from veff.scores import SCORES, Score
-from veff.sequences import str_to_codes
+from veff.scoring.registry import SCORES, Score
+from veff.variants.sequences import str_to_codes
 
 __all__ = ["KipoiModel", "is_kipoi_dir", "load_kipoi_model", "onehot_to_strings"]
 
@@ -200,8 +200,11 @@ class KipoiModel(Model):
         """
         if not self.input_names:
             return None
-        out = {tracks_key(k): np.zeros((n, self.seq_length or 1, self.dna.tracks), np.float32)
-               for k in (self.dna.name, self.dna.rc_twin) if k and self.dna.tracks}
+        out = {
+            tracks_key(k): np.zeros((n, self.seq_length or 1, self.dna.tracks), np.float32)
+            for k in (self.dna.name, self.dna.rc_twin)
+            if k and self.dna.tracks
+        }
         for name in self.plan.other_inputs:
             arr = self.spec.input(name)
             if arr is None or arr.shape is None or any(d is None for d in arr.shape):
@@ -221,13 +224,15 @@ class KipoiModel(Model):
             if self.dna.name not in inputs:
                 msg = f"{self.name}: the dataloader gave inputs {sorted(inputs)}, not {self.dna.name!r}"
                 raise ModelError(msg)
-            return self._split_tracks(inputs[self.dna.name],
-                                      {k: np.asarray(v) for k, v in inputs.items() if k != self.dna.name})
+            return self._split_tracks(
+                inputs[self.dna.name], {k: np.asarray(v) for k, v in inputs.items() if k != self.dna.name}
+            )
         if isinstance(inputs, (list, tuple)) and self.spec.input_form == "list":
             names = [a.name for a in self.spec.inputs]
             named = dict(zip(names, inputs, strict=False))
-            return self._split_tracks(named[self.dna.name],
-                                      {k: np.asarray(v) for k, v in named.items() if k != self.dna.name})
+            return self._split_tracks(
+                named[self.dna.name], {k: np.asarray(v) for k, v in named.items() if k != self.dna.name}
+            )
         return self._split_tracks(inputs, {})
 
     def _split_tracks(self, dna: Any, extra: dict[str, np.ndarray]) -> tuple[Any, dict[str, np.ndarray]]:
@@ -271,8 +276,11 @@ class KipoiModel(Model):
             msg = f"{self.name}: the model was closed"
             raise ModelError(msg)
         if n is None:
-            first = inputs[0] if isinstance(inputs, list) else (
-                next(iter(inputs.values())) if isinstance(inputs, dict) else inputs)
+            first = (
+                inputs[0]
+                if isinstance(inputs, list)
+                else (next(iter(inputs.values())) if isinstance(inputs, dict) else inputs)
+            )
             n = len(first)
         try:
             out = self._predictor(inputs)
@@ -308,7 +316,7 @@ class KipoiModel(Model):
         if len(heads) == 1:
             return heads[str(items[0][0])]
         if any(h.ndim == 3 for h in heads.values()):
-            return heads  # position-resolved heads keep their shape (veff.outputs names them)
+            return heads  # position-resolved heads keep their shape (veff.engine.outputs names them)
         if self.output_labels is None:
             self.output_labels = tuple(f"{k}.{i}" for k, h in heads.items() for i in range(h.shape[1]))
         return np.concatenate(list(heads.values()), axis=1)
@@ -316,7 +324,7 @@ class KipoiModel(Model):
     # -- scores -----------------------------------------------------------------------------
     @property
     def scores(self) -> dict[str, Score]:
-        """Every available score as a :class:`~veff.scores.Score` under its label.
+        """Every available score as a :class:`~veff.scoring.registry.Score` under its label.
 
         Custom scores are imported from the model directory on first access.
         """
@@ -326,11 +334,11 @@ class KipoiModel(Model):
         return dict(self._scores)
 
     def resolve_scores(self, scores: Sequence[str | Any] | None) -> list[str | Score | Any]:
-        """Turn score names into the model's own :class:`~veff.scores.Score` where the model defines them.
+        """Turn score names into the model's own :class:`~veff.scoring.registry.Score` where it has them.
 
         None (no scores chosen) gives the model's default scores. A label the model declares
         (a custom or renamed score, ``default_diff``...) resolves to the model's score; anything
-        else is left for :func:`veff.scores.resolve_score_jobs`.
+        else is left for :func:`veff.scoring.registry.resolve_score_jobs`.
         """
         chosen = list(self.default_scores) if scores is None else list(scores)
         own = {e.label for e in self.plan.scores if e.label not in SCORES or SCORES[e.label].name != e.label}
@@ -338,7 +346,7 @@ class KipoiModel(Model):
         return [self.scores[s] if isinstance(s, str) and s in own else s for s in chosen]
 
     def register_scores(self) -> list[str]:
-        """Add the model's renamed and custom scores to :data:`veff.scores.SCORES`.
+        """Add the model's renamed and custom scores to :data:`veff.scoring.registry.SCORES`.
 
         Labels already registered are left alone. Returns the labels added.
         """

@@ -33,7 +33,7 @@ import numpy as np
 from veff.errors import ModelError
 from veff.models.kipoi._compat import import_object, in_directory
 from veff.models.kipoi.spec import BUILTIN_SCORES, KipoiSpecError, ScoringFunctionSpec, VariantEffectSpec
-from veff.scores import RC_MERGES, SCORES, MergeFn, Score
+from veff.scoring.registry import RC_MERGES, SCORES, MergeFn, Score
 
 __all__ = ["ModelScore", "build_score", "model_scores", "score_table"]
 
@@ -141,8 +141,12 @@ def _check_args(obj: Any, names: set[str], ref: str) -> None:
         params = inspect.signature(obj).parameters
     except (TypeError, ValueError):
         return
-    got = {p for p in params if p != "self" and params[p].kind not in (inspect.Parameter.VAR_KEYWORD,
-                                                                         inspect.Parameter.VAR_POSITIONAL)}
+    got = {
+        p
+        for p in params
+        if p != "self"
+        and params[p].kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    }
     if got != names:
         msg = (
             f"custom scoring function {ref}: its arguments {sorted(got)} do not match the yaml "
@@ -163,8 +167,12 @@ def _custom_score(entry: ModelScore, model_dir: Path, arg_names: set[str]) -> Sc
     cache: dict[tuple[tuple[str, str], ...], Any] = {}
 
     def fn(
-        ref: np.ndarray, alt: np.ndarray, ref_rc: np.ndarray | None, alt_rc: np.ndarray | None,
-        merge: MergeFn, **kwargs: Any,
+        ref: np.ndarray,
+        alt: np.ndarray,
+        ref_rc: np.ndarray | None,
+        alt_rc: np.ndarray | None,
+        merge: MergeFn,
+        **kwargs: Any,
     ) -> np.ndarray:
         if entry.kwargs is None and not kwargs:
             msg = f"score {entry.label!r} has arguments without defaults; give them as score kwargs"
@@ -186,7 +194,7 @@ def _custom_score(entry: ModelScore, model_dir: Path, arg_names: set[str]) -> Sc
 
 
 def build_score(entry: ModelScore, model_dir: Path, ve: VariantEffectSpec | None = None) -> Score:
-    """Return the veff :class:`~veff.scores.Score` for one of a model's scores.
+    """Return the veff :class:`~veff.scoring.registry.Score` for one of a model's scores.
 
     Built-in types reuse the registered score under the model's label; custom ones import their
     class from the model directory (``ModelError`` when that fails).

@@ -67,8 +67,11 @@ __all__ = [
 ]
 
 _KIND_BY_TYPE = {
-    "keras": "keras", "pytorch": "pytorch", "sklearn": "sklearn",
-    "tensorflow": "tensorflow", "custom": "custom",
+    "keras": "keras",
+    "pytorch": "pytorch",
+    "sklearn": "sklearn",
+    "tensorflow": "tensorflow",
+    "custom": "custom",
 }
 _KIND_BY_CLASS = {
     "kipoi.model.KerasModel": "keras",
@@ -225,8 +228,18 @@ def read_model_spec(path: str | Path) -> ModelSpec:
     info: dict[str, Any] = info_node if isinstance(info_node, dict) else {}
     name = model_dir.resolve().name if str(model_dir) in ("", ".") else model_dir.name
     return ModelSpec(
-        path=model_dir, name=name, kind=kind, model_class=model_class, args=dict(args),
-        inputs=inputs, input_form=input_form, targets=targets, target_form=target_form,
-        variant_effects=parse_variant_effects(data, where), dataloader=dataloader,
-        doc=text_of(info.get("doc")), license=text_of(info.get("license")), notes=tuple(notes),
+        path=model_dir,
+        name=name,
+        kind=kind,
+        model_class=model_class,
+        args=dict(args),
+        inputs=inputs,
+        input_form=input_form,
+        targets=targets,
+        target_form=target_form,
+        variant_effects=parse_variant_effects(data, where),
+        dataloader=dataloader,
+        doc=text_of(info.get("doc")),
+        license=text_of(info.get("license")),
+        notes=tuple(notes),
     )

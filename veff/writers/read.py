@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from veff._types import SCORED_STATUSES
 from veff.errors import InputError
+from veff.types import SCORED_STATUSES
 
 __all__ = ["read_scores"]
 

@@ -1,8 +1,8 @@
 """Turn a chunk of VCF records into reference and alternative model-input windows.
 
 For every record the REF allele is checked against the FASTA, every ALT gets a
-:class:`~veff._types.Status`, and each scorable ALT gets a fixed-length alt window (see
-:mod:`veff.sequences` for the rule) next to a reference window that is shared by the ALTs of the
+:class:`~veff.types.Status`, and each scorable ALT gets a fixed-length alt window (see
+:mod:`veff.variants.sequences` for the rule) next to a reference window that is shared by the ALTs of the
 record that need the same window (one per record in the usual case, so the reference is
 predicted once per record, not once per ALT).
 
@@ -19,11 +19,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from veff._types import Region, Status, Variant
 from veff.io.bed import BedIndex
 from veff.io.fasta import Fasta
-from veff.regions import Centering, centre_index, restricted_window
-from veff.sequences import allele_status, codes_to_str, normalize_allele, str_to_codes
+from veff.types import Region, Status, Variant
+from veff.variants.regions import Centering, centre_index, restricted_window
+from veff.variants.sequences import allele_status, codes_to_str, normalize_allele, str_to_codes
 
 __all__ = ["DEFAULT_MAX_INDEL_LENGTH", "WindowBuilder", "WindowSet"]
 
@@ -64,7 +64,7 @@ class WindowSet:
     extra_inputs
         Other model inputs per reference row, name -> array of shape (n_ref, ...), or None (the
         usual case). Only windows from a model's own dataloader carry them
-        (:mod:`veff.dataloader_windows`); alt windows use the arrays of their ``alt_ref`` row.
+        (:mod:`veff.models.kipoi.windows`); alt windows use the arrays of their ``alt_ref`` row.
     """
 
     variants: list[Variant]
@@ -106,7 +106,7 @@ class WindowBuilder:
     seq_length
         Model input length L.
     centering
-        ``exact`` or ``kipoi`` (see :mod:`veff.regions`).
+        ``exact`` or ``kipoi`` (see :mod:`veff.variants.regions`).
     restriction
         Optional BED intervals that windows must lie in.
     ref_mismatch

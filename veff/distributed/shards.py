@@ -1,4 +1,4 @@
-"""Shards of a VCF for a sharded run (:mod:`veff.distributed`): its index, and the regions to score.
+"""Shards of a VCF for a sharded run (:mod:`veff.distributed.driver`): its index, and the regions to score.
 
 :func:`indexed_input` finds (or builds, in the work folder) the index of the VCF; :func:`plan_shards`
 cuts the indexed file into :class:`Shard` s of about a target number of records, in file order
@@ -195,8 +195,11 @@ def indexed_input(vcf: Path, work: Path) -> tuple[Path, VcfIndex]:
         if bgzf:
             _link(vcf, path)
         else:
-            log.info("veff: %s has no index; compressing a copy into %s (bgzip and tabix it to skip this)",
-                     vcf, work)
+            log.info(
+                "veff: %s has no index; compressing a copy into %s (bgzip and tabix it to skip this)",
+                vcf,
+                work,
+            )
             _bgzip_copy(vcf, path)
         index = build_index(path)
         log.info("veff: indexed %s in %.1f s", vcf, time.perf_counter() - t0)

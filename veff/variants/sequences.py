@@ -28,7 +28,7 @@ import re
 
 import numpy as np
 
-from veff._types import Status
+from veff.types import Status
 
 __all__ = [
     "COMPLEMENT",

@@ -1,6 +1,6 @@
 """Building blocks of mutation maps: window tiling, mutant tables, score jobs, variant lookup.
 
-See :mod:`veff.mutation_map` for the rules these implement.
+See :mod:`veff.mutation_map.compute` for the rules these implement.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from veff._types import Region, Variant
 from veff.errors import InputError, VeffWarning
 from veff.io.bed import read_regions
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader
+from veff.types import Region, Variant
 
 __all__ = [
     "VariantIndex",
@@ -94,6 +94,7 @@ def mutant_table(ref_codes: np.ndarray, valid: np.ndarray | None = None) -> tupl
 
 
 def mutate(ref_codes: np.ndarray, pos: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Return copies of ``ref_codes`` (L,) with base ``base[k]`` at ``pos[k]``: uint8 (K, L)."""
     out = np.repeat(ref_codes[None, :], len(pos), axis=0)
     out[np.arange(len(pos)), pos] = _ACGT[base]
     return out
@@ -112,6 +113,7 @@ class VariantIndex:
             self._data[chrom] = (np.array([v.start for v in vs], dtype=np.int64), vs)
 
     def within(self, chrom: str, start: int, end: int) -> list[Variant]:
+        """Return the variants starting in ``[start, end)`` of ``chrom``."""
         starts, vs = self._data.get(chrom, (np.empty(0, np.int64), []))
         lo, hi = np.searchsorted(starts, [start, end])
         return vs[lo:hi]

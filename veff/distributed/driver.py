@@ -21,15 +21,15 @@ for a running one; ``--workers`` / ``--scheduler`` on the command line) runs her
 
 The files are therefore byte for byte those of a run in one process with the same arguments. The
 numbers are too: every forward call has exactly ``batch_size`` sequences (the last batch of a run
-or shard is padded, :class:`veff.predict.BatchStream`), and float kernels change the last bits of
+or shard is padded, :class:`veff.engine.batching.BatchStream`), and float kernels change the last bits of
 a result with the batch shape, not with the batch's other rows.
 
 The work folder (default: a hidden folder beside the output) must be visible to the workers under
 the same path, as must the model, the FASTA and the VCF; it is removed at the end.
 
 The code is in three modules: shard planning (:func:`plan_shards`, :func:`indexed_input`) in
-:mod:`veff._shards`, the worker side (the shard task ``_score_shard``, the per-worker model cache)
-in :mod:`veff._shard_worker`, and here the driver (:class:`_DriverHook`, which merges the parts),
+:mod:`veff.distributed.shards`, the worker side (the shard task ``_score_shard``, the per-worker model cache)
+in :mod:`veff.distributed.worker`, and here the driver (:class:`_DriverHook`, which merges the parts),
 :func:`score_distributed` and :func:`local_cluster`; the names of the other two are importable
 from here too.
 """
@@ -52,32 +52,32 @@ from typing import Any
 
 import numpy as np
 
-from veff._progress import progress_bar
-from veff._shard_worker import _FASTAS as _FASTAS
-from veff._shard_worker import _LOCAL_STATE as _LOCAL_STATE
-from veff._shard_worker import _MODELS_PER_WORKER as _MODELS_PER_WORKER
-from veff._shard_worker import _PROGRESS_SECONDS as _PROGRESS_SECONDS
-from veff._shard_worker import _STATES as _STATES
-from veff._shard_worker import _STATES_LOCK as _STATES_LOCK
-from veff._shard_worker import _EventBar as _EventBar
-from veff._shard_worker import _Job, _part_paths, _score_shard, _ShardResult
-from veff._shard_worker import _KeptFasta as _KeptFasta
-from veff._shard_worker import _ShardHook as _ShardHook
-from veff._shard_worker import _worker_fasta as _worker_fasta
-from veff._shard_worker import _worker_model as _worker_model
-from veff._shard_worker import _worker_state as _worker_state
-from veff._shard_worker import _WorkerState as _WorkerState
-from veff._shards import MAX_SHARD_RECORDS as MAX_SHARD_RECORDS
-from veff._shards import MIN_SHARD_RECORDS as MIN_SHARD_RECORDS
-from veff._shards import SCAN_BYTES as SCAN_BYTES
-from veff._shards import SHARDS_PER_THREAD as SHARDS_PER_THREAD
-from veff._shards import Shard, _contig_records, _target_records, indexed_input, plan_shards
-from veff._shards import _bgzip_copy as _bgzip_copy
-from veff._shards import _index_starts as _index_starts
-from veff._shards import _linear as _linear
-from veff._shards import _link as _link
-from veff._shards import _read_magic as _read_magic
-from veff._shards import _scan_starts as _scan_starts
+from veff.distributed.shards import MAX_SHARD_RECORDS as MAX_SHARD_RECORDS
+from veff.distributed.shards import MIN_SHARD_RECORDS as MIN_SHARD_RECORDS
+from veff.distributed.shards import SCAN_BYTES as SCAN_BYTES
+from veff.distributed.shards import SHARDS_PER_THREAD as SHARDS_PER_THREAD
+from veff.distributed.shards import Shard, _contig_records, _target_records, indexed_input, plan_shards
+from veff.distributed.shards import _bgzip_copy as _bgzip_copy
+from veff.distributed.shards import _index_starts as _index_starts
+from veff.distributed.shards import _linear as _linear
+from veff.distributed.shards import _link as _link
+from veff.distributed.shards import _read_magic as _read_magic
+from veff.distributed.shards import _scan_starts as _scan_starts
+from veff.distributed.worker import _FASTAS as _FASTAS
+from veff.distributed.worker import _LOCAL_STATE as _LOCAL_STATE
+from veff.distributed.worker import _MODELS_PER_WORKER as _MODELS_PER_WORKER
+from veff.distributed.worker import _PROGRESS_SECONDS as _PROGRESS_SECONDS
+from veff.distributed.worker import _STATES as _STATES
+from veff.distributed.worker import _STATES_LOCK as _STATES_LOCK
+from veff.distributed.worker import _EventBar as _EventBar
+from veff.distributed.worker import _Job, _part_paths, _score_shard, _ShardResult
+from veff.distributed.worker import _KeptFasta as _KeptFasta
+from veff.distributed.worker import _ShardHook as _ShardHook
+from veff.distributed.worker import _worker_fasta as _worker_fasta
+from veff.distributed.worker import _worker_model as _worker_model
+from veff.distributed.worker import _worker_state as _worker_state
+from veff.distributed.worker import _WorkerState as _WorkerState
+from veff.engine.progress import progress_bar
 from veff.errors import InputError
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader
@@ -208,7 +208,7 @@ class _DriverHook:
         return Fasta(path)
 
     def probe(self, mdl: Any, length: int, **kwargs: Any) -> Any:
-        from veff.predict import probe_outputs
+        from veff.engine.batching import probe_outputs
 
         return probe_outputs(mdl, length, **kwargs)
 

@@ -3,7 +3,7 @@
 Reverse-complement tracks are flipped back to forward orientation, alt tracks are aligned to the
 reference around indels, and positions are reduced to one value per task.
 
-Tracks are (N, P, T) arrays: N rows, P output positions, T tasks. See :mod:`veff.outputs` for how
+Tracks are (N, P, T) arrays: N rows, P output positions, T tasks. See :mod:`veff.engine.outputs` for how
 they are used and docs/scores.md ("Position-resolved models") for the rules.
 """
 
@@ -54,9 +54,11 @@ class Aggregation:
             return cls()
         if isinstance(spec, Aggregation):
             return spec
-        tokens = spec.replace(",", " ").split() if isinstance(spec, str) else [
-            t for s in spec for t in str(s).replace(",", " ").split()
-        ]
+        tokens = (
+            spec.replace(",", " ").split()
+            if isinstance(spec, str)
+            else [t for s in spec for t in str(s).replace(",", " ").split()]
+        )
         reducer, scope, k = "max_abs", "all", 0
         seen_reducer = seen_scope = False
         for tok in tokens:

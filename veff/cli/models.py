@@ -9,22 +9,17 @@ are one line ``veff: error: ...`` on stderr and exit code 1.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from veff.cli.options import fail
 from veff.errors import VeffError
 
 __all__ = ["models"]
 
 _MAX_LABELS = 12
-
-
-def _fail(exc: Exception) -> None:
-    click.echo(f"veff: error: {exc}", err=True)
-    sys.exit(1)
 
 
 @click.group("models")
@@ -62,15 +57,23 @@ def _print_info(info: dict[str, Any]) -> None:
     for inp in info.get("inputs") or []:
         layout = inp.get("layout") or "-"
         length = inp.get("length") if inp.get("length") is not None else "any"
-        rows.append((f"input {inp['name']}", f"{inp['role']}, {inp.get('special_type') or '-'}, "
-                     f"shape {inp.get('shape')}, layout {layout}, length {length}"
-                     + (f", +{inp['tracks']} signal channels" if inp.get("tracks") else "")))
+        rows.append(
+            (
+                f"input {inp['name']}",
+                f"{inp['role']}, {inp.get('special_type') or '-'}, "
+                f"shape {inp.get('shape')}, layout {layout}, length {length}"
+                + (f", +{inp['tracks']} signal channels" if inp.get("tracks") else ""),
+            )
+        )
     outputs = info.get("outputs") or {}
     rows.append(("outputs", _labels_text(outputs.get("labels"), outputs.get("count"))))
     for head in outputs.get("heads") or []:
         tasks = f"{head['tasks']} task{'s' if head['tasks'] != 1 else ''}"
-        shape = (f"{tasks} x {head['positions']} positions, output 0 = input {head['offset']}"
-                 if head["positions"] is not None else tasks)
+        shape = (
+            f"{tasks} x {head['positions']} positions, output 0 = input {head['offset']}"
+            if head["positions"] is not None
+            else tasks
+        )
         rows.append((f"output {head['name'] or 'head'}", shape))
     rows += [
         ("rc", str(info.get("rc"))),
@@ -90,8 +93,11 @@ def _print_info(info: dict[str, Any]) -> None:
 @models.command("info")
 @click.argument("model")
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
-@click.option("--seq-length", type=click.IntRange(min=1),
-              help="Input length for models that take any length (to report their outputs).")
+@click.option(
+    "--seq-length",
+    type=click.IntRange(min=1),
+    help="Input length for models that take any length (to report their outputs).",
+)
 def info_cmd(model: str, as_json: bool, seq_length: int | None) -> None:
     """Show what veff understands of MODEL (a directory, a model file or a name on the search path).
 
@@ -101,7 +107,7 @@ def info_cmd(model: str, as_json: bool, seq_length: int | None) -> None:
     try:
         info = _info(model, seq_length)
     except VeffError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if as_json:
         click.echo(json.dumps(info, indent=2))
@@ -118,14 +124,17 @@ def list_cmd(as_json: bool) -> None:
     try:
         found = list_models()
     except VeffError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
     if not found:
-        click.echo("no models found: set $VEFF_MODEL_PATH (colon-separated folders) or install a package "
-                   "providing 'veff.models' entry points", err=True)
+        click.echo(
+            "no models found: set $VEFF_MODEL_PATH (colon-separated folders) or install a package "
+            "providing 'veff.models' entry points",
+            err=True,
+        )
         return
     width = max(len(m["name"]) for m in found)
     for m in found:

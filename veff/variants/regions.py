@@ -1,6 +1,6 @@
 """Where a variant's model input window lies on the genome.
 
-A window is a :class:`~veff._types.Region` of the model's input length ``L`` (0-based,
+A window is a :class:`~veff.types.Region` of the model's input length ``L`` (0-based,
 half-open). Two centring conventions place the variant's first REF base at index ``c``:
 
 * ``exact`` (default): ``c = (L - 1) // 2`` -- the centre for odd L, one left of it for even L.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from veff._types import Region
+from veff.types import Region
 
 __all__ = ["Centering", "centre_index", "restricted_window", "window_start"]
 

@@ -90,7 +90,7 @@ class Score:
     positional
         A profile score: ``fn(ref, alt, mask, **kwargs)`` takes tracks (N, P, T) (NaN where the
         alt track has no value) and the positions to use, bool (N, P), and returns (N, T)
-        (see :mod:`veff.outputs`). Other scores are applied position by position.
+        (see :mod:`veff.engine.outputs`). Other scores are applied position by position.
     description
         One line for headers and ``--help``.
     """
@@ -253,7 +253,7 @@ def _normalise(track: np.ndarray, keep: np.ndarray, softmax: bool) -> np.ndarray
     if softmax:
         x = np.exp(x - np.max(x, axis=1, keepdims=True))
     elif np.any(x < 0):
-        msg = "jsd needs non-negative profiles; give score kwargs {\"softmax\": true} for logits"
+        msg = 'jsd needs non-negative profiles; give score kwargs {"softmax": true} for logits'
         raise InputError(msg)
     with np.errstate(divide="ignore", invalid="ignore"):
         return x / x.sum(axis=1, keepdims=True)
@@ -279,12 +279,12 @@ _plugins_loaded = False
 
 
 def _load_plugins() -> None:
-    """Register scores that installed packages expose in the ``veff.scores`` entry-point group."""
+    """Register scores that installed packages expose in the ``veff.scoring.registry`` entry-point group."""
     global _plugins_loaded
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    for ep in entry_points(group="veff.scores"):
+    for ep in entry_points(group="veff.scoring.registry"):
         if ep.name in SCORES:
             continue
         obj = ep.load()

@@ -1,7 +1,6 @@
 """Command line for mutation maps: ``veff create-mutation-map`` and ``veff plot-mutation-map``.
 
-The commands are plain click commands that ``veff.cli`` registers on its group. Helpers from
-``veff.cli`` are imported inside the command bodies, so either module may be imported first.
+The commands are plain click commands that :mod:`veff.cli.main` registers on its group.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from typing import Any
 
 import click
 
-from veff._cli_options import profile_options
+from veff.cli.options import fail, parse_json_list, profile_options, split_list
 from veff.errors import InputError, VeffError
 
 __all__ = ["create_mutation_map_cmd", "parse_region", "plot_mutation_map_cmd"]
@@ -54,40 +53,83 @@ def _is_vcf(path: Path) -> bool:
 
 @click.command("create-mutation-map")
 @click.argument("model")
-@click.option("--fasta", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Reference FASTA (plain or bgzipped).")
-@click.option("--regions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="BED of regions to tile, or VCF/BCF of variants (one centred window each).")
+@click.option(
+    "--fasta",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Reference FASTA (plain or bgzipped).",
+)
+@click.option(
+    "--regions",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="BED of regions to tile, or VCF/BCF of variants (one centred window each).",
+)
 @click.option("--region", "region", help="One region chrom:start-end (1-based, inclusive).")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output HDF5 file.")
-@click.option("--scores", "scores", multiple=True, default=("diff",), show_default=True,
-              help="Scores, comma-separated or repeated.")
-@click.option("--score-kwargs", multiple=True,
-              help='JSON object (or file) per --scores entry, e.g. \'{"rc_merging": "max"}\'.')
-@click.option("--rc/--no-rc", default=None,
-              help="Also predict reverse complements (default: as the model declares).")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output HDF5 file."
+)
+@click.option(
+    "--scores",
+    "scores",
+    multiple=True,
+    default=("diff",),
+    show_default=True,
+    help="Scores, comma-separated or repeated.",
+)
+@click.option(
+    "--score-kwargs",
+    multiple=True,
+    help='JSON object (or file) per --scores entry, e.g. \'{"rc_merging": "max"}\'.',
+)
+@click.option(
+    "--rc/--no-rc", default=None, help="Also predict reverse complements (default: as the model declares)."
+)
 @click.option("--seq-length", type=click.IntRange(min=1), help="Window length L (default: the model's).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Sequences per forward call.")
-@click.option("--centering", type=click.Choice(["exact", "kipoi"]), default="exact", show_default=True,
-              help="Variant placement for a VCF query, as in score-variants.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Sequences per forward call.",
+)
+@click.option(
+    "--centering",
+    type=click.Choice(["exact", "kipoi"]),
+    default="exact",
+    show_default=True,
+    help="Variant placement for a VCF query, as in score-variants.",
+)
 @click.option("--model-outputs", multiple=True, help="Output labels or indices to keep (comma-separated).")
 @click.option("--output-labels", multiple=True, help="Names of the model outputs (comma-separated).")
-@click.option("--bound-regions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="BED of the L-bp regions the model is bound to; queries use those overlapping them.")
-@click.option("--dataloader-args", multiple=True,
-              help="Arguments of a Kipoi model's own dataloader (JSON, JSON/YAML file or key=value); "
-              "an overlap-mode model is bound to the regions it returns.")
-@click.option("--annotation-vcf", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="VCF whose variants are stored with the windows (for plots; BED/--region queries).")
+@click.option(
+    "--bound-regions",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="BED of the L-bp regions the model is bound to; queries use those overlapping them.",
+)
+@click.option(
+    "--dataloader-args",
+    multiple=True,
+    help="Arguments of a Kipoi model's own dataloader (JSON, JSON/YAML file or key=value); "
+    "an overlap-mode model is bound to the regions it returns.",
+)
+@click.option(
+    "--annotation-vcf",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="VCF whose variants are stored with the windows (for plots; BED/--region queries).",
+)
 @profile_options
-@click.option("--mutate-within", type=click.IntRange(min=0), metavar="K",
-              help="Mutate only positions within K bases of the query region or variants (default: "
-              "the whole window).")
+@click.option(
+    "--mutate-within",
+    type=click.IntRange(min=0),
+    metavar="K",
+    help="Mutate only positions within K bases of the query region or variants (default: the whole window).",
+)
 @click.option("--input-layout", help='Per-sequence input layout, e.g. "4,L" or "L,1,4".')
-@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="State dict for MODEL given as FILE.py::Class.")
+@click.option(
+    "--weights",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="State dict for MODEL given as FILE.py::Class.",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N] (PyTorch).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def create_mutation_map_cmd(**opts: Any) -> None:
@@ -96,8 +138,7 @@ def create_mutation_map_cmd(**opts: Any) -> None:
     Give either --regions (a BED file: windows tile each interval; or a VCF: one window centred
     on each variant) or --region chrom:start-end.
     """
-    from veff.cli import _fail, parse_json_list, split_list
-    from veff.mutation_map import MutationMap
+    from veff.mutation_map.compute import MutationMap
 
     try:
         if (opts["regions"] is None) == (opts["region"] is None):
@@ -106,7 +147,8 @@ def create_mutation_map_cmd(**opts: Any) -> None:
         region = parse_region(opts["region"]) if opts["region"] else None
         score_kwargs = parse_json_list(opts["score_kwargs"], "--score-kwargs") or None
         mm = MutationMap(
-            opts["model"], opts["fasta"],
+            opts["model"],
+            opts["fasta"],
             scores=split_list(opts["scores"]),
             score_kwargs=score_kwargs,
             rc=opts["rc"],
@@ -122,48 +164,67 @@ def create_mutation_map_cmd(**opts: Any) -> None:
             bound_regions=opts["bound_regions"],
             dataloader_args=list(opts["dataloader_args"]) or None,
             progress=not opts["quiet"],
-            model_kwargs={"input_layout": opts["input_layout"], "weights": opts["weights"],
-                          "device": opts["device"]},
+            model_kwargs={
+                "input_layout": opts["input_layout"],
+                "weights": opts["weights"],
+                "device": opts["device"],
+            },
         )
         with mm:
             if region is not None:
-                result = mm.query_region(*region, output=opts["output"],
-                                         variants=opts["annotation_vcf"])
+                result = mm.query_region(*region, output=opts["output"], variants=opts["annotation_vcf"])
             elif _is_vcf(opts["regions"]):
                 result = mm.query_vcf(opts["regions"], output=opts["output"])
             else:
-                result = mm.query_bed(opts["regions"], output=opts["output"],
-                                      variants=opts["annotation_vcf"])
+                result = mm.query_bed(opts["regions"], output=opts["output"], variants=opts["annotation_vcf"])
     except (VeffError, click.BadParameter) as exc:
-        _fail(exc)
+        fail(exc)
     except KeyboardInterrupt:
         click.echo("veff: interrupted; no output written", err=True)
         sys.exit(130)
     if not opts["quiet"]:
-        click.echo(f"veff: {len(result.entries)} windows x {mm.length} bp, scores "
-                   f"{', '.join(result.scores)}, {len(result.labels)} outputs -> {opts['output']}",
-                   err=True)
+        click.echo(
+            f"veff: {len(result.entries)} windows x {mm.length} bp, scores "
+            f"{', '.join(result.scores)}, {len(result.labels)} outputs -> {opts['output']}",
+            err=True,
+        )
 
 
 @click.command("plot-mutation-map")
 @click.argument("mutation_map", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--entry", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Window to plot (0-based index in the file).")
+@click.option(
+    "--entry",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Window to plot (0-based index in the file).",
+)
 @click.option("--seq-input", help="Model input (default: the entry's only one).")
 @click.option("--score", help="Score to plot (default: the only one in the file, else diff).")
 @click.option("--output-label", help="Model output to plot (default: the only one).")
-@click.option("--limit-region-genomic", nargs=2, type=int, metavar="START END",
-              help="Zoom to [START, END), 0-based half-open genomic coordinates.")
+@click.option(
+    "--limit-region-genomic",
+    nargs=2,
+    type=int,
+    metavar="START END",
+    help="Zoom to [START, END), 0-based half-open genomic coordinates.",
+)
 @click.option("--rc-plot", is_flag=True, help="Reverse-complement view.")
-@click.option("--bases-per-row", type=click.IntRange(min=1),
-              help="Wrap long windows (default: one row up to 250 bases, else ~200 per row).")
+@click.option(
+    "--bases-per-row",
+    type=click.IntRange(min=1),
+    help="Wrap long windows (default: one row up to 250 bases, else ~200 per row).",
+)
 @click.option("--dpi", type=click.IntRange(min=10), default=150, show_default=True)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Figure file: .png, .pdf or .svg.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Figure file: .png, .pdf or .svg.",
+)
 def plot_mutation_map_cmd(**opts: Any) -> None:
     """Plot one window of a mutation map (logo, heatmap, query variants)."""
-    from veff.cli import _fail
-
     try:
         if opts["output"].suffix.lower() not in (".png", ".pdf", ".svg"):
             msg = f"{opts['output']}: unsupported figure format; use .png, .pdf or .svg"
@@ -173,14 +234,20 @@ def plot_mutation_map_cmd(**opts: Any) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from veff.plot import plot_mutation_map
+        from veff.mutation_map.plot import plot_mutation_map
 
         res = plot_mutation_map(
-            opts["mutation_map"], entry=opts["entry"], seq_input=opts["seq_input"],
-            score=opts["score"], output_label=opts["output_label"],
-            limit_region_genomic=opts["limit_region_genomic"], rc=opts["rc_plot"],
-            bases_per_row=opts["bases_per_row"], dpi=opts["dpi"], output=opts["output"],
+            opts["mutation_map"],
+            entry=opts["entry"],
+            seq_input=opts["seq_input"],
+            score=opts["score"],
+            output_label=opts["output_label"],
+            limit_region_genomic=opts["limit_region_genomic"],
+            rc=opts["rc_plot"],
+            bases_per_row=opts["bases_per_row"],
+            dpi=opts["dpi"],
+            output=opts["output"],
         )
         plt.close(res.figure)
     except VeffError as exc:
-        _fail(exc)
+        fail(exc)

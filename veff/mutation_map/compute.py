@@ -2,7 +2,7 @@
 
 For every window of length L, each of the L positions is changed to each base other than the
 reference (3 mutants per position; a reference ``N`` gets all 4), the mutants are predicted with
-the same batching engine as ``score-variants`` (:func:`veff.predict.predict_pairs`: reference
+the same batching engine as ``score-variants`` (:func:`veff.engine.batching.predict_pairs`: reference
 predicted once per window, reverse complements when ``rc`` is on) and every selected score is
 stored as an (L, 4, T) float32 array, NaN at the reference base. Positions outside the contig (a
 window hanging over a contig end) are not mutated and stay NaN.
@@ -29,7 +29,23 @@ from typing import Any
 
 import numpy as np
 
-from veff._mutagenesis import (
+from veff.engine.batching import Predictions, predict_pairs, probe_outputs
+from veff.engine.outputs import OutputSpec, select_columns
+from veff.engine.progress import progress_bar
+from veff.errors import InputError
+from veff.io.bed import read_regions
+from veff.io.fasta import Fasta
+from veff.models import Model, load_model
+from veff.models.kipoi.windows import dataloader_regions
+from veff.mutation_map.hdf5 import (
+    FORMAT,
+    FORMAT_VERSION,
+    MapEntry,
+    MutationMapFile,
+    MutationMapWriter,
+    load_mutation_map,
+)
+from veff.mutation_map.mutagenesis import (
     VariantIndex,
     group_variant_windows,
     mutant_table,
@@ -40,26 +56,12 @@ from veff._mutagenesis import (
     resolve_contig,
     tile_region,
 )
-from veff._mutation_map_h5 import (
-    FORMAT,
-    FORMAT_VERSION,
-    MapEntry,
-    MutationMapFile,
-    MutationMapWriter,
-    load_mutation_map,
-)
-from veff._progress import progress_bar
-from veff._types import Region, Variant
-from veff.dataloader_windows import dataloader_regions
-from veff.errors import InputError
-from veff.io.bed import read_regions
-from veff.io.fasta import Fasta
-from veff.models import Model, load_model
-from veff.outputs import Aggregation, OutputSpec, score_predictions, select_columns
-from veff.predict import Predictions, predict_pairs, probe_outputs
-from veff.regions import CENTERINGS, Centering, window_start
-from veff.scores import resolve_score_jobs
-from veff.sequences import codes_to_str, reverse_complement_codes
+from veff.scoring.apply import score_predictions
+from veff.scoring.registry import resolve_score_jobs
+from veff.scoring.tracks import Aggregation
+from veff.types import Region, Variant
+from veff.variants.regions import CENTERINGS, Centering, window_start
+from veff.variants.sequences import codes_to_str, reverse_complement_codes
 
 __all__ = [
     "FORMAT",
@@ -364,9 +366,14 @@ class MutationMap:
         if isinstance(variants, (str, os.PathLike)):
             variants = self._read_variants(variants)
         labels = self.labels
-        meta = {"seq_length": self.length, "rc": self.rc, "centering": self.centering, "query": query,
-                "aggregate": str(self.aggregate), "mutate_within": -1 if self.mutate_within is None
-                else self.mutate_within}
+        meta = {
+            "seq_length": self.length,
+            "rc": self.rc,
+            "centering": self.centering,
+            "query": query,
+            "aggregate": str(self.aggregate),
+            "mutate_within": -1 if self.mutate_within is None else self.mutate_within,
+        }
         bar = progress_bar(self.progress, unit="windows", total=total)
         try:
             with MutationMapWriter(

@@ -37,9 +37,9 @@ from matplotlib.textpath import TextPath
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import Affine2D
 
-from veff._mutation_map_h5 import MapEntry, MutationMapFile, load_mutation_map
-from veff._types import Variant
 from veff.errors import InputError
+from veff.mutation_map.hdf5 import MapEntry, MutationMapFile, load_mutation_map
+from veff.types import Variant
 
 __all__ = ["BASE_COLORS", "MutationMapPlot", "plot_mutation_map", "select_entry"]
 
@@ -75,8 +75,9 @@ class MutationMapPlot:
     colorbar: Colorbar
 
 
-def select_entry(data: MapEntry | MutationMapFile | str | os.PathLike[str], entry: int = 0,
-                 seq_input: str | None = None) -> MapEntry:
+def select_entry(
+    data: MapEntry | MutationMapFile | str | os.PathLike[str], entry: int = 0, seq_input: str | None = None
+) -> MapEntry:
     """Return one entry of a map, file path or entry, checking ``seq_input`` when given."""
     if isinstance(data, (str, os.PathLike)):
         data = load_mutation_map(data)
@@ -133,8 +134,7 @@ def _glyph(letter: str) -> MplPath:
     """Letter outline scaled to the unit square."""
     path = _GLYPHS.get(letter)
     if path is None:
-        raw = TextPath((0, 0), letter, size=1, prop=FontProperties(family="DejaVu Sans",
-                                                                    weight="bold"))
+        raw = TextPath((0, 0), letter, size=1, prop=FontProperties(family="DejaVu Sans", weight="bold"))
         ext = raw.get_extents()
         tr = Affine2D().translate(-ext.x0, -ext.y0).scale(1 / ext.width, 1 / ext.height)
         path = _GLYPHS[letter] = tr.transform_path(raw)
@@ -224,16 +224,27 @@ def _place_labels(marks: list[_Mark], col_in: float) -> list[tuple[int, int, str
     return placed
 
 
-def _draw_variants(heat: Axes, track: Axes | None, marks: list[_Mark],
-                   labels: list[tuple[int, int, str]]) -> None:
+def _draw_variants(
+    heat: Axes, track: Axes | None, marks: list[_Mark], labels: list[tuple[int, int, str]]
+) -> None:
     """Box each variant on its ALT base(s) (dashed over the REF span for other alleles)."""
     for m in marks:
         for row in m.rows:
-            heat.add_patch(Rectangle((m.col - 0.5, row - 0.5), 1, 1, fill=False,
-                                     edgecolor="black", linewidth=1.4))
+            heat.add_patch(
+                Rectangle((m.col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=1.4)
+            )
         if m.indel:
-            heat.add_patch(Rectangle((m.col - 0.5, -0.5), m.width, 4, fill=False,
-                                     edgecolor="black", linewidth=1.2, linestyle="--"))
+            heat.add_patch(
+                Rectangle(
+                    (m.col - 0.5, -0.5),
+                    m.width,
+                    4,
+                    fill=False,
+                    edgecolor="black",
+                    linewidth=1.2,
+                    linestyle="--",
+                )
+            )
     if track is None:
         return
     n_levels = max((lv for _, lv, _ in labels), default=0) + 1
@@ -242,9 +253,16 @@ def _draw_variants(heat: Axes, track: Axes | None, marks: list[_Mark],
     for col, level, text in labels:
         y = level + 0.5
         track.plot([col, col], [0, y], color="0.3", linewidth=0.7, zorder=1)
-        track.text(col, y, text, ha="center", va="center", fontsize=7, zorder=2,
-                   bbox={"boxstyle": "round,pad=0.15", "facecolor": "white",
-                         "edgecolor": "0.5", "linewidth": 0.5})
+        track.text(
+            col,
+            y,
+            text,
+            ha="center",
+            va="center",
+            fontsize=7,
+            zorder=2,
+            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "0.5", "linewidth": 0.5},
+        )
 
 
 def _root_figure(ax: Axes) -> Figure:
@@ -306,7 +324,7 @@ def plot_mutation_map(
     Parameters
     ----------
     data
-        A :class:`~veff.mutation_map.MapEntry`, a loaded map, or a path to a map file.
+        A :class:`~veff.mutation_map.compute.MapEntry`, a loaded map, or a path to a map file.
     entry
         Entry index when ``data`` is a map or a path.
     score
@@ -350,8 +368,10 @@ def plot_mutation_map(
     if limit_region_genomic is not None:
         lo, hi = (int(x) for x in limit_region_genomic)
         if not e.start <= lo < hi <= e.end:
-            msg = (f"limit_region_genomic ({lo}, {hi}) must satisfy {e.start} <= start < end <= "
-                   f"{e.end} (0-based half-open, inside entry {e.index})")
+            msg = (
+                f"limit_region_genomic ({lo}, {hi}) must satisfy {e.start} <= start < end <= "
+                f"{e.end} (0-based half-open, inside entry {e.index})"
+            )
             raise InputError(msg)
     values = values[lo - e.start : hi - e.start]
     seq = e.ref_seq[lo - e.start : hi - e.start].upper()
@@ -393,8 +413,16 @@ def plot_mutation_map(
     images = []
     what = {"mean_abs": "mean |{}|", "max_abs": "max |{}|", "neg_mean": "-mean {}"}
     for k, ((u0, u1), (logo, trk, heat)) in enumerate(zip(rows, panels, strict=True)):
-        images.append(heat.imshow(values[u0:u1].T, aspect="auto", cmap=palette, norm=norm,
-                                  interpolation="nearest", extent=(u0 - 0.5, u1 - 0.5, 3.5, -0.5)))
+        images.append(
+            heat.imshow(
+                values[u0:u1].T,
+                aspect="auto",
+                cmap=palette,
+                norm=norm,
+                interpolation="nearest",
+                extent=(u0 - 0.5, u1 - 0.5, 3.5, -0.5),
+            )
+        )
         for a in (heat, logo, trk):
             if a is not None:
                 a.set_xlim(u0 - 0.5, u0 + per - 0.5)
@@ -413,19 +441,19 @@ def plot_mutation_map(
     first_heat = panels[0][2]
     if ax is None:
         pos = first_heat.get_position()
-        cax = fig.add_axes((pos.x1 + 0.5 / fig.get_figwidth(), pos.y0,
-                            0.14 / fig.get_figwidth(), pos.height))
+        cax = fig.add_axes((pos.x1 + 0.5 / fig.get_figwidth(), pos.y0, 0.14 / fig.get_figwidth(), pos.height))
     else:
         cax = ax.inset_axes((1.02, 0, 0.025, 1))
     cbar = fig.colorbar(images[0], cax=cax)
     cbar.set_label(f"{score}, output {label}", fontsize=9)
     cbar.ax.tick_params(labelsize=8)
     cbar.ax.yaxis.set_major_locator(MaxNLocator(5))
-    cax.text(0.5, -0.06, "grey:\nreference", transform=cax.transAxes, ha="center", va="top",
-             fontsize=7)
-    head = title if title is not None else (
-        f"{e.chrom}:{lo + 1:,}-{hi:,}{' (reverse complement)' if rc else ''}"
-        f" | {score}, output {label}")
+    cax.text(0.5, -0.06, "grey:\nreference", transform=cax.transAxes, ha="center", va="top", fontsize=7)
+    head = (
+        title
+        if title is not None
+        else (f"{e.chrom}:{lo + 1:,}-{hi:,}{' (reverse complement)' if rc else ''} | {score}, output {label}")
+    )
     top_logo = panels[0][0]
     top_logo.set_title(head, fontsize=10, loc="left")
     if output is not None:
@@ -448,4 +476,3 @@ def _save(fig: Figure, output: str | os.PathLike[str], dpi: int) -> None:
         msg = f"{path}: output folder {path.parent} does not exist"
         raise InputError(msg)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
-

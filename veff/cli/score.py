@@ -1,98 +1,22 @@
-"""Command line: a thin click shell over the Python API.
-
-Each command parses its options into typed values, calls one library function, and turns a
-:class:`~veff.errors.VeffError` into one line on stderr and exit code 1.
-"""
+"""``veff score-variants``: score a VCF (a thin click shell over :func:`veff.score_variants`)."""
 
 from __future__ import annotations
 
 import json
-import logging
-import shlex
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from veff import __version__
-from veff._cli_options import profile_options
+from veff.cli.options import command_line, fail, parse_json_list, profile_options, setup_logging, split_list
 from veff.errors import VeffError
 
-__all__ = ["main"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def split_list(values: tuple[str, ...]) -> list[str]:
-    """Flatten repeated, comma-separated option values: ``("a,b", "c") -> ["a", "b", "c"]``."""
-    return [item.strip() for v in values for item in v.split(",") if item.strip()]
-
-
-def parse_json_list(values: tuple[str, ...], option: str) -> list[dict[str, Any]]:
-    """Parse each value as a JSON object or a path to a JSON file."""
-    out = []
-    for text in values:
-        source = Path(text).read_text() if Path(text).is_file() else text
-        try:
-            obj = json.loads(source)
-        except json.JSONDecodeError as exc:
-            msg = f"{option}: not valid JSON ({exc.msg} at char {exc.pos}): {text!r}"
-            raise click.BadParameter(msg) from None
-        if not isinstance(obj, dict):
-            msg = f'{option}: expected a JSON object such as \'{{"rc_merging": "max"}}\', got {text!r}'
-            raise click.BadParameter(msg)
-        out.append(obj)
-    return out
-
-
-def _fail(exc: Exception) -> None:
-    click.echo(f"veff: error: {exc}", err=True)
-    sys.exit(1)
-
-
-# options that change how a run is carried out, not its output (a sharded run writes the same bytes)
-_NOT_RECORDED = frozenset({"quiet", "workers", "scheduler", "work_dir", "shard_records"})
-
-
-def _command_line() -> str:
-    """Rebuild the invoked command from click's parsed parameters (for the output header)."""
-    ctx = click.get_current_context()
-    parts = ["veff", ctx.info_name or ""]
-    for param in ctx.command.params:
-        value = ctx.params.get(param.name or "")
-        if value in (None, (), False) or param.name in _NOT_RECORDED:
-            continue
-        if isinstance(param, click.Argument):
-            parts.append(shlex.quote(str(value)))
-            continue
-        flag = max(param.opts, key=len)
-        if value is True:
-            parts.append(flag)
-            continue
-        for item in value if isinstance(value, tuple) else (value,):
-            parts += [flag, shlex.quote(str(item))]
-    return " ".join(parts)
-
-
-def _setup_logging(quiet: bool) -> None:
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr
-    )
-    for handler in logging.getLogger().handlers:  # other libraries' INFO (Dask's) stays out
-        handler.addFilter(lambda r: r.levelno >= logging.WARNING or r.name.split(".")[0] in ("veff", "py"))
-    logging.captureWarnings(capture=True)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="veff")
-def main() -> None:
-    """veff: variant effect prediction with deep-learning sequence models."""
+__all__ = ["score_variants_cmd"]
 
 
 def _score_choices() -> list[str]:
-    from veff.scores import SCORES, _load_plugins
+    from veff.scoring.registry import SCORES, _load_plugins
 
     _load_plugins()
     return sorted(SCORES)
@@ -108,7 +32,7 @@ def _model_score_labels(model: str) -> list[str]:
     return [s for s in describe_model(path)["available_scores"] if s not in _score_choices()]
 
 
-@main.command("score-variants")
+@click.command("score-variants")
 @click.argument("model")
 @click.option(
     "--vcf",
@@ -250,7 +174,7 @@ def score_variants_cmd(**opts: Any) -> None:
     MODEL is a Keras .h5/.keras file, a TorchScript or pickled PyTorch .pt file, FILE.py::Class
     (with --weights), a Kipoi model directory or a model name on $VEFF_MODEL_PATH.
     """
-    _setup_logging(opts["quiet"])
+    setup_logging(opts["quiet"])
     from veff.pipeline import score_variants
 
     if not (opts["output"] or opts["table"] or opts["dump_sequences"]):
@@ -289,7 +213,7 @@ def score_variants_cmd(**opts: Any) -> None:
             table=opts["table"],
             dump_sequences=opts["dump_sequences"],
             progress=not opts["quiet"],
-            command=_command_line(),
+            command=command_line(),
             model_kwargs={
                 "input_layout": opts["input_layout"],
                 "weights": opts["weights"],
@@ -303,21 +227,9 @@ def score_variants_cmd(**opts: Any) -> None:
             shard_records=opts["shard_records"],
         )
     except VeffError as exc:
-        _fail(exc)
+        fail(exc)
     except KeyboardInterrupt:
         click.echo("veff: interrupted; no output written", err=True)
         sys.exit(130)
     if opts["summary_json"]:
         opts["summary_json"].write_text(json.dumps(summary.to_dict(), indent=2) + "\n")  # type: ignore[union-attr]
-
-
-from veff.cli_models import models  # noqa: E402
-from veff.cli_mutation_map import create_mutation_map_cmd, plot_mutation_map_cmd  # noqa: E402
-
-main.add_command(models)
-main.add_command(create_mutation_map_cmd)
-main.add_command(plot_mutation_map_cmd)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

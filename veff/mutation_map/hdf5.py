@@ -28,9 +28,9 @@ from typing import Any, overload
 import h5py
 import numpy as np
 
-from veff import __version__
-from veff._types import Variant
+from veff._version import __version__
 from veff.errors import InputError
+from veff.types import Variant
 
 __all__ = [
     "FORMAT",
@@ -195,16 +195,28 @@ def _read_entry(g: h5py.Group, index: int, labels: tuple[str, ...]) -> MapEntry:
         cols = {k: v[k][()] for k in _VARIANT_FIELDS}
         for k in range(len(cols["pos"])):
             alt = _text(cols["alt"][k])
-            variants.append(Variant(
-                _text(cols["chrom"][k]), int(cols["pos"][k]), _text(cols["ref"][k]),
-                tuple(alt.split(",")) if alt else (), _text(cols["id"][k]),
-            ))
+            variants.append(
+                Variant(
+                    _text(cols["chrom"][k]),
+                    int(cols["pos"][k]),
+                    _text(cols["ref"][k]),
+                    tuple(alt.split(",")) if alt else (),
+                    _text(cols["id"][k]),
+                )
+            )
     scores = {name: ds[()] for name, ds in g["scores"].items()} if "scores" in g else {}
     return MapEntry(
-        index=index, chrom=_text(a["chrom"]), start=int(a["start"]), end=int(a["end"]),
-        strand=_text(a.get("strand", ".")), seq_input=_text(a.get("seq_input", "seq")),
-        name=_text(a.get("name", "")), ref_seq=_text(a["ref_seq"]), scores=scores,
-        labels=labels, variants=tuple(variants),
+        index=index,
+        chrom=_text(a["chrom"]),
+        start=int(a["start"]),
+        end=int(a["end"]),
+        strand=_text(a.get("strand", ".")),
+        seq_input=_text(a.get("seq_input", "seq")),
+        name=_text(a.get("name", "")),
+        ref_seq=_text(a["ref_seq"]),
+        scores=scores,
+        labels=labels,
+        variants=tuple(variants),
         ref_prediction=g["ref_prediction"][()] if "ref_prediction" in g else None,
     )
 
@@ -253,9 +265,14 @@ def load_mutation_map(path: str | os.PathLike[str]) -> MutationMapFile:
         raise InputError(msg)
     labels = _texts(attrs.get("output_labels"))
     return MutationMapFile(
-        path=p, format_version=version, veff_version=_text(attrs.get("veff_version", "")),
-        model=_text(attrs.get("model", "")), scores=_texts(attrs.get("scores")), labels=labels,
-        attrs=attrs, entries=_Entries(p, n, labels),
+        path=p,
+        format_version=version,
+        veff_version=_text(attrs.get("veff_version", "")),
+        model=_text(attrs.get("model", "")),
+        scores=_texts(attrs.get("scores")),
+        labels=labels,
+        attrs=attrs,
+        entries=_Entries(p, n, labels),
     )
 
 
@@ -322,26 +339,40 @@ class MutationMapWriter:
         """Create ``entries/<i>`` with its score datasets (filled with NaN) and return it."""
         g = self._entries.create_group(str(self.n_entries))
         self.n_entries += 1
-        for key, value in (("chrom", chrom), ("start", int(start)), ("end", int(end)),
-                           ("strand", strand), ("seq_input", seq_input), ("ref_seq", ref_seq),
-                           ("name", name)):
+        for key, value in (
+            ("chrom", chrom),
+            ("start", int(start)),
+            ("end", int(end)),
+            ("strand", strand),
+            ("seq_input", seq_input),
+            ("ref_seq", ref_seq),
+            ("name", name),
+        ):
             g.attrs[key] = value
         length, t = end - start, self.n_labels
         rows = max(1, min(length, 2**20 // max(1, 16 * t)))
         sg = g.create_group("scores")
         for s in self.scores:
-            sg.create_dataset(s, shape=(length, 4, t), dtype="f4", chunks=(rows, 4, t),
-                              compression="gzip", compression_opts=4, shuffle=True,
-                              fillvalue=np.float32(np.nan))
+            sg.create_dataset(
+                s,
+                shape=(length, 4, t),
+                dtype="f4",
+                chunks=(rows, 4, t),
+                compression="gzip",
+                compression_opts=4,
+                shuffle=True,
+                fillvalue=np.float32(np.nan),
+            )
         vg = g.create_group("variants")
-        vg.create_dataset("chrom", data=np.array([v.chrom for v in variants], dtype=object),
-                          dtype=_STR)
+        vg.create_dataset("chrom", data=np.array([v.chrom for v in variants], dtype=object), dtype=_STR)
         vg.create_dataset("pos", data=np.array([v.pos for v in variants], dtype=np.int64))
         for key in ("id", "ref"):
-            vg.create_dataset(key, data=np.array([getattr(v, key) for v in variants],
-                                                  dtype=object), dtype=_STR)
-        vg.create_dataset("alt", data=np.array([",".join(v.alts) for v in variants],
-                                               dtype=object), dtype=_STR)
+            vg.create_dataset(
+                key, data=np.array([getattr(v, key) for v in variants], dtype=object), dtype=_STR
+            )
+        vg.create_dataset(
+            "alt", data=np.array([",".join(v.alts) for v in variants], dtype=object), dtype=_STR
+        )
         return g
 
     def close(self) -> None:

@@ -1,6 +1,6 @@
 """Windows from a Kipoi model's own dataloader: the two dataloader region modes.
 
-Both modes yield :class:`~veff.windows.WindowSet` chunks in VCF order, so prediction, scoring and
+Both modes yield :class:`~veff.variants.windows.WindowSet` chunks in VCF order, so prediction, scoring and
 writing are the same as for veff's own windows. The reference window of a sample is the DNA input
 its dataloader made (decoded back to bases); its other inputs ride along in
 ``WindowSet.extra_inputs`` and are passed to the model unchanged, also with the reverse-complement
@@ -49,7 +49,6 @@ from typing import Any
 
 import numpy as np
 
-from veff._types import Region, Status, Variant
 from veff.errors import InputError, ModelError
 from veff.io.vcf import VcfReader
 from veff.models.kipoi.dlrun import (
@@ -60,8 +59,9 @@ from veff.models.kipoi.dlrun import (
     sample_range,
 )
 from veff.models.kipoi.load import KipoiModel
-from veff.sequences import COMPLEMENT, allele_status, codes_to_str, normalize_allele, str_to_codes
-from veff.windows import WindowBuilder, WindowSet
+from veff.types import Region, Status, Variant
+from veff.variants.sequences import COMPLEMENT, allele_status, codes_to_str, normalize_allele, str_to_codes
+from veff.variants.windows import WindowBuilder, WindowSet
 
 __all__ = [
     "DataloaderSource",
@@ -109,11 +109,15 @@ def dataloader_chunks(
             raise InputError(msg)
         return None
     if mode == "bed_input" and dataloader_args is None and not model.input_names:
-        log.info("%s: DNA-only model; veff builds the windows itself (give dataloader arguments, even "
-                 "'{}', to run its dataloader)", model.name)
+        log.info(
+            "%s: DNA-only model; veff builds the windows itself (give dataloader arguments, even "
+            "'{}', to run its dataloader)",
+            model.name,
+        )
         return None
-    source = DataloaderSource(model, read_dataloader_args(dataloader_args), fasta, builder,
-                              ref_mismatch=ref_mismatch)
+    source = DataloaderSource(
+        model, read_dataloader_args(dataloader_args), fasta, builder, ref_mismatch=ref_mismatch
+    )
     return source.overlap(vcf, reader, chunk) if mode == "overlap" else source.bed_input(reader, chunk)
 
 
@@ -197,7 +201,7 @@ class _RangeIndex:
 
 
 class DataloaderSource:
-    """Yield :class:`~veff.windows.WindowSet` chunks built from the model's dataloader.
+    """Yield :class:`~veff.variants.windows.WindowSet` chunks built from the model's dataloader.
 
     Parameters
     ----------
@@ -328,7 +332,8 @@ class DataloaderSource:
             log.warning(
                 "%s: %d records lie in more than one dataloader region; each was scored once, in the "
                 "region where it lies most central",
-                self.model.name, self.multi_region,
+                self.model.name,
+                self.multi_region,
             )
 
     # -- placing variants ---------------------------------------------------------------------
@@ -353,9 +358,12 @@ class DataloaderSource:
             alt_slot=np.array(plan.alt_slot, dtype=np.int64).reshape(-1, 2),
             alt_geometry=np.array(plan.geometry, dtype=np.int64).reshape(-1, 3),
             extra_inputs={
-                name: np.stack([store.extra[s][name] for s in plan.samples]) if plan.samples
-                else np.empty((0,)) for name in extra_names
-            } or None,
+                name: np.stack([store.extra[s][name] for s in plan.samples])
+                if plan.samples
+                else np.empty((0,))
+                for name in extra_names
+            }
+            or None,
         )
 
     def _place_record(self, i: int, v: Variant, cand: list[int], store: _Stored, plan: _Plan) -> list[Status]:
@@ -376,8 +384,11 @@ class DataloaderSource:
         row = plan.ref_row(s, seq, rng) if not mismatch else plan.patched_row(s, seq, rng, off, ref_codes)
         out = []
         for j, (alt, b) in enumerate(zip(v.alts, bad, strict=True)):
-            placed = None if b is not None else self._alt_window(plan.ref_codes[row], rng, off, ref_codes,
-                                                                   _oriented(alt, minus))
+            placed = (
+                None
+                if b is not None
+                else self._alt_window(plan.ref_codes[row], rng, off, ref_codes, _oriented(alt, minus))
+            )
             if placed is None:
                 out.append(b or Status.INDEL_TOO_LONG)
                 continue
@@ -394,7 +405,7 @@ class DataloaderSource:
         """The alt window of an allele placed at ``off`` (model orientation), and its geometry.
 
         Substitutions replace the REF bases. An indel is first normalised in the sample's own
-        sequence (:func:`~veff.sequences.normalize_allele`: shared bases trimmed, one anchor base
+        sequence (:func:`~veff.variants.sequences.normalize_allele`: shared bases trimmed, one anchor base
         kept, left-aligned in repeats, as for veff's own windows), then the window is
         ``seq[:o] + ALT + seq[o + len(REF):]`` cut to L, a deletion pulling in the reference bases
         that follow the region (in the model's orientation: before the start of a ``-`` range).

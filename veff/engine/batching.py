@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from veff.engine.outputs import OutputSpec, flatten_output
 from veff.models.base import Model
-from veff.outputs import OutputSpec, flatten_output
-from veff.sequences import one_hot, reverse_complement_codes
+from veff.variants.sequences import one_hot, reverse_complement_codes
 
 __all__ = [
     "BatchStream",
@@ -82,10 +82,10 @@ class Predictions:
         """Keep only the given output columns (last axis)."""
         if columns is None:
             return self
-        def pick(a: np.ndarray | None) -> (np.ndarray | None):
-            return (
-                    None if a is None else a[..., columns]
-                )
+
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[..., columns]
+
         return Predictions(pick(self.ref), pick(self.alt), pick(self.ref_rc), pick(self.alt_rc))  # type: ignore[arg-type]
 
 
@@ -181,16 +181,21 @@ class BatchStream:
             if real < bs and self.pad:
                 rows = np.concatenate([rows, np.full((bs - real, rows.shape[1]), ord("N"), np.uint8)])
                 if part is not None:
-                    part = {k: np.concatenate([v, np.zeros((bs - real, *v.shape[1:]), v.dtype)])
-                            for k, v in part.items()}
+                    part = {
+                        k: np.concatenate([v, np.zeros((bs - real, *v.shape[1:]), v.dtype)])
+                        for k, v in part.items()
+                    }
             t = time.perf_counter()
             out = flatten_output(_call(self.model, one_hot(rows, self.model.n_value), part), len(rows))
             self.forward_seconds += time.perf_counter() - t
             self._out.append(out[:real])
             self._out_rows += real
         self._codes = np.ascontiguousarray(codes[stop:]) if stop < n else None
-        self._extra = None if extra is None or stop >= n else {k: np.ascontiguousarray(v[stop:])
-                                                               for k, v in extra.items()}
+        self._extra = (
+            None
+            if extra is None or stop >= n
+            else {k: np.ascontiguousarray(v[stop:]) for k, v in extra.items()}
+        )
 
 
 def submit_pairs(
@@ -261,7 +266,7 @@ def probe_outputs(
     """Learn the structure of the model's outputs by predicting one all-N window of ``length``.
 
     ``offset`` and ``profile_heads`` default to what the model declares (attributes
-    ``output_offset`` and ``profile_outputs``); see :class:`veff.outputs.OutputSpec`.
+    ``output_offset`` and ``profile_outputs``); see :class:`veff.engine.outputs.OutputSpec`.
     """
     x = one_hot(np.full((1, length), ord("N"), np.uint8), model.n_value)
     if offset is None:

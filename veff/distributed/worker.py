@@ -1,6 +1,6 @@
-"""Worker side of a sharded run (:mod:`veff.distributed`): the task that scores one shard.
+"""Worker side of a sharded run (:mod:`veff.distributed.driver`): the task that scores one shard.
 
-:func:`_score_shard` is the Dask task: it scores the regions of one :class:`~veff._shards.Shard`
+:func:`_score_shard` is the Dask task: it scores the regions of one :class:`~veff.distributed.shards.Shard`
 with :func:`veff.score_variants` (through the ``_shard`` hook :class:`_ShardHook`) and writes the
 shard's part files (:func:`_part_paths`), which the driver merges. Each worker keeps the models
 of the last few runs and their output probes (:class:`_WorkerState`), and each worker thread its
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from veff._shards import Shard
+from veff.distributed.shards import Shard
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader
 
@@ -166,8 +166,8 @@ class _ShardHook:
         return _worker_fasta(path)
 
     def probe(self, mdl: Any, length: int, **kwargs: Any) -> Any:
-        """:func:`veff.predict.probe_outputs`, once per run and worker."""
-        from veff.predict import probe_outputs
+        """:func:`veff.engine.batching.probe_outputs`, once per run and worker."""
+        from veff.engine.batching import probe_outputs
 
         state = _worker_state()
         key = (self.job.token, length, *sorted(kwargs.items()))

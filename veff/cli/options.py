@@ -1,0 +1,102 @@
+"""What the commands share: option blocks, option parsing, the error line and logging set-up."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+__all__ = ["command_line", "fail", "parse_json_list", "profile_options", "setup_logging", "split_list"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def profile_options(f: F) -> F:
+    """Add ``--aggregate``, ``--output-offset`` (position-resolved outputs) and ``--rc-swap-tasks``."""
+    f = click.option(
+        "--rc-swap-tasks",
+        metavar="A:B[,C:D]",
+        help="Strand-specific tasks (labels or 0-based indices) that trade places on the reverse "
+        "complement, e.g. BPNet's 'Oct4/profile.0:Oct4/profile.1'; used with --rc.",
+    )(f)
+    f = click.option(
+        "--output-offset",
+        type=click.IntRange(min=0),
+        help="Input index seen by output position 0 of position-resolved outputs (default: centred crop).",
+    )(f)
+    return click.option(
+        "--aggregate",
+        multiple=True,
+        metavar="SPEC",
+        help="How position-resolved outputs become one value per task: a reducer "
+        "max_abs|max|min|mean|sum (default max_abs) and a scope all|at_variant|window:K, e.g. "
+        "--aggregate 'window:50 max_abs'.",
+    )(f)
+
+
+def split_list(values: tuple[str, ...]) -> list[str]:
+    """Flatten repeated, comma-separated option values: ``("a,b", "c") -> ["a", "b", "c"]``."""
+    return [item.strip() for v in values for item in v.split(",") if item.strip()]
+
+
+def parse_json_list(values: tuple[str, ...], option: str) -> list[dict[str, Any]]:
+    """Parse each value as a JSON object or a path to a JSON file."""
+    out = []
+    for text in values:
+        source = Path(text).read_text() if Path(text).is_file() else text
+        try:
+            obj = json.loads(source)
+        except json.JSONDecodeError as exc:
+            msg = f"{option}: not valid JSON ({exc.msg} at char {exc.pos}): {text!r}"
+            raise click.BadParameter(msg) from None
+        if not isinstance(obj, dict):
+            msg = f'{option}: expected a JSON object such as \'{{"rc_merging": "max"}}\', got {text!r}'
+            raise click.BadParameter(msg)
+        out.append(obj)
+    return out
+
+
+def fail(exc: Exception) -> NoReturn:
+    """Print ``veff: error: <exc>`` on stderr and exit with code 1."""
+    click.echo(f"veff: error: {exc}", err=True)
+    sys.exit(1)
+
+
+# options that change how a run is carried out, not its output (a sharded run writes the same bytes)
+_NOT_RECORDED = frozenset({"quiet", "workers", "scheduler", "work_dir", "shard_records"})
+
+
+def command_line() -> str:
+    """Rebuild the invoked command from click's parsed parameters (for the output header)."""
+    ctx = click.get_current_context()
+    parts = ["veff", ctx.info_name or ""]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if value in (None, (), False) or param.name in _NOT_RECORDED:
+            continue
+        if isinstance(param, click.Argument):
+            parts.append(shlex.quote(str(value)))
+            continue
+        flag = max(param.opts, key=len)
+        if value is True:
+            parts.append(flag)
+            continue
+        for item in value if isinstance(value, tuple) else (value,):
+            parts += [flag, shlex.quote(str(item))]
+    return " ".join(parts)
+
+
+def setup_logging(quiet: bool) -> None:
+    """Log veff's messages (INFO, or WARNING when quiet) as plain lines on stderr."""
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr
+    )
+    for handler in logging.getLogger().handlers:  # other libraries' INFO (Dask's) stays out
+        handler.addFilter(lambda r: r.levelno >= logging.WARNING or r.name.split(".")[0] in ("veff", "py"))
+    logging.captureWarnings(capture=True)
