@@ -38,8 +38,7 @@ from veff.errors import InputError
 from veff.io.bed import BedIndex
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader, count_alleles
-from veff.models import Model, cpu_threads, load_model, sanitize_name
-from veff.models.kipoi.windows import dataloader_chunks
+from veff.models import Model, WindowRequest, cpu_threads, load_model, sanitize_name
 from veff.scoring.apply import score_predictions
 from veff.scoring.registry import ScoreJob, resolve_score_jobs
 from veff.scoring.tracks import Aggregation
@@ -302,8 +301,7 @@ def score_variants(
 
         return score_distributed(call)
     mdl = load_model(model, seq_length=seq_length, output_labels=output_labels, **(model_kwargs or {}))
-    own_scores = getattr(mdl, "resolve_scores", None)  # Kipoi model directories: labels and defaults
-    jobs = resolve_score_jobs(own_scores(scores) if own_scores else (scores or ("diff",)), score_kwargs)
+    jobs = resolve_score_jobs(mdl.resolve_scores(scores), score_kwargs)
     length = seq_length or mdl.seq_length
     if not length:
         msg = f"model {mdl.name!r} does not fix its input length; give seq_length (--seq-length)"
@@ -324,7 +322,7 @@ def score_variants(
     builder = WindowBuilder(
         ref,
         length,
-        centering=centering or getattr(mdl, "default_centering", "exact"),  # type: ignore[arg-type]
+        centering=centering or mdl.default_centering,
         restriction=restriction,
         ref_mismatch=ref_mismatch,  # type: ignore[arg-type]
         max_indel_length=max_indel_length,
@@ -376,15 +374,8 @@ def score_variants(
     limited.__enter__()
     background: BackgroundWorker[tuple[WindowSet, Predictions | None]] | None = None
     try:
-        from_dataloader = dataloader_chunks(
-            mdl,
-            vcf,
-            reader,
-            builder,
-            chunk,
-            fasta=fasta,
-            dataloader_args=dataloader_args,
-            ref_mismatch=ref_mismatch,
+        from_dataloader = mdl.window_source(
+            WindowRequest(vcf, reader, builder, chunk, fasta, dataloader_args, ref_mismatch)
         )
         if from_dataloader is not None and _shard is not None:
             msg = f"model {mdl.name!r} runs its own dataloader, which is not sharded; run it in one process"

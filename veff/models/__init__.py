@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from veff.errors import ModelError
-from veff.models.base import CallableModel, InputLayout, Model, sanitize_name
+from veff.models.base import CallableModel, InputLayout, Model, WindowRequest, sanitize_name
 
 __all__ = [
     "CallableModel",
     "InputLayout",
     "Model",
+    "WindowRequest",
     "cpu_threads",
     "describe_model",
     "list_models",

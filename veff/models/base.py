@@ -8,15 +8,23 @@ layouts with dummy axes such as ``(L, 1, 4)``, ``(1, L, 4)`` or ``(4, 1, L)``.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from veff.errors import ModelError
+from veff.errors import InputError, ModelError
 
-__all__ = ["InputLayout", "Model", "sanitize_name"]
+if TYPE_CHECKING:
+    from veff.io.vcf import VcfReader
+    from veff.types import Region
+    from veff.variants.regions import Centering
+    from veff.variants.windows import WindowBuilder, WindowSet
+
+__all__ = ["InputLayout", "Model", "WindowRequest", "sanitize_name"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,35 @@ class InputLayout:
         return ",".join(self.axes)
 
 
+@dataclass(frozen=True)
+class WindowRequest:
+    """What a run hands a model that may make its own windows (:meth:`Model.window_source`).
+
+    Attributes
+    ----------
+    vcf, reader
+        The VCF and its open reader (records are read from ``reader``).
+    builder
+        veff's window planner for the run (reference, length, centring, restriction).
+    chunk
+        Records per chunk.
+    fasta
+        The reference FASTA.
+    dataloader_args
+        The user's dataloader arguments (None: not given).
+    ref_mismatch
+        REF mismatch policy, ``skip`` or ``score``.
+    """
+
+    vcf: str | os.PathLike[str]
+    reader: VcfReader
+    builder: WindowBuilder
+    chunk: int
+    fasta: str | os.PathLike[str]
+    dataloader_args: Any = None
+    ref_mismatch: str = "skip"
+
+
 def sanitize_name(name: str) -> str:
     """Reduce a model name to ``[A-Za-z0-9_]`` for use in VCF INFO keys."""
     out = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_")
@@ -99,6 +136,17 @@ class Model:
         One-hot value of N bases (0, or 0.25 for kipoiseq-style models).
     layout
         Layout of one input sequence.
+    default_centering
+        Where variant-centred windows put the variant unless the user says (``exact``: index
+        ``(L-1)//2``; Kipoi model directories say ``kipoi``, kipoi-veff's ``L//2-1``).
+
+    Notes
+    -----
+    Besides :meth:`predict`, the base class declares the hooks through which a model can change
+    what the engine does, each with the general default: :meth:`resolve_scores` (a model's own
+    scores and defaults), :meth:`window_source` (windows from the model's own dataloader) and
+    :meth:`bound_regions` (the regions such a dataloader returns, for mutation maps). The engine,
+    the pipeline and mutation maps call only these, never an adapter's module.
     """
 
     name: str = "model"
@@ -108,6 +156,7 @@ class Model:
     n_value: float = 0.0
     layout: InputLayout = InputLayout()
     framework: str = "python"
+    default_centering: Centering = "exact"
     _wrapped: Any = None  # the framework object (module, Keras model, callable) the adapter runs
 
     def declared(self, name: str) -> Any:
@@ -150,6 +199,42 @@ class Model:
         Adapters whose other inputs run along the sequence (signal tracks) reverse them here.
         """
         return extra
+
+    def resolve_scores(self, requested: Any) -> Any:
+        """The scores a run uses when the user asked for ``requested`` (None or empty: not chosen).
+
+        The default is ``requested`` itself, or ``("diff",)`` when nothing was chosen. Adapters
+        whose models declare scores (Kipoi model directories) return their own defaults and their
+        own score objects for the labels they declare; the result goes to
+        :func:`veff.scoring.registry.resolve_score_jobs`.
+        """
+        return requested or ("diff",)
+
+    def window_source(self, request: WindowRequest) -> Iterator[WindowSet] | None:
+        """Window chunks, in VCF order, that the model makes itself; None (the default): veff plans them.
+
+        Raises
+        ------
+        InputError
+            When dataloader arguments are given to a model that runs no dataloader.
+        """
+        if request.dataloader_args:
+            msg = f"dataloader arguments given, but model {self.name!r} has no dataloader.py that veff runs"
+            raise InputError(msg)
+        return None
+
+    def bound_regions(self, dataloader_args: Any, fasta: str | os.PathLike[str]) -> list[Region] | None:
+        """The regions the model's own dataloader returns, for mutation maps; None (default): any region.
+
+        Raises
+        ------
+        InputError
+            When ``dataloader_args`` are given to a model that is not bound to dataloader regions.
+        """
+        if dataloader_args:
+            msg = f"dataloader arguments given, but model {self.name!r} is not bound to dataloader regions"
+            raise InputError(msg)
+        return None
 
     def close(self) -> None:
         """Release resources (GPU memory, sessions)."""

@@ -36,7 +36,6 @@ from veff.errors import InputError
 from veff.io.bed import read_regions
 from veff.io.fasta import Fasta
 from veff.models import Model, load_model
-from veff.models.kipoi.windows import dataloader_regions
 from veff.mutation_map.hdf5 import (
     FORMAT,
     FORMAT_VERSION,
@@ -211,7 +210,7 @@ class MutationMap:
         self._labels: list[str] | None = None
         self._columns: np.ndarray | None = None
         if bound_regions is None:
-            bound_regions = dataloader_regions(self.model, dataloader_args, self.fasta.path)
+            bound_regions = self.model.bound_regions(dataloader_args, self.fasta.path)
         self.bound = read_bound_regions(bound_regions, self.length)
 
     # ------------------------------------------------------------------ setup

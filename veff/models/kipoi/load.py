@@ -13,14 +13,15 @@ output labels.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from veff.errors import ModelError
-from veff.models.base import InputLayout, Model
+from veff.models.base import InputLayout, Model, WindowRequest
 from veff.models.kipoi.describe import ModelPlan, plan_model
 from veff.models.kipoi.frameworks import LOADERS
 from veff.models.kipoi.inputs import DnaInput, StringShape
@@ -28,6 +29,10 @@ from veff.models.kipoi.scores import build_score
 from veff.models.kipoi.spec import read_model_spec
 from veff.scoring.registry import SCORES, Score
 from veff.variants.sequences import str_to_codes
+
+if TYPE_CHECKING:
+    from veff.types import Region
+    from veff.variants.windows import WindowSet
 
 __all__ = ["KipoiModel", "is_kipoi_dir", "load_kipoi_model", "onehot_to_strings"]
 
@@ -357,6 +362,19 @@ class KipoiModel(Model):
             SCORES[entry.label] = build_score(entry, self.spec.path, self.spec.variant_effects)
             added.append(entry.label)
         return added
+
+    # -- windows and regions from the model's own dataloader -----------------------------------
+    def window_source(self, request: WindowRequest) -> Iterator[WindowSet] | None:
+        """The chunks of the model's own dataloader (see :mod:`veff.models.kipoi.windows`), or None."""
+        from veff.models.kipoi.windows import dataloader_chunks  # windows.py builds on this module
+
+        return dataloader_chunks(self, request)
+
+    def bound_regions(self, dataloader_args: Any, fasta: str | os.PathLike[str]) -> list[Region] | None:
+        """The regions an overlap-mode dataloader returns; None for other models."""
+        from veff.models.kipoi.windows import dataloader_regions
+
+        return dataloader_regions(self, dataloader_args, fasta)
 
     def close(self) -> None:
         """Drop the framework model."""

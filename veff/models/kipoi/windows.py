@@ -49,8 +49,9 @@ from typing import Any
 
 import numpy as np
 
-from veff.errors import InputError, ModelError
+from veff.errors import ModelError
 from veff.io.vcf import VcfReader
+from veff.models.base import Model, WindowRequest
 from veff.models.kipoi.dlrun import (
     SampleRange,
     iter_samples,
@@ -84,31 +85,18 @@ def dataloader_mode(model: Any) -> str | None:
     return "bed_input" if dl.bed_input else "overlap"
 
 
-def dataloader_chunks(
-    model: Any,
-    vcf: str | os.PathLike[str],
-    reader: VcfReader,
-    builder: WindowBuilder,
-    chunk: int,
-    *,
-    fasta: str | os.PathLike[str],
-    dataloader_args: Any = None,
-    ref_mismatch: str = "skip",
-) -> Iterator[WindowSet] | None:
+def dataloader_chunks(model: KipoiModel, request: WindowRequest) -> Iterator[WindowSet] | None:
     """The window chunks of ``model``'s own dataloader, or None when veff plans the windows itself.
 
     Raises
     ------
     InputError
-        When ``dataloader_args`` are given for a model veff does not run through a dataloader.
+        When dataloader arguments are given for a model veff does not run through a dataloader.
     """
     mode = dataloader_mode(model)
-    if mode is None:
-        if dataloader_args:
-            msg = f"dataloader arguments given, but model {model.name!r} has no dataloader.py that veff runs"
-            raise InputError(msg)
-        return None
-    if mode == "bed_input" and dataloader_args is None and not model.input_names:
+    if mode is None:  # the general rule: no windows of its own
+        return Model.window_source(model, request)
+    if mode == "bed_input" and request.dataloader_args is None and not model.input_names:
         log.info(
             "%s: DNA-only model; veff builds the windows itself (give dataloader arguments, even "
             "'{}', to run its dataloader)",
@@ -116,9 +104,15 @@ def dataloader_chunks(
         )
         return None
     source = DataloaderSource(
-        model, read_dataloader_args(dataloader_args), fasta, builder, ref_mismatch=ref_mismatch
+        model,
+        read_dataloader_args(request.dataloader_args),
+        request.fasta,
+        request.builder,
+        ref_mismatch=request.ref_mismatch,
     )
-    return source.overlap(vcf, reader, chunk) if mode == "overlap" else source.bed_input(reader, chunk)
+    if mode == "overlap":
+        return source.overlap(request.vcf, request.reader, request.chunk)
+    return source.bed_input(request.reader, request.chunk)
 
 
 def _metadata_field(model: KipoiModel) -> str | None:
@@ -138,10 +132,7 @@ def dataloader_regions(
     Regions keep the dataloader's chromosome names, strand and ``id`` (as ``name``).
     """
     if dataloader_mode(model) != "overlap":
-        if dataloader_args:
-            msg = f"dataloader arguments given, but model {model.name!r} is not bound to dataloader regions"
-            raise InputError(msg)
-        return None
+        return Model.bound_regions(model, dataloader_args, fasta)
     dl = model.spec.dataloader
     obj = open_dataloader(dl, read_dataloader_args(dataloader_args), fasta=fasta)
     field_ = _metadata_field(model)
