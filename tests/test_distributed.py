@@ -419,3 +419,29 @@ def test_bad_arguments_for_sharding(data, client, tmp_path):
     # the same file is fine in one process
     assert veff.score_variants(_model(), unsorted, fasta, tmp_path / "o.vcf").records == 3
     assert not any(p.name.startswith(".veff-work") for p in tmp_path.iterdir())
+
+
+def test_regions_give_the_same_bytes_sharded_and_keep_what_bcftools_keeps(data, client, tmp_path):
+    fasta, vcf = data
+    gz = tmp_path / "in.vcf.gz"
+    subprocess.run(["bcftools", "view", "-Oz", "-o", str(gz), str(vcf)], check=True)
+    subprocess.run(["bcftools", "index", "-t", str(gz)], check=True)
+    # symbolic <DEL>s reach into the first region from before it (END), deletions into the second
+    spec = "chr1:2600-4000,chr1:9000-9100,2:50-120,chrM"
+    out1, out2 = _pair(tmp_path, "vcf")
+    veff.score_variants(_model(), gz, fasta, out1, regions=spec, **KW)
+    veff.score_variants(_model(), gz, fasta, out2, regions=spec, client=client, shard_records=10, **KW)
+    _same_bytes(out1, out2)
+    streamed = tmp_path / "streamed.vcf"  # no index: every record read, the others dropped
+    veff.score_variants(_model(), vcf, fasta, streamed, regions=spec, **KW)
+
+    def body(p: Path) -> list[str]:
+        return [line for line in p.read_text().splitlines() if not line.startswith("#")]
+
+    assert body(streamed) == body(out1)
+    kept = subprocess.run(
+        ["bcftools", "view", "-H", "-r", spec, str(gz)], check=True, capture_output=True, text=True
+    ).stdout.splitlines()
+    got = body(out1)
+    assert [line.split("\t")[2] for line in got] == [line.split("\t")[2] for line in kept]
+    assert any(line.split("\t")[2].startswith("s") and int(line.split("\t")[1]) < 2600 for line in got)

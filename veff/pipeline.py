@@ -38,6 +38,7 @@ from veff.errors import InputError
 from veff.io.bed import BedIndex
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader, count_alleles
+from veff.io.vcf_regions import RegionSet
 from veff.models import Model, WindowRequest, cpu_threads, load_model, sanitize_name
 from veff.scoring.apply import score_predictions
 from veff.scoring.registry import ScoreJob, resolve_score_jobs
@@ -126,9 +127,9 @@ def _read_chunks(reader: VcfReader, builder: WindowBuilder, chunk: int) -> Itera
         yield builder.build(variants, records)
 
 
-def _run_sequences(vcf: str | os.PathLike[str], rc: bool) -> int | None:
+def _run_sequences(vcf: str | os.PathLike[str], rc: bool, select: RegionSet | None) -> int | None:
     """Sequences a small VCF's whole run predicts (None when it is not small); the same in every shard."""
-    alleles = count_alleles(vcf, 4096)
+    alleles = count_alleles(vcf, 4096, select)
     return None if alleles is None else alleles * (2 if rc else 1)
 
 
@@ -143,6 +144,8 @@ def score_variants(
     rc: bool | None = None,
     seq_length: int | None = None,
     restriction_bed: str | os.PathLike[str] | None = None,
+    regions: str | Sequence[str] | None = None,
+    regions_file: str | os.PathLike[str] | None = None,
     batch_size: int | None = None,
     threads: int | None = None,
     model_outputs: Sequence[str | int] | None = None,
@@ -193,6 +196,13 @@ def score_variants(
         Window length L (default: the model's input length).
     restriction_bed
         BED of intervals that windows must lie inside.
+    regions
+        Score only the records that overlap these regions, ``"chr:start-end[,...]"`` (1-based,
+        inclusive) or a list of such texts, as ``bcftools view -r``; the others are not written
+        (:mod:`veff.io.vcf_regions`). Read through the VCF's index when it has one.
+    regions_file
+        The same from a file: BED (``.bed``/``.bed.gz``) or ``CHROM POS``/``CHROM START END``
+        1-based, as ``bcftools view -R``.
     batch_size
         Sequences per forward call (reference, alternative and rc copies included); None picks
         one from the window length (:func:`veff.engine.batching.auto_batch_size`). Every call has exactly
@@ -296,6 +306,7 @@ def score_variants(
             f"info prefix {info_prefix!r} is not a valid VCF INFO key start; use letters, digits, '_' and '.'"
         )
         raise InputError(msg)
+    select = RegionSet.from_options(regions, regions_file)
     if _shard is None and (client is not None or workers is not None or scheduler is not None):
         from veff.distributed.driver import score_distributed
 
@@ -307,10 +318,11 @@ def score_variants(
         msg = f"model {mdl.name!r} does not fix its input length; give seq_length (--seq-length)"
         raise InputError(msg)
     use_rc = mdl.default_rc if rc is None else rc
-    batch = batch_size or auto_batch_size(length, _run_sequences(vcf, use_rc))
+    batch = batch_size or auto_batch_size(length, _run_sequences(vcf, use_rc, select))
     ref = Fasta(fasta) if _shard is None else _shard.fasta(fasta)
     restriction = BedIndex.from_bed(restriction_bed) if restriction_bed else None
     reader = VcfReader(vcf) if _shard is None else _shard.reader(vcf)
+    reader.select = select
     agg = Aggregation.parse(aggregate)
     probe = probe_outputs if _shard is None else _shard.probe  # a worker probes a model once
     spec = None if dump_sequences is not None else probe(mdl, length, offset=output_offset)

@@ -86,6 +86,20 @@ def _model_score_labels(model: str) -> list[str]:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Windows must lie inside an interval of this BED.",
 )
+@click.option(
+    "-r",
+    "--regions",
+    metavar="CHR:START-END[,...]",
+    help="Score only records overlapping these regions (1-based, inclusive; CHR, CHR:POS, CHR:START-), "
+    "as bcftools view -r; records outside are not written.",
+)
+@click.option(
+    "-R",
+    "--regions-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The same from a file: BED (.bed, .bed.gz) or CHROM POS / CHROM START END (1-based), "
+    "as bcftools view -R.",
+)
 @click.option("--seq-length", type=click.IntRange(min=1), help="Window length L (default: the model's).")
 @click.option(
     "--batch-size",
@@ -197,6 +211,8 @@ def score_variants_cmd(**opts: Any) -> None:
             rc=opts["rc"],
             seq_length=opts["seq_length"],
             restriction_bed=opts["restriction_bed"],
+            regions=opts["regions"],
+            regions_file=opts["regions_file"],
             batch_size=opts["batch_size"],
             threads=opts["threads"],
             model_outputs=split_list(opts["model_outputs"]) or None,

@@ -7,11 +7,14 @@ writer can emit it unchanged. ``Variant.pos`` keeps the VCF's 1-based ``POS``.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from veff.errors import InputError
+from veff.errors import InputError, VeffWarning
+from veff.io.vcf_index import find_index, read_index
+from veff.io.vcf_regions import RegionSet
 from veff.types import Variant
 
 __all__ = ["VcfReader", "count_alleles", "region_string"]
@@ -32,6 +35,10 @@ class VcfReader:
         None: to the contig's end). A region query also returns records that start before the
         region and reach into it (deletions, symbolic alleles with ``END``); filtering by ``POS``
         puts every record in exactly one of several adjacent regions (a shard of a sharded run).
+    select
+        Keep only records that overlap these regions (``-r/-R``, :mod:`veff.io.vcf_regions`): read
+        through the file's index when it has one (records in file order, each once), else by
+        reading every record and dropping the others. Applies on top of ``region``/``regions``.
     """
 
     def __init__(
@@ -40,6 +47,7 @@ class VcfReader:
         *,
         region: str | None = None,
         regions: Sequence[tuple[str, int, int | None]] | None = None,
+        select: RegionSet | None = None,
     ) -> None:
         from cyvcf2 import VCF
 
@@ -54,6 +62,7 @@ class VcfReader:
             raise InputError(msg) from exc
         self.region = region
         self.regions = None if regions is None else list(regions)
+        self.select = select
         self.records_read = 0
 
     @property
@@ -63,10 +72,17 @@ class VcfReader:
 
     def __iter__(self) -> Iterator[tuple[Variant, Any]]:
         """Yield ``(Variant, cyvcf2_record)`` in file order."""
+        select = self.select
         if self.regions is not None:
             source: Any = self._in_regions(self.regions)
+        elif self.region:
+            source = self.vcf(self.region)
+        elif select is not None and find_index(self.path) is not None:
+            source, select = self._selected_via_index(select), None
         else:
-            source = self.vcf(self.region) if self.region else self.vcf
+            source = self.vcf
+        if select is not None:  # no index: every record is read, those outside are dropped
+            source = self._filtered(source, select)
         it = iter(source)
         while True:
             try:
@@ -98,29 +114,52 @@ class VcfReader:
                 if pos >= start and (end is None or pos <= end):
                     yield rec
 
+    def _selected_via_index(self, select: RegionSet) -> Iterator[Any]:
+        index = read_index(find_index(self.path), self.contigs)  # type: ignore[arg-type]
+        indexed = [c.name for c in index.contigs]  # in file order
+        for chrom in select.contigs:
+            if chrom not in indexed:
+                warnings.warn(
+                    f"{self.path}: no records on region contig {chrom!r}", VeffWarning, stacklevel=4
+                )
+        last: tuple[str, int | None] | None = None
+        for chrom, start, end in select.queries(indexed):
+            if chrom not in indexed:
+                continue
+            for rec in self.vcf(region_string(chrom, start, end)):
+                # a record overlapping the previous region of this contig was yielded there
+                if last is not None and last[0] == chrom and last[1] is not None and last[1] >= rec.POS:
+                    continue
+                yield rec
+            last = (chrom, end)
+
+    @staticmethod
+    def _filtered(source: Any, select: RegionSet) -> Iterator[Any]:
+        for rec in source:
+            if select.overlaps(rec.CHROM, rec.POS, max(rec.POS, rec.end)):
+                yield rec
+
     def close(self) -> None:
         """Close the file."""
         self.vcf.close()
 
 
-def count_alleles(path: str | os.PathLike[str], limit: int) -> int | None:
+def count_alleles(path: str | os.PathLike[str], limit: int, select: RegionSet | None = None) -> int | None:
     """REF plus ALT alleles of every record of a small VCF, or None past ``limit`` (or when unreadable).
 
-    Reads at most about ``limit`` alleles' worth of records, so it costs little on any file; used
-    to keep the automatic batch size of a small run from being mostly padding.
+    Reads at most about ``limit`` alleles' worth of records (of those in ``select``), so it costs
+    little on any file; used to keep the automatic batch size of a small run from being mostly padding.
     """
-    from cyvcf2 import VCF
-
     total = 0
     try:
-        vcf = VCF(str(path), gts012=False, lazy=True)
+        reader = VcfReader(path, select=select)
         try:
-            for rec in vcf:
-                total += 1 + max(1, len(rec.ALT))
+            for v, _ in reader:
+                total += 1 + max(1, len(v.alts))
                 if total > limit:
                     return None
         finally:
-            vcf.close()
+            reader.close()
     except Exception:  # the run itself reports unreadable input, with the record that broke
         return None
     return total
