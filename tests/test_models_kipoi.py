@@ -30,7 +30,7 @@ from veff.models.kipoi.spec import (
     VariantEffectSpec,
     parse_shape,
 )
-from veff.scoring.registry import SCORES
+from veff.scoring.registry import SCORES, model_scores, register_model_scores
 from veff.variants.sequences import one_hot
 
 HERE = Path(__file__).parent
@@ -588,13 +588,14 @@ def test_custom_scores_from_model_dir() -> None:
     model = load_model(EXAMPLES / "gc_content")
     assert isinstance(model, KipoiModel)
     assert model.available_scores == ["diff", "abs_diff", "ref", "alt"]
-    score = model.scores["abs_diff"]
+    scores = model_scores(model)
+    score = scores["abs_diff"]
     ref, alt = np.array([[0.2, 0.5]]), np.array([[0.4, 0.1]])
     ref_rc, alt_rc = np.array([[0.2, 0.5]]), np.array([[0.3, 0.5]])
     np.testing.assert_allclose(score(ref, alt), [[0.2, 0.4]])
     np.testing.assert_allclose(score(ref, alt, ref_rc, alt_rc), [[0.15, 0.2]])
     np.testing.assert_allclose(score(ref, alt, ref_rc, alt_rc, rc_merging="max"), [[0.2, 0.4]])
-    assert model.scores["diff"] is SCORES["diff"]
+    assert scores["diff"] is SCORES["diff"]
 
 
 def test_custom_score_without_defaults_needs_kwargs() -> None:
@@ -603,20 +604,21 @@ def test_custom_score_without_defaults_needs_kwargs() -> None:
     assert model.available_scores == ["delta", "custom_", "ref", "alt"]
     assert model.default_scores == ["delta"]
     ref, alt = np.array([[1.0]]), np.array([[3.0]])
-    np.testing.assert_allclose(model.scores["delta"](ref, alt), [[2.0]])
+    scores = model_scores(model)
+    np.testing.assert_allclose(scores["delta"](ref, alt), [[2.0]])
     with pytest.raises(ModelError, match="without defaults"):
-        model.scores["custom_"](ref, alt)
-    np.testing.assert_allclose(model.scores["custom_"](ref, alt, factor=3), [[6.0]])
+        scores["custom_"](ref, alt)
+    np.testing.assert_allclose(scores["custom_"](ref, alt, factor=3), [[6.0]])
 
 
 def test_register_scores_adds_only_new_labels() -> None:
     model = load_model(FIX / "top_level")
     assert isinstance(model, KipoiModel)
     try:
-        added = model.register_scores()
+        added = register_model_scores(model)
         assert set(added) == {"delta", "custom_"}
         assert SCORES["delta"](np.zeros((1, 1)), np.ones((1, 1)))[0, 0] == 1
-        assert model.register_scores() == []
+        assert register_model_scores(model) == []
     finally:
         for label in ("delta", "custom_"):
             SCORES.pop(label, None)
@@ -650,7 +652,7 @@ def test_custom_score_argument_mismatch(tmp_path: Path) -> None:
     model = load_model(tmp_path)
     assert isinstance(model, KipoiModel)
     with pytest.raises(ModelError, match="do not match"):
-        _ = model.scores
+        _ = model_scores(model)
 
 
 # -- load_model hook, search path, entry points ---------------------------------------------------

@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 from veff._version import __version__
+from veff.engine.describe import describe_model
 from veff.errors import InputError, ModelError, VeffError, VeffWarning
-from veff.models import Model, describe_model, load_model
+from veff.models import Model, load_model
 from veff.mutation_map.compute import MutationMap, load_mutation_map
 from veff.pipeline import Summary, score_variants
 from veff.scoring.registry import SCORES, Score, register_score

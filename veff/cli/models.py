@@ -9,7 +9,6 @@ are one line ``veff: error: ...`` on stderr and exit code 1.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import click
@@ -28,15 +27,9 @@ def models() -> None:
 
 
 def _info(model: str, seq_length: int | None = None) -> dict[str, Any]:
-    from veff.models import describe_model, load_model, resolve_model
-    from veff.models.kipoi.describe import describe_loaded
+    from veff.engine.describe import describe_model
 
-    if "::" in model:  # FILE.py::Class
-        return describe_loaded(load_model(model), seq_length)
-    found = resolve_model(model)
-    if isinstance(found, Path) and (found.is_dir() or found.suffix in (".yaml", ".yml")):
-        return describe_model(found)
-    return describe_loaded(load_model(found), seq_length)
+    return describe_model(model, seq_length)
 
 
 def _labels_text(labels: list[str] | None, count: int | None) -> str:

@@ -27,7 +27,7 @@ def _model_score_labels(model: str) -> list[str]:
     path = Path(model)
     if not (path / "model.yaml").is_file():
         return []
-    from veff.models.kipoi import describe_model
+    from veff.models import describe_model
 
     return [s for s in describe_model(path)["available_scores"] if s not in _score_choices()]
 

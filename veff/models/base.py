@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from veff.variants.regions import Centering
     from veff.variants.windows import WindowBuilder, WindowSet
 
-__all__ = ["InputLayout", "Model", "WindowRequest", "sanitize_name"]
+__all__ = ["DeclaredScore", "InputLayout", "Model", "WindowRequest", "sanitize_name"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,32 @@ class InputLayout:
 
     def __str__(self) -> str:
         return ",".join(self.axes)
+
+
+@dataclass(frozen=True)
+class DeclaredScore:
+    """A score a model declares, as plain data; :func:`veff.scoring.registry.get_score` makes it a Score.
+
+    Attributes
+    ----------
+    name
+        The label users select it by (and the INFO tag suffix).
+    computes
+        The registered score it computes under its own label (``diff``, ``logit``...), or ``""``
+        when ``fn`` computes it.
+    fn
+        For a score of the model's own: ``fn(ref, alt, ref_rc, alt_rc, rc_merging, **kwargs)``,
+        arrays of shape (N, T) (the rc arrays None without reverse complements) and
+        ``rc_merging`` the user's choice as given (a merge name, ``"mean"`` by default, or a
+        callable); returns (N, T).
+    description
+        One line for headers (default: the computed score's).
+    """
+
+    name: str
+    computes: str = ""
+    fn: Callable[..., np.ndarray] | None = None
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -143,10 +169,11 @@ class Model:
     Notes
     -----
     Besides :meth:`predict`, the base class declares the hooks through which a model can change
-    what the engine does, each with the general default: :meth:`resolve_scores` (a model's own
-    scores and defaults), :meth:`window_source` (windows from the model's own dataloader) and
-    :meth:`bound_regions` (the regions such a dataloader returns, for mutation maps). The engine,
-    the pipeline and mutation maps call only these, never an adapter's module.
+    what the engine does, each with the general default: :meth:`declared_scores` and
+    :meth:`resolve_scores` (a model's own scores and defaults), :meth:`window_source` (windows
+    from the model's own dataloader), :meth:`bound_regions` (the regions such a dataloader
+    returns, for mutation maps) and :meth:`describe`. The engine, the pipeline and mutation maps
+    call only these, never an adapter's module.
     """
 
     name: str = "model"
@@ -157,6 +184,8 @@ class Model:
     layout: InputLayout = InputLayout()
     framework: str = "python"
     default_centering: Centering = "exact"
+    available_scores: Sequence[str] = ()
+    default_scores: Sequence[str] = ()
     _wrapped: Any = None  # the framework object (module, Keras model, callable) the adapter runs
 
     def declared(self, name: str) -> Any:
@@ -200,12 +229,16 @@ class Model:
         """
         return extra
 
+    def declared_scores(self) -> dict[str, DeclaredScore]:
+        """The scores the model declares, by label (none by default)."""
+        return {}
+
     def resolve_scores(self, requested: Any) -> Any:
         """The scores a run uses when the user asked for ``requested`` (None or empty: not chosen).
 
         The default is ``requested`` itself, or ``("diff",)`` when nothing was chosen. Adapters
         whose models declare scores (Kipoi model directories) return their own defaults and their
-        own score objects for the labels they declare; the result goes to
+        :class:`DeclaredScore` for the labels they declare; the result goes to
         :func:`veff.scoring.registry.resolve_score_jobs`.
         """
         return requested or ("diff",)
@@ -235,6 +268,45 @@ class Model:
             msg = f"dataloader arguments given, but model {self.name!r} is not bound to dataloader regions"
             raise InputError(msg)
         return None
+
+    def describe(self) -> dict[str, Any]:
+        """What the adapter declares, as a JSON-ready dict (the model is not run).
+
+        The keys are those of :func:`veff.models.kipoi.describe_model`; ``outputs`` has ``heads``
+        None (:func:`veff.engine.describe.describe_loaded` runs the model once to fill them).
+        """
+        labels = list(self.output_labels) if self.output_labels is not None else None
+        return {
+            "name": self.name,
+            "path": None,
+            "framework": self.framework,
+            "model_class": type(self).__name__,
+            "inputs": [
+                {
+                    "name": "seq",
+                    "special_type": "DNASeq",
+                    "shape": None,
+                    "role": "dna",
+                    "layout": str(self.layout),
+                    "length": self.seq_length,
+                }
+            ],
+            "outputs": {
+                "labels": labels,
+                "count": len(labels) if labels is not None else None,
+                "heads": None,
+            },
+            "rc": self.default_rc,
+            "variant_effects": None,
+            "available_scores": list(self.available_scores) or None,
+            "default_scores": list(self.default_scores) or None,
+            "region_mode": "centred",
+            "dataloader": None,
+            "n_value": self.n_value,
+            "supported": True,
+            "unsupported_reason": None,
+            "notes": [],
+        }
 
     def close(self) -> None:
         """Release resources (GPU memory, sessions)."""

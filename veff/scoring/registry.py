@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from veff.errors import InputError, VeffWarning
+from veff.models.base import DeclaredScore, Model
 
 __all__ = [
     "RC_MERGES",
@@ -33,6 +34,8 @@ __all__ = [
     "get_score",
     "logit",
     "merge_rc",
+    "model_scores",
+    "register_model_scores",
     "register_score",
     "resolve_score_jobs",
 ]
@@ -318,14 +321,63 @@ def _four_arg(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     return wrapped
 
 
-def get_score(score: str | Score | Callable[..., np.ndarray]) -> Score:
-    """Return the :class:`Score` for a registered name, a Score, or a callable.
+def _merge_name(merge: MergeFn) -> str | MergeFn:
+    """The name of a merge function in :data:`RC_MERGES`, else the function itself."""
+    return next((k for k, f in RC_MERGES.items() if f is merge), merge)
+
+
+def _declared(score: DeclaredScore) -> Score:
+    """The :class:`Score` of a score a model declares (:class:`~veff.models.base.DeclaredScore`)."""
+    if score.fn is None:
+        base = get_score(score.computes)
+        if base.name == score.name:
+            return base
+        return Score(
+            score.name, base.fn, base.rc_aware, score.description or base.description, base.positional
+        )
+    fn = score.fn
+
+    def rc_aware(
+        ref: np.ndarray,
+        alt: np.ndarray,
+        ref_rc: np.ndarray | None,
+        alt_rc: np.ndarray | None,
+        merge: MergeFn,
+        **kwargs: Any,
+    ) -> np.ndarray:
+        return fn(ref, alt, ref_rc, alt_rc, _merge_name(merge), **kwargs)
+
+    return Score(score.name, rc_aware, rc_aware=True, description=score.description)
+
+
+def model_scores(model: Model) -> dict[str, Score]:
+    """Every score ``model`` declares (:meth:`~veff.models.base.Model.declared_scores`), as a Score."""
+    return {label: _declared(d) for label, d in model.declared_scores().items()}
+
+
+def register_model_scores(model: Model) -> list[str]:
+    """Add the scores ``model`` declares to :data:`SCORES` under their labels.
+
+    Labels already registered are left alone. Returns the labels added.
+    """
+    added = []
+    for label, declared in model.declared_scores().items():
+        if label not in SCORES:
+            SCORES[label] = _declared(declared)
+            added.append(label)
+    return added
+
+
+def get_score(score: str | Score | DeclaredScore | Callable[..., np.ndarray]) -> Score:
+    """Return the :class:`Score` for a registered name, a Score, a model's declared score, or a callable.
 
     A callable taking four arrays ``(ref, alt, ref_rc, alt_rc)`` handles strands itself; one
     taking two ``(ref, alt)`` is applied per strand and merged.
     """
     if isinstance(score, Score):
         return score
+    if isinstance(score, DeclaredScore):
+        return _declared(score)
     if callable(score):
         name = getattr(score, "__name__", "custom")
         if _takes_four(score):
@@ -370,7 +422,7 @@ class ScoreJob:
 
 
 def resolve_score_jobs(
-    scores: str | Callable[..., Any] | Sequence[str | Callable[..., Any]],
+    scores: str | Callable[..., Any] | Sequence[str | DeclaredScore | Callable[..., Any]],
     score_kwargs: Sequence[dict[str, Any]] | dict[str, Any] | None = None,
 ) -> list[ScoreJob]:
     """Resolve score names/callables and their kwargs (one dict per score, or one for all).

@@ -24,7 +24,6 @@ import numpy as np
 
 from veff.errors import ModelError
 from veff.models._pyfile import load_python_file
-from veff.scoring.registry import resolve_merge
 
 __all__ = ["import_object", "in_directory", "kipoi_stand_ins"]
 
@@ -44,16 +43,34 @@ class _Score:
         raise NotImplementedError
 
 
+def _absmax(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.where(np.abs(y) > np.abs(x), y, x)
+
+
+# kipoi-veff's names for merging the forward and reverse-complement scores (the median of two
+# values is their mean); veff checks the name the user gives before a custom score sees it
+_KIPOI_MERGES: dict[str, Any] = {
+    "mean": lambda x, y: (x + y) / 2,
+    "median": lambda x, y: (x + y) / 2,
+    "min": np.minimum,
+    "max": np.maximum,
+    "absmax": _absmax,
+}
+
+
 class _RCScore(_Score):
     """Stand-in for ``kipoi_veff.scores.RCScore``: resolves ``rc_merging`` to ``self.rc_merging``."""
 
     def __init__(self, rc_merging: Any = "mean") -> None:
-        self.rc_merging = resolve_merge(rc_merging)
+        if not callable(rc_merging) and rc_merging not in _KIPOI_MERGES:
+            msg = f"unknown rc_merging {rc_merging!r}; expected one of {sorted(_KIPOI_MERGES)} or a callable"
+            raise ModelError(msg)
+        self.rc_merging = rc_merging if callable(rc_merging) else _KIPOI_MERGES[rc_merging]
 
     @staticmethod
     def absmax(x: np.ndarray, y: np.ndarray, inplace: bool = True) -> np.ndarray:
         """Element-wise the value with the larger magnitude (ties keep ``x``)."""
-        return resolve_merge("absmax")(x, y)
+        return _absmax(x, y)
 
 
 class _Dataset:

@@ -54,7 +54,6 @@ __all__ = [
     "SUPPORTED_KINDS",
     "DnaInput",
     "ModelPlan",
-    "describe_loaded",
     "describe_model",
     "plan_model",
 ]
@@ -258,7 +257,7 @@ def describe_model(path: str | Path) -> dict[str, Any]:
 
         found = resolve_model(str(path))
         if isinstance(found, Model):
-            return describe_loaded(found)
+            return found.describe()
         p = found
     is_yaml = p.is_file() and p.suffix in (".yaml", ".yml")
     model_dir = p.parent if is_yaml else p
@@ -314,56 +313,4 @@ def describe_model(path: str | Path) -> dict[str, Any]:
         "supported": plan.supported,
         "unsupported_reason": plan.reason,
         "notes": list(plan.notes),
-    }
-
-
-def describe_loaded(model: Model, seq_length: int | None = None) -> dict[str, Any]:
-    """Describe a loaded :class:`~veff.models.base.Model` (a model that is not a Kipoi directory).
-
-    When the input length is known (the model's or ``seq_length``) the model is run once on an
-    all-N window to report its outputs: labels and heads (tasks, positions, output offset).
-    """
-    from veff.engine.batching import probe_outputs
-
-    labels = list(model.output_labels) if model.output_labels is not None else None
-    length = seq_length or model.seq_length
-    heads = None
-    if length:
-        spec = probe_outputs(model, length)
-        labels = spec.labels(labels)
-        heads = [
-            {
-                "name": h.name,
-                "tasks": h.tasks,
-                "positions": h.positions,
-                "offset": spec.head_offset(h) if h.positions is not None else None,
-            }
-            for h in spec.heads
-        ]
-    return {
-        "name": model.name,
-        "path": None,
-        "framework": model.framework,
-        "model_class": type(model).__name__,
-        "inputs": [
-            {
-                "name": "seq",
-                "special_type": "DNASeq",
-                "shape": None,
-                "role": "dna",
-                "layout": str(model.layout),
-                "length": model.seq_length,
-            }
-        ],
-        "outputs": {"labels": labels, "count": len(labels) if labels is not None else None, "heads": heads},
-        "rc": model.default_rc,
-        "variant_effects": None,
-        "available_scores": list(getattr(model, "available_scores", [])) or None,
-        "default_scores": list(getattr(model, "default_scores", [])) or None,
-        "region_mode": "centred",
-        "dataloader": None,
-        "n_value": model.n_value,
-        "supported": True,
-        "unsupported_reason": None,
-        "notes": [],
     }

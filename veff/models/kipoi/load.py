@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from veff.errors import ModelError
-from veff.models.base import InputLayout, Model, WindowRequest
+from veff.models.base import DeclaredScore, InputLayout, Model, WindowRequest
 from veff.models.kipoi.describe import ModelPlan, plan_model
 from veff.models.kipoi.frameworks import LOADERS
 from veff.models.kipoi.inputs import DnaInput, StringShape
-from veff.models.kipoi.scores import build_score
+from veff.models.kipoi.scores import declared_score
 from veff.models.kipoi.spec import read_model_spec
-from veff.scoring.registry import SCORES, Score
 from veff.variants.sequences import str_to_codes
 
 if TYPE_CHECKING:
@@ -119,7 +118,7 @@ class KipoiModel(Model):
         self.default_scores = list(plan.default_scores)
         self.default_centering = "kipoi"
         self._predictor: Predictor | None = predictor
-        self._scores: dict[str, Score] = {}
+        self._scores: dict[str, DeclaredScore] = {}
 
     # -- inputs -----------------------------------------------------------------------------
     def encode(self, x: np.ndarray) -> np.ndarray:
@@ -327,41 +326,27 @@ class KipoiModel(Model):
         return np.concatenate(list(heads.values()), axis=1)
 
     # -- scores -----------------------------------------------------------------------------
-    @property
-    def scores(self) -> dict[str, Score]:
-        """Every available score as a :class:`~veff.scoring.registry.Score` under its label.
+    def declared_scores(self) -> dict[str, DeclaredScore]:
+        """Every available score under its label (kipoi-veff's rules, :mod:`veff.models.kipoi.scores`).
 
-        Custom scores are imported from the model directory on first access.
+        Custom scores are imported from the model directory on first call.
         """
         for entry in self.plan.scores:
             if entry.label not in self._scores:
-                self._scores[entry.label] = build_score(entry, self.spec.path, self.spec.variant_effects)
+                self._scores[entry.label] = declared_score(entry, self.spec.path, self.spec.variant_effects)
         return dict(self._scores)
 
-    def resolve_scores(self, scores: Sequence[str | Any] | None) -> list[str | Score | Any]:
-        """Turn score names into the model's own :class:`~veff.scoring.registry.Score` where it has them.
+    def resolve_scores(self, scores: Sequence[str | Any] | None) -> list[str | DeclaredScore | Any]:
+        """Turn score names into the model's own :class:`~veff.models.base.DeclaredScore` where it has them.
 
         None (no scores chosen) gives the model's default scores. A label the model declares
-        (a custom or renamed score, ``default_diff``...) resolves to the model's score; anything
-        else is left for :func:`veff.scoring.registry.resolve_score_jobs`.
+        under a name of its own (a custom or renamed score, ``default_diff``...) resolves to the
+        model's score; anything else is left for :func:`veff.scoring.registry.resolve_score_jobs`.
         """
         chosen = list(self.default_scores) if scores is None else list(scores)
-        own = {e.label for e in self.plan.scores if e.label not in SCORES or SCORES[e.label].name != e.label}
-        own |= {e.label for e in self.plan.scores if e.type == "custom"}
-        return [self.scores[s] if isinstance(s, str) and s in own else s for s in chosen]
-
-    def register_scores(self) -> list[str]:
-        """Add the model's renamed and custom scores to :data:`veff.scoring.registry.SCORES`.
-
-        Labels already registered are left alone. Returns the labels added.
-        """
-        added = []
-        for entry in self.plan.scores:
-            if entry.label in SCORES:
-                continue
-            SCORES[entry.label] = build_score(entry, self.spec.path, self.spec.variant_effects)
-            added.append(entry.label)
-        return added
+        own = {e.label for e in self.plan.scores if e.type == "custom" or e.label != e.type}
+        declared = self.declared_scores() if any(isinstance(s, str) and s in own for s in chosen) else {}
+        return [declared[s] if isinstance(s, str) and s in own else s for s in chosen]
 
     # -- windows and regions from the model's own dataloader -----------------------------------
     def window_source(self, request: WindowRequest) -> Iterator[WindowSet] | None:

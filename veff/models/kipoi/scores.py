@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 
 from veff.errors import ModelError
+from veff.models.base import DeclaredScore
 from veff.models.kipoi._compat import import_object, in_directory
 from veff.models.kipoi.spec import BUILTIN_SCORES, KipoiSpecError, ScoringFunctionSpec, VariantEffectSpec
-from veff.scoring.registry import RC_MERGES, SCORES, MergeFn, Score
 
-__all__ = ["ModelScore", "build_score", "model_scores", "score_table"]
+__all__ = ["ModelScore", "declared_score", "score_table"]
 
 _LOGIT_FAMILY = ("logit", "logit_ref", "logit_alt", "deepsea_effect")
 _ALWAYS = ("diff", "ref", "alt")
@@ -155,7 +155,7 @@ def _check_args(obj: Any, names: set[str], ref: str) -> None:
         raise ModelError(msg)
 
 
-def _custom_score(entry: ModelScore, model_dir: Path, arg_names: set[str]) -> Score:
+def _custom_score(entry: ModelScore, model_dir: Path, arg_names: set[str]) -> DeclaredScore:
     obj = import_object(entry.defined_as, model_dir)
     if not callable(obj):
         msg = f"custom scoring function {entry.defined_as}: not callable"
@@ -171,15 +171,15 @@ def _custom_score(entry: ModelScore, model_dir: Path, arg_names: set[str]) -> Sc
         alt: np.ndarray,
         ref_rc: np.ndarray | None,
         alt_rc: np.ndarray | None,
-        merge: MergeFn,
+        rc_merging: Any = "mean",
         **kwargs: Any,
     ) -> np.ndarray:
         if entry.kwargs is None and not kwargs:
             msg = f"score {entry.label!r} has arguments without defaults; give them as score kwargs"
             raise ModelError(msg)
         params = {**defaults, **kwargs}
-        if "rc_merging" in arg_names and merge is not RC_MERGES["mean"]:
-            params["rc_merging"] = next((k for k, f in RC_MERGES.items() if f is merge), merge)
+        if "rc_merging" in arg_names and not (isinstance(rc_merging, str) and rc_merging == "mean"):
+            params["rc_merging"] = rc_merging  # veff's default "mean" leaves the yaml default
         if not is_class:
             return np.asarray(obj(ref=ref, alt=alt, ref_rc=ref_rc, alt_rc=alt_rc, **params))
         key = tuple(sorted((k, repr(v)) for k, v in params.items()))
@@ -190,29 +190,19 @@ def _custom_score(entry: ModelScore, model_dir: Path, arg_names: set[str]) -> Sc
 
     doc = (inspect.getdoc(obj) or "").strip().splitlines()
     description = doc[0] if doc else f"custom score {entry.defined_as}"
-    return Score(entry.label, fn, rc_aware=True, description=description)
+    return DeclaredScore(entry.label, fn=fn, description=description)
 
 
-def build_score(entry: ModelScore, model_dir: Path, ve: VariantEffectSpec | None = None) -> Score:
-    """Return the veff :class:`~veff.scoring.registry.Score` for one of a model's scores.
+def declared_score(entry: ModelScore, model_dir: Path, ve: VariantEffectSpec | None = None) -> DeclaredScore:
+    """Return one of a model's scores as a :class:`~veff.models.base.DeclaredScore`.
 
-    Built-in types reuse the registered score under the model's label; custom ones import their
-    class from the model directory (``ModelError`` when that fails).
+    Built-in types name the registered score they compute; custom ones import their class from
+    the model directory (``ModelError`` when that fails).
     """
     if entry.type != "custom":
-        base = SCORES[entry.type]
-        if base.name == entry.label:
-            return base
-        return Score(entry.label, base.fn, base.rc_aware, base.description)
+        return DeclaredScore(entry.label, computes=entry.type)
     arg_names: set[str] = set()
     for sf in ve.scoring_functions if ve is not None else ():
         if sf.type == "custom" and _custom_label(sf) == entry.label:
             arg_names = {a.name for a in sf.args}
     return _custom_score(entry, model_dir, arg_names)
-
-
-def model_scores(
-    entries: tuple[ModelScore, ...], model_dir: Path, ve: VariantEffectSpec | None
-) -> dict[str, Score]:
-    """Build every available score (label -> Score); custom code is imported here."""
-    return {e.label: build_score(e, model_dir, ve) for e in entries}
