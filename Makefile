@@ -1,4 +1,6 @@
 # The two commands a newcomer needs: `make demo` (install + run on the example data), `make test`.
+# PYTHON may name any interpreter, e.g. a virtual env's (`make install PYTHON=.venv/bin/python`):
+# every step runs through it (`$(PYTHON) -m veff`, not a `veff` that PATH may not have).
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -16,7 +18,7 @@ install: system-deps
 
 demo: install
 	mkdir -p demo_output
-	veff score-variants example_data/models/donor_cnn/donor_cnn.pt \
+	$(PYTHON) -m veff score-variants example_data/models/donor_cnn/donor_cnn.pt \
 		--vcf example_data/vcf/E1_hg38_chr22_32000001-32300000.vcf \
 		--fasta example_data/reference/hg38_chr22_32000001-32300000.padded.fa.gz \
 		--scores diff,logit --rc -o demo_output/E1.donor_cnn.vcf.gz --table demo_output/E1.donor_cnn.tsv
@@ -27,8 +29,9 @@ test:
 	$(PYTHON) -m pytest -q
 
 lint:
-	ruff check veff tests benchmarks scripts
-	mypy
+	$(PYTHON) -m ruff check veff tests benchmarks scripts
+	$(PYTHON) -m ruff format --check veff tests benchmarks scripts
+	$(PYTHON) -m mypy
 
 bench:
 	$(PYTHON) benchmarks/run.py

@@ -6,13 +6,22 @@ import json
 import logging
 import shlex
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TextIO, TypeVar
 
 import click
 
-__all__ = ["command_line", "fail", "parse_json_list", "profile_options", "setup_logging", "split_list"]
+__all__ = [
+    "command_line",
+    "fail",
+    "parse_json_list",
+    "profile_options",
+    "quiet_htslib",
+    "setup_logging",
+    "split_list",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,8 +72,8 @@ def parse_json_list(values: tuple[str, ...], option: str) -> list[dict[str, Any]
 
 
 def fail(exc: Exception) -> NoReturn:
-    """Print ``veff: error: <exc>`` on stderr and exit with code 1."""
-    click.echo(f"veff: error: {exc}", err=True)
+    """Print ``veff: error: <exc>`` on stderr, as one line, and exit with code 1."""
+    click.echo(f"veff: error: {' '.join(str(exc).split())}", err=True)
     sys.exit(1)
 
 
@@ -93,10 +102,68 @@ def command_line() -> str:
 
 
 def setup_logging(quiet: bool) -> None:
-    """Log veff's messages (INFO, or WARNING when quiet) as plain lines on stderr."""
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr
-    )
-    for handler in logging.getLogger().handlers:  # other libraries' INFO (Dask's) stays out
+    """Log veff's messages (INFO, or WARNING when quiet) as plain lines on stderr.
+
+    Warnings, veff's (:class:`~veff.errors.VeffWarning`) and other libraries', print as one line
+    ``veff: warning: ...``, not Python's two-line ``file:line: Category: ...`` form. htslib's own
+    messages (``[W::bcf_hrec_check]``, ``[E::hts_idx_push]``, ...) are turned off: veff reports
+    the cases it meets itself, as an error or a status.
+    """
+    root = logging.getLogger()
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
+        # other libraries' INFO (Dask's) stays out
         handler.addFilter(lambda r: r.levelno >= logging.WARNING or r.name.split(".")[0] in ("veff", "py"))
-    logging.captureWarnings(capture=True)
+        handler.setFormatter(_LineFormatter())
+        root.addHandler(handler)
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+    warnings.showwarning = _show_warning
+    quiet_htslib()
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Write to the ``sys.stderr`` of the moment (click's test runner swaps it per command)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
+class _LineFormatter(logging.Formatter):
+    """``%(message)s``, warnings and errors that do not start with ``veff:`` prefixed as veff's."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.levelno >= logging.WARNING and not text.startswith("veff:"):
+            kind = "warning" if record.levelno == logging.WARNING else "error"
+            text = f"veff: {kind}: {text}"
+        return text
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    from veff.errors import VeffWarning
+
+    text = " ".join(str(message).split())
+    if not issubclass(category, VeffWarning):
+        text = f"{category.__name__}: {text}"
+    logging.getLogger("veff").warning("veff: warning: %s", text)
+
+
+def quiet_htslib() -> None:
+    """Turn off the messages htslib prints on stderr, in pysam's and in cyvcf2's copy of it."""
+    import pysam
+    from cyvcf2 import cyvcf2
+
+    pysam.set_verbosity(0)
+    cyvcf2.set_htslib_log_level(0)
