@@ -12,9 +12,9 @@ from cyvcf2 import VCF
 from toy_models import GCModel, TwoOutputModel
 
 import veff
-import veff.pipeline as pipeline_mod
 from veff.engine.threads import BackgroundWorker
 from veff.models import CallableModel, InputLayout
+from veff.writers.vcf import VcfWriter
 
 
 def _model(fn, length):
@@ -336,7 +336,7 @@ def test_a_failure_while_writing_in_the_background_leaves_no_output(genome, tmp_
     rows = [("chr1", p, f"v{p}", base("chr1", p), other(base("chr1", p))) for p in range(20, 517, 7)]
     vcf = write_vcf(tmp_path / "in.vcf", rows)
     monkeypatch.setattr("veff.pipeline._MEMORY_BUDGET", 1)
-    real = pipeline_mod._write_chunk
+    real = VcfWriter.write_scored
     calls = []
 
     def failing(*args):
@@ -345,7 +345,7 @@ def test_a_failure_while_writing_in_the_background_leaves_no_output(genome, tmp_
             raise OSError("disk full")
         real(*args)
 
-    monkeypatch.setattr("veff.pipeline._write_chunk", failing)
+    monkeypatch.setattr(VcfWriter, "write_scored", failing)
     with pytest.raises(OSError, match="disk full"):
         veff.score_variants(_model(_SlowGC(11), 11), vcf, genome, tmp_path / "o.vcf.gz", batch_size=8)
     assert calls[0] == "MainThread" and calls[2] == "veff-writer"

@@ -370,3 +370,39 @@ def test_empty_vcf_gives_an_empty_table(genome, tmp_path, fmt):
     veff.score_variants(_model(), vcf, genome, table=tmp_path / f"t.{fmt}")
     back = veff.read_scores(tmp_path / f"t.{fmt}")
     assert len(back) == 0 and list(back.columns)[-2:] == ["diff/a_frac", "diff/weighted"]
+
+
+def _unscored_rows(case):
+    """Records of which a whole chunk (4096 records for an 11-bp model) has nothing to score."""
+    if case == "unknown_contig":
+        head = [("chrUn", p, f"u{p}", "A", "C") for p in range(1, 5001)]
+    elif case == "symbolic":
+        head = [("chr1", 1 + p % 590, f"s{p}", base("chr1", 1 + p % 590), "<DEL>") for p in range(5000)]
+    else:  # every REF disagrees with the FASTA
+        head = [("chr1", 1 + p % 590, f"m{p}", other(base("chr1", 1 + p % 590)), "A") for p in range(5000)]
+    tail = [("chr1", p, f"v{p}", base("chr1", p), other(base("chr1", p))) for p in range(40, 560, 37)]
+    return head, tail
+
+
+@pytest.mark.parametrize("case", ["unknown_contig", "symbolic", "ref_mismatch"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_chunk_with_nothing_scored_adds_its_rows_with_statuses(genome, tmp_path, fmt, case):
+    head, tail = _unscored_rows(case)
+    vcf = write_vcf(tmp_path / "in.vcf", head + tail)
+    table = tmp_path / f"t.{fmt}"
+    summary = veff.score_variants(_model(), vcf, genome, table=table, scores=["diff", "ref"])
+    assert summary.records == len(head) + len(tail)
+    back = veff.read_scores(table)
+    assert len(back) == len(head) + len(tail)
+    assert back.id.tolist() == [r[2] for r in head + tail]
+    want = {
+        "unknown_contig": "unknown_contig",
+        "symbolic": "unsupported_allele",
+        "ref_mismatch": "ref_mismatch",
+    }
+    assert set(back.status[: len(head)]) == {want[case]}
+    assert back.filter(like="/").iloc[: len(head)].isna().all().all()
+    preds = veff.score_variants(_model(), vcf, genome, scores=["diff", "ref"], return_predictions=True)
+    assert list(preds["diff"].index) == list(back.index[len(head) :])
+    for score, df in preds.items():
+        np.testing.assert_array_equal(back.loc[df.index, [f"{score}/{c}" for c in df.columns]], df)

@@ -14,12 +14,11 @@ import os
 import re
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from veff._version import __version__
@@ -46,8 +45,11 @@ from veff.scoring.tracks import Aggregation
 from veff.types import SCORED_STATUSES, Status, Variant
 from veff.variants.regions import Centering
 from veff.variants.windows import DEFAULT_MAX_INDEL_LENGTH, WindowBuilder, WindowSet
+from veff.writers.predictions import PredictionCollector
 from veff.writers.seqdump import SeqDumpWriter
-from veff.writers.table import TableChunk, open_table, table_format
+from veff.writers.sink import ScoredChunk, Sink, abort_all, commit_all
+from veff.writers.summary import SummaryJson
+from veff.writers.table import open_table, table_format
 from veff.writers.vcf import InfoAggregate, InfoStyle, VcfWriter
 
 __all__ = ["Summary", "score_variants"]
@@ -171,6 +173,7 @@ def score_variants(
     scheduler: str | None = None,
     work_dir: str | os.PathLike[str] | None = None,
     shard_records: int | None = None,
+    summary_json: str | os.PathLike[str] | None = None,
     _shard: Any = None,
 ) -> Summary | dict[str, pd.DataFrame]:
     """Score the variants of a VCF with a sequence model.
@@ -271,6 +274,9 @@ def score_variants(
         workers; default: beside the output. A temporary folder inside it is removed at the end.
     shard_records
         Records per shard (default: enough shards to give every worker thread several).
+    summary_json
+        Also write the run summary (:meth:`Summary.to_dict`) to this JSON file; it is committed
+        with the other outputs.
     _shard
         Internal: one shard of a sharded run, or its merge (:mod:`veff.distributed.driver`).
 
@@ -355,6 +361,7 @@ def score_variants(
             ],
             descriptions={j.name: j.score.description for j in jobs},
             aggregate=info_aggregate,
+            columns=None if columns is None else columns.tolist(),
             **(_shard.vcf_options if _shard is not None else {}),
         )
     try:
@@ -374,17 +381,26 @@ def score_variants(
         if writer is not None:
             writer.abort()
         raise
-    # closed in this order; the VCF first, as indexing it is what most often fails at the end
-    sinks: list[Any] = [w for w in (writer, table_writer, dumper) if w is not None]
+    # finished in this order; the VCF first, as indexing it is what most often fails at the end
+    sinks: list[Sink] = [w for w in (writer, table_writer, dumper) if w is not None]
     summary = Summary(output=str(output) if output else None)
     counts: Counter[str] = Counter()
-    collected: dict[str, list[np.ndarray]] = {j.name: [] for j in jobs}
-    keys: list[str] = []
+    collector = (
+        PredictionCollector([j.name for j in jobs], labels, None if columns is None else columns.tolist())
+        if return_predictions
+        else None
+    )
+    if collector is not None:
+        sinks.append(collector)
+    if summary_json is not None:
+        sinks.append(SummaryJson(summary_json, lambda: _final(summary, counts, t0, _shard).to_dict()))
     chunk = max(16, min(4096, _MEMORY_BUDGET // (length * 16 * (4 if use_rc else 2))))
     bar = progress_bar(progress, unit="variants") if _shard is None else _shard.progress_bar(progress)
     limited = cpu_threads(threads)
     limited.__enter__()
     background: BackgroundWorker[tuple[WindowSet, Predictions | None]] | None = None
+    names = [j.name for j in jobs]
+    chunks: Iterator[WindowSet] = iter(())
     try:
         from_dataloader = mdl.window_source(
             WindowRequest(vcf, reader, builder, chunk, fasta, dataloader_args, ref_mismatch)
@@ -397,20 +413,13 @@ def score_variants(
 
         def emit(item: tuple[WindowSet, Predictions | None]) -> None:  # in the writer thread
             ws, p = item
-            values = {}
+            scored = ScoredChunk.unscored(ws, names, len(all_labels))
             if p is not None and spec is not None and len(ws.alt_ref):
                 p = p.paired(ws.alt_ref)
                 values = score_predictions(jobs, spec, agg, p.ref, p.alt, p.ref_rc, p.alt_rc, ws.alt_geometry)
-            if table_writer is not None:
-                table_writer.write(TableChunk.from_windows(ws, values, len(all_labels)))
-            if columns is not None:
-                values = {s: v[:, columns] for s, v in values.items()}
-            if writer is not None:
-                _write_chunk(writer, ws, values, [j.name for j in jobs])
-            if return_predictions and len(ws.alt_ref):
-                for j in jobs:
-                    collected[j.name].append(values[j.name].reshape(len(ws.alt_ref), -1))
-                keys.extend(ws.variants[i].key(ws.variants[i].alts[a]) for i, a in ws.alt_slot)
+                scored = ScoredChunk(ws, values)
+            for sink in sinks:
+                sink.write_scored(scored)
             for sts in ws.statuses:
                 counts.update(map(str, sts))
             summary.records += len(ws)
@@ -437,9 +446,8 @@ def score_variants(
             emit(item)
             emit_seconds += time.perf_counter() - t
 
-        for ws in from_dataloader or prefetch(_read_chunks(reader, builder, chunk)):
-            if dumper is not None:
-                dumper.write(ws)
+        chunks = from_dataloader or prefetch(_read_chunks(reader, builder, chunk))
+        for ws in chunks:
             if stream is not None:
                 submit_pairs(stream, ws.ref_codes, ws.alt_codes, ws.extra_inputs, ws.alt_ref)
             pending.append(ws)
@@ -452,52 +460,39 @@ def score_variants(
         if background is not None:
             background.close()
         if _shard is not None:  # a sharded run: the driver appends the shards' parts here
-            _shard.merge(writer, table_writer, summary, counts, collected, keys)
-        while sinks:
-            sinks[0].close()
-            sinks.pop(0)
+            _shard.merge(writer, table_writer, summary, counts, collector)
+        commit_all(sinks)
     except BaseException:
         if background is not None:
             background.stop()  # before the sinks go: it may be writing to them
-        for w in sinks:
-            w.abort()
+        abort_all(sinks)
         raise
     finally:
+        if isinstance(chunks, Generator):
+            chunks.close()  # the reader thread stops before the reader closes
         limited.__exit__(None, None, None)
         bar.close()
         reader.close()
         ref.close()
-    summary.statuses = dict(counts)
-    summary.alleles = sum(counts.values()) - counts.get(str(Status.NO_ALT), 0)
-    summary.scored = sum(v for k, v in counts.items() if Status(k) in SCORED_STATUSES)
-    summary.seconds = time.perf_counter() - t0
+    _final(summary, counts, t0, _shard)
     if _shard is not None:
         _shard.summary = summary
     if _shard is None or not _shard.part:
         log.info(summary.line())
-    if return_predictions:
-        return {
-            name: pd.DataFrame(
-                np.concatenate(arrs) if arrs else np.empty((0, len(labels)), np.float32),
-                index=pd.Index(keys, name="variant"),
-                columns=labels,
-            )
-            for name, arrs in collected.items()
-        }
+    if collector is not None:
+        return collector.frames()
     return summary
 
 
-def _write_chunk(writer: VcfWriter, ws: WindowSet, values: dict[str, np.ndarray], names: list[str]) -> None:
-    n_alt = len(ws.alt_ref)
-    formatted = {s: writer.format_rows(values[s].reshape(n_alt, -1)) for s in names} if n_alt else {}
-    slot_of: dict[tuple[int, int], int] = {(int(i), int(a)): k for k, (i, a) in enumerate(ws.alt_slot)}
-    for i, (v, rec) in enumerate(zip(ws.variants, ws.records, strict=True)):
-        rows: dict[str, list[str | None]] = {s: [] for s in names}
-        for a in range(len(v.alts)):
-            k = slot_of.get((i, a))
-            for s in names:
-                rows[s].append(None if k is None else formatted[s][k])
-        writer.write(rec, v.alts, [str(s) for s in ws.statuses[i]], rows)
+def _final(summary: Summary, counts: Counter[str], t0: float, shard: Any) -> Summary:
+    """Fill in the totals and the time of a run (when it ends, or for its summary file)."""
+    summary.statuses = dict(counts)
+    summary.alleles = sum(counts.values()) - counts.get(str(Status.NO_ALT), 0)
+    summary.scored = sum(v for k, v in counts.items() if Status(k) in SCORED_STATUSES)
+    summary.seconds = time.perf_counter() - t0
+    if shard is not None and getattr(shard, "timings", None) is not None:
+        summary.distributed = shard.timings
+    return summary
 
 
 def _api_command(model: Model, jobs: list[ScoreJob], rc: bool, length: int) -> str:

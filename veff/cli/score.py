@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -201,7 +200,7 @@ def score_variants_cmd(**opts: Any) -> None:
         if unknown:
             msg = f"unknown score {unknown[0]!r}; choose from {', '.join(choices)}"
             raise click.BadParameter(msg, param_hint="--scores")
-        summary = score_variants(
+        score_variants(
             opts["model"],
             opts["vcf"],
             opts["fasta"],
@@ -241,11 +240,10 @@ def score_variants_cmd(**opts: Any) -> None:
             scheduler=opts["scheduler"],
             work_dir=opts["work_dir"],
             shard_records=opts["shard_records"],
+            summary_json=opts["summary_json"],
         )
     except VeffError as exc:
         fail(exc)
     except KeyboardInterrupt:
         click.echo("veff: interrupted; no output written", err=True)
         sys.exit(130)
-    if opts["summary_json"]:
-        opts["summary_json"].write_text(json.dumps(summary.to_dict(), indent=2) + "\n")  # type: ignore[union-attr]

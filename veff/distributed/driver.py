@@ -50,8 +50,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from veff.distributed.shards import MAX_SHARD_RECORDS as MAX_SHARD_RECORDS
 from veff.distributed.shards import MIN_SHARD_RECORDS as MIN_SHARD_RECORDS
 from veff.distributed.shards import SCAN_BYTES as SCAN_BYTES
@@ -81,6 +79,7 @@ from veff.engine.progress import progress_bar
 from veff.errors import InputError
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader
+from veff.writers.predictions import PredictionCollector
 
 __all__ = ["Shard", "local_cluster", "plan_shards", "score_distributed"]
 
@@ -166,7 +165,7 @@ class _DriverHook:
             "plan_seconds": round(plan_seconds, 3),
         }
         job_call = dict(call)
-        for key in ("model", "client", "workers", "scheduler", "work_dir", "shard_records"):
+        for key in ("model", "client", "workers", "scheduler", "work_dir", "shard_records", "summary_json"):
             job_call[key] = None
         job = _Job(
             token=uuid.uuid4().hex,
@@ -228,8 +227,7 @@ class _DriverHook:
         table_writer: Any,
         summary: Any,
         counts: Counter[str],
-        collected: dict[str, list[np.ndarray]],
-        keys: list[str],
+        collector: PredictionCollector | None,
     ) -> None:
         """Append the shards' parts to the outputs in shard order, as the shards complete."""
         from distributed import as_completed
@@ -242,7 +240,7 @@ class _DriverHook:
             done[res.index] = res
             while self.merged in done:
                 t1 = time.perf_counter()
-                self._append(done.pop(self.merged), writer, table_writer, counts, collected, keys)
+                self._append(done.pop(self.merged), writer, table_writer, counts, collector)
                 merge_seconds += time.perf_counter() - t1
         summary.records += self.records
         total = self.index.records
@@ -262,8 +260,7 @@ class _DriverHook:
         writer: Any,
         table_writer: Any,
         counts: Counter[str],
-        collected: dict[str, list[np.ndarray]],
-        keys: list[str],
+        collector: PredictionCollector | None,
     ) -> None:
         paths = _part_paths(str(self.work / "parts"), res.index, _table_format(self.call["table"]))
         if writer is not None:
@@ -272,13 +269,12 @@ class _DriverHook:
         if table_writer is not None:
             table_writer.append_part(paths["table"], res.table_rows)
             paths["table"].unlink()
-        if self.call["return_predictions"]:
+        if collector is not None:
             with open(paths["pred"], "rb") as fh:
                 frames = pickle.load(fh)
-            for name, (names, values) in frames.items():
-                if len(names):
-                    collected[name].append(values)
-            keys.extend(next(iter(frames.values()), ([], None))[0])
+            collector.append(
+                next(iter(frames.values()), ([], None))[0], {name: v for name, (_, v) in frames.items()}
+            )
             paths["pred"].unlink()
         counts.update(res.statuses)
         self.records += res.records

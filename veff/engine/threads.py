@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, Generic, TypeVar
 
 __all__ = ["BackgroundWorker", "prefetch"]
@@ -17,26 +17,34 @@ __all__ = ["BackgroundWorker", "prefetch"]
 T = TypeVar("T")
 
 
-def prefetch(gen: Iterator[T], depth: int = 2) -> Iterator[T]:
-    """Run ``gen`` in a background thread, ``depth`` items ahead."""
+def prefetch(gen: Iterator[T], depth: int = 2) -> Generator[T, None, None]:
+    """Run ``gen`` in a background thread, ``depth`` items ahead.
+
+    Closing the returned generator (or finishing it) stops the thread and waits for it, so the
+    caller may then close what ``gen`` reads from.
+    """
     q: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()
 
+    def offer(item: Any) -> bool:
+        """Queue ``item`` unless the consumer stopped; False when it did."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def work() -> None:
         try:
             for item in gen:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(item):
                     return
-            q.put(done)
+            offer(done)
         except BaseException as exc:
-            q.put(exc)
+            offer(exc)
 
     t = threading.Thread(target=work, name="veff-reader", daemon=True)
     t.start()
@@ -50,6 +58,7 @@ def prefetch(gen: Iterator[T], depth: int = 2) -> Iterator[T]:
             yield item
     finally:
         stop.set()
+        t.join()
 
 
 class BackgroundWorker(Generic[T]):

@@ -1,4 +1,10 @@
-"""Atomic file output: write under a temporary name, rename into place on success."""
+"""Atomic file output: write under a temporary name, rename into place on success.
+
+An output is finished in two steps, so that the outputs of one run replace their files together
+(:func:`veff.writers.sink.commit_all`): :meth:`AtomicOutput.finish` completes the temporary file
+(and its side files), :meth:`AtomicOutput.commit` renames it into place. :meth:`AtomicOutput.abort`
+removes whatever a failed run left under the temporary names.
+"""
 
 from __future__ import annotations
 
@@ -37,27 +43,41 @@ class AtomicPath:
 
 
 class AtomicOutput:
-    """Mixin for writers of one file under an :class:`AtomicPath`: :meth:`close` and :meth:`abort`.
+    """Mixin for writers of one file under an :class:`AtomicPath`: finish, commit, abort.
 
     A subclass sets ``self._atomic`` before writing and implements :meth:`_finish`, which closes
-    the temporary file (on success and after an error alike).
+    the temporary file (on success and after an error alike). :meth:`close` is :meth:`finish`
+    then :meth:`commit`, for a writer used on its own.
     """
 
     _atomic: AtomicPath
-    _closed = False
+    _finished = False
+    _committed = False
+
+    def finish(self) -> None:
+        """Complete the file under its temporary name (nothing is replaced yet)."""
+        if not self._finished:
+            self._finish()
+            self._finished = True
+
+    def commit(self) -> None:
+        """Move the finished file into place."""
+        self._atomic.commit()
+        self._committed = True
 
     def close(self) -> None:
         """Finish the file and move it into place."""
-        self._finish()
-        self._closed = True
-        self._atomic.commit()
+        self.finish()
+        self.commit()
 
     def abort(self) -> None:
-        """Drop the partial output (a no-op after :meth:`close`)."""
-        if self._closed:
+        """Drop the partial output (a no-op after :meth:`commit`)."""
+        if self._committed:
             return
         try:
-            self._finish()
+            if not self._finished:
+                self._finished = True
+                self._finish()
         finally:
             self._atomic.discard()
 

@@ -39,6 +39,7 @@ from veff.errors import InputError
 from veff.variants.sequences import one_hot, reverse_complement_codes
 from veff.writers._atomic import AtomicOutput, AtomicPath
 from veff.writers._h5 import H5Appender
+from veff.writers.sink import ScoredChunk
 
 if TYPE_CHECKING:
     from veff.models.base import Model
@@ -108,6 +109,10 @@ class SeqDumpWriter(AtomicOutput):
             [r.chrom for r in regions],
             np.array([r.start for r in regions], np.int64),
         )
+
+    def write_scored(self, chunk: ScoredChunk) -> None:
+        """Append the inputs of the scored ALTs of one chunk (:class:`~veff.writers.sink.Sink`; no scores)."""
+        self.write(chunk.windows)
 
     def _append(
         self,

@@ -63,6 +63,7 @@ import numpy as np
 
 from veff.errors import InputError
 from veff.writers._atomic import AtomicOutput, AtomicPath
+from veff.writers.sink import ScoredChunk
 
 if TYPE_CHECKING:
     from veff.variants.windows import WindowSet
@@ -159,8 +160,8 @@ class TableChunk:
         ws
             The chunk's windows (records, statuses, scored ALTs, normalised alleles).
         values
-            Per score, shape (n_alt, T) for the scored ALTs in ``ws.alt_slot`` order (empty when
-            nothing was scored).
+            Per score, shape (n_alt, T) for the scored ALTs in ``ws.alt_slot`` order ((0, T) when
+            nothing was scored: every row then gets NaN values and its status).
         n_labels
             T, the number of model outputs.
         """
@@ -190,7 +191,7 @@ class TableChunk:
         rows = np.array(offsets, dtype=np.int64)[ws.alt_slot[:, 0]] + ws.alt_slot[:, 1]
         full = {}
         for name, arr in values.items():
-            vals = np.asarray(arr, dtype=np.float32).reshape(len(rows), -1)
+            vals = np.asarray(arr, dtype=np.float32).reshape(len(rows), -1 if len(rows) else n_labels)
             if vals.shape[1] != n_labels:
                 msg = f"score {name!r} gave {vals.shape[1]} values per ALT for {n_labels} model outputs"
                 raise InputError(msg)
@@ -339,12 +340,16 @@ class TableWriter(AtomicOutput):
                     return
                 self.write(chunk)
 
-    def close(self) -> None:
-        """Write the rows still held, finish the file and move it into place."""
-        if self._held:
+    def write_scored(self, chunk: ScoredChunk) -> None:
+        """Append the rows of one scored chunk, every ALT with its status (a :class:`Sink` call)."""
+        self.write(TableChunk.from_windows(chunk.windows, chunk.values, len(self.labels)))
+
+    def finish(self) -> None:
+        """Write the rows still held and finish the file under its temporary name."""
+        if self._held and not self._finished:
             self._write(TableChunk.concat(self._held))
             self._held, self._held_rows = [], 0
-        super().close()
+        super().finish()
 
     def _open(self) -> None:
         """Create the temporary file (and write what precedes the rows)."""

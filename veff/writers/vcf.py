@@ -39,6 +39,7 @@ from veff.errors import InputError, VeffWarning
 from veff.writers._atomic import AtomicPath
 from veff.writers._floats import format_float_rows, format_floats
 from veff.writers._text import BLOCK_BYTES, TextSink
+from veff.writers.sink import ScoredChunk
 
 __all__ = ["InfoAggregate", "InfoStyle", "VcfOutput", "VcfWriter", "format_floats", "info_tag"]
 
@@ -100,6 +101,8 @@ class VcfOutput:
         # BCF: the text goes to a side file first and is converted when complete
         self._text = Path(f"{self._atomic.tmp}.vcf") if self._mode == "wb" else self._atomic.tmp
         self._sink = TextSink(self._text, "bgzf" if self._mode == "wz" else "none")
+        self._finished = self._committed = False
+        self._stale_index: Path | None = None
         if header is not None:
             self._sink.write_text(header)
 
@@ -111,8 +114,11 @@ class VcfOutput:
         """Append the record text of a part file."""
         self._sink.append_file(path)
 
-    def close(self) -> None:
-        """Compress, convert and index as the suffix asks, and move the file into place."""
+    def finish(self) -> None:
+        """Compress, convert and index as the suffix asks, under the temporary name."""
+        if self._finished:
+            return
+        self._finished = True
         self._sink.close()
         if self._mode == "wb":
             self._to_bcf()
@@ -126,23 +132,39 @@ class VcfOutput:
                 pysam.tabix_index(tmp, preset="vcf", force=True, csi=csi, keep_original=True)
                 self._atomic.side_suffixes.append(suffix)
             except OSError:  # records out of order: keep the scored output, without an index
-                for stale in (f"{self._atomic.tmp}{suffix}", f"{self._atomic.final}{suffix}"):
-                    Path(stale).unlink(missing_ok=True)
+                Path(f"{self._atomic.tmp}{suffix}").unlink(missing_ok=True)
+                self._stale_index = Path(f"{self._atomic.final}{suffix}")
                 warnings.warn(
                     f"{self._atomic.final}: written without an index because the input's records are not "
                     "sorted by position (sort with `bcftools sort` and index with `bcftools index`)",
                     VeffWarning,
                     stacklevel=2,
                 )
+
+    def commit(self) -> None:
+        """Move the finished file (and its index) into place."""
+        if self._stale_index is not None:  # an old index beside the new file would be wrong
+            self._stale_index.unlink(missing_ok=True)
         self._atomic.commit()
+        self._committed = True
+
+    def close(self) -> None:
+        """Finish the file and move it into place."""
+        self.finish()
+        self.commit()
 
     def abort(self) -> None:
-        """Drop the partial output."""
+        """Drop the partial output (a no-op after :meth:`commit`)."""
+        if self._committed:
+            return
         try:
-            self._sink.close()
+            if not self._finished:
+                self._finished = True
+                self._sink.close()
         finally:
             self._atomic.discard()
-            self._text.unlink(missing_ok=True)
+            for stray in (self._text, Path(f"{self._atomic.tmp}.tbi"), Path(f"{self._atomic.tmp}.csi")):
+                stray.unlink(missing_ok=True)
 
     def _to_bcf(self) -> None:
         from cyvcf2 import VCF, Writer
@@ -181,6 +203,9 @@ class VcfWriter:
         Optional one-line description per score.
     aggregate
         ``max_abs``: write per ALT only the output with the largest magnitude and its label.
+    columns
+        Indices of the model outputs (of the values a chunk carries) that the VCF shows, in
+        order, matching ``labels``; None: all of them.
     part
         Write only the annotated record text, uncompressed, to ``path`` (a part file of a sharded
         run; see :class:`VcfOutput`). The template's header gets the same tags either way.
@@ -200,6 +225,7 @@ class VcfWriter:
         header_lines: Sequence[str] = (),
         descriptions: dict[str, str] | None = None,
         aggregate: InfoAggregate | None = None,
+        columns: Sequence[int] | None = None,
         part: bool = False,
         tag: str | None = None,
     ) -> None:
@@ -219,6 +245,7 @@ class VcfWriter:
         self.n_labels = len(labels)
         self.labels = list(labels)
         self.aggregate = aggregate
+        self.columns = None if columns is None else np.asarray(columns, dtype=np.int64)
         self.tags = {s: info_tag(prefix, s, style) for s in self.scores}
         self.status_tag = info_tag(prefix, "status", style)
         fmt = "|".join(labels)
@@ -337,10 +364,37 @@ class VcfWriter:
             self._lines.clear()
             self._pending = 0
 
+    def write_scored(self, chunk: ScoredChunk) -> None:
+        """Annotate and write the records of one scored chunk (:class:`~veff.writers.sink.Sink`)."""
+        ws = chunk.windows
+        n_rows = chunk.n_rows
+        formatted: dict[str, list[str]] = {}
+        if n_rows:
+            for s in self.scores:
+                values = chunk.values[s].reshape(n_rows, -1)
+                formatted[s] = self.format_rows(values if self.columns is None else values[:, self.columns])
+        slot_of = {(int(i), int(a)): k for k, (i, a) in enumerate(ws.alt_slot)}
+        for i, (v, rec) in enumerate(zip(ws.variants, ws.records, strict=True)):
+            rows: dict[str, list[str | None]] = {s: [] for s in self.scores}
+            for a in range(len(v.alts)):
+                k = slot_of.get((i, a))
+                for s in self.scores:
+                    rows[s].append(None if k is None else formatted[s][k])
+            self.write(rec, v.alts, [str(s) for s in ws.statuses[i]], rows)
+
+    def finish(self) -> None:
+        """Finish the file and index it when compressed, under its temporary name."""
+        self._flush()
+        self._out.finish()
+
+    def commit(self) -> None:
+        """Move the finished file (and its index) into place."""
+        self._out.commit()
+
     def close(self) -> None:
         """Finish the file, index it when compressed, and move it into place."""
-        self._flush()
-        self._out.close()
+        self.finish()
+        self.commit()
 
     def abort(self) -> None:
         """Drop the partial output."""

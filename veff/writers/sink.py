@@ -1,0 +1,113 @@
+"""The :class:`Sink` protocol that every output of a run implements, and committing a run's sinks together.
+
+A run hands each scored chunk to every sink (:meth:`Sink.write_scored`), in input order. When the
+last chunk is written, :func:`commit_all` first finishes every sink (each completes its files
+under temporary names: compression, indexes, trailing rows), and only when all of them are
+complete renames them into place, so a failure anywhere (a table that cannot be written after the
+VCF was complete, Ctrl-C while indexing) replaces none of the user's files. :func:`abort_all`
+removes the temporary files of every sink after a failure, also when the abort of one sink itself
+fails.
+
+The renames are the commit point: each one is atomic, and they run one after the other, first to
+last sink, once every file is complete; an error of the operating system between two renames in
+the same folder is the only case that leaves a new file next to an old one.
+
+A new output format is one module with a class that implements :class:`Sink` (see
+docs/outputs.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from veff.variants.windows import WindowSet
+
+__all__ = ["ScoredChunk", "Sink", "abort_all", "commit_all"]
+
+log = logging.getLogger("veff")
+
+
+@dataclass(frozen=True)
+class ScoredChunk:
+    """One chunk of records with the scores of its scored rows.
+
+    Attributes
+    ----------
+    windows
+        The chunk's records, statuses, normalised alleles and scored rows (``windows.alt_slot``).
+    values
+        Per score (every score of the run, in order), float32 of shape (n_rows, T): one row per
+        scored row of ``windows`` (``alt_slot`` order) and one column per model output (all of
+        them; a sink that shows only some selects them itself). n_rows is 0 when the chunk has no
+        scored row.
+    """
+
+    windows: WindowSet
+    values: dict[str, np.ndarray]
+
+    @classmethod
+    def unscored(cls, windows: WindowSet, scores: Sequence[str], n_labels: int) -> ScoredChunk:
+        """A chunk of which nothing was scored (or no model ran): empty (0, T) values per score."""
+        return cls(windows, {s: np.empty((0, n_labels), np.float32) for s in scores})
+
+    @property
+    def n_rows(self) -> int:
+        """Number of scored rows."""
+        return len(self.windows.alt_slot)
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """An output of a run: written chunk by chunk, then finished and committed, or aborted.
+
+    Methods are called in this order: :meth:`write_scored` for every chunk (possibly from a
+    background thread, never from two threads at once), then :meth:`finish` and :meth:`commit`
+    (both from the thread that runs the pipeline), or :meth:`abort` at any point after a failure.
+    """
+
+    def write_scored(self, chunk: ScoredChunk) -> None:
+        """Add the rows of one chunk."""
+        ...
+
+    def finish(self) -> None:
+        """Complete every file of the output under temporary names; replace nothing yet."""
+        ...
+
+    def commit(self) -> None:
+        """Move the finished files into place (called only after every sink of the run finished)."""
+        ...
+
+    def abort(self) -> None:
+        """Remove the temporary files (a no-op after :meth:`commit`); may be called more than once."""
+        ...
+
+
+def commit_all(sinks: Sequence[Sink]) -> None:
+    """Finish every sink, then move all their files into place; on failure abort every one.
+
+    Sinks are finished in the order given (put the one that most often fails at the end first:
+    the VCF, whose index needs sorted records).
+    """
+    try:
+        for sink in sinks:
+            sink.finish()
+        for sink in sinks:
+            sink.commit()
+    except BaseException:
+        abort_all(sinks)
+        raise
+
+
+def abort_all(sinks: Sequence[Sink]) -> None:
+    """Abort every sink; a sink whose abort fails is logged and the others are still aborted."""
+    for sink in sinks:
+        try:
+            sink.abort()
+        except Exception as exc:  # the run's own error is the one to report
+            log.debug("veff: aborting %s failed: %s", type(sink).__name__, exc)
