@@ -1,48 +1,43 @@
-"""Model adapters and :func:`load_model`, which turns a path or object into a :class:`Model`."""
+"""Loading models: :func:`load_model` turns a path, a name or an object into a :class:`Model`.
+
+The adapters register with :mod:`veff.models.registry`; :func:`resolve_model` finds a model by
+name (``$VEFF_MODEL_PATH``, ``veff.models`` entry points) and :func:`list_models` lists them.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import sys
 from collections.abc import Iterator, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from veff.errors import ModelError
-from veff.models.base import CallableModel, InputLayout, Model, WindowRequest, sanitize_name
+from veff.models.base import CallableModel, DeclaredScore, InputLayout, Model, WindowRequest, sanitize_name
+from veff.models.registry import Framework, LoadOptions, find_framework, frameworks, register_framework
 
 __all__ = [
     "CallableModel",
+    "DeclaredScore",
+    "Framework",
     "InputLayout",
+    "LoadOptions",
     "Model",
     "WindowRequest",
     "cpu_threads",
     "describe_model",
+    "find_framework",
+    "frameworks",
     "list_models",
     "load_model",
+    "register_framework",
     "resolve_model",
     "sanitize_name",
 ]
 
 MODEL_PATH_ENV = "VEFF_MODEL_PATH"
 ENTRY_POINT_GROUP = "veff.models"
-log = logging.getLogger("veff")
-
-_KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
-_TORCH_SUFFIXES = (".pt", ".pth", ".pts", ".jit", ".torchscript")
-
-
-def _is_torch_module(obj: object) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(obj, torch.nn.Module)
-
-
-def _is_keras_model(obj: object) -> bool:
-    keras = sys.modules.get("keras")
-    return keras is not None and isinstance(obj, keras.Model)
 
 
 def load_model(
@@ -58,14 +53,17 @@ def load_model(
 ) -> Model:
     """Return veff's model object for a path or a model object.
 
+    The adapter is found in :mod:`veff.models.registry`: by the object's type, by the file's
+    suffix, or by a probe (model directories, ``FILE.py::Class``).
+
     Parameters
     ----------
     source
         A :class:`Model`; a ``torch.nn.Module``; a ``keras.Model``; any callable
         ``array -> array``; or a path: ``.h5``/``.keras`` (Keras), ``.pt``/``.pth`` (TorchScript or
         pickled module), ``FILE.py::Class`` (PyTorch module class, with ``weights``), a Kipoi
-        model directory (model.yaml, see :mod:`veff.models.kipoi`); or a model name looked up by
-        :func:`resolve_model`.
+        model directory (model.yaml, see :mod:`veff.models.kipoi`), a file of a framework
+        registered by a package; or a model name looked up by :func:`resolve_model`.
     seq_length
         Input length, for models that do not fix it.
     input_layout
@@ -78,47 +76,30 @@ def load_model(
         PyTorch placement and autocast precision.
     name
         Model name (default: file stem or class name).
+
+    Raises
+    ------
+    ModelError
+        When no registered framework loads the path, or the framework fails to.
     """
-    layout = InputLayout.parse(input_layout) if input_layout else None
-    labels = tuple(map(str, output_labels)) if output_labels else None
-    common: dict[str, Any] = {"seq_length": seq_length, "layout": layout, "output_labels": labels}
-    if name:
-        common["name"] = name
+    options = LoadOptions(
+        seq_length=seq_length,
+        layout=InputLayout.parse(input_layout) if input_layout else None,
+        output_labels=tuple(map(str, output_labels)) if output_labels else None,
+        weights=weights,
+        device=device,
+        precision=precision,
+        name=name,
+    )
     if isinstance(source, Model):
-        for key, value in (("seq_length", seq_length), ("layout", layout), ("output_labels", labels)):
-            if value is not None:
-                setattr(source, key, value)
-        if name:
-            source.name = name
-        return source
-    if _is_torch_module(source):
-        from veff.models.torch import TorchModel
-
-        return TorchModel(source, device=device, precision=precision, **common)  # type: ignore[arg-type]
-    if _is_keras_model(source):
-        from veff.models.keras import KerasModel
-
-        return KerasModel(source, **common)
-    if callable(source) and not isinstance(source, (str, Path)):
-        return CallableModel(source, **common)
-    text = str(source)
-    path = Path(text.split("::")[0])
-    if "::" in text:
-        from veff.models.torch import TorchModel
-
-        return TorchModel.from_path(text, weights=weights, device=device, precision=precision, **common)
-    if path.is_dir():
-        if not (path / "model.yaml").is_file():
-            msg = f"{path}: a directory without model.yaml is not a model directory"
-            raise ModelError(msg)
-        from veff.models.kipoi import load_kipoi_model
-
-        found: Path | Model = load_kipoi_model(path, device=device, precision=precision)
-    elif not path.exists():
-        found = resolve_model(text)
-    else:
-        found = path
-    if found is not path:
+        return options.apply(source)
+    is_path = isinstance(source, (str, os.PathLike))
+    framework = find_framework(str(source) if is_path else source)  # objects, FILE.py::Class specs
+    if framework is not None:
+        return options.apply(framework.load(str(source) if is_path else source, options))
+    path = Path(str(source))
+    if not path.exists():
+        found = resolve_model(str(source))
         return load_model(
             found,
             seq_length=seq_length,
@@ -129,20 +110,22 @@ def load_model(
             precision=precision,
             name=name,
         )
-    suffix = path.suffix.lower()
-    if suffix in _KERAS_SUFFIXES:
-        from veff.models.keras import KerasModel
+    framework = find_framework(path)
+    if framework is None:
+        raise ModelError(_unknown_kind(path))
+    return options.apply(framework.load(path, options))
 
-        return KerasModel.from_path(path, **common)
-    if suffix in _TORCH_SUFFIXES:
-        from veff.models.torch import TorchModel
 
-        return TorchModel.from_path(path, device=device, precision=precision, **common)
-    msg = (
-        f"{path}: unknown model kind (suffix {suffix!r}); expected .h5/.keras (Keras), "
-        ".pt/.pth (PyTorch), FILE.py::Class, or a model directory"
+def _unknown_kind(path: Path) -> str:
+    if path.is_dir():
+        return f"{path}: a directory without model.yaml is not a model directory"
+    known = ", ".join(
+        f"{'/'.join(fw.suffixes)} ({fw.title or fw.kind})" for fw in frameworks() if fw.suffixes
     )
-    raise ModelError(msg)
+    return (
+        f"{path}: unknown model kind (suffix {path.suffix.lower()!r}); expected {known}, "
+        "FILE.py::Class, or a model directory"
+    )
 
 
 def _search_path() -> list[Path]:
@@ -196,16 +179,20 @@ def resolve_model(name: str) -> Path | Model:
 
 
 def _walk_models(folder: Path) -> Iterator[tuple[str, Path, str]]:
+    """Models under ``folder``: directories a framework loads (at any depth), and files directly in it."""
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")))
         here = Path(root)
-        if "model.yaml" in files and here != folder:
-            yield here.relative_to(folder).as_posix(), here, "kipoi"
-        elif here == folder:
-            for f in sorted(files):
-                suffix = Path(f).suffix.lower()
-                if suffix in _KERAS_SUFFIXES or suffix in _TORCH_SUFFIXES:
-                    yield f, here / f, "keras" if suffix in _KERAS_SUFFIXES else "pytorch"
+        if here != folder:
+            framework = find_framework(here)
+            if framework is not None:
+                yield here.relative_to(folder).as_posix(), here, framework.kind
+            continue
+        by_suffix = {sfx: fw.kind for fw in reversed(frameworks()) for sfx in fw.suffixes}
+        for f in sorted(files):
+            kind = by_suffix.get(Path(f).suffix.lower())
+            if kind is not None:
+                yield f, here / f, kind
 
 
 def list_models() -> list[dict[str, Any]]:
@@ -244,29 +231,21 @@ def describe_model(path: str | Path) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def cpu_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` CPU threads in PyTorch (and TensorFlow, when it has not started).
+    """Run the block with ``n`` CPU threads in every framework that runs and can set them.
 
-    None leaves the libraries as they are. PyTorch's previous setting is restored afterwards.
-    Some kernels (large dense layers through BLAS) split their sums across threads, so the
-    last bits of a result can change with the thread count: runs that must give the same
-    bytes (a sharded run and a run in one process) need the same ``n``.
+    That is PyTorch (its previous setting is restored afterwards) and TensorFlow when it has not
+    started; frameworks declare this as :attr:`Framework.threads <veff.models.registry.Framework>`.
+    None leaves the libraries as they are. Some kernels (large dense layers through BLAS) split
+    their sums across threads, so the last bits of a result can change with the thread count:
+    runs that must give the same bytes (a sharded run and a run in one process) need the same
+    ``n``.
     """
     if n is None:
         yield
         return
-    torch = sys.modules.get("torch")
-    before = torch.get_num_threads() if torch is not None else None
-    if torch is not None:
-        torch.set_num_threads(n)
-    tf = sys.modules.get("tensorflow")
-    if tf is not None:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(n)
-        except RuntimeError:  # TensorFlow started already: its pools are fixed
-            if tf.config.threading.get_intra_op_parallelism_threads() != n:
-                log.warning("TensorFlow runs already; set TF_NUM_INTRAOP_THREADS=%d before it starts", n)
+    restore = [undo for fw in frameworks() if fw.threads is not None and (undo := fw.threads(n)) is not None]
     try:
         yield
     finally:
-        if torch is not None and before is not None:
-            torch.set_num_threads(before)
+        for undo in reversed(restore):
+            undo()

@@ -7,7 +7,9 @@ The input layout and length come from the model's input shape. Batches run throu
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,11 @@ import numpy as np
 
 from veff.errors import ModelError
 from veff.models.base import InputLayout, Model
+from veff.models.registry import Framework, LoadOptions
 
-__all__ = ["KerasModel"]
+__all__ = ["FRAMEWORK", "KerasModel"]
+
+log = logging.getLogger("veff")
 
 
 def _quiet_tf() -> None:
@@ -90,3 +95,32 @@ class KerasModel(Model):
         if isinstance(out, dict):
             return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
         return np.asarray(out, dtype=np.float32)
+
+
+def _accepts(source: Any) -> bool:
+    """A ``keras.Model`` object."""
+    keras = sys.modules.get("keras")  # a Keras model exists only once keras is imported
+    return keras is not None and isinstance(source, keras.Model)
+
+
+def _load(source: Any, options: LoadOptions) -> Model:
+    if isinstance(source, Path):
+        return KerasModel.from_path(source, **options.overrides())
+    return KerasModel(source, **options.overrides())
+
+
+def _threads(n: int) -> None:
+    """Set TensorFlow's intra-op threads, if it is imported and has not started (not restored)."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+    except RuntimeError:  # TensorFlow started already: its pools are fixed
+        if tf.config.threading.get_intra_op_parallelism_threads() != n:
+            log.warning("TensorFlow runs already; set TF_NUM_INTRAOP_THREADS=%d before it starts", n)
+
+
+FRAMEWORK = Framework(
+    "keras", _load, suffixes=(".h5", ".hdf5", ".keras"), accepts=_accepts, threads=_threads, title="Keras"
+)

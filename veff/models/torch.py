@@ -8,6 +8,8 @@ name and state dict (``path/to/net.py::ClassName`` with ``weights=``). A module 
 from __future__ import annotations
 
 import importlib.util
+import sys
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Literal
@@ -17,8 +19,9 @@ import numpy as np
 from veff.errors import ModelError
 from veff.models._pyfile import load_python_file
 from veff.models.base import InputLayout, Model
+from veff.models.registry import Framework, LoadOptions
 
-__all__ = ["TorchModel", "load_module_class", "resolve_device"]
+__all__ = ["FRAMEWORK", "TorchModel", "load_module_class", "resolve_device"]
 
 Precision = Literal["float32", "bfloat16", "float16"]
 
@@ -160,3 +163,37 @@ class TorchModel(Model):
     def close(self) -> None:
         """Free the module."""
         self.module = None
+
+
+def _accepts(source: Any) -> bool:
+    """An ``nn.Module`` (TorchScript modules included) or a ``FILE.py::Class`` spec."""
+    if isinstance(source, str):
+        return "::" in source
+    torch = sys.modules.get("torch")  # an nn.Module exists only once torch is imported
+    return torch is not None and isinstance(source, torch.nn.Module)
+
+
+def _load(source: Any, options: LoadOptions) -> Model:
+    place: dict[str, Any] = {"device": options.device, "precision": options.precision}
+    if isinstance(source, (str, Path)):
+        return TorchModel.from_path(source, weights=options.weights, **place, **options.overrides())
+    return TorchModel(source, **place, **options.overrides())
+
+
+def _threads(n: int) -> Callable[[], None] | None:
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    return lambda: torch.set_num_threads(before)
+
+
+FRAMEWORK = Framework(
+    "pytorch",
+    _load,
+    suffixes=(".pt", ".pth", ".pts", ".jit", ".torchscript"),  # TorchScript first, else a pickled module
+    accepts=_accepts,
+    threads=_threads,
+    title="PyTorch",
+)
