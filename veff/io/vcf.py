@@ -1,7 +1,10 @@
-"""Streaming VCF/BCF reading with cyvcf2 (the only module that opens input VCFs).
+"""Streaming VCF/BCF reading (the only module that opens input VCFs).
 
-Records are read one at a time and never held whole; each comes with its cyvcf2 object so the
-writer can emit it unchanged. ``Variant.pos`` keeps the VCF's 1-based ``POS``.
+Records are read one at a time and never held whole. Each comes with what the writer needs to emit
+it unchanged: for text input (``.vcf``, ``.vcf.gz``) the record's line, as the bytes of the file
+(with its line end), so that every column the user gave is written back byte for byte; for BCF
+input (which holds no text) the cyvcf2 record. The header is read by cyvcf2 (``VcfReader.vcf``).
+``Variant.pos`` keeps the VCF's 1-based ``POS``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,23 @@ from veff.io.vcf_index import find_index, read_index
 from veff.io.vcf_regions import RegionSet
 from veff.types import Variant
 
-__all__ = ["VcfReader", "count_alleles", "region_string"]
+__all__ = ["VcfReader", "count_alleles", "is_bcf", "region_string"]
+
+_LINE_BUFFER = 1 << 20
+
+
+def is_bcf(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a BCF file (compressed or not), read from its first bytes."""
+    import gzip
+
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    opener: Any = gzip.open if head == b"\x1f\x8b" else open
+    try:
+        with opener(path, "rb") as fh:
+            return bytes(fh.read(3)) == b"BCF"
+    except (OSError, EOFError):
+        return False
 
 
 class VcfReader:
@@ -27,8 +46,6 @@ class VcfReader:
     ----------
     path
         Input file.
-    region
-        Optional ``chrom:start-end`` (1-based, inclusive) to read through the file's index.
     regions
         Optional ``(chrom, start, end)`` intervals read one after another through the file's index,
         keeping only records whose ``POS`` lies in ``[start, end]`` (1-based, inclusive; ``end``
@@ -38,16 +55,23 @@ class VcfReader:
     select
         Keep only records that overlap these regions (``-r/-R``, :mod:`veff.io.vcf_regions`): read
         through the file's index when it has one (records in file order, each once), else by
-        reading every record and dropping the others. Applies on top of ``region``/``regions``.
+        reading every record and dropping the others. Applies on top of ``regions``.
+    cyvcf2_records
+        Yield cyvcf2 records (to read their INFO) instead of the records' lines, also for text input.
+
+    Attributes
+    ----------
+    vcf
+        The cyvcf2 reader of the file (its header: contigs, INFO declarations, samples).
     """
 
     def __init__(
         self,
         path: str | os.PathLike[str],
         *,
-        region: str | None = None,
         regions: Sequence[tuple[str, int, int | None]] | None = None,
         select: RegionSet | None = None,
+        cyvcf2_records: bool = False,
     ) -> None:
         from cyvcf2 import VCF
 
@@ -60,10 +84,12 @@ class VcfReader:
         except (OSError, Exception) as exc:  # cyvcf2 raises bare Exception on bad headers
             msg = f"{self.path}: cannot read as VCF/BCF ({exc})"
             raise InputError(msg) from exc
-        self.region = region
         self.regions = None if regions is None else list(regions)
         self.select = select
+        self.text = not cyvcf2_records and not is_bcf(self.path)
         self.records_read = 0
+        self._open: list[Any] = []  # text streams being read, closed by close()
+        self._tbx: Any = None
 
     @property
     def contigs(self) -> list[str]:
@@ -71,18 +97,135 @@ class VcfReader:
         return list(self.vcf.seqnames)
 
     def __iter__(self) -> Iterator[tuple[Variant, Any]]:
-        """Yield ``(Variant, cyvcf2_record)`` in file order."""
+        """Yield ``(Variant, record)`` in file order.
+
+        ``record`` is the line of the record (``bytes``, with its line end) for text input, else
+        the cyvcf2 record.
+        """
         select = self.select
+        source: Iterator[tuple[Variant, Any]]
         if self.regions is not None:
-            source: Any = self._in_regions(self.regions)
-        elif self.region:
-            source = self.vcf(self.region)
+            source = self._in_regions(self.regions)
         elif select is not None and find_index(self.path) is not None:
             source, select = self._selected_via_index(select), None
+        elif self.text:
+            source = self._text_records(self._all_lines())
         else:
-            source = self.vcf
+            source = self._cyvcf2_records(self.vcf)
         if select is not None:  # no index: every record is read, those outside are dropped
-            source = self._filtered(source, select)
+            source = (
+                item for item in source if select.overlaps(item[0].chrom, item[0].pos, _last_base(*item))
+            )
+        for item in source:
+            self.records_read += 1
+            yield item
+
+    def _query(self, chrom: str, start: int, end: int | None) -> Iterator[tuple[Variant, Any]]:
+        """Records overlapping 1-based ``[start, end]`` of ``chrom``, through the index."""
+        if not self.text:
+            return self._cyvcf2_records(self.vcf(region_string(chrom, start, end)))
+        tbx = self._tabix()
+        if chrom not in tbx.contigs:
+            return iter(())
+        lines = (text.encode("latin-1") + b"\n" for text in tbx.fetch(chrom, max(0, start - 1), end))
+        return self._text_records((None, line) for line in lines)
+
+    def _in_regions(self, regions: list[tuple[str, int, int | None]]) -> Iterator[tuple[Variant, Any]]:
+        for chrom, start, end in regions:
+            for v, rec in self._query(chrom, start, end):
+                if v.pos >= start and (end is None or v.pos <= end):
+                    yield v, rec
+
+    def _selected_via_index(self, select: RegionSet) -> Iterator[tuple[Variant, Any]]:
+        index = read_index(find_index(self.path), self.contigs)  # type: ignore[arg-type]
+        indexed = [c.name for c in index.contigs]  # in file order
+        for chrom in select.contigs:
+            if chrom not in indexed:
+                warnings.warn(
+                    f"{self.path}: no records on region contig {chrom!r}", VeffWarning, stacklevel=4
+                )
+        last: tuple[str, int | None] | None = None
+        for chrom, start, end in select.queries(indexed):
+            if chrom not in indexed:
+                continue
+            for v, rec in self._query(chrom, start, end):
+                # a record overlapping the previous region of this contig was yielded there
+                if last is not None and last[0] == chrom and last[1] is not None and last[1] >= v.pos:
+                    continue
+                yield v, rec
+            last = (chrom, end)
+
+    # -- text input ----------------------------------------------------------------------------
+    def _text_records(self, lines: Iterator[tuple[int | None, bytes]]) -> Iterator[tuple[Variant, bytes]]:
+        parse = self._parse
+        for number, line in lines:
+            v = parse(line, number)
+            if v is not None:
+                yield v, line
+
+    def _all_lines(self) -> Iterator[tuple[int | None, bytes]]:
+        with open(self.path, "rb") as fh:
+            gz = fh.read(2) == b"\x1f\x8b"
+        stream: Any
+        if gz:
+            from isal import igzip
+
+            stream = igzip.open(self.path, "rb")
+        else:
+            stream = open(self.path, "rb", buffering=_LINE_BUFFER)  # noqa: SIM115  (closed below)
+        self._open.append(stream)
+        try:
+            yield from enumerate(stream, 1)
+        except (OSError, EOFError) as exc:
+            msg = f"{self.path}: cannot read past data record {self.records_read} ({exc})"
+            raise InputError(msg) from exc
+        finally:
+            stream.close()
+
+    def _tabix(self) -> Any:
+        if self._tbx is None:
+            import pysam
+
+            index = find_index(self.path)
+            try:  # latin-1 maps every byte to one character and back: the line's bytes are kept
+                self._tbx = pysam.TabixFile(
+                    str(self.path), index=None if index is None else str(index), encoding="latin-1"
+                )
+            except OSError as exc:
+                msg = f"{self.path}: cannot read by region (is it bgzipped and indexed?): {exc}"
+                raise InputError(msg) from exc
+            self._open.append(self._tbx)
+        return self._tbx
+
+    def _parse(self, line: bytes, number: int | None) -> Variant | None:
+        """The Variant of a record's line; None for header, comment and empty lines."""
+        if line[:1] == b"#" or not line.strip():
+            return None
+        f = line.split(b"\t", 7)
+        if len(f) < 8:
+            where = f"line {number}" if number is not None else f"data record {self.records_read + 1}"
+            msg = (
+                f"{self.path}: {where}: expected 8 or more tab-separated columns (CHROM POS ID REF ALT "
+                f"QUAL FILTER INFO), found {len(f)}"
+            )
+            raise InputError(msg)
+        try:
+            pos = int(f[1])
+        except ValueError:
+            where = f"line {number}" if number is not None else f"data record {self.records_read + 1}"
+            msg = f"{self.path}: {where}: POS {f[1].decode(errors='replace')!r} is not a whole number"
+            raise InputError(msg) from None
+        alt = f[4]
+        return Variant(
+            f[0].decode(errors="replace"),
+            pos,
+            f[3].decode(errors="replace").upper(),
+            () if alt == b"." else tuple(alt.decode(errors="replace").split(",")),
+            f[2].decode(errors="replace") or ".",
+        )
+
+    # -- BCF input, or cyvcf2 records ----------------------------------------------------------
+    def _cyvcf2_records(self, source: Any) -> Iterator[tuple[Variant, Any]]:
         it = iter(source)
         while True:
             try:
@@ -95,52 +238,14 @@ class VcfReader:
                     f"(data line {self.records_read + 1}): {exc}"
                 )
                 raise InputError(msg) from exc
-            self.records_read += 1
-            yield (
-                Variant(
-                    rec.CHROM,
-                    rec.POS,
-                    rec.REF.upper(),
-                    tuple(rec.ALT),
-                    rec.ID or ".",
-                ),
-                rec,
-            )
-
-    def _in_regions(self, regions: list[tuple[str, int, int | None]]) -> Iterator[Any]:
-        for chrom, start, end in regions:
-            for rec in self.vcf(region_string(chrom, start, end)):
-                pos = rec.POS
-                if pos >= start and (end is None or pos <= end):
-                    yield rec
-
-    def _selected_via_index(self, select: RegionSet) -> Iterator[Any]:
-        index = read_index(find_index(self.path), self.contigs)  # type: ignore[arg-type]
-        indexed = [c.name for c in index.contigs]  # in file order
-        for chrom in select.contigs:
-            if chrom not in indexed:
-                warnings.warn(
-                    f"{self.path}: no records on region contig {chrom!r}", VeffWarning, stacklevel=4
-                )
-        last: tuple[str, int | None] | None = None
-        for chrom, start, end in select.queries(indexed):
-            if chrom not in indexed:
-                continue
-            for rec in self.vcf(region_string(chrom, start, end)):
-                # a record overlapping the previous region of this contig was yielded there
-                if last is not None and last[0] == chrom and last[1] is not None and last[1] >= rec.POS:
-                    continue
-                yield rec
-            last = (chrom, end)
-
-    @staticmethod
-    def _filtered(source: Any, select: RegionSet) -> Iterator[Any]:
-        for rec in source:
-            if select.overlaps(rec.CHROM, rec.POS, max(rec.POS, rec.end)):
-                yield rec
+            yield Variant(rec.CHROM, rec.POS, rec.REF.upper(), tuple(rec.ALT), rec.ID or "."), rec
 
     def close(self) -> None:
         """Close the file."""
+        for fh in self._open:
+            fh.close()
+        self._open.clear()
+        self._tbx = None
         self.vcf.close()
 
 
@@ -163,6 +268,21 @@ def count_alleles(path: str | os.PathLike[str], limit: int, select: RegionSet | 
     except Exception:  # the run itself reports unreadable input, with the record that broke
         return None
     return total
+
+
+def _last_base(v: Variant, rec: Any) -> int:
+    """1-based last base a record covers: ``INFO/END`` when given, else the end of REF (htslib's rlen)."""
+    if not isinstance(rec, bytes):
+        return max(v.pos, rec.end)
+    info = rec.split(b"\t", 8)[7]
+    if b"END=" in info:
+        for entry in info.split(b";"):
+            if entry.startswith(b"END="):
+                try:
+                    return max(v.pos, int(entry[4:]))
+                except ValueError:
+                    break
+    return max(v.pos, v.pos + len(v.ref) - 1)
 
 
 def region_string(chrom: str, start: int, end: int | None) -> str:

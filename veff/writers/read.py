@@ -169,7 +169,7 @@ class _Tag:
         return self.style == "veff" and "|".join(self.labels) == _AGGREGATE_FMT
 
 
-def _header_tags(info: list[dict[str, str]]) -> tuple[list[_Tag], dict[str, str]]:
+def header_tags(info: list[dict[str, str]]) -> tuple[list[_Tag], dict[str, str]]:
     """Score tags and status tags (prefix -> key) declared in a VCF header."""
     tags, status = [], {}
     for h in info:
@@ -215,10 +215,10 @@ def _pick_prefix(path: Path, tags: list[_Tag], prefix: str | None) -> list[_Tag]
 def _read_vcf(path: Path, prefix: str | None) -> _Parsed:
     from veff.io.vcf import VcfReader
 
-    reader = VcfReader(path)
+    reader = VcfReader(path, cyvcf2_records=True)
     try:
         info = [h.info() for h in reader.vcf.header_iter() if h.type == "INFO"]
-        tags, status_keys = _header_tags(info)
+        tags, status_keys = header_tags(info)
         tags = _pick_prefix(path, tags, prefix)
         status_key = status_keys.get(tags[0].prefix)
         cols: dict[str, list[Any]] = {k: [] for k in ("chrom", "pos", "id", "ref", "alt", "status")}

@@ -29,7 +29,6 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,7 +40,7 @@ from veff.writers._floats import format_float_rows, format_floats
 from veff.writers._text import BLOCK_BYTES, TextSink
 from veff.writers.sink import ScoredChunk
 
-__all__ = ["InfoAggregate", "InfoStyle", "VcfOutput", "VcfWriter", "format_floats", "info_tag"]
+__all__ = ["InfoAggregate", "InfoStyle", "VcfOutput", "VcfWriter", "add_info", "format_floats", "info_tag"]
 
 InfoStyle = Literal["veff", "kipoi"]
 InfoAggregate = Literal["max_abs"]
@@ -58,12 +57,6 @@ def info_tag(prefix: str, score: str, style: InfoStyle = "veff") -> str:
     if style == "kipoi":
         return f"{prefix}:{score.upper()}"
     return f"{prefix}_{score.upper()}"
-
-
-@dataclass(frozen=True)
-class _Tag:
-    key: str
-    description: str
 
 
 def _mode(path: Path) -> str:
@@ -109,6 +102,10 @@ class VcfOutput:
     def write_text(self, text: str) -> None:
         """Append record lines."""
         self._sink.write_text(text)
+
+    def write(self, data: bytes) -> None:
+        """Append record lines, as bytes."""
+        self._sink.write(data)
 
     def append_file(self, path: str | os.PathLike[str]) -> None:
         """Append the record text of a part file."""
@@ -181,12 +178,22 @@ class VcfOutput:
 
 
 class VcfWriter:
-    """Write every input record with veff's INFO tags added.
+    """Write every input record with veff's INFO entries added, every other byte as the input's.
+
+    A record given as its line (``bytes``, text input) is written as those bytes with veff's
+    entries appended to its INFO column (``;<PREFIX>_<SCORE>=...``, or in place of ``.`` when INFO
+    was empty), as VEP does: QUAL, FILTER, the other INFO entries, FORMAT and the samples keep
+    the input's spelling (``50.00``, ``AF=0.100``, missing sub-fields). A cyvcf2 record (BCF
+    input, which holds no text) is formatted by htslib first.
+
+    Re-annotating a veff output replaces the INFO entries and header lines that an earlier run
+    wrote under the same prefix (score tags declared as veff's, the status tag, and any tag of the
+    same name as a new one), with one warning.
 
     Parameters
     ----------
     template
-        The cyvcf2 reader of the input (its header is copied).
+        The cyvcf2 reader of the input (its header is copied; it is not changed).
     path
         Output ``.vcf``, ``.vcf.gz`` or ``.bcf``.
     scores
@@ -208,7 +215,7 @@ class VcfWriter:
         order, matching ``labels``; None: all of them.
     part
         Write only the annotated record text, uncompressed, to ``path`` (a part file of a sharded
-        run; see :class:`VcfOutput`). The template's header gets the same tags either way.
+        run; see :class:`VcfOutput`).
     tag
         Temporary-name tag of a part file (see :class:`~veff.writers._atomic.AtomicPath`).
     """
@@ -248,43 +255,47 @@ class VcfWriter:
         self.columns = None if columns is None else np.asarray(columns, dtype=np.int64)
         self.tags = {s: info_tag(prefix, s, style) for s in self.scores}
         self.status_tag = info_tag(prefix, "status", style)
+        declared = [h.info() for h in template.header_iter() if h.type == "INFO"]
+        self._stale = _earlier_tags(declared, prefix, {*self.tags.values(), self.status_tag})
+        if self._stale and not part:
+            where = getattr(template, "fname", None) or "the input VCF"
+            warnings.warn(
+                f"{where}: already annotated under the prefix {prefix}; its INFO tags "
+                f"{', '.join(sorted(self._stale))} are replaced",
+                VeffWarning,
+                stacklevel=2,
+            )
+        self._stale_bytes = frozenset(k.encode() for k in self._stale)
+        self.header: str = _header_text(
+            template.raw_header, header_lines, self._info_lines(labels, descriptions or {}), self._stale
+        )
+        self._out = VcfOutput(self.path, None if part else self.header, part=part, tag=tag)
+        self._lines: list[bytes] = []
+        self._pending = 0
+        self._missing_row = "|".join([MISSING] * (2 if aggregate else self.n_labels))
+        self.records_written = 0
+
+    def _info_lines(self, labels: Sequence[str], descriptions: dict[str, str]) -> list[str]:
         fmt = "|".join(labels)
-        for line in header_lines:
-            template.add_to_header(line)
+        out = []
         for s in self.scores:
-            what = (descriptions or {}).get(s, s)
-            if style == "kipoi":
+            what = descriptions.get(s, s)
+            if self.style == "kipoi":
+                number = "."
                 desc = f"{s.upper()} SNV effect prediction. Prediction from model outputs: {fmt}"
-                template.add_info_to_header(
-                    {"ID": self.tags[s], "Number": ".", "Type": "String", "Description": desc}
-                )
-            elif aggregate == "max_abs":
+            elif self.aggregate == "max_abs":
+                number = "A"
                 desc = (
                     f"veff score {s} ({what}), the output with the largest magnitude, "
                     "one entry per ALT. Format: ALLELE|max_abs|label"
                 )
-                template.add_info_to_header(
-                    {"ID": self.tags[s], "Number": "A", "Type": "String", "Description": desc}
-                )
             else:
+                number = "A"
                 desc = f"veff score {s} ({what}), one entry per ALT. Format: ALLELE|{fmt}"
-                template.add_info_to_header(
-                    {"ID": self.tags[s], "Number": "A", "Type": "String", "Description": desc}
-                )
-        template.add_info_to_header(
-            {
-                "ID": self.status_tag,
-                "Number": ".",
-                "Type": "String",
-                "Description": "veff scoring status, one entry per ALT. Format: ALLELE|status",
-            }
-        )
-        self.header: str = template.raw_header
-        self._out = VcfOutput(self.path, None if part else self.header, part=part, tag=tag)
-        self._lines: list[str] = []
-        self._pending = 0
-        self._missing_row = "|".join([MISSING] * (2 if aggregate else self.n_labels))
-        self.records_written = 0
+            out.append(f'##INFO=<ID={self.tags[s]},Number={number},Type=String,Description="{desc}">')
+        desc = "veff scoring status, one entry per ALT. Format: ALLELE|status"
+        out.append(f'##INFO=<ID={self.status_tag},Number=.,Type=String,Description="{desc}">')
+        return out
 
     def format_rows(self, values: np.ndarray) -> list[str]:
         """Join each row of a (n, T) array into ``v1|...|vT`` (``value|label`` when aggregated)."""
@@ -321,7 +332,8 @@ class VcfWriter:
         Parameters
         ----------
         record
-            The cyvcf2 record.
+            The record's line (``bytes`` ending in a line end, from :class:`veff.io.vcf.VcfReader`
+            for text input) or its cyvcf2 record.
         alts
             The record's ALT alleles.
         statuses
@@ -329,23 +341,30 @@ class VcfWriter:
         rows
             Per score, one formatted ``v1|...|vT`` (or None when not scored) per ALT.
         """
-        info = record.INFO
+        entries = []
         if self.style == "kipoi":
             for s in self.scores:
                 vals = [v for v in rows[s] if v is not None]
                 if vals:
-                    info[self.tags[s]] = ",".join(vals)
+                    entries.append(f"{self.tags[s]}={','.join(vals)}")
         elif alts:
+            missing = self._missing_row
             for s in self.scores:
-                info[self.tags[s]] = ",".join(
-                    f"{a}|{v if v is not None else self._missing_row}"
-                    for a, v in zip(alts, rows[s], strict=True)
+                entries.append(
+                    self.tags[s]
+                    + "="
+                    + ",".join(
+                        f"{a}|{v if v is not None else missing}" for a, v in zip(alts, rows[s], strict=True)
+                    )
                 )
         if statuses:
-            info[self.status_tag] = ",".join(
-                f"{a}|{st}" for a, st in zip(alts or ["."], statuses, strict=True)
+            entries.append(
+                self.status_tag
+                + "="
+                + ",".join(f"{a}|{st}" for a, st in zip(alts or ["."], statuses, strict=True))
             )
-        line = str(record)
+        line = record if isinstance(record, bytes) else str(record).encode("utf-8", "surrogateescape")
+        line = add_info(line, ";".join(entries).encode("utf-8", "surrogateescape"), self._stale_bytes)
         self._lines.append(line)
         self._pending += len(line)
         if self._pending >= BLOCK_BYTES:
@@ -360,7 +379,7 @@ class VcfWriter:
 
     def _flush(self) -> None:
         if self._lines:
-            self._out.write_text("".join(self._lines))
+            self._out.write(b"".join(self._lines))
             self._lines.clear()
             self._pending = 0
 
@@ -400,3 +419,63 @@ class VcfWriter:
         """Drop the partial output."""
         self._lines.clear()
         self._out.abort()
+
+
+def add_info(line: bytes, entries: bytes, stale: frozenset[bytes] = frozenset()) -> bytes:
+    r"""Append ``entries`` (``KEY=value;...``) to the INFO column of a record's line.
+
+    Every other byte of the line is kept. INFO ``.`` (or empty) becomes ``entries``; entries whose
+    key is in ``stale`` are dropped first (``.`` if none is left).
+
+    Examples
+    --------
+    >>> add_info(b"1\t5\t.\tA\tC\t50.00\tPASS\tAF=0.100\tGT\t0/1\n", b"X=1")
+    b'1\t5\t.\tA\tC\t50.00\tPASS\tAF=0.100;X=1\tGT\t0/1\n'
+    >>> add_info(b"1\t5\t.\tA\tC\t.\t.\tV_D=3;DP=4\n", b"V_D=1", frozenset({b"V_D"}))
+    b'1\t5\t.\tA\tC\t.\t.\tDP=4;V_D=1\n'
+    """
+    cols = line.split(b"\t", 8)
+    if len(cols) < 8:
+        msg = f"not a VCF record line (fewer than 8 columns): {line[:80]!r}"
+        raise InputError(msg)
+    info = cols[7]
+    end = b""
+    if len(cols) == 8:  # INFO is the last column: keep the line end after it
+        body = info.rstrip(b"\r\n")
+        info, end = body, info[len(body) :]
+    if stale:
+        kept = [e for e in info.split(b";") if e.split(b"=", 1)[0] not in stale]
+        info = b";".join(kept) if kept else b"."
+    if entries:
+        info = entries if info in (b".", b"") else info + b";" + entries
+    cols[7] = info + end
+    return b"\t".join(cols)
+
+
+def _earlier_tags(declared: list[dict[str, str]], prefix: str, new: set[str]) -> set[str]:
+    """INFO keys of ``declared`` that an earlier veff run wrote under ``prefix``, or that ``new`` reuses."""
+    from veff.writers.read import header_tags
+
+    tags, status = header_tags(declared)
+    old = {t.key for t in tags if t.prefix == prefix}
+    if prefix in status:
+        old.add(status[prefix])
+    return old | {h["ID"] for h in declared if h.get("ID") in new}
+
+
+def _header_text(raw: str, extra: Sequence[str], info: Sequence[str], stale: set[str]) -> str:
+    """The output header: ``raw`` without the ``stale`` INFO lines, then ``extra`` and ``info`` lines."""
+    lines = raw.splitlines(keepends=True)
+    chrom = (
+        lines.pop()
+        if lines and lines[-1].startswith("#CHROM")
+        else "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+    )
+    kept = [
+        line
+        for line in lines
+        if not (line.startswith("##INFO=<ID=") and line[11:].split(",", 1)[0].rstrip(">\n") in stale)
+    ]
+    present = {line.rstrip("\n") for line in kept}
+    added = [" ".join(line.splitlines()) for line in (*extra, *info)]  # one line each, whatever they hold
+    return "".join(kept) + "".join(f"{line}\n" for line in added if line not in present) + chrom
