@@ -29,22 +29,47 @@ __all__ = [
 ]
 
 
-def auto_batch_size(length: int, sequences: int | None = None) -> int:
-    """Default sequences per forward call: about 2**18 input bases, between 32 and 4096.
+# Input bases per forward call of the automatic batch size, by device kind: a CPU runs fastest
+# while a batch's activations stay in its caches (measured in docs/performance.md, "Batch size"),
+# a GPU needs large batches to fill its cores.
+BATCH_BASES = {"cpu": 2**14, "gpu": 2**18}
+BATCH_LIMITS = {"cpu": (4, 512), "gpu": (32, 4096)}
 
-    Large enough to keep the model busy, small enough that padding the last batch of a run (see
-    :class:`BatchStream`) costs little on a big model. When the whole run needs fewer
-    ``sequences``, the batch is the next power of two above them instead, so a handful of
-    variants is not padded to a full batch.
+
+def auto_batch_size(length: int, sequences: int | None = None, device: str = "cpu") -> int:
+    """Default sequences per forward call, by device kind and window length.
+
+    About ``BATCH_BASES[device]`` input bases per call (2**14 on a CPU, 2**18 on a GPU), rounded
+    down to a power of two and kept within ``BATCH_LIMITS[device]``. When the whole run needs
+    fewer ``sequences``, the batch is the next power of two above them instead, so a handful of
+    variants is not padded to a full batch (see :class:`BatchStream`). The choice depends only on
+    the device kind, the window length and the VCF, so reruns and shards of a run agree.
+
+    Parameters
+    ----------
+    length
+        Window length L.
+    sequences
+        Sequences of the whole run when it is small (reference, alternative and rc copies), or
+        None.
+    device
+        ``cpu`` or ``gpu`` (:attr:`veff.models.Model.accelerator`).
 
     Examples
     --------
     >>> auto_batch_size(101), auto_batch_size(1000), auto_batch_size(15000)
-    (2048, 256, 32)
-    >>> auto_batch_size(1000, sequences=12)
+    (128, 16, 4)
+    >>> auto_batch_size(101, device="gpu"), auto_batch_size(1000, device="gpu")
+    (2048, 256)
+    >>> auto_batch_size(1000, sequences=12, device="gpu")
     16
     """
-    size = int(min(4096, max(32, 1 << max(0, (2**18 // max(length, 1)).bit_length() - 1))))
+    if device not in BATCH_BASES:
+        msg = f"device kind {device!r}: expected one of {sorted(BATCH_BASES)}"
+        raise ValueError(msg)
+    low, high = BATCH_LIMITS[device]
+    fit = 1 << max(0, (BATCH_BASES[device] // max(length, 1)).bit_length() - 1)
+    size = int(min(high, max(low, fit)))
     if sequences is not None and sequences < size:
         size = 1 << max(0, sequences - 1).bit_length()
     return size

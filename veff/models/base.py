@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -165,6 +165,9 @@ class Model:
     default_centering
         Where variant-centred windows put the variant unless the user says (``exact``: index
         ``(L-1)//2``; Kipoi model directories say ``kipoi``, kipoi-veff's ``L//2-1``).
+    accelerator
+        ``cpu`` or ``gpu``: the kind of device the forward passes run on (it sets the automatic
+        batch size, :func:`veff.engine.batching.auto_batch_size`).
 
     Notes
     -----
@@ -184,6 +187,7 @@ class Model:
     layout: InputLayout = InputLayout()
     framework: str = "python"
     default_centering: Centering = "exact"
+    accelerator: Literal["cpu", "gpu"] = "cpu"
     available_scores: Sequence[str] = ()
     default_scores: Sequence[str] = ()
     _wrapped: Any = None  # the framework object (module, Keras model, callable) the adapter runs

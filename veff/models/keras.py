@@ -29,6 +29,12 @@ def _quiet_tf() -> None:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
+def _tf_sees_gpu() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
 class KerasModel(Model):
     """Run a Keras model.
 
@@ -64,6 +70,7 @@ class KerasModel(Model):
         inferred = [d for d, a in zip(per_seq, self.layout.axes, strict=False) if a == "L"]
         self.seq_length = seq_length or (inferred[0] if inferred and inferred[0] else None)
         self.output_labels = output_labels
+        self.accelerator = "gpu" if _tf_sees_gpu() else "cpu"
 
     @classmethod
     def from_path(

@@ -85,6 +85,7 @@ class TorchModel(Model):
         import torch
 
         self.device = resolve_device(device)
+        self.accelerator = "gpu" if self.device.startswith("cuda") else "cpu"
         self.module = self._wrapped = module.to(self.device).eval()
         self.name = name or type(module).__name__
         self.seq_length = seq_length or getattr(module, "seq_len", None)
