@@ -9,7 +9,7 @@ from conftest import base, other, write_vcf
 from toy_models import GCModel
 
 import veff
-from veff.engine.batching import BATCH_LIMITS, auto_batch_size
+from veff.engine.batching import BATCH_LIMITS, CPU_ACTIVATION_FLOATS, CPU_MIN_BATCH, auto_batch_size
 from veff.io.vcf import VcfReader
 from veff.models import CallableModel, InputLayout
 
@@ -33,12 +33,28 @@ def _many(n: int) -> list[tuple]:
 
 
 @pytest.mark.parametrize("length", [11, 101, 1000, 10_000, 15_000])
-def test_cpu_batches_are_small_and_gpu_batches_large(length):
-    cpu, gpu = auto_batch_size(length), auto_batch_size(length, device="gpu")
-    assert BATCH_LIMITS["cpu"][0] <= cpu <= BATCH_LIMITS["cpu"][1]
-    assert cpu <= gpu
-    assert cpu * length <= 2**14 or cpu == BATCH_LIMITS["cpu"][0]
+@pytest.mark.parametrize("channels", [4, 32, 320])
+def test_cpu_batches_fit_the_activation_and_gpu_batches_are_large(length, channels):
+    act = channels * length
+    cpu, gpu = auto_batch_size(length, activation=act), auto_batch_size(length, device="gpu", activation=act)
+    assert CPU_MIN_BATCH <= cpu <= BATCH_LIMITS[1]
+    assert cpu * act <= CPU_ACTIVATION_FLOATS or cpu == CPU_MIN_BATCH
+    assert cpu * act * 2 > CPU_ACTIVATION_FLOATS or cpu == BATCH_LIMITS[1]  # the largest that fits
+    assert gpu == auto_batch_size(length)  # a GPU batch follows the input bases
     assert cpu & (cpu - 1) == 0 and gpu & (gpu - 1) == 0  # powers of two
+
+
+def test_a_deepsea_size_torch_net_gets_a_small_cpu_batch_and_a_tiny_cnn_a_large_one():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _common import deepsea_module, tiny_module
+
+    deepsea, tiny = veff.load_model(deepsea_module()), veff.load_model(tiny_module())
+    assert deepsea.activation_floats(1000) == 320 * 993  # the first convolution's output
+    assert tiny.activation_floats(101) == 8 * 93
+    assert auto_batch_size(1000, None, "cpu", deepsea.activation_floats(1000)) == 16
+    assert auto_batch_size(101, None, "cpu", tiny.activation_floats(101)) == 4096
 
 
 def test_unknown_device_kind_is_refused():
@@ -47,16 +63,24 @@ def test_unknown_device_kind_is_refused():
 
 
 @pytest.mark.parametrize("accelerator", ["cpu", "gpu"])
-def test_the_run_uses_the_batch_of_its_device(genome, tmp_path, accelerator):
-    fn = GCModel(11)
-    veff.score_variants(
-        _model(fn, accelerator),
-        write_vcf(tmp_path / "m.vcf", _many(2100)),
-        genome,
-        rc=False,
-        return_predictions=True,
-    )
-    assert set(fn.shapes[1:]) == {auto_batch_size(11, device=accelerator)}  # shapes[0]: the probe
+def test_the_run_uses_the_batch_of_its_device(tmp_path, accelerator):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _common import deepsea_module
+
+    model = veff.load_model(deepsea_module())
+    model.accelerator = accelerator  # the forward passes stay on the CPU; the choice follows the kind
+    seen: list[int] = []
+    model.module.register_forward_pre_hook(lambda _m, args: seen.append(len(args[0])))
+    seq = "".join("ACGT"[(k * 7 + k // 3) % 4] for k in range(2000))
+    chr1 = tmp_path / "chr1.fa"
+    chr1.write_text(f">chr1\n{seq}\n")
+    rows = [("chr1", p, f"v{p}", seq[p - 1], other(seq[p - 1])) for p in range(600, 640)]
+    veff.score_variants(model, write_vcf(tmp_path / "m.vcf", rows), chr1, rc=False, return_predictions=True)
+    expected = auto_batch_size(1000, 80, accelerator, 320 * 993)
+    assert set(seen[2:]) == {expected}  # seen[0:2]: the activation and output probes
+    assert expected == (16 if accelerator == "cpu" else 128)
 
 
 def test_default_batch_writes_the_bytes_of_the_same_explicit_batch(tmp_path):

@@ -166,7 +166,7 @@ def test_a_small_run_is_not_padded_to_a_full_batch(genome, tmp_path):
     veff.score_variants(
         _model(fn, 11), write_vcf(tmp_path / "s.vcf", rows), genome, rc=True, return_predictions=True
     )
-    assert fn.shapes[1:] == [32]  # 9 alleles x 2 strands = 18 sequences: one batch of 32, not 512
+    assert fn.shapes[1:] == [32]  # 9 alleles x 2 strands = 18 sequences: one batch of 32, not 4096
     assert fn.blank - 1 == 32 - 18
     many = [
         ("chr1", 20 + k % 400, f"v{k}", base("chr1", 20 + k % 400), other(base("chr1", 20 + k % 400)))
@@ -176,7 +176,7 @@ def test_a_small_run_is_not_padded_to_a_full_batch(genome, tmp_path):
     veff.score_variants(
         _model(fn, 11), write_vcf(tmp_path / "m.vcf", many), genome, rc=False, return_predictions=True
     )
-    assert set(fn.shapes[1:]) == {512}  # the CPU batch: 2**14 bases, at most 512 sequences
+    assert set(fn.shapes[1:]) == {4096}
 
 
 def test_restriction_bed_shifts_window_and_marks_outside(genome, tmp_path):

@@ -324,7 +324,9 @@ def score_variants(
         msg = f"model {mdl.name!r} does not fix its input length; give seq_length (--seq-length)"
         raise InputError(msg)
     use_rc = mdl.default_rc if rc is None else rc
-    batch = batch_size or auto_batch_size(length, _run_sequences(vcf, use_rc, select), mdl.accelerator)
+    batch = batch_size or auto_batch_size(
+        length, _run_sequences(vcf, use_rc, select), mdl.accelerator, mdl.activation_floats(length)
+    )
     ref = Fasta(fasta) if _shard is None else _shard.fasta(fasta)
     restriction = BedIndex.from_bed(restriction_bed) if restriction_bed else None
     reader = VcfReader(vcf) if _shard is None else _shard.reader(vcf)

@@ -29,21 +29,30 @@ __all__ = [
 ]
 
 
-# Input bases per forward call of the automatic batch size, by device kind: a CPU runs fastest
-# while a batch's activations stay in its caches (measured in docs/performance.md, "Batch size"),
-# a GPU needs large batches to fill its cores.
-BATCH_BASES = {"cpu": 2**14, "gpu": 2**18}
-BATCH_LIMITS = {"cpu": (4, 512), "gpu": (32, 4096)}
+# The automatic batch size. A CPU runs fastest while a batch's largest activation stays in its
+# caches (about 32 MB of float32 here); a GPU needs large batches to fill its cores. Without a
+# view into the model, a batch holds about 2**18 input bases. Measured in docs/performance.md,
+# "Batch size".
+CPU_ACTIVATION_FLOATS = 2**23
+BATCH_BASES = 2**18
+BATCH_LIMITS = (32, 4096)  # sequences per call, by input bases
+CPU_MIN_BATCH = 4  # by activation: a 15 kb SpliceAI window with 32 channels still gets 4
 
 
-def auto_batch_size(length: int, sequences: int | None = None, device: str = "cpu") -> int:
-    """Default sequences per forward call, by device kind and window length.
+def auto_batch_size(
+    length: int, sequences: int | None = None, device: str = "cpu", activation: int | None = None
+) -> int:
+    """Default sequences per forward call, by device kind, model and window length.
 
-    About ``BATCH_BASES[device]`` input bases per call (2**14 on a CPU, 2**18 on a GPU), rounded
-    down to a power of two and kept within ``BATCH_LIMITS[device]``. When the whole run needs
-    fewer ``sequences``, the batch is the next power of two above them instead, so a handful of
-    variants is not padded to a full batch (see :class:`BatchStream`). The choice depends only on
-    the device kind, the window length and the VCF, so reruns and shards of a run agree.
+    On a CPU, when the model's largest intermediate activation for one sequence is known
+    (``activation`` floats, :meth:`veff.models.Model.activation_floats`), as many sequences as
+    keep that activation within ``CPU_ACTIVATION_FLOATS`` (32 MB): 16 for a DeepSEA-size 1 kb net,
+    thousands for a small 101-bp CNN. Otherwise (and on a GPU) about ``BATCH_BASES`` input bases
+    per call. Powers of two, within ``BATCH_LIMITS`` (down to ``CPU_MIN_BATCH`` when cut by
+    activation). When the whole run needs fewer
+    ``sequences``, the batch is the next power of two above them instead, so a handful of variants
+    is not padded to a full batch (see :class:`BatchStream`). The choice depends only on the
+    device kind, the model, the window length and the VCF, so reruns and shards of a run agree.
 
     Parameters
     ----------
@@ -54,22 +63,29 @@ def auto_batch_size(length: int, sequences: int | None = None, device: str = "cp
         None.
     device
         ``cpu`` or ``gpu`` (:attr:`veff.models.Model.accelerator`).
+    activation
+        Floats of the model's largest activation for one sequence, or None.
 
     Examples
     --------
     >>> auto_batch_size(101), auto_batch_size(1000), auto_batch_size(15000)
-    (128, 16, 4)
-    >>> auto_batch_size(101, device="gpu"), auto_batch_size(1000, device="gpu")
-    (2048, 256)
-    >>> auto_batch_size(1000, sequences=12, device="gpu")
+    (2048, 256, 32)
+    >>> auto_batch_size(1000, activation=320 * 993), auto_batch_size(101, activation=8 * 93)
+    (16, 4096)
+    >>> auto_batch_size(1000, device="gpu", activation=320 * 993)
+    256
+    >>> auto_batch_size(1000, sequences=12)
     16
     """
-    if device not in BATCH_BASES:
-        msg = f"device kind {device!r}: expected one of {sorted(BATCH_BASES)}"
+    if device not in ("cpu", "gpu"):
+        msg = f"device kind {device!r}: expected 'cpu' or 'gpu'"
         raise ValueError(msg)
-    low, high = BATCH_LIMITS[device]
-    fit = 1 << max(0, (BATCH_BASES[device] // max(length, 1)).bit_length() - 1)
-    size = int(min(high, max(low, fit)))
+    low, high = BATCH_LIMITS
+    if device == "cpu" and activation:
+        low, fit = CPU_MIN_BATCH, CPU_ACTIVATION_FLOATS // activation
+    else:
+        fit = BATCH_BASES // max(length, 1)
+    size = int(min(high, max(low, 1 << max(0, fit.bit_length() - 1))))
     if sequences is not None and sequences < size:
         size = 1 << max(0, sequences - 1).bit_length()
     return size

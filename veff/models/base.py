@@ -166,8 +166,9 @@ class Model:
         Where variant-centred windows put the variant unless the user says (``exact``: index
         ``(L-1)//2``; Kipoi model directories say ``kipoi``, kipoi-veff's ``L//2-1``).
     accelerator
-        ``cpu`` or ``gpu``: the kind of device the forward passes run on (it sets the automatic
-        batch size, :func:`veff.engine.batching.auto_batch_size`).
+        ``cpu`` or ``gpu``: the kind of device the forward passes run on (with
+        :meth:`activation_floats`, it sets the automatic batch size,
+        :func:`veff.engine.batching.auto_batch_size`).
 
     Notes
     -----
@@ -271,6 +272,16 @@ class Model:
         if dataloader_args:
             msg = f"dataloader arguments given, but model {self.name!r} is not bound to dataloader regions"
             raise InputError(msg)
+        return None
+
+    def activation_floats(self, length: int) -> int | None:
+        """Floats of the largest intermediate activation of one sequence of length ``length``.
+
+        What the automatic CPU batch size is cut to (:func:`veff.engine.batching.auto_batch_size`:
+        a batch whose activations stay in the CPU's caches runs fastest). None when the adapter
+        cannot see inside the model (the batch then follows the window length alone).
+        """
+        del length
         return None
 
     def describe(self) -> dict[str, Any]:

@@ -92,6 +92,19 @@ class KerasModel(Model):
         kw.setdefault("name", p.stem)
         return cls(model, **kw)
 
+    def activation_floats(self, length: int) -> int | None:
+        """Largest output (floats) of any layer for one sequence, from the layers' static shapes."""
+        del length  # a Keras model's input length is fixed by its input shape
+        sizes = []
+        for layer in getattr(self.model, "layers", ()):
+            try:
+                outputs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]
+                dims = [tuple(o.shape[1:]) for o in outputs]
+            except (AttributeError, ValueError):
+                continue
+            sizes += [int(np.prod(d)) for d in dims if all(isinstance(k, int) for k in d)]
+        return max(sizes, default=None)
+
     def _forward(self, x: np.ndarray) -> Any:
         out = self.model.predict_on_batch(x)
         if isinstance(out, (list, tuple)):

@@ -161,6 +161,32 @@ class TorchModel(Model):
             return {k: t.float().cpu().numpy() for k, t in out.items()}
         return out.float().cpu().numpy()
 
+    def activation_floats(self, length: int) -> int | None:
+        """Largest output (floats) of any leaf module for one all-N sequence (forward hooks).
+
+        None for TorchScript modules, whose submodules take no hooks.
+        """
+        import torch
+
+        if self.module is None or isinstance(self.module, torch.jit.ScriptModule):
+            return None
+        sizes: list[int] = []
+
+        def record(_mod: Any, _inp: Any, out: Any) -> None:
+            outs = out if isinstance(out, (tuple, list)) else (out,)
+            sizes.extend(int(o.numel()) for o in outs if isinstance(o, torch.Tensor))
+
+        leaves = [m for m in self.module.modules() if not any(True for _ in m.children())]
+        handles = [m.register_forward_hook(record) for m in leaves]
+        try:
+            self._forward(self.layout.to_model(np.zeros((1, length, 4), np.float32)))
+        except Exception:  # the probe of the run reports a model that rejects its input
+            return None
+        finally:
+            for h in handles:
+                h.remove()
+        return max(sizes, default=None)
+
     def close(self) -> None:
         """Free the module."""
         self.module = None
