@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from veff.cli.options import fail
+from veff.cli.options import fail, trust_model_option
 from veff.errors import VeffError
 
 __all__ = ["models"]
@@ -26,10 +26,10 @@ def models() -> None:
     """Inspect models: what veff reads from a model directory, and which models it can find."""
 
 
-def _info(model: str, seq_length: int | None = None) -> dict[str, Any]:
+def _info(model: str, seq_length: int | None = None, trust_model: bool = False) -> dict[str, Any]:
     from veff.engine.describe import describe_model
 
-    return describe_model(model, seq_length)
+    return describe_model(model, seq_length, trust_model=trust_model)
 
 
 def _labels_text(labels: list[str] | None, count: int | None) -> str:
@@ -91,14 +91,15 @@ def _print_info(info: dict[str, Any]) -> None:
     type=click.IntRange(min=1),
     help="Input length for models that take any length (to report their outputs).",
 )
-def info_cmd(model: str, as_json: bool, seq_length: int | None) -> None:
+@trust_model_option
+def info_cmd(model: str, as_json: bool, seq_length: int | None, trust_model: bool) -> None:
     """Show what veff understands of MODEL (a directory, a model file or a name on the search path).
 
     A model file is run once on an all-N window to report its outputs (with --seq-length when
     the model takes any length).
     """
     try:
-        info = _info(model, seq_length)
+        info = _info(model, seq_length, trust_model)
     except VeffError as exc:
         fail(exc)
         return

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from veff.cli.options import fail, parse_json_list, profile_options, split_list
+from veff.cli.options import fail, parse_json_list, profile_options, split_list, weights_options
 from veff.errors import InputError, VeffError
 
 __all__ = ["create_mutation_map_cmd", "parse_region", "plot_mutation_map_cmd"]
@@ -125,11 +125,7 @@ def _is_vcf(path: Path) -> bool:
     help="Mutate only positions within K bases of the query region or variants (default: the whole window).",
 )
 @click.option("--input-layout", help='Per-sequence input layout, e.g. "4,L" or "L,1,4".')
-@click.option(
-    "--weights",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="State dict for MODEL given as FILE.py::Class.",
-)
+@weights_options
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N] (PyTorch).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def create_mutation_map_cmd(**opts: Any) -> None:
@@ -167,6 +163,8 @@ def create_mutation_map_cmd(**opts: Any) -> None:
             model_kwargs={
                 "input_layout": opts["input_layout"],
                 "weights": opts["weights"],
+                "random_weights": opts["random_weights"],
+                "trust_model": opts["trust_model"],
                 "device": opts["device"],
             },
         )

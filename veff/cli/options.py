@@ -21,6 +21,8 @@ __all__ = [
     "quiet_htslib",
     "setup_logging",
     "split_list",
+    "trust_model_option",
+    "weights_options",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,6 +48,31 @@ def profile_options(f: F) -> F:
         help="How position-resolved outputs become one value per task: a reducer "
         "max_abs|max|min|mean|sum (default max_abs) and a scope all|at_variant|window:K, e.g. "
         "--aggregate 'window:50 max_abs'.",
+    )(f)
+
+
+def trust_model_option(f: F) -> F:
+    """Add ``--trust-model``: allow a pickled PyTorch module, whose unpickling runs its code."""
+    return click.option(
+        "--trust-model",
+        is_flag=True,
+        help="Load a pickled PyTorch module (torch.save(model)): unpickling runs code from the file, "
+        "so only for files from a trusted source (see docs/models.md, Trust).",
+    )(f)
+
+
+def weights_options(f: F) -> F:
+    """Add ``--weights``, ``--random-weights`` and ``--trust-model`` (how a PyTorch model is loaded)."""
+    f = trust_model_option(f)
+    f = click.option(
+        "--random-weights",
+        is_flag=True,
+        help="Score FILE.py::Class without --weights, with its initial (untrained) weights.",
+    )(f)
+    return click.option(
+        "--weights",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="State dict for MODEL given as FILE.py::Class.",
     )(f)
 
 

@@ -8,7 +8,15 @@ from typing import Any
 
 import click
 
-from veff.cli.options import command_line, fail, parse_json_list, profile_options, setup_logging, split_list
+from veff.cli.options import (
+    command_line,
+    fail,
+    parse_json_list,
+    profile_options,
+    setup_logging,
+    split_list,
+    weights_options,
+)
 from veff.errors import VeffError
 
 __all__ = ["score_variants_cmd"]
@@ -143,11 +151,7 @@ def _model_score_labels(model: str) -> list[str]:
 @click.option("--max-indel-length", type=click.IntRange(min=0), default=50, show_default=True)
 @profile_options
 @click.option("--input-layout", help='Per-sequence input layout, e.g. "4,L" or "L,1,4".')
-@click.option(
-    "--weights",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="State dict for MODEL given as FILE.py::Class.",
-)
+@weights_options
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N] (PyTorch).")
 @click.option(
     "--precision", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True
@@ -184,8 +188,9 @@ def _model_score_labels(model: str) -> list[str]:
 def score_variants_cmd(**opts: Any) -> None:
     """Score the variants of a VCF with MODEL and write an annotated VCF and/or a table.
 
-    MODEL is a Keras .h5/.keras file, a TorchScript or pickled PyTorch .pt file, FILE.py::Class
-    (with --weights), a Kipoi model directory or a model name on $VEFF_MODEL_PATH.
+    MODEL is a Keras .h5/.keras file, a TorchScript PyTorch .pt file (a pickled module only with
+    --trust-model), FILE.py::Class (with --weights), a Kipoi model directory or a model name on
+    $VEFF_MODEL_PATH.
     """
     setup_logging(opts["quiet"])
     from veff.pipeline import score_variants
@@ -232,6 +237,8 @@ def score_variants_cmd(**opts: Any) -> None:
             model_kwargs={
                 "input_layout": opts["input_layout"],
                 "weights": opts["weights"],
+                "random_weights": opts["random_weights"],
+                "trust_model": opts["trust_model"],
                 "device": opts["device"],
                 "precision": opts["precision"],
             },

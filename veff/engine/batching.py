@@ -8,6 +8,7 @@ every ALT that uses them.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from veff.engine.outputs import OutputSpec, flatten_output
+from veff.errors import ModelError, VeffError
 from veff.models.base import Model
 from veff.variants.sequences import one_hot, reverse_complement_codes
 
@@ -314,5 +316,25 @@ def probe_outputs(
         offset = model.declared("output_offset")
     heads = profile_heads or tuple(model.declared("profile_outputs") or ())
     placeholder = getattr(model, "placeholder_inputs", None)
-    out = _call(model, x, placeholder(1) if placeholder is not None else None)
+    try:
+        out = _call(model, x, placeholder(1) if placeholder is not None else None)
+    except VeffError:
+        raise
+    except Exception as exc:
+        raise _rejected(model, length, exc) from exc
     return OutputSpec.from_output(out, length, offset=offset, profile_heads=heads)
+
+
+def _rejected(model: Model, length: int, exc: Exception) -> ModelError:
+    """The one-line error for a model that fails on its first input: what was tried, what it expects."""
+    shape = tuple(model.layout.to_model(np.zeros((1, length, 4), np.float32)).shape)
+    text = str(exc).strip().splitlines()
+    last = text[-1].strip() if text else ""
+    reason = last if re.match(r"\w+(Error|Exception): ", last) else f"{type(exc).__name__}: {last}"
+    hint = model.input_hint()
+    msg = (
+        f"model {model.name!r} failed on an input of shape {shape} (length {length}, layout "
+        f"{model.layout}): {reason}" + (f"; {hint}" if hint else "") + "; check --seq-length and "
+        "--input-layout (seq_length=, input_layout=)"
+    )
+    return ModelError(msg)

@@ -36,18 +36,21 @@ def describe_loaded(model: Model, seq_length: int | None = None) -> dict[str, An
     return info
 
 
-def describe_model(model: str | Path | Model, seq_length: int | None = None) -> dict[str, Any]:
+def describe_model(
+    model: str | Path | Model, seq_length: int | None = None, *, trust_model: bool = False
+) -> dict[str, Any]:
     """Describe a model given as a path, a name, ``FILE.py::Class`` or a loaded Model.
 
     A Kipoi model directory (or its model.yaml) is described from its yaml files alone
     (:func:`veff.models.kipoi.describe_model`, no weights needed); anything else is loaded and
-    described by :func:`describe_loaded`.
+    described by :func:`describe_loaded` (``FILE.py::Class`` with its initial weights, which
+    describe it as well; a pickled PyTorch module only with ``trust_model``).
     """
     if isinstance(model, Model):
         return describe_loaded(model, seq_length)
     if "::" in str(model):  # FILE.py::Class
-        return describe_loaded(load_model(model), seq_length)
+        return describe_loaded(load_model(model, random_weights=True), seq_length)
     found = resolve_model(str(model))
     if isinstance(found, Path) and (found.is_dir() or found.suffix in (".yaml", ".yml")):
         return describe_declared(found)
-    return describe_loaded(load_model(found), seq_length)
+    return describe_loaded(load_model(found, trust_model=trust_model), seq_length)

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from veff.errors import ModelError
-from veff.models.base import CallableModel, DeclaredScore, InputLayout, Model, WindowRequest, sanitize_name
+from veff.models.base import (
+    CallableModel,
+    DeclaredScore,
+    InputLayout,
+    Model,
+    WindowRequest,
+    check_device,
+    sanitize_name,
+)
 from veff.models.registry import Framework, LoadOptions, find_framework, frameworks, register_framework
 
 __all__ = [
@@ -50,6 +58,8 @@ def load_model(
     device: str = "auto",
     precision: str = "float32",
     name: str | None = None,
+    trust_model: bool = False,
+    random_weights: bool = False,
 ) -> Model:
     """Return veff's model object for a path or a model object.
 
@@ -76,12 +86,19 @@ def load_model(
         PyTorch placement and autocast precision.
     name
         Model name (default: file stem or class name).
+    trust_model
+        Allow a pickled full PyTorch module (unpickling runs code from the file; see the "Trust"
+        section of docs/models.md). Without it such a file is refused with a ModelError.
+    random_weights
+        Allow ``FILE.py::Class`` without ``weights`` when the class has parameters and does not
+        declare ``veff_weights_included = True`` (it scores with its initial weights).
 
     Raises
     ------
     ModelError
         When no registered framework loads the path, or the framework fails to.
     """
+    check_device(device)
     options = LoadOptions(
         seq_length=seq_length,
         layout=InputLayout.parse(input_layout) if input_layout else None,
@@ -90,6 +107,8 @@ def load_model(
         device=device,
         precision=precision,
         name=name,
+        trust_model=trust_model,
+        random_weights=random_weights,
     )
     if isinstance(source, Model):
         return options.apply(source)
@@ -109,10 +128,15 @@ def load_model(
             device=device,
             precision=precision,
             name=name,
+            trust_model=trust_model,
+            random_weights=random_weights,
         )
     framework = find_framework(path)
     if framework is None:
         raise ModelError(_unknown_kind(path))
+    if weights is not None and framework.kind != "pytorch":
+        msg = f"weights ({weights}) go with a model given as FILE.py::Class, not with {path}"
+        raise ModelError(msg)
     return options.apply(framework.load(path, options))
 
 

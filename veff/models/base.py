@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from veff.variants.regions import Centering
     from veff.variants.windows import WindowBuilder, WindowSet
 
-__all__ = ["DeclaredScore", "InputLayout", "Model", "WindowRequest", "sanitize_name"]
+__all__ = ["DeclaredScore", "InputLayout", "Model", "WindowRequest", "check_device", "sanitize_name"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,23 @@ class WindowRequest:
     ref_mismatch: str = "skip"
 
 
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
+
+
+def check_device(device: str) -> str:
+    """Return ``device`` when it is ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; else raise.
+
+    Raises
+    ------
+    InputError
+        Naming the valid values (``gpu`` is not one: PyTorch calls it ``cuda``).
+    """
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
+        msg = f"unknown device {device!r}; use auto, cpu, cuda, cuda:N (N = GPU index) or mps"
+        raise InputError(msg)
+    return device
+
+
 def sanitize_name(name: str) -> str:
     """Reduce a model name to ``[A-Za-z0-9_]`` for use in VCF INFO keys."""
     out = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_")
@@ -233,6 +250,13 @@ class Model:
         Adapters whose other inputs run along the sequence (signal tracks) reverse them here.
         """
         return extra
+
+    def input_hint(self) -> str:
+        """What the model's first layers seem to expect as input, in words ("" when unknown).
+
+        Used in the error for an input the model rejects (:func:`veff.engine.batching.probe_outputs`).
+        """
+        return ""
 
     def declared_scores(self) -> dict[str, DeclaredScore]:
         """The scores the model declares, by label (none by default)."""

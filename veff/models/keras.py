@@ -105,6 +105,13 @@ class KerasModel(Model):
             sizes += [int(np.prod(d)) for d in dims if all(isinstance(k, int) for k in d)]
         return max(sizes, default=None)
 
+    def input_hint(self) -> str:
+        """The Keras model's ``input_shape`` (batch axis first, None for any size)."""
+        try:
+            return f"its input shape is {self.model.input_shape}"
+        except Exception:  # a subclassed model without a built input
+            return ""
+
     def _forward(self, x: np.ndarray) -> Any:
         out = self.model.predict_on_batch(x)
         if isinstance(out, (list, tuple)):

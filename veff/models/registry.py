@@ -51,6 +51,10 @@ class LoadOptions:
     device, precision
         Placement (``auto``, ``cpu``, ``cuda[:N]``) and autocast precision, for frameworks that
         have them.
+    trust_model
+        Allow model files whose loading runs code from the file (a pickled PyTorch module).
+    random_weights
+        Allow a ``FILE.py::Class`` with parameters but without ``weights`` (untrained).
     """
 
     seq_length: int | None = None
@@ -60,6 +64,8 @@ class LoadOptions:
     device: str = "auto"
     precision: str = "float32"
     name: str | None = None
+    trust_model: bool = False
+    random_weights: bool = False
 
     def overrides(self) -> dict[str, Any]:
         """The adapter keyword arguments ``seq_length``, ``layout``, ``output_labels`` (and ``name``)."""

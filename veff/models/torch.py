@@ -1,14 +1,17 @@
 """PyTorch adapter (torch is imported here only, and lazily).
 
-Accepts an ``nn.Module`` object, a TorchScript file, a pickled module, or a module file plus class
-name and state dict (``path/to/net.py::ClassName`` with ``weights=``). A module may declare
-``seq_len``, ``output_labels`` and ``input_layout`` (``"4,L"`` for Conv1d-style models, the default).
+Accepts an ``nn.Module`` object, a TorchScript file, a module file plus class name and state dict
+(``path/to/net.py::ClassName`` with ``weights=``), or, with ``trust_model=True`` only, a pickled
+full module (unpickling runs code from the file). A module may declare ``seq_len``,
+``output_labels`` and ``input_layout`` (``"4,L"`` for Conv1d-style models, the default), and
+``veff_weights_included = True`` when its class loads trained weights itself.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -18,7 +21,7 @@ import numpy as np
 
 from veff.errors import ModelError
 from veff.models._pyfile import load_python_file
-from veff.models.base import InputLayout, Model
+from veff.models.base import InputLayout, Model, check_device
 from veff.models.registry import Framework, LoadOptions
 
 __all__ = ["FRAMEWORK", "TorchModel", "load_module_class", "resolve_device"]
@@ -27,15 +30,100 @@ Precision = Literal["float32", "bfloat16", "float16"]
 
 
 def resolve_device(device: str = "auto") -> str:
-    """Return a torch device string for ``auto|cpu|cuda[:N]``."""
+    """Return a torch device string for ``auto|cpu|cuda[:N]|mps``."""
     import torch
 
+    check_device(device)
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        msg = f"device {device!r} requested but CUDA is not available"
+        msg = f"device {device!r} requested but CUDA is not available; use --device cpu (or auto)"
+        raise ModelError(msg)
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        msg = f"device {device!r}: there are {torch.cuda.device_count()} CUDA devices (cuda:0, ...)"
+        raise ModelError(msg)
+    if device == "mps" and not torch.backends.mps.is_available():
+        msg = "device 'mps' requested but Apple's MPS is not available; use --device cpu (or auto)"
         raise ModelError(msg)
     return device
+
+
+def _first_line(exc: BaseException) -> str:
+    """``Type: first sentence of the message`` (torch's messages go on for lines)."""
+    text = str(exc).strip().splitlines()
+    first = text[0].split(". ")[0].rstrip(".") if text else ""
+    return f"{type(exc).__name__}: {first}".rstrip(": ")
+
+
+def _has_parameters(module: Any) -> bool:
+    """Whether the module has weights at all (a fixed function such as a GC counter has none)."""
+    try:
+        return any(True for _ in module.parameters())
+    except Exception:  # not an nn.Module: it cannot say, so it is taken to have weights
+        return True
+
+
+def _load_state_dict(module: Any, weights: str | Path, spec: str) -> None:
+    """Load the state dict file ``weights`` into ``module``, every failure one ModelError line."""
+    import pickle
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's note that a TorchScript file is not a state dict
+            state = torch.load(str(weights), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        msg = (
+            f"{weights}: not a state dict (it pickles other objects, e.g. a whole module); save "
+            "the weights with torch.save(model.state_dict(), PATH)"
+        )
+        raise ModelError(msg) from None
+    except Exception as exc:
+        if "TorchScript" in str(exc):
+            msg = (
+                f"{weights}: a TorchScript module, not a state dict; give it as the MODEL, without --weights"
+            )
+            raise ModelError(msg) from exc
+        msg = (
+            f"{weights}: cannot read as a PyTorch state dict ({_first_line(exc)}); "
+            "expected a file written by torch.save(model.state_dict(), PATH)"
+        )
+        raise ModelError(msg) from exc
+    if not isinstance(state, dict):
+        msg = f"{weights}: holds a {type(state).__name__}, not a state dict (a dict of tensors)"
+        raise ModelError(msg)
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        msg = f"{weights}: does not fit {spec}: {_state_dict_mismatch(module, state)}"
+        raise ModelError(msg) from exc
+
+
+def _state_dict_mismatch(module: Any, state: dict[str, Any]) -> str:
+    """Missing, unexpected and wrongly shaped keys of ``state`` for ``module``, in one line."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+
+    def few(items: list[str]) -> str:
+        return ", ".join(items[:3]) + (f" (+{len(items) - 3} more)" if len(items) > 3 else "")
+
+    parts = [
+        f"{label} {few(items)}"
+        for label, items in (
+            ("missing keys", missing),
+            ("unexpected keys", extra),
+            ("shapes (file vs model)", shapes),
+        )
+        if items
+    ]
+    return "; ".join(parts) or "the module refused it"
 
 
 def load_module_class(spec: str, kwargs: dict[str, Any] | None = None) -> Any:
@@ -106,43 +194,80 @@ class TorchModel(Model):
         *,
         weights: str | Path | None = None,
         module_kwargs: dict[str, Any] | None = None,
+        trust_model: bool = False,
+        random_weights: bool = False,
         **kw: Any,
     ) -> TorchModel:
-        """Load a TorchScript/pickled module file, or ``file.py::Class`` with a state dict."""
+        """Load a TorchScript file, ``file.py::Class`` with a state dict, or a trusted pickled module.
+
+        Parameters
+        ----------
+        path
+            A ``.pt``/``.pth`` file, or ``file.py::Class``.
+        weights
+            State dict for ``file.py::Class``.
+        module_kwargs
+            Arguments of ``Class``.
+        trust_model
+            Allow a pickled full module (``torch.save(model)``): unpickling runs code from the
+            file, so only for files from a trusted source. Without it such a file is refused.
+        random_weights
+            Allow ``file.py::Class`` without ``weights`` although the class has parameters and
+            does not declare ``veff_weights_included = True`` (it then scores with its initial
+            weights). A module without parameters needs neither.
+        **kw
+            Passed to :class:`TorchModel` (``device``, ``precision``, ``name``...).
+        """
         import torch
 
         text = str(path)
         if "::" in text:
             module = load_module_class(text, module_kwargs)
             if weights is not None:
-                try:
-                    state = torch.load(str(weights), map_location="cpu", weights_only=True)
-                    module.load_state_dict(state)
-                except (OSError, RuntimeError, KeyError) as exc:
-                    msg = f"{weights}: cannot load the state dict into {text}: {exc}"
-                    raise ModelError(msg) from exc
+                _load_state_dict(module, weights, text)
+            elif (
+                not random_weights
+                and not getattr(module, "veff_weights_included", False)
+                and _has_parameters(module)
+            ):
+                msg = (
+                    f"{text}: no weights given, so the class would score with its random initial "
+                    "weights; give --weights STATE_DICT (weights=), declare "
+                    "`veff_weights_included = True` on the class if it loads trained weights itself, "
+                    "or pass --random-weights (random_weights=True) to score untrained"
+                )
+                raise ModelError(msg)
             kw.setdefault("name", Path(text.split("::")[0]).stem)
             return cls(module, **kw)
+        if weights is not None:
+            msg = f"weights ({weights}) go with a model given as FILE.py::Class, not with {text}"
+            raise ModelError(msg)
         p = Path(text)
         if not p.is_file():
             msg = f"{p}: model file not found"
             raise ModelError(msg)
-        try:
-            module = torch.jit.load(str(p), map_location="cpu")
-        except (RuntimeError, ValueError):
-            try:
-                module = torch.load(str(p), map_location="cpu", weights_only=False)
-            except Exception as exc:
-                msg = f"{p}: not a TorchScript or pickled PyTorch module: {exc}"
-                raise ModelError(msg) from exc
-        if isinstance(module, dict):
-            msg = (
-                f"{p}: holds a state dict, not a module; give the class as "
-                f"FILE.py::ClassName with --weights {p}"
-            )
-            raise ModelError(msg)
         kw.setdefault("name", p.stem)
-        return cls(module, **kw)
+        return cls(_load_module_file(torch, p, trust_model=trust_model), **kw)
+
+    def input_hint(self) -> str:
+        """The first convolution's ``in_channels`` / first linear layer's ``in_features``, in words."""
+        found: list[str] = []
+        try:
+            for _, mod in self.module.named_modules():
+                kind = getattr(mod, "original_name", type(mod).__name__)
+                if not found and kind.startswith("Conv") and hasattr(mod, "in_channels"):
+                    found.append(f"its first layer {kind} takes {mod.in_channels} input channels")
+                if kind == "Linear" and hasattr(mod, "in_features"):
+                    found.append(f"its first Linear layer takes {mod.in_features} features")
+                    break
+        except Exception:  # a module without the usual structure: nothing to say
+            return ""
+        declared = [
+            f"{k} {getattr(self.module, k)!r}" for k in ("seq_len", "input_layout") if hasattr(self.module, k)
+        ]
+        if declared:
+            found.append("it declares " + " and ".join(declared))
+        return "; ".join(found)
 
     def _forward(self, x: np.ndarray) -> Any:
         import torch
@@ -192,6 +317,44 @@ class TorchModel(Model):
         self.module = None
 
 
+def _load_module_file(torch: Any, p: Path, *, trust_model: bool) -> Any:
+    """A TorchScript module, or (``trust_model``) an unpickled full module, from ``p``."""
+    import pickle
+
+    try:
+        return torch.jit.load(str(p), map_location="cpu")
+    except (RuntimeError, ValueError):
+        pass
+    try:
+        obj = torch.load(str(p), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # a pickle of other objects than tensors: a whole module
+        if not trust_model:
+            msg = (
+                f"{p}: a pickled PyTorch module; unpickling it runs code from the file, so veff does "
+                "not load it unless you trust its source: pass --trust-model (trust_model=True), or "
+                "save it as TorchScript (torch.jit.script(model).save(PATH)) or as a state dict for "
+                "FILE.py::Class --weights"
+            )
+            raise ModelError(msg) from exc
+        try:
+            obj = torch.load(str(p), map_location="cpu", weights_only=False)
+        except Exception as exc2:
+            msg = f"{p}: cannot unpickle the PyTorch module: {_first_line(exc2)}"
+            raise ModelError(msg) from exc2
+    except Exception as exc:
+        msg = f"{p}: not a TorchScript file, a PyTorch module or a state dict: {_first_line(exc)}"
+        raise ModelError(msg) from exc
+    if isinstance(obj, dict):
+        msg = (
+            f"{p}: holds a state dict, not a module; give the class as FILE.py::ClassName with --weights {p}"
+        )
+        raise ModelError(msg)
+    if not isinstance(obj, torch.nn.Module):
+        msg = f"{p}: holds a {type(obj).__name__}, not a PyTorch module"
+        raise ModelError(msg)
+    return obj
+
+
 def _accepts(source: Any) -> bool:
     """An ``nn.Module`` (TorchScript modules included) or a ``FILE.py::Class`` spec."""
     if isinstance(source, str):
@@ -203,7 +366,14 @@ def _accepts(source: Any) -> bool:
 def _load(source: Any, options: LoadOptions) -> Model:
     place: dict[str, Any] = {"device": options.device, "precision": options.precision}
     if isinstance(source, (str, Path)):
-        return TorchModel.from_path(source, weights=options.weights, **place, **options.overrides())
+        return TorchModel.from_path(
+            source,
+            weights=options.weights,
+            trust_model=options.trust_model,
+            random_weights=options.random_weights,
+            **place,
+            **options.overrides(),
+        )
     return TorchModel(source, **place, **options.overrides())
 
 
