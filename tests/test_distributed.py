@@ -262,7 +262,7 @@ def test_progress_counts_the_variants_of_all_workers(data, client, tmp_path, mon
     bars = []
 
     class Bar:
-        def __init__(self, enabled, *, unit, total=None):
+        def __init__(self, enabled, *, unit, total=None, **options):
             self.n, self.total = 0, total
             bars.append(self)
 

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -31,7 +32,7 @@ from veff.engine.batching import (
     take_pairs,
 )
 from veff.engine.outputs import select_columns
-from veff.engine.progress import progress_bar
+from veff.engine.progress import DEFAULT_INTERVAL, progress_bar
 from veff.engine.threads import BackgroundWorker, prefetch
 from veff.errors import InputError
 from veff.io.bed import BedIndex
@@ -55,6 +56,7 @@ from veff.writers.vcf import InfoAggregate, InfoStyle, VcfWriter
 __all__ = ["Summary", "score_variants"]
 
 log = logging.getLogger("veff")
+summary_log = logging.getLogger("veff.summary")  # the run's one-line summary (shown by default)
 # bytes of one-hot input per chunk (with rc): about 2,600 records for 101-bp windows, 260 for 1 kb
 # ones, so that reading the next chunk overlaps this one's forward passes, and the last chunk's
 # writing (which nothing overlaps) stays short; batches do not depend on it (BatchStream)
@@ -80,6 +82,10 @@ class Summary:
         Wall time.
     output
         Output path, if any.
+    timings
+        Seconds per stage: ``load_model``, ``probe_outputs``, ``forward`` (the model's calls),
+        ``write`` (scoring and writing in the main thread), ``finish_outputs`` (compressing the
+        tail, indexing, renaming), ``total``.
     distributed
         For a sharded run (:mod:`veff.distributed.driver`): shards, worker threads, and the seconds spent
         planning the shards and merging their parts.
@@ -92,6 +98,7 @@ class Summary:
     seconds: float = 0.0
     output: str | None = None
     distributed: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
         """One-line human summary."""
@@ -165,6 +172,7 @@ def score_variants(
     dump_sequences: str | os.PathLike[str] | None = None,
     return_predictions: bool = False,
     progress: bool = False,
+    progress_interval: float = DEFAULT_INTERVAL,
     command: str | None = None,
     model_kwargs: dict[str, Any] | None = None,
     dataloader_args: str | os.PathLike[str] | dict[str, Any] | Sequence[str] | None = None,
@@ -252,7 +260,11 @@ def score_variants(
         Return ``{score: DataFrame}`` (rows ``chrom:pos:ref:alt`` of scored ALTs, columns the
         output labels) instead of the summary.
     progress
-        Show a progress bar on stderr.
+        Show progress on stderr: a bar with a total and an ETA on a terminal (the total from the
+        VCF's index, else estimated from the bytes read), else a plain line every
+        ``progress_interval`` seconds (:mod:`veff.engine.progress`).
+    progress_interval
+        Seconds between plain progress lines when stderr is not a terminal.
     command
         Command line recorded in the output header.
     model_kwargs
@@ -317,7 +329,10 @@ def score_variants(
         from veff.distributed.driver import score_distributed
 
         return score_distributed(call)
+    stages: dict[str, float] = {}
+    t_stage = time.perf_counter()
     mdl = load_model(model, seq_length=seq_length, output_labels=output_labels, **(model_kwargs or {}))
+    stages["load_model"] = time.perf_counter() - t_stage
     jobs = resolve_score_jobs(mdl.resolve_scores(scores), score_kwargs)
     length = seq_length or mdl.seq_length
     if not length:
@@ -329,11 +344,13 @@ def score_variants(
     )
     ref = Fasta(fasta) if _shard is None else _shard.fasta(fasta)
     restriction = BedIndex.from_bed(restriction_bed) if restriction_bed else None
-    reader = VcfReader(vcf) if _shard is None else _shard.reader(vcf)
+    reader = VcfReader(vcf, select=select) if _shard is None else _shard.reader(vcf)
     reader.select = select
     agg = Aggregation.parse(aggregate)
     probe = probe_outputs if _shard is None else _shard.probe  # a worker probes a model once
+    t_stage = time.perf_counter()
     spec = None if dump_sequences is not None else probe(mdl, length, offset=output_offset)
+    stages["probe_outputs"] = time.perf_counter() - t_stage
     all_labels = [] if spec is None else spec.labels(mdl.output_labels)
     if spec is not None:
         spec = spec.with_rc_swap(rc_swap_tasks or mdl.declared("rc_swap_tasks"), all_labels)
@@ -395,9 +412,21 @@ def score_variants(
     if collector is not None:
         sinks.append(collector)
     if summary_json is not None:
-        sinks.append(SummaryJson(summary_json, lambda: _final(summary, counts, t0, _shard).to_dict()))
+        sinks.append(SummaryJson(summary_json, lambda: _final(summary, counts, t0, _shard, stages).to_dict()))
     chunk = max(16, min(4096, _MEMORY_BUDGET // (length * 16 * (4 if use_rc else 2))))
-    bar = progress_bar(progress, unit="variants") if _shard is None else _shard.progress_bar(progress)
+    if _shard is None:
+        bar = progress_bar(
+            bool(progress),
+            unit="variants",
+            total=reader.indexed_records() if select is None else None,
+            size=reader.size,
+            position=reader.bytes_read,
+            interval=progress_interval,
+        )
+    else:
+        bar = _shard.progress_bar(progress)
+    if _shard is None or not _shard.part:
+        _log_setup(mdl, reader, length, batch, chunk, use_rc, threads)
     limited = cpu_threads(threads)
     limited.__enter__()
     background: BackgroundWorker[tuple[WindowSet, Predictions | None]] | None = None
@@ -463,7 +492,11 @@ def score_variants(
             background.close()
         if _shard is not None:  # a sharded run: the driver appends the shards' parts here
             _shard.merge(writer, table_writer, summary, counts, collector)
+        stages["forward"] = stream.forward_seconds if stream is not None else 0.0
+        stages["write"] = emit_seconds  # in this thread; with a background writer, overlapped
+        t_stage = time.perf_counter()
         commit_all(sinks)
+        stages["finish_outputs"] = time.perf_counter() - t_stage
     except BaseException:
         if background is not None:
             background.stop()  # before the sinks go: it may be writing to them
@@ -476,25 +509,46 @@ def score_variants(
         bar.close()
         reader.close()
         ref.close()
-    _final(summary, counts, t0, _shard)
+    _final(summary, counts, t0, _shard, stages)
     if _shard is not None:
         _shard.summary = summary
     if _shard is None or not _shard.part:
-        log.info(summary.line())
+        log.info("timings (s): %s", ", ".join(f"{k} {v:.2f}" for k, v in summary.timings.items()))
+        summary_log.info(summary.line())
     if collector is not None:
         return collector.frames()
     return summary
 
 
-def _final(summary: Summary, counts: Counter[str], t0: float, shard: Any) -> Summary:
-    """Fill in the totals and the time of a run (when it ends, or for its summary file)."""
+def _final(
+    summary: Summary, counts: Counter[str], t0: float, shard: Any, stages: dict[str, float]
+) -> Summary:
+    """Fill in the totals and the times of a run (when it ends, or for its summary file)."""
     summary.statuses = dict(counts)
     summary.alleles = sum(counts.values()) - counts.get(str(Status.NO_ALT), 0)
     summary.scored = sum(v for k, v in counts.items() if Status(k) in SCORED_STATUSES)
     summary.seconds = time.perf_counter() - t0
+    summary.timings = {k: round(v, 3) for k, v in stages.items()} | {"total": round(summary.seconds, 3)}
     if shard is not None and getattr(shard, "timings", None) is not None:
         summary.distributed = shard.timings
     return summary
+
+
+def _log_setup(
+    mdl: Model, reader: VcfReader, length: int, batch: int, chunk: int, rc: bool, threads: int | None
+) -> None:
+    """Log what the run uses (info level)."""
+    torch = sys.modules.get("torch")
+    running = threads or (torch.get_num_threads() if torch is not None else os.cpu_count())
+    log.info("model: %s (%s), window length %d, reverse complement %s", mdl.name, mdl.framework, length, rc)
+    log.info(
+        "batch size %d sequences, chunk %d records, device %s, threads %s",
+        batch,
+        chunk,
+        getattr(mdl, "device", "cpu"),
+        running,
+    )
+    log.info("input: %s", reader.path)
 
 
 def _api_command(model: Model, jobs: list[ScoreJob], rc: bool, length: int) -> str:

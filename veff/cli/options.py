@@ -16,6 +16,7 @@ import click
 __all__ = [
     "command_line",
     "fail",
+    "log_options",
     "parse_json_list",
     "profile_options",
     "quiet_htslib",
@@ -105,7 +106,19 @@ def fail(exc: Exception) -> NoReturn:
 
 
 # options that change how a run is carried out, not its output (a sharded run writes the same bytes)
-_NOT_RECORDED = frozenset({"quiet", "workers", "scheduler", "work_dir", "shard_records"})
+_NOT_RECORDED = frozenset(
+    {
+        "quiet",
+        "workers",
+        "scheduler",
+        "work_dir",
+        "shard_records",
+        "verbose",
+        "log_level",
+        "log_file",
+        "progress_interval",
+    }
+)
 
 
 def command_line() -> str:
@@ -128,22 +141,76 @@ def command_line() -> str:
     return " ".join(parts)
 
 
-def setup_logging(quiet: bool) -> None:
-    """Log veff's messages (INFO, or WARNING when quiet) as plain lines on stderr.
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def log_options(f: F) -> F:
+    """Add ``-v/--verbose``, ``--log-level``, ``--log-file`` and ``--progress-interval``."""
+    f = click.option(
+        "--progress-interval",
+        type=click.FloatRange(min=0.1),
+        default=10.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="When stderr is not a terminal: seconds between plain progress lines.",
+    )(f)
+    f = click.option(
+        "--log-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Also write the log (with times and levels) to this file.",
+    )(f)
+    f = click.option(
+        "--log-level",
+        type=click.Choice(LOG_LEVELS, case_sensitive=False),
+        help="Log level (default: warning, plus the summary line; -v: info, -vv: debug).",
+    )(f)
+    return click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        help="Log what the run uses and the timings of its stages (info); twice: debug.",
+    )(f)
+
+
+def setup_logging(
+    quiet: bool, *, verbose: int = 0, level: str | None = None, log_file: Path | None = None
+) -> None:
+    """Log veff's messages as plain lines on stderr (and with times to ``log_file``).
+
+    The level is ``level`` if given, else info with ``verbose`` (debug with two), else warning;
+    the run's summary line is shown unless ``quiet`` or the level is ``error``.
 
     Warnings, veff's (:class:`~veff.errors.VeffWarning`) and other libraries', print as one line
     ``veff: warning: ...``, not Python's two-line ``file:line: Category: ...`` form. htslib's own
     messages (``[W::bcf_hrec_check]``, ``[E::hts_idx_push]``, ...) are turned off: veff reports
     the cases it meets itself, as an error or a status.
     """
+    name = level or ("debug" if verbose > 1 else "info" if verbose else "warning")
+    numeric = getattr(logging, name.upper())
     root = logging.getLogger()
-    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
-        handler = _StderrHandler()
-        # other libraries' INFO (Dask's) stays out
+    for old in [h for h in root.handlers if getattr(h, "veff", False)]:  # an earlier call's
+        root.removeHandler(old)
+        old.close()
+    to_stderr = _StderrHandler()
+    to_stderr.setFormatter(_LineFormatter())
+    handlers: list[logging.Handler] = [to_stderr]
+    if log_file is not None:
+        try:
+            to_file = logging.FileHandler(log_file, mode="a")
+        except OSError as exc:
+            msg = f"{log_file}: cannot open the log file ({exc.strerror})"
+            raise click.BadParameter(msg, param_hint="--log-file") from None
+        to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handlers.append(to_file)
+    for handler in handlers:  # other libraries' INFO (Dask's) stays out
         handler.addFilter(lambda r: r.levelno >= logging.WARNING or r.name.split(".")[0] in ("veff", "py"))
-        handler.setFormatter(_LineFormatter())
+        handler.veff = True  # type: ignore[attr-defined]
         root.addHandler(handler)
-    root.setLevel(logging.WARNING if quiet else logging.INFO)
+    root.setLevel(numeric)
+    logging.getLogger("veff").setLevel(numeric)
+    # the summary line: shown at the default level, hidden by --quiet
+    hide = quiet or numeric > logging.WARNING
+    logging.getLogger("veff.summary").setLevel(logging.WARNING if hide else min(numeric, logging.INFO))
     warnings.showwarning = _show_warning
     quiet_htslib()
 

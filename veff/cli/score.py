@@ -11,6 +11,7 @@ import click
 from veff.cli.options import (
     command_line,
     fail,
+    log_options,
     parse_json_list,
     profile_options,
     setup_logging,
@@ -185,6 +186,7 @@ def _model_score_labels(model: str) -> list[str]:
     help="With --workers/--scheduler: records per shard (default: several shards per worker thread).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary line.")
+@log_options
 def score_variants_cmd(**opts: Any) -> None:
     """Score the variants of a VCF with MODEL and write an annotated VCF and/or a table.
 
@@ -192,7 +194,7 @@ def score_variants_cmd(**opts: Any) -> None:
     --trust-model), FILE.py::Class (with --weights), a Kipoi model directory or a model name on
     $VEFF_MODEL_PATH.
     """
-    setup_logging(opts["quiet"])
+    setup_logging(opts["quiet"], verbose=opts["verbose"], level=opts["log_level"], log_file=opts["log_file"])
     from veff.pipeline import score_variants
 
     if not (opts["output"] or opts["table"] or opts["dump_sequences"]):
@@ -233,6 +235,7 @@ def score_variants_cmd(**opts: Any) -> None:
             table=opts["table"],
             dump_sequences=opts["dump_sequences"],
             progress=not opts["quiet"],
+            progress_interval=opts["progress_interval"],
             command=command_line(),
             model_kwargs={
                 "input_layout": opts["input_layout"],

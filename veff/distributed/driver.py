@@ -75,7 +75,7 @@ from veff.distributed.worker import _worker_fasta as _worker_fasta
 from veff.distributed.worker import _worker_model as _worker_model
 from veff.distributed.worker import _worker_state as _worker_state
 from veff.distributed.worker import _WorkerState as _WorkerState
-from veff.engine.progress import progress_bar
+from veff.engine.progress import DEFAULT_INTERVAL, progress_bar
 from veff.errors import InputError
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader
@@ -177,7 +177,12 @@ class _DriverHook:
         )
         selected = call.get("regions") is not None or call.get("regions_file") is not None
         bar_total = None if selected else total
-        self.bar = progress_bar(enabled=bool(call["progress"]), unit="variants", total=bar_total)
+        self.bar = progress_bar(
+            enabled=bool(call["progress"]),
+            unit="variants",
+            total=bar_total,
+            interval=call.get("progress_interval") or DEFAULT_INTERVAL,
+        )
         self.tracker = _Progress(self.bar)
         client.subscribe_topic(self.topic, self.tracker.event)
         self.futures = [

@@ -90,6 +90,35 @@ class VcfReader:
         self.records_read = 0
         self._open: list[Any] = []  # text streams being read, closed by close()
         self._tbx: Any = None
+        self._raw: Any = None  # the file under the text stream (its position: bytes read)
+        self.index = find_index(self.path)
+
+    @property
+    def size(self) -> int | None:
+        """Bytes of the file."""
+        return self.path.stat().st_size
+
+    def bytes_read(self) -> int | None:
+        """Bytes of the file read so far (a little ahead of the records), or None when not known.
+
+        Known when the whole text file is read (not through the index, not for BCF).
+        """
+        raw = self._raw
+        if raw is None:
+            return None
+        try:
+            return os.lseek(raw.fileno(), 0, os.SEEK_CUR)
+        except (OSError, ValueError):  # closed
+            return None
+
+    def indexed_records(self) -> int | None:
+        """Records of the whole file as its index counts them, or None (no index, or no counts)."""
+        if self.index is None:
+            return None
+        try:
+            return read_index(self.index, self.contigs).records
+        except InputError:
+            return None
 
     @property
     def contigs(self) -> list[str]:
@@ -164,16 +193,15 @@ class VcfReader:
                 yield v, line
 
     def _all_lines(self) -> Iterator[tuple[int | None, bytes]]:
-        with open(self.path, "rb") as fh:
-            gz = fh.read(2) == b"\x1f\x8b"
-        stream: Any
-        if gz:
+        raw: Any = open(self.path, "rb", buffering=_LINE_BUFFER)  # noqa: SIM115  (closed below)
+        stream: Any = raw
+        if raw.peek(2)[:2] == b"\x1f\x8b":
             from isal import igzip
 
-            stream = igzip.open(self.path, "rb")
-        else:
-            stream = open(self.path, "rb", buffering=_LINE_BUFFER)  # noqa: SIM115  (closed below)
-        self._open.append(stream)
+            stream = igzip.open(raw, "rb")
+            self._open.append(stream)
+        self._open.append(raw)
+        self._raw = raw
         try:
             yield from enumerate(stream, 1)
         except (OSError, EOFError) as exc:
@@ -181,6 +209,7 @@ class VcfReader:
             raise InputError(msg) from exc
         finally:
             stream.close()
+            raw.close()
 
     def _tabix(self) -> Any:
         if self._tbx is None:
