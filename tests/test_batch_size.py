@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import base, other, write_vcf
+from helpers import base, other, write_vcf
 from toy_models import GCModel
 
 import veff

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 from click.testing import CliRunner
-from conftest import DONOR_H5, E1, E2, EXAMPLE, HG19, HG38
+from helpers import DONOR_H5, E1, E2, EXAMPLE, HG19, HG38
 
 from veff.cli import main
 

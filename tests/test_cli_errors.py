@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import E1, EXAMPLE, HG38
+from helpers import E1, EXAMPLE, HG38
 
 from veff.cli import main
 

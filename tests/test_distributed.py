@@ -7,11 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import conftest
+import helpers
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import CHR2, CHRM, write_fasta
+from helpers import CHR2, CHRM, write_fasta
 from toy_models import TwoOutputModel
 
 import veff
@@ -91,7 +91,7 @@ def _records() -> list[tuple]:
 
 
 def write_vcf(path: Path, rows: list[tuple], header: str = HEADER) -> Path:
-    return conftest.write_vcf(path, rows, header)
+    return helpers.write_vcf(path, rows, header)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CHR1, CHR2, base, other, write_vcf
 from cyvcf2 import VCF
+from helpers import CHR1, CHR2, base, other, write_vcf
 from toy_models import GCModel, TwoOutputModel
 
 import veff

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import CHR1, HG19, HG38, write_fasta
+from helpers import CHR1, HG19, HG38, write_fasta
 
 from veff.errors import InputError
 from veff.io.fasta import Fasta, match_contig

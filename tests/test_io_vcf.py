@@ -3,7 +3,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import DATA, E1, write_vcf
+from helpers import DATA, E1, write_vcf
 
 from veff.errors import InputError
 from veff.io.vcf import VcfReader

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLE, GENOME, write_fasta, write_vcf
+from helpers import EXAMPLE, GENOME, write_fasta, write_vcf
 
 import veff
 from veff.cli import main

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DONOR_H5, EXAMPLE
+from helpers import DONOR_H5, EXAMPLE
 from toy_models import torch_gc_module
 
 from veff.errors import ModelError
@@ -151,15 +151,7 @@ def test_input_layout_override_for_callables():
     assert seen == [(2, 4, 1, 11)]
 
 
-def _cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
-
-@pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA GPU")
+@pytest.mark.gpu
 @pytest.mark.parametrize(("precision", "atol"), [("float32", 1e-5), ("bfloat16", 2e-2), ("float16", 5e-3)])
 def test_gpu_predictions_match_cpu_float32(precision: str, atol: float) -> None:
     model = EXAMPLE / "models" / "donor_cnn" / "donor_cnn.pt"

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CHR1, base, other, write_vcf
 from cyvcf2 import VCF
+from helpers import CHR1, base, other, write_vcf
 from toy_models import GCModel, TwoOutputModel
 
 import veff

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import CHR1, base, write_fasta, write_vcf
+from helpers import CHR1, base, write_fasta, write_vcf
 from toy_models import BaseTrackModel, ProfileModel
 
 import veff

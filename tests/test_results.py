@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import VCF_HEADER, base, other, write_vcf
+from helpers import VCF_HEADER, base, other, write_vcf
 from toy_models import TwoOutputModel
 
 import veff

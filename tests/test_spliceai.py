@@ -13,7 +13,7 @@ import numpy as np
 import pysam
 import pytest
 from click.testing import CliRunner
-from conftest import E1, HG38, write_vcf
+from helpers import E1, HG38, write_vcf
 
 from veff.cli import main
 from veff.writers.read import read_scores

@@ -8,8 +8,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from conftest import E2, EXAMPLE, HG19, base, other, write_fasta, write_vcf
 from cyvcf2 import VCF
+from helpers import E2, EXAMPLE, HG19, base, other, write_fasta, write_vcf
 from toy_models import TwoOutputModel
 
 import veff

@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import DATA, HG38
+from helpers import DATA, HG38
 from toy_models import GCModel, TwoOutputModel
 
 import veff

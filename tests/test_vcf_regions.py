@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import E1, HG38
+from helpers import E1, HG38
 
 import veff
 from veff.cli import main

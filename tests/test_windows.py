@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CHR1, CHR2, write_fasta
+from helpers import CHR1, CHR2, write_fasta
 
 from veff.io.fasta import Fasta
 from veff.types import Status, Variant

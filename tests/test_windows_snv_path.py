@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 import pytest
-from conftest import write_fasta
+from helpers import write_fasta
 
 from veff.io.bed import BedIndex
 from veff.io.fasta import Fasta

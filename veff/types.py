@@ -38,6 +38,17 @@ class Variant:
         ALT alleles, as written (may hold symbolic alleles, ``*`` or be empty for ``.``).
     id
         VCF ``ID`` (``"."`` when missing).
+
+    Examples
+    --------
+    A deletion of T after the A at VCF position 100: ``start``/``end`` are the REF bases as a
+    0-based half-open range.
+
+    >>> v = Variant("chr1", 100, "AT", ("A",))
+    >>> v.start, v.end
+    (99, 101)
+    >>> v.key("A")
+    'chr1:100:AT:A'
     """
 
     chrom: str
@@ -63,7 +74,16 @@ class Variant:
 
 @dataclass(frozen=True, slots=True)
 class Region:
-    """A genomic interval, 0-based half-open ``[start, end)``."""
+    """A genomic interval, 0-based half-open ``[start, end)``.
+
+    Examples
+    --------
+    The 21-bp window centred on the variant above holds its REF bases:
+
+    >>> w = Region("chr1", 89, 110)
+    >>> len(w), w.contains(99, 101), w.contains(109, 111)
+    (21, True, False)
+    """
 
     chrom: str
     start: int
@@ -85,6 +105,11 @@ class Status(str, Enum):
     Scored: ``ok``, ``contig_edge`` (window padded with N past the contig end),
     ``ref_mismatch_scored`` (``--ref-mismatch score``: VCF REF written into the reference window).
     Not scored: everything else.
+
+    Examples
+    --------
+    >>> str(Status.CONTIG_EDGE), Status.CONTIG_EDGE in SCORED_STATUSES
+    ('contig_edge', True)
     """
 
     OK = "ok"

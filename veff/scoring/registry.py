@@ -71,7 +71,13 @@ def resolve_merge(rc_merging: str | MergeFn) -> MergeFn:
 
 
 def merge_rc(fwd: np.ndarray, rc: np.ndarray | None, rc_merging: str | MergeFn = "mean") -> np.ndarray:
-    """Merge forward and reverse-complement scores; returns ``fwd`` unchanged when ``rc`` is None."""
+    """Merge forward and reverse-complement scores; returns ``fwd`` unchanged when ``rc`` is None.
+
+    Examples
+    --------
+    >>> merge_rc(np.array([1.0, -4.0]), np.array([-2.0, 3.0]), "absmax")
+    array([-2., -4.])
+    """
     if rc is None:
         return fwd
     return resolve_merge(rc_merging)(fwd, rc)
@@ -114,7 +120,19 @@ class Score:
         rc_merging: str | MergeFn = "mean",
         **kwargs: Any,
     ) -> np.ndarray:
-        """Compute the score; arrays are never modified in place. Returns shape of ``ref``."""
+        """Compute the score; arrays are never modified in place. Returns shape of ``ref``.
+
+        Examples
+        --------
+        ``diff`` on both strands, merged by the mean (the default) or the maximum:
+
+        >>> ref, alt = np.array([[0.2]]), np.array([[0.5]])
+        >>> ref_rc, alt_rc = np.array([[0.2]]), np.array([[0.3]])
+        >>> SCORES["diff"](ref, alt, ref_rc, alt_rc)
+        array([[0.2]])
+        >>> SCORES["diff"](ref, alt, ref_rc, alt_rc, rc_merging="max")
+        array([[0.3]])
+        """
         merge = resolve_merge(rc_merging)
         if self.rc_aware:
             return np.asarray(self.fn(ref, alt, ref_rc, alt_rc, merge, **kwargs))
@@ -144,6 +162,7 @@ def register_score(
     ...     return np.abs(alt - ref)
     >>> SCORES["abs_diff_doc"](np.zeros((1, 2)), np.ones((1, 2)))
     array([[1., 1.]])
+    >>> del SCORES["abs_diff_doc"]  # leave the registry as it was
     """
 
     def deco(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
@@ -176,7 +195,15 @@ def _check_probabilities(*arrays: np.ndarray | None) -> None:
 
 
 def logit(p: np.ndarray, eps: float = DEFAULT_EPS) -> np.ndarray:
-    """Return ``log(p / (1 - p))`` with ``p`` clipped to ``[eps, 1 - eps]``."""
+    """Return ``log(p / (1 - p))`` with ``p`` clipped to ``[eps, 1 - eps]``.
+
+    Examples
+    --------
+    >>> logit(np.array([0.5, 0.9]))
+    array([0.        , 2.19722458])
+    >>> bool(np.isfinite(logit(np.array([0.0, 1.0]))).all())  # clipped, never infinite
+    True
+    """
     q = np.clip(np.asarray(p, dtype=np.float64), eps, 1 - eps)
     return np.log(q / (1 - q))
 

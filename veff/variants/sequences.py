@@ -75,6 +75,15 @@ def one_hot(codes: np.ndarray, n_value: float = 0.0) -> np.ndarray:
     -------
     numpy.ndarray
         float32, shape (..., L, 4), channels A, C, G, T.
+
+    Examples
+    --------
+    >>> one_hot(str_to_codes("ACN"))
+    array([[1., 0., 0., 0.],
+           [0., 1., 0., 0.],
+           [0., 0., 0., 0.]], dtype=float32)
+    >>> one_hot(str_to_codes("N"), n_value=0.25)
+    array([[0.25, 0.25, 0.25, 0.25]], dtype=float32)
     """
     lut = _LUTS.get(n_value)
     if lut is None:
@@ -83,17 +92,36 @@ def one_hot(codes: np.ndarray, n_value: float = 0.0) -> np.ndarray:
 
 
 def reverse_complement(x: np.ndarray) -> np.ndarray:
-    """Reverse-complement one-hot sequences of shape (..., L, 4) (a view; ACGT order assumed)."""
+    """Reverse-complement one-hot sequences of shape (..., L, 4) (a view; ACGT order assumed).
+
+    Examples
+    --------
+    >>> x = one_hot(str_to_codes("AAC"))
+    >>> bool((reverse_complement(x) == one_hot(str_to_codes("GTT"))).all())
+    True
+    """
     return x[..., ::-1, ::-1]
 
 
 def reverse_complement_codes(codes: np.ndarray) -> np.ndarray:
-    """Reverse-complement uint8 codes of shape (..., L)."""
+    """Reverse-complement uint8 codes of shape (..., L); IUPAC codes keep their meaning.
+
+    Examples
+    --------
+    >>> codes_to_str(reverse_complement_codes(str_to_codes("AACGRN")))
+    'NYCGTT'
+    """
     return COMPLEMENT[codes[..., ::-1]]
 
 
 def str_to_codes(seq: str) -> np.ndarray:
-    """Return the upper-case uint8 codes of a DNA string."""
+    """Return the upper-case uint8 codes of a DNA string.
+
+    Examples
+    --------
+    >>> str_to_codes("acgT")
+    array([65, 67, 71, 84], dtype=uint8)
+    """
     return np.frombuffer(seq.upper().encode("ascii"), dtype=np.uint8)
 
 
@@ -107,6 +135,13 @@ def allele_status(ref: str, alt: str) -> Status | None:
 
     Symbolic alleles (``<DEL>``), breakends, ``*``, missing ``.`` and IUPAC letters other than
     A/C/G/T are ``unsupported_allele``.
+
+    Examples
+    --------
+    >>> allele_status("A", "AT") is None
+    True
+    >>> allele_status("A", "<DEL>")
+    <Status.UNSUPPORTED_ALLELE: 'unsupported_allele'>
     """
     if not _DNA.match(alt) or not _DNA.match(ref):
         return Status.UNSUPPORTED_ALLELE
