@@ -108,7 +108,7 @@ def test_input_layout_the_model_rejects_names_the_shape(tmp_path):
 
 @pytest.mark.tensorflow
 def test_keras_model_rejecting_the_length_names_its_input_shape(tmp_path):
-    from conftest import DONOR_H5
+    from helpers import DONOR_H5
 
     fails_with(
         _score("-o", str(tmp_path / "o.vcf"), "--seq-length", "30", model=DONOR_H5),

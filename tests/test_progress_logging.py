@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import E1, HG38, ROOT, write_vcf
+from helpers import E1, HG38, ROOT, write_vcf
 
 from veff.cli import main
 from veff.engine.progress import Progress
