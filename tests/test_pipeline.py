@@ -138,7 +138,7 @@ def test_multiallelic_reference_predicted_once(genome, tmp_path):
 def test_every_forward_call_has_the_batch_size(genome, tmp_path, monkeypatch):
     rows = [("chr1", p, f"v{p}", base("chr1", p), other(base("chr1", p))) for p in range(20, 517, 7)]
     vcf = write_vcf(tmp_path / "in.vcf", rows)
-    monkeypatch.setattr("veff.pipeline._MEMORY_BUDGET", 1)  # chunks of 16 records: 64 sequences
+    monkeypatch.setattr("veff.run.stages._MEMORY_BUDGET", 1)  # chunks of 16 records: 64 sequences
     fn = GCModel(11)
     small = veff.score_variants(
         _model(fn, 11), vcf, genome, scores=["diff"], rc=True, batch_size=24, return_predictions=True
@@ -322,9 +322,9 @@ def test_background_writing_keeps_the_output(genome, tmp_path, monkeypatch):
     veff.score_variants(_model(GCModel(11), 11), vcf, genome, fast, rc=True, batch_size=8)
     started = []
     monkeypatch.setattr(
-        "veff.pipeline.BackgroundWorker", lambda fn: started.append(fn) or BackgroundWorker(fn)
+        "veff.run.stages.BackgroundWorker", lambda fn: started.append(fn) or BackgroundWorker(fn)
     )
-    monkeypatch.setattr("veff.pipeline._MEMORY_BUDGET", 1)  # chunks of 16 records
+    monkeypatch.setattr("veff.run.stages._MEMORY_BUDGET", 1)  # chunks of 16 records
     slow = tmp_path / "slow.vcf"
     veff.score_variants(_model(_SlowGC(11), 11), vcf, genome, slow, rc=True, batch_size=8)
     assert len(started) == 1
@@ -335,7 +335,7 @@ def test_background_writing_keeps_the_output(genome, tmp_path, monkeypatch):
 def test_a_failure_while_writing_in_the_background_leaves_no_output(genome, tmp_path, monkeypatch):
     rows = [("chr1", p, f"v{p}", base("chr1", p), other(base("chr1", p))) for p in range(20, 517, 7)]
     vcf = write_vcf(tmp_path / "in.vcf", rows)
-    monkeypatch.setattr("veff.pipeline._MEMORY_BUDGET", 1)
+    monkeypatch.setattr("veff.run.stages._MEMORY_BUDGET", 1)
     real = VcfWriter.write_scored
     calls = []
 

@@ -13,7 +13,7 @@ from helpers import E2, EXAMPLE, HG19, base, other, write_fasta, write_vcf
 from toy_models import TwoOutputModel
 
 import veff
-import veff.pipeline
+import veff.run.stages
 from veff.cli import main
 from veff.models import CallableModel, InputLayout
 from veff.writers.table import META_COLUMNS, TableChunk, open_table
@@ -177,7 +177,7 @@ def test_many_records_stream_one_chunk_at_a_time(tmp_path, monkeypatch):
     n = 50_000
     vcf = _snv_vcf(tmp_path, n, seq)
     chunk = 2048
-    monkeypatch.setattr(veff.pipeline, "_MEMORY_BUDGET", 11 * 16 * 2 * chunk)
+    monkeypatch.setattr(veff.run.stages, "_MEMORY_BUDGET", 11 * 16 * 2 * chunk)
     sizes = []
     write = TableChunk.from_windows
 

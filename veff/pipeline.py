@@ -1,145 +1,50 @@
 """``score_variants``: the one place that knows the order of the stages.
 
-VCF records are read in chunks; for each chunk the windows are planned (reading the FASTA and
-checking alleles), predicted in shared batches, scored, and written in input order. Reading and
-planning the next chunk runs in a background thread while the model works on the current one,
-so memory stays bounded by a few chunks whatever the size of the VCF.
+A run is data (:class:`~veff.run.options.RunOptions`). :func:`execute` carries it out in five
+steps, each a named stage of :mod:`veff.run.stages`:
+
+1. :func:`~veff.run.stages.plan_run`: load the model, resolve the scores, fix the window length,
+   batch size and output structure (:class:`~veff.run.stages.Plan`);
+2. :func:`~veff.run.stages.open_sources`: the FASTA, the VCF reader and the stream of window
+   chunks (a model may make its own windows, :meth:`veff.models.Model.window_source`);
+3. :func:`~veff.run.stages.open_sinks`: the outputs (:class:`~veff.writers.sink.Sink`);
+4. the chunk loop (:func:`stream_chunks`): each chunk goes to the
+   :class:`~veff.run.stages.Predictor` (batches of a fixed size across chunk boundaries), and as its
+   predictions come back the :class:`~veff.run.stages.ChunkWriter` scores it and hands it to every
+   sink, in input order;
+5. :func:`~veff.writers.sink.commit_all`: every output is finished, then all are renamed into place.
+
+Reading and planning the next chunk runs in a background thread while the model works on the
+current one, and once the forward passes take longer than the writing, scoring and writing run
+in a second background thread; memory stays bounded by a few chunks whatever the size of the VCF.
+Where the records come from and where the outputs go is the run's shard strategy
+(:class:`~veff.run.hooks.ShardHook`; :class:`~veff.run.hooks.LocalHook` in one process).
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import re
-import sys
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass, field
-from itertools import islice
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pandas as pd
 
-from veff._version import __version__
-from veff.engine.batching import (
-    BatchStream,
-    Predictions,
-    auto_batch_size,
-    probe_outputs,
-    submit_pairs,
-    take_pairs,
-)
-from veff.engine.outputs import select_columns
-from veff.engine.progress import DEFAULT_INTERVAL, progress_bar
-from veff.engine.threads import BackgroundWorker, prefetch
-from veff.errors import InputError
-from veff.io.bed import BedIndex
-from veff.io.fasta import Fasta
-from veff.io.vcf import VcfReader, count_alleles
-from veff.io.vcf_regions import RegionSet
-from veff.models import Model, WindowRequest, cpu_threads, load_model, sanitize_name
-from veff.scoring.apply import score_predictions
-from veff.scoring.registry import ScoreJob, resolve_score_jobs
+from veff.engine.progress import DEFAULT_INTERVAL
+from veff.models import cpu_threads
+from veff.run.hooks import LocalHook, ShardHook
+from veff.run.options import RunOptions
+from veff.run.stages import ChunkWriter, Predictor, Scorer, log_setup, open_sinks, open_sources, plan_run
+from veff.run.summary import Summary, Tally
 from veff.scoring.tracks import Aggregation
-from veff.types import SCORED_STATUSES, Status, Variant
 from veff.variants.regions import Centering
-from veff.variants.windows import DEFAULT_MAX_INDEL_LENGTH, WindowBuilder, WindowSet
+from veff.variants.windows import DEFAULT_MAX_INDEL_LENGTH, WindowSet
 from veff.writers.predictions import PredictionCollector
-from veff.writers.seqdump import SeqDumpWriter
-from veff.writers.sink import ScoredChunk, Sink, abort_all, commit_all
-from veff.writers.summary import SummaryJson
-from veff.writers.table import open_table, table_format
-from veff.writers.vcf import InfoAggregate, InfoStyle, VcfWriter
+from veff.writers.sink import Sink, abort_all, commit_all
+from veff.writers.vcf import InfoAggregate, InfoStyle
 
-__all__ = ["Summary", "score_variants"]
-
-log = logging.getLogger("veff")
-summary_log = logging.getLogger("veff.summary")  # the run's one-line summary (shown by default)
-# bytes of one-hot input per chunk (with rc): about 2,600 records for 101-bp windows, 260 for 1 kb
-# ones, so that reading the next chunk overlaps this one's forward passes, and the last chunk's
-# writing (which nothing overlaps) stays short; batches do not depend on it (BatchStream)
-_MEMORY_BUDGET = 16 * 2**20
-_BACKGROUND_AFTER_SECONDS = 1.0  # forward time after which the first chunk is written in the background
-
-
-@dataclass
-class Summary:
-    """What a run did.
-
-    Attributes
-    ----------
-    records
-        VCF records read (and written).
-    alleles
-        ALT alleles seen.
-    scored
-        ALT alleles scored.
-    statuses
-        Count of ALT alleles per status.
-    seconds
-        Wall time.
-    output
-        Output path, if any.
-    timings
-        Seconds per stage: ``load_model``, ``probe_outputs``, ``forward`` (the model's calls),
-        ``write`` (scoring and writing in the main thread), ``finish_outputs`` (compressing the
-        tail, indexing, renaming), ``total``.
-    distributed
-        For a sharded run (:mod:`veff.distributed.driver`): shards, worker threads, and the seconds spent
-        planning the shards and merging their parts.
-    """
-
-    records: int = 0
-    alleles: int = 0
-    scored: int = 0
-    statuses: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-    output: str | None = None
-    distributed: dict[str, Any] | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def line(self) -> str:
-        """One-line human summary."""
-        parts = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items()))
-        rate = self.records / self.seconds if self.seconds else 0.0
-        return (
-            f"veff: {self.records} records, {self.alleles} ALT alleles, {self.scored} scored "
-            f"({parts}) in {self.seconds:.1f} s ({rate:.0f} records/s)"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return {
-            "records": self.records,
-            "alleles": self.alleles,
-            "scored": self.scored,
-            "statuses": dict(sorted(self.statuses.items())),
-            "seconds": round(self.seconds, 3),
-            "output": self.output,
-            "veff_version": __version__,
-        } | ({"distributed": self.distributed} if self.distributed is not None else {})
-
-
-def _chunks(reader: VcfReader, size: int) -> Iterator[tuple[list[Variant], list[Any]]]:
-    it = iter(reader)
-    while True:
-        block = list(islice(it, size))
-        if not block:
-            return
-        yield [v for v, _ in block], [r for _, r in block]
-
-
-def _read_chunks(reader: VcfReader, builder: WindowBuilder, chunk: int) -> Iterator[WindowSet]:
-    for variants, records in _chunks(reader, chunk):
-        yield builder.build(variants, records)
-
-
-def _run_sequences(vcf: str | os.PathLike[str], rc: bool, select: RegionSet | None) -> int | None:
-    """Sequences a small VCF's whole run predicts (None when it is not small); the same in every shard."""
-    alleles = count_alleles(vcf, 4096, select)
-    return None if alleles is None else alleles * (2 if rc else 1)
+__all__ = ["Summary", "execute", "score_variants", "stream_chunks"]
 
 
 def score_variants(
@@ -182,9 +87,11 @@ def score_variants(
     work_dir: str | os.PathLike[str] | None = None,
     shard_records: int | None = None,
     summary_json: str | os.PathLike[str] | None = None,
-    _shard: Any = None,
 ) -> Summary | dict[str, pd.DataFrame]:
     """Score the variants of a VCF with a sequence model.
+
+    The arguments become one :class:`~veff.options.RunOptions` (checked there, each bad one
+    an :class:`~veff.errors.InputError`), which :func:`execute` carries out.
 
     Parameters
     ----------
@@ -289,275 +196,119 @@ def score_variants(
     summary_json
         Also write the run summary (:meth:`Summary.to_dict`) to this JSON file; it is committed
         with the other outputs.
-    _shard
-        Internal: one shard of a sharded run, or its merge (:mod:`veff.distributed.driver`).
 
     Returns
     -------
     Summary or dict of pandas.DataFrame
     """
-    call = dict(locals())
-    t0 = time.perf_counter()
-    if dump_sequences is not None and (output is not None or table is not None or return_predictions):
-        msg = "dump_sequences runs no model: give it without an output VCF, a table or return_predictions"
-        raise InputError(msg)
-    if output is None and table is None and dump_sequences is None and not return_predictions:
-        msg = "nothing to do: give an output VCF, a table, dump_sequences or return_predictions=True"
-        raise InputError(msg)
-    if table is not None:
-        table_format(table)
-    if ref_mismatch not in ("skip", "score"):
-        msg = f"ref_mismatch must be 'skip' or 'score', got {ref_mismatch!r}"
-        raise InputError(msg)
-    if threads is not None and threads < 1:
-        msg = f"threads must be at least 1, got {threads}"
-        raise InputError(msg)
-    if batch_size is not None and batch_size < 1:
-        msg = f"batch_size must be at least 1, got {batch_size}"
-        raise InputError(msg)
-    if (
-        info_prefix is not None
-        and info_style == "veff"
-        and not re.fullmatch(r"[A-Za-z_][0-9A-Za-z_.]*", info_prefix)
-    ):
-        msg = (
-            f"info prefix {info_prefix!r} is not a valid VCF INFO key start; use letters, digits, '_' and '.'"
-        )
-        raise InputError(msg)
-    select = RegionSet.from_options(regions, regions_file)
-    if _shard is None and (client is not None or workers is not None or scheduler is not None):
-        from veff.distributed.driver import score_distributed
-
-        return score_distributed(call)
-    stages: dict[str, float] = {}
-    t_stage = time.perf_counter()
-    mdl = load_model(model, seq_length=seq_length, output_labels=output_labels, **(model_kwargs or {}))
-    stages["load_model"] = time.perf_counter() - t_stage
-    jobs = resolve_score_jobs(mdl.resolve_scores(scores), score_kwargs)
-    length = seq_length or mdl.seq_length
-    if not length:
-        msg = f"model {mdl.name!r} does not fix its input length; give seq_length (--seq-length)"
-        raise InputError(msg)
-    use_rc = mdl.default_rc if rc is None else rc
-    batch = batch_size or auto_batch_size(
-        length, _run_sequences(vcf, use_rc, select), mdl.accelerator, mdl.activation_floats(length)
-    )
-    ref = Fasta(fasta) if _shard is None else _shard.fasta(fasta)
-    restriction = BedIndex.from_bed(restriction_bed) if restriction_bed else None
-    reader = VcfReader(vcf, select=select) if _shard is None else _shard.reader(vcf)
-    reader.select = select
-    agg = Aggregation.parse(aggregate)
-    probe = probe_outputs if _shard is None else _shard.probe  # a worker probes a model once
-    t_stage = time.perf_counter()
-    spec = None if dump_sequences is not None else probe(mdl, length, offset=output_offset)
-    stages["probe_outputs"] = time.perf_counter() - t_stage
-    all_labels = [] if spec is None else spec.labels(mdl.output_labels)
-    if spec is not None:
-        spec = spec.with_rc_swap(rc_swap_tasks or mdl.declared("rc_swap_tasks"), all_labels)
-    columns = select_columns(all_labels, model_outputs) if spec is not None else None
-    labels = all_labels if columns is None else [all_labels[k] for k in columns]
-    builder = WindowBuilder(
-        ref,
-        length,
-        centering=centering or mdl.default_centering,
-        restriction=restriction,
+    opts = RunOptions(
+        model=model,
+        vcf=vcf,
+        fasta=fasta,
+        output=output,
+        scores=scores,
+        score_kwargs=score_kwargs,
+        rc=rc,
+        seq_length=seq_length,
+        restriction_bed=restriction_bed,
+        regions=regions,
+        regions_file=regions_file,
+        batch_size=batch_size,
+        threads=threads,
+        model_outputs=model_outputs,
+        output_labels=output_labels,
+        aggregate=aggregate,
+        output_offset=output_offset,
+        rc_swap_tasks=rc_swap_tasks,
+        centering=centering,
+        # a str in the signature (as it always was); RunOptions checks the value
         ref_mismatch=ref_mismatch,  # type: ignore[arg-type]
         max_indel_length=max_indel_length,
+        info_prefix=info_prefix,
+        info_style=info_style,
+        info_aggregate=info_aggregate,
+        table=table,
+        dump_sequences=dump_sequences,
+        return_predictions=return_predictions,
+        summary_json=summary_json,
+        progress=progress,
+        progress_interval=progress_interval,
+        command=command,
+        model_kwargs=model_kwargs,
+        dataloader_args=dataloader_args,
+        client=client,
+        workers=workers,
+        scheduler=scheduler,
+        work_dir=work_dir,
+        shard_records=shard_records,
     )
+    return execute(opts)
+
+
+def stream_chunks(chunks: Iterable[WindowSet], predictor: Predictor, writer: ChunkWriter) -> None:
+    """The chunk loop: predict each chunk, and write the chunks in order as their predictions arrive."""
+    pending: deque[WindowSet] = deque()  # chunks queued on the predictor, in VCF order
+    for ws in chunks:
+        predictor.submit(ws)
+        pending.append(ws)
+        while pending and predictor.ready():
+            writer.put(pending.popleft(), predictor.take())
+    predictor.flush()
+    while pending:
+        writer.put(pending.popleft(), predictor.take())
+    writer.close()
+
+
+def execute(opts: RunOptions, hook: ShardHook | None = None) -> Summary | dict[str, pd.DataFrame]:
+    """Carry out a run (see the module docstring); what :func:`score_variants` returns.
+
+    ``hook`` is the shard strategy (default :class:`LocalHook`); a sharded run (``opts.sharded``)
+    without one goes to :func:`veff.distributed.driver.score_distributed`.
+    """
+    if hook is None and opts.sharded:
+        from veff.distributed.driver import score_distributed
+
+        return score_distributed(opts)
+    strategy: ShardHook = hook or LocalHook()
+    t0 = time.perf_counter()
+    tally = Tally()
+    stages: dict[str, float] = {}
+
+    def summarise() -> Summary:
+        output = None if opts.output is None else str(opts.output)
+        summary = tally.summary(time.perf_counter() - t0, output, stages)
+        strategy.annotate(summary)
+        return summary
+
+    plan = plan_run(opts, strategy)
+    stages.update(plan.seconds)
+    sources = open_sources(opts, plan, strategy)
+    sinks: list[Sink] = []
+    bar = strategy.progress(opts, sources.reader)
+    if strategy.part is None:
+        log_setup(plan, sources.reader, opts.threads)
     writer = None
-    if output is not None:
-        default_prefix = ("KV:" if info_style == "kipoi" else "VEFF_") + sanitize_name(mdl.name)
-        writer = VcfWriter(
-            reader.vcf,
-            output,
-            scores=[j.name for j in jobs],
-            labels=labels,
-            prefix=info_prefix or default_prefix,
-            style=info_style,
-            header_lines=[
-                f"##veff_version={__version__}",
-                f"##veff_command={command or _api_command(mdl, jobs, use_rc, length)}",
-            ],
-            descriptions={j.name: j.score.description for j in jobs},
-            aggregate=info_aggregate,
-            columns=None if columns is None else columns.tolist(),
-            **(_shard.vcf_options if _shard is not None else {}),
-        )
     try:
-        table_writer = (
-            None
-            if table is None
-            else (open_table if _shard is None else _shard.open_table)(
-                table, scores=[j.name for j in jobs], labels=all_labels
-            )
-        )
-        dumper = (
-            None
-            if dump_sequences is None
-            else SeqDumpWriter(dump_sequences, model=mdl, seq_length=length, rc=use_rc)
-        )
+        sinks = open_sinks(opts, plan, sources.reader, strategy.part, summarise)
+        with cpu_threads(opts.threads):
+            predictor = Predictor(plan)
+            writer = ChunkWriter(Scorer(plan, opts.aggregation), sinks, tally, bar, predictor)
+            stream_chunks(sources.chunks, predictor, writer)
+            strategy.merge(sinks, tally)
+            stages["forward"] = predictor.forward_seconds
+            stages["write"] = writer.seconds  # in this thread; with a background writer, overlapped
+            t_finish = time.perf_counter()
+            commit_all(sinks)
+            stages["finish_outputs"] = time.perf_counter() - t_finish
     except BaseException:
         if writer is not None:
-            writer.abort()
-        raise
-    # finished in this order; the VCF first, as indexing it is what most often fails at the end
-    sinks: list[Sink] = [w for w in (writer, table_writer, dumper) if w is not None]
-    summary = Summary(output=str(output) if output else None)
-    counts: Counter[str] = Counter()
-    collector = (
-        PredictionCollector([j.name for j in jobs], labels, None if columns is None else columns.tolist())
-        if return_predictions
-        else None
-    )
-    if collector is not None:
-        sinks.append(collector)
-    if summary_json is not None:
-        sinks.append(SummaryJson(summary_json, lambda: _final(summary, counts, t0, _shard, stages).to_dict()))
-    chunk = max(16, min(4096, _MEMORY_BUDGET // (length * 16 * (4 if use_rc else 2))))
-    if _shard is None:
-        bar = progress_bar(
-            bool(progress),
-            unit="variants",
-            total=reader.indexed_records() if select is None else None,
-            size=reader.size,
-            position=reader.bytes_read,
-            interval=progress_interval,
-        )
-    else:
-        bar = _shard.progress_bar(progress)
-    if _shard is None or not _shard.part:
-        _log_setup(mdl, reader, length, batch, chunk, use_rc, threads)
-    limited = cpu_threads(threads)
-    limited.__enter__()
-    background: BackgroundWorker[tuple[WindowSet, Predictions | None]] | None = None
-    names = [j.name for j in jobs]
-    chunks: Iterator[WindowSet] = iter(())
-    try:
-        from_dataloader = mdl.window_source(
-            WindowRequest(vcf, reader, builder, chunk, fasta, dataloader_args, ref_mismatch)
-        )
-        if from_dataloader is not None and _shard is not None:
-            msg = f"model {mdl.name!r} runs its own dataloader, which is not sharded; run it in one process"
-            raise InputError(msg)
-        stream = None if spec is None else BatchStream(mdl, batch, rc=use_rc)
-        pending: deque[WindowSet] = deque()  # chunks queued on the stream, in VCF order
-
-        def emit(item: tuple[WindowSet, Predictions | None]) -> None:  # in the writer thread
-            ws, p = item
-            scored = ScoredChunk.unscored(ws, names, len(all_labels))
-            if p is not None and spec is not None and len(ws.alt_ref):
-                p = p.paired(ws.alt_ref)
-                values = score_predictions(jobs, spec, agg, p.ref, p.alt, p.ref_rc, p.alt_rc, ws.alt_geometry)
-                scored = ScoredChunk(ws, values)
-            for sink in sinks:
-                sink.write_scored(scored)
-            for sts in ws.statuses:
-                counts.update(map(str, sts))
-            summary.records += len(ws)
-            bar.update(len(ws))
-
-        emit_seconds = 0.0
-
-        def finish(ws: WindowSet) -> None:
-            # Writing moves to a background thread once the forward passes take longer than it
-            # (or, before any writing was timed, over a second): big models then write while they
-            # compute; for cheap models the thread's GIL hand-offs would cost more than they hide.
-            nonlocal background, emit_seconds
-            item = (ws, None if stream is None else take_pairs(stream))
-            if (
-                background is None
-                and stream is not None
-                and (stream.forward_seconds > (emit_seconds or _BACKGROUND_AFTER_SECONDS))
-            ):
-                background = BackgroundWorker(emit)
-            if background is not None:
-                background.put(item)
-                return
-            t = time.perf_counter()
-            emit(item)
-            emit_seconds += time.perf_counter() - t
-
-        chunks = from_dataloader or prefetch(_read_chunks(reader, builder, chunk))
-        for ws in chunks:
-            if stream is not None:
-                submit_pairs(stream, ws.ref_codes, ws.alt_codes, ws.extra_inputs, ws.alt_ref)
-            pending.append(ws)
-            while pending and (stream is None or stream.ready()):
-                finish(pending.popleft())
-        if stream is not None:
-            stream.flush()
-        while pending:
-            finish(pending.popleft())
-        if background is not None:
-            background.close()
-        if _shard is not None:  # a sharded run: the driver appends the shards' parts here
-            _shard.merge(writer, table_writer, summary, counts, collector)
-        stages["forward"] = stream.forward_seconds if stream is not None else 0.0
-        stages["write"] = emit_seconds  # in this thread; with a background writer, overlapped
-        t_stage = time.perf_counter()
-        commit_all(sinks)
-        stages["finish_outputs"] = time.perf_counter() - t_stage
-    except BaseException:
-        if background is not None:
-            background.stop()  # before the sinks go: it may be writing to them
+            writer.stop()  # before the sinks go: it may be writing to them
         abort_all(sinks)
         raise
     finally:
-        if isinstance(chunks, Generator):
-            chunks.close()  # the reader thread stops before the reader closes
-        limited.__exit__(None, None, None)
         bar.close()
-        reader.close()
-        ref.close()
-    _final(summary, counts, t0, _shard, stages)
-    if _shard is not None:
-        _shard.summary = summary
-    if _shard is None or not _shard.part:
-        log.info("timings (s): %s", ", ".join(f"{k} {v:.2f}" for k, v in summary.timings.items()))
-        summary_log.info(summary.line())
-    if collector is not None:
-        return collector.frames()
-    return summary
-
-
-def _final(
-    summary: Summary, counts: Counter[str], t0: float, shard: Any, stages: dict[str, float]
-) -> Summary:
-    """Fill in the totals and the times of a run (when it ends, or for its summary file)."""
-    summary.statuses = dict(counts)
-    summary.alleles = sum(counts.values()) - counts.get(str(Status.NO_ALT), 0)
-    summary.scored = sum(v for k, v in counts.items() if Status(k) in SCORED_STATUSES)
-    summary.seconds = time.perf_counter() - t0
-    summary.timings = {k: round(v, 3) for k, v in stages.items()} | {"total": round(summary.seconds, 3)}
-    if shard is not None and getattr(shard, "timings", None) is not None:
-        summary.distributed = shard.timings
-    return summary
-
-
-def _log_setup(
-    mdl: Model, reader: VcfReader, length: int, batch: int, chunk: int, rc: bool, threads: int | None
-) -> None:
-    """Log what the run uses (info level)."""
-    torch = sys.modules.get("torch")
-    running = threads or (torch.get_num_threads() if torch is not None else os.cpu_count())
-    log.info("model: %s (%s), window length %d, reverse complement %s", mdl.name, mdl.framework, length, rc)
-    log.info(
-        "batch size %d sequences, chunk %d records, device %s, threads %s",
-        batch,
-        chunk,
-        getattr(mdl, "device", "cpu"),
-        running,
-    )
-    log.info("input: %s", reader.path)
-
-
-def _api_command(model: Model, jobs: list[ScoreJob], rc: bool, length: int) -> str:
-    return json.dumps(
-        {
-            "api": "veff.score_variants",
-            "model": model.name,
-            "scores": [j.name for j in jobs],
-            "rc": rc,
-            "seq_length": length,
-        }
-    )
+        sources.close()
+    summary = summarise()
+    strategy.finished(summary)
+    collector = next((s for s in sinks if isinstance(s, PredictionCollector)), None)
+    return summary if collector is None else collector.frames()

@@ -23,23 +23,6 @@ from veff.errors import VeffError
 __all__ = ["score_variants_cmd"]
 
 
-def _score_choices() -> list[str]:
-    from veff.scoring.registry import SCORES, _load_plugins
-
-    _load_plugins()
-    return sorted(SCORES)
-
-
-def _model_score_labels(model: str) -> list[str]:
-    """Score labels a Kipoi model directory declares (read from its yaml), else []."""
-    path = Path(model)
-    if not (path / "model.yaml").is_file():
-        return []
-    from veff.models import describe_model
-
-    return [s for s in describe_model(path)["available_scores"] if s not in _score_choices()]
-
-
 @click.command("score-variants")
 @click.argument("model")
 @click.option(
@@ -202,11 +185,6 @@ def score_variants_cmd(**opts: Any) -> None:
         raise click.UsageError(msg)
     try:
         scores = split_list(opts["scores"])
-        choices = _score_choices() + _model_score_labels(opts["model"])
-        unknown = [s for s in scores if s not in choices]
-        if unknown:
-            msg = f"unknown score {unknown[0]!r}; choose from {', '.join(choices)}"
-            raise click.BadParameter(msg, param_hint="--scores")
         score_variants(
             opts["model"],
             opts["vcf"],

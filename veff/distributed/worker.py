@@ -1,8 +1,9 @@
 """Worker side of a sharded run (:mod:`veff.distributed.driver`): the task that scores one shard.
 
-:func:`_score_shard` is the Dask task: it scores the regions of one :class:`~veff.distributed.shards.Shard`
-with :func:`veff.score_variants` (through the ``_shard`` hook :class:`_ShardHook`) and writes the
-shard's part files (:func:`_part_paths`), which the driver merges. Each worker keeps the models
+:func:`_score_shard` is the Dask task: it scores the regions of one shard
+(:class:`~veff.distributed.shards.Shard`) with the pipeline (:func:`veff.pipeline.execute`, shard
+strategy :class:`WorkerHook`), whose outputs are the shard's part files
+(:class:`veff.writers.sink.PartFiles`), which the driver merges. Each worker keeps the models
 of the last few runs and their output probes (:class:`_WorkerState`), and each worker thread its
 FASTA (:class:`_KeptFasta`); progress goes to the driver as Dask events (:class:`_EventBar`).
 """
@@ -11,20 +12,29 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 import threading
 import time
 import uuid
 import warnings
 import weakref
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from veff.distributed.shards import Shard
+from veff.engine.batching import probe_outputs
+from veff.engine.outputs import OutputSpec
+from veff.engine.progress import ProgressBar
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader
+from veff.models import Model
+from veff.run.hooks import load_run_model
+from veff.run.options import RunOptions
+from veff.run.summary import Summary, Tally
+from veff.writers.sink import PartFiles, PartSink, Sink
+from veff.writers.table import TableFormat
 
 _PROGRESS_SECONDS = 0.5
 _MODELS_PER_WORKER = 2
@@ -35,10 +45,10 @@ class _Job:
     """What every shard task of a run shares (pickled into each task)."""
 
     token: str
-    call: dict[str, Any]  # score_variants arguments; model, client... removed
+    options: RunOptions  # the run's options; model, client, summary file... removed
     reader_path: str
     parts: str
-    table_format: str | None
+    table_format: TableFormat | None
     topic: str
 
 
@@ -47,7 +57,7 @@ class _ShardResult:
     index: int
     records: int
     statuses: dict[str, int]
-    table_rows: int
+    rows: dict[str, int]  # rows of each part file, by PartSink.part_key
     seconds: float
 
 
@@ -77,17 +87,13 @@ def _worker_state() -> _WorkerState:
         return state
 
 
-def _worker_model(token: str, call: dict[str, Any], model: Any) -> Any:
+def _worker_model(token: str, opts: RunOptions, model: Any) -> Model:
     """The run's model, loaded once per worker (the last few runs' models are kept)."""
-    from veff.models import load_model
-
     state = _worker_state()
     with state.lock:
         mdl = state.models.get(token)
         if mdl is None:
-            options = dict(call["model_kwargs"] or {})
-            options.update(seq_length=call["seq_length"], output_labels=call["output_labels"])
-            mdl = load_model(model, **options)
+            mdl = load_run_model(model, opts)
             state.models[token] = mdl
             while len(state.models) > _MODELS_PER_WORKER:
                 old, _ = state.models.popitem(last=False)
@@ -147,93 +153,66 @@ class _EventBar:
             get_worker().log_event(self.topic, {"shard": self.shard, "done": self.done})
 
 
-class _ShardHook:
-    """Worker side of :func:`veff.score_variants`'s ``_shard`` hook: read a shard, write parts."""
+class WorkerHook:
+    """One shard of a sharded run (a :class:`~veff.run.hooks.ShardHook`): read its regions, write parts."""
 
-    part = True
+    own_windows = False
 
-    def __init__(self, job: _Job, shard: Shard) -> None:
-        self.job, self.shard = job, shard
+    def __init__(self, job: _Job, shard: Shard, model: Any) -> None:
+        self.job, self.shard, self.model = job, shard, model
         self.tag = uuid.uuid4().hex
-        self.summary: Any = None
-        self.vcf_options = {"part": True, "tag": self.tag}
-        self.table: Any = None
+        self.part = PartFiles(Path(job.parts), shard.index, self.tag, job.table_format)
+        self.summary: Summary | None = None
+        self.rows: dict[str, int] = {}
 
-    def reader(self, vcf: Any) -> VcfReader:
+    def load_model(self, opts: RunOptions) -> Model:
+        """The run's model, loaded once per worker."""
+        return _worker_model(self.job.token, opts, self.model)
+
+    def reader(self, path: str | os.PathLike[str]) -> VcfReader:
+        """The records of the shard's regions."""
         return VcfReader(self.job.reader_path, regions=self.shard.regions)
 
-    def fasta(self, path: Any) -> Fasta:
+    def fasta(self, path: str | os.PathLike[str]) -> Fasta:
+        """The FASTA of this worker thread (kept open)."""
         return _worker_fasta(path)
 
-    def probe(self, mdl: Any, length: int, **kwargs: Any) -> Any:
+    def probe(self, model: Model, length: int, offset: int | None) -> OutputSpec:
         """:func:`veff.engine.batching.probe_outputs`, once per run and worker."""
-        from veff.engine.batching import probe_outputs
-
         state = _worker_state()
-        key = (self.job.token, length, *sorted(kwargs.items()))
+        key = (self.job.token, length, ("offset", offset))
         with state.lock:
             spec = state.probes.get(key)
             if spec is None:
-                spec = state.probes[key] = probe_outputs(mdl, length, **kwargs)
+                spec = state.probes[key] = probe_outputs(model, length, offset=offset)
             return spec
 
-    def open_table(self, path: Any, *, scores: Any, labels: Any) -> Any:
-        from veff.writers.table import open_table_part
-
-        fmt: Any = self.job.table_format
-        self.table = open_table_part(path, fmt, scores=scores, labels=labels, tag=self.tag)
-        return self.table
-
-    def progress_bar(self, progress: bool) -> Any:
+    def progress(self, opts: RunOptions, reader: VcfReader) -> ProgressBar:
+        """Progress reported to the driver as Dask events."""
         return _EventBar(self.job.topic, self.shard.index)
 
-    def merge(self, *args: Any) -> None:
-        pass
+    def merge(self, sinks: Sequence[Sink], tally: Tally) -> None:
+        """Note the rows of each part file (the driver appends them)."""
+        self.rows = {s.part_key: s.rows_written for s in sinks if isinstance(s, PartSink)}
 
+    def annotate(self, summary: Summary) -> None:
+        """Nothing to add."""
 
-def _part_paths(parts: str, index: int, table_format: str | None) -> dict[str, Path]:
-    """Part files of a shard.
-
-    The table part carries the table's suffix; it holds the part format of
-    :func:`veff.writers.table.open_table_part`.
-    """
-    base = Path(parts) / f"shard-{index:06d}"
-    return {
-        "vcf": Path(f"{base}.vcf"),
-        "table": Path(f"{base}.table.{table_format or 'tsv'}"),
-        "pred": Path(f"{base}.pred"),
-    }
+    def finished(self, summary: Summary) -> None:
+        """Keep the summary for the task's result."""
+        self.summary = summary
 
 
 def _score_shard(job: _Job, shard: Shard, model: Any) -> _ShardResult:
     """Dask task: score one shard into its part files."""
-    from veff.pipeline import score_variants
+    from veff.pipeline import execute
 
     t0 = time.perf_counter()
     warnings.filterwarnings("ignore", message="no intervals found", category=UserWarning)
-    paths = _part_paths(job.parts, shard.index, job.table_format)
-    hook = _ShardHook(job, shard)
-    call = dict(job.call)
-    call.update(
-        model=_worker_model(job.token, job.call, model),
-        vcf=job.reader_path,
-        output=paths["vcf"] if call["output"] is not None else None,
-        table=paths["table"] if call["table"] is not None else None,
-        progress=False,
-        command=None,
-        _shard=hook,
-    )
-    result = score_variants(**call)
-    if call["return_predictions"]:
-        frames = result if isinstance(result, dict) else {}
-        tmp = paths["pred"].with_name(f".{paths['pred'].name}.{hook.tag}")
-        with open(tmp, "wb") as fh:
-            pickle.dump(
-                {name: (list(df.index), df.to_numpy()) for name, df in frames.items()},
-                fh,
-                protocol=pickle.HIGHEST_PROTOCOL,
-            )
-        os.replace(tmp, paths["pred"])
+    hook = WorkerHook(job, shard, model)
+    execute(job.options, hook)
     summary = hook.summary
-    rows = hook.table.rows_written if hook.table is not None else 0
-    return _ShardResult(shard.index, summary.records, dict(summary.statuses), rows, time.perf_counter() - t0)
+    assert summary is not None
+    return _ShardResult(
+        shard.index, summary.records, dict(summary.statuses), hook.rows, time.perf_counter() - t0
+    )

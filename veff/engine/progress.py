@@ -12,11 +12,23 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
-__all__ = ["DEFAULT_INTERVAL", "Progress", "progress_bar"]
+__all__ = ["DEFAULT_INTERVAL", "Progress", "ProgressBar", "progress_bar"]
 
 DEFAULT_INTERVAL = 10.0  # seconds between plain progress lines
+
+
+class ProgressBar(Protocol):
+    """What the pipeline asks of a progress bar (:class:`Progress` and the stand-ins)."""
+
+    def update(self, n: int) -> Any:
+        """Count ``n`` more."""
+        ...
+
+    def close(self) -> Any:
+        """End the bar."""
+        ...
 
 
 class _NoBar:

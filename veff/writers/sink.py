@@ -19,16 +19,19 @@ docs/outputs.md).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 if TYPE_CHECKING:
     from veff.variants.windows import WindowSet
+    from veff.writers.table import TableFormat
 
-__all__ = ["ScoredChunk", "Sink", "abort_all", "commit_all"]
+__all__ = ["PartFiles", "PartSink", "ScoredChunk", "Sink", "abort_all", "commit_all"]
 
 log = logging.getLogger("veff")
 
@@ -86,6 +89,63 @@ class Sink(Protocol):
     def abort(self) -> None:
         """Remove the temporary files (a no-op after :meth:`commit`); may be called more than once."""
         ...
+
+
+@runtime_checkable
+class PartSink(Sink, Protocol):
+    """A sink that a sharded run writes as one part file per shard and merges in shard order.
+
+    A shard opens the sink on its part file (:class:`PartFiles`); the driver opens it on the
+    output and appends each shard's part (:meth:`append_part`), so the output is byte for byte the
+    output of a run in one process.
+
+    Attributes
+    ----------
+    part_key
+        The name of its part file (:meth:`PartFiles.path`): ``vcf``, ``table`` or ``pred``.
+    rows_written
+        Rows (VCF: records) written so far; a shard reports it for each of its parts.
+    """
+
+    part_key: str
+
+    @property
+    def rows_written(self) -> int:
+        """Rows (records, for a VCF) written so far."""
+        ...
+
+    def append_part(self, path: str | os.PathLike[str], rows: int) -> None:
+        """Append the part file of one shard (``rows`` rows) to this output."""
+        ...
+
+
+@dataclass(frozen=True)
+class PartFiles:
+    """Where one shard of a sharded run writes its parts (:mod:`veff.distributed`).
+
+    Attributes
+    ----------
+    folder
+        The run's folder of part files, shared by the driver and the workers.
+    index
+        The shard's index (parts are merged in index order).
+    tag
+        Temporary-name tag of this attempt (see :class:`~veff.writers._atomic.AtomicPath`).
+    table_format
+        The format of the run's table (its part file holds rows for that format), or None.
+    """
+
+    folder: Path
+    index: int
+    tag: str = ""
+    table_format: TableFormat | None = None
+
+    def path(self, key: str) -> Path:
+        """The part file of the sink with :attr:`PartSink.part_key` ``key``."""
+        base = self.folder / f"shard-{self.index:06d}"
+        if key == "table":
+            return Path(f"{base}.table.{self.table_format or 'tsv'}")
+        return Path(f"{base}.{key}")
 
 
 def commit_all(sinks: Sequence[Sink]) -> None:

@@ -274,6 +274,8 @@ class TableWriter(AtomicOutput):
 
     #: formats whose layout follows the write calls collect rows into blocks of this many rows
     block_rows: int | None = None
+    #: the name of its part file in a sharded run (:class:`~veff.writers.sink.PartSink`)
+    part_key = "table"
 
     def __init__(
         self,

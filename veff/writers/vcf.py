@@ -371,6 +371,13 @@ class VcfWriter:
             self._flush()
         self.records_written += 1
 
+    part_key = "vcf"
+
+    @property
+    def rows_written(self) -> int:
+        """Records written so far (a :class:`~veff.writers.sink.PartSink` member)."""
+        return self.records_written
+
     def append_part(self, path: str | os.PathLike[str], records: int = 0) -> None:
         """Append the records of a part file written by a ``part=True`` writer (``records`` of them)."""
         self._flush()
