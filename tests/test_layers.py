@@ -23,6 +23,7 @@ CONTRACT = Contract(
         ["veff.engine"],
         ["veff.scoring"],
         ["veff.writers"],
+        ["veff.run"],  # a run's options, stages, shard strategy and summary
         ["veff.pipeline"],
         ["veff.mutation_map", "veff.distributed"],  # independent of each other
         ["veff.cli"],
@@ -30,7 +31,7 @@ CONTRACT = Contract(
     ],
     exceptions={
         ("veff.pipeline", "veff.distributed.driver"): (
-            "score_variants(client=/workers=/scheduler=) hands the run to the Dask driver, which "
+            "execute() hands a sharded run (client=/workers=/scheduler=) to the Dask driver, which "
             "runs the pipeline on each shard; imported inside the function only"
         ),
     },
