@@ -118,7 +118,7 @@ class LocalHook:
 
     def progress(self, opts: RunOptions, reader: VcfReader) -> ProgressBar:
         """Progress on stderr when asked: a total from the VCF's index, else estimated from bytes read."""
-        return progress_bar(  # type: ignore[no-any-return]
+        return progress_bar(
             opts.progress,
             unit="variants",
             total=reader.indexed_records() if opts.select is None else None,

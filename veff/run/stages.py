@@ -145,7 +145,13 @@ def log_setup(plan: Plan, reader: VcfReader, threads: int | None) -> None:
     mdl = plan.model
     torch = sys.modules.get("torch")
     running = threads or (torch.get_num_threads() if torch is not None else os.cpu_count())
-    log.info("model: %s (%s), window length %d, reverse complement %s", mdl.name, mdl.framework, plan.length, plan.rc)
+    log.info(
+        "model: %s (%s), window length %d, reverse complement %s",
+        mdl.name,
+        mdl.framework,
+        plan.length,
+        plan.rc,
+    )
     log.info(
         "batch size %d sequences, chunk %d records, device %s, threads %s",
         plan.batch_size,

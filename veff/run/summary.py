@@ -92,7 +92,7 @@ class Tally:
         self.records += records
 
     def summary(self, seconds: float, output: str | None, stages: dict[str, float] | None = None) -> Summary:
-        """The :class:`Summary` of these counts (``stages``: seconds per stage, see :attr:`Summary.timings`)."""
+        """The :class:`Summary` of these counts (``stages``: seconds per stage, :attr:`Summary.timings`)."""
         counts = self.statuses
         return Summary(
             records=self.records,
