@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 from click.testing import CliRunner
-from conftest import E2, EXAMPLE, HG19, base, other, write_vcf
+from helpers import E2, EXAMPLE, HG19, base, other, write_vcf
 from toy_models import TwoOutputModel
 
 import veff
