@@ -1,5 +1,6 @@
-"""The engine: model batches, output structure, background threads and progress.
+"""The engine: running windows through a model in batches, and what a run needs around that.
 
-The engine: batches through the model (:mod:`.batching`), output structure (:mod:`.outputs`),
-background threads (:mod:`.threads`) and progress bars (:mod:`.progress`).
+Batches through the model and output probing (:mod:`.batching`), output structure
+(:mod:`.outputs`), background threads (:mod:`.threads`), progress (:mod:`.progress`) and
+describing a loaded model (:mod:`.describe`).
 """
