@@ -91,7 +91,7 @@ def test_a_table_that_fails_after_the_vcf_is_complete_replaces_nothing(
             raise OSError("cannot close")
 
         monkeypatch.setattr("veff.writers._table_parquet.ParquetWriter._finish", broken_close)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(veff.OutputError, match=r"^cannot write \S*t\.parquet: No space left on device$"):
         veff.score_variants(
             _model(), vcf, genome, paths["vcf"], table=paths["table"], summary_json=paths["summary"]
         )
@@ -132,6 +132,7 @@ def test_cli_summary_json_is_an_output_of_the_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(TableWriter, "finish", failing)
     res = CliRunner().invoke(main, args)
-    assert res.exit_code != 0
+    assert res.exit_code == 1
+    assert res.output == f"veff: error: cannot write {table}: Read-only file system\n"
     assert summary.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e2.tsv", "e2.vcf.gz", "e2.vcf.gz.tbi", "s.json"]

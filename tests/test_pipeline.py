@@ -346,7 +346,7 @@ def test_a_failure_while_writing_in_the_background_leaves_no_output(genome, tmp_
         real(*args)
 
     monkeypatch.setattr(VcfWriter, "write_scored", failing)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(veff.OutputError, match=r"cannot write \S*o\.vcf\.gz: disk full"):
         veff.score_variants(_model(_SlowGC(11), 11), vcf, genome, tmp_path / "o.vcf.gz", batch_size=8)
     assert calls[0] == "MainThread" and calls[2] == "veff-writer"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["genome.fa", "genome.fa.fai", "in.vcf"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from veff._version import __version__
 from veff.engine.describe import describe_model
-from veff.errors import InputError, ModelError, VeffError, VeffWarning
+from veff.errors import InputError, ModelError, OutputError, VeffError, VeffWarning
 from veff.models import Model, load_model
 from veff.mutation_map.compute import MutationMap, load_mutation_map
 from veff.pipeline import Summary, score_variants
@@ -21,6 +21,7 @@ __all__ = [
     "Model",
     "MutationMap",
     "ModelError",
+    "OutputError",
     "Region",
     "Score",
     "Status",

@@ -6,7 +6,7 @@ one line on stderr and a non-zero exit code, never a traceback.
 
 from __future__ import annotations
 
-__all__ = ["InputError", "ModelError", "VeffError", "VeffWarning"]
+__all__ = ["InputError", "ModelError", "OutputError", "VeffError", "VeffWarning"]
 
 
 class VeffError(ValueError):
@@ -19,6 +19,10 @@ class InputError(VeffError):
 
 class ModelError(VeffError):
     """A model cannot be loaded or does not behave as veff expects."""
+
+
+class OutputError(VeffError):
+    """An output cannot be written (full disk, read-only file system, ...): ``cannot write OUT: why``."""
 
 
 class VeffWarning(UserWarning):

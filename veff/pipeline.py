@@ -42,9 +42,10 @@ from veff.variants.regions import Centering
 from veff.variants.windows import DEFAULT_MAX_INDEL_LENGTH, WindowSet
 from veff.writers.predictions import PredictionCollector
 from veff.writers.sink import Sink, abort_all, commit_all
+from veff.writers.targets import check_outputs
 from veff.writers.vcf import InfoAggregate, InfoStyle
 
-__all__ = ["Summary", "execute", "score_variants", "stream_chunks"]
+__all__ = ["Summary", "check_run_outputs", "execute", "score_variants", "stream_chunks"]
 
 
 def score_variants(
@@ -259,12 +260,33 @@ def stream_chunks(chunks: Iterable[WindowSet], predictor: Predictor, writer: Chu
     writer.close()
 
 
+def check_run_outputs(opts: RunOptions) -> None:
+    """Refuse a run's outputs before any work (see :func:`veff.writers.targets.check_outputs`)."""
+    check_outputs(
+        {
+            "the output VCF": opts.output,
+            "the table": opts.table,
+            "the sequence dump": opts.dump_sequences,
+            "the summary JSON": opts.summary_json,
+        },
+        {
+            "the input VCF": opts.vcf,
+            "the FASTA": opts.fasta,
+            "the restriction BED": opts.restriction_bed,
+            "the regions file": opts.regions_file,
+        },
+        files_only=("the sequence dump",),
+    )
+
+
 def execute(opts: RunOptions, hook: ShardHook | None = None) -> Summary | dict[str, pd.DataFrame]:
     """Carry out a run (see the module docstring); what :func:`score_variants` returns.
 
     ``hook`` is the shard strategy (default :class:`LocalHook`); a sharded run (``opts.sharded``)
     without one goes to :func:`veff.distributed.driver.score_distributed`.
     """
+    if hook is None:  # a run of its own (not a shard, not the merge of a sharded run)
+        check_run_outputs(opts)
     if hook is None and opts.sharded:
         from veff.distributed.driver import score_distributed
 

@@ -3,7 +3,8 @@
 Every error ends a command with one line on stderr, ``veff: error: MESSAGE``: exit status 2 for
 a command line click cannot parse (an unknown option, a bad option value; the line then says
 which ``-h`` to read), 1 for everything veff finds wrong with the input, the model or the
-outputs (:class:`~veff.errors.VeffError`, see :func:`veff.cli.options.fail`), 130 for Ctrl-C.
+outputs (:class:`~veff.errors.VeffError`, see :func:`veff.cli.options.fail`), 130 for Ctrl-C,
+143 for SIGTERM (:func:`veff.cli.options.interrupted`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import click
 from veff._version import __version__
 from veff.cli.models import models
 from veff.cli.mutation_map import create_mutation_map_cmd, plot_mutation_map_cmd
-from veff.cli.options import setup_logging
+from veff.cli.options import interrupted, on_sigterm, quiet_h5py_cleanup, setup_logging
 from veff.cli.score import score_variants_cmd
 
 __all__ = ["main"]
@@ -45,10 +46,20 @@ class _Group(click.Group):
         except click.ClickException as exc:
             click.echo(f"veff: error: {_one_line(exc.format_message())}", err=True)
             sys.exit(exc.exit_code)
-        except click.Abort:
-            click.echo("veff: interrupted", err=True)
-            sys.exit(130)
+        except click.Abort as exc:
+            interrupted(
+                exc.__cause__ if isinstance(exc.__cause__, KeyboardInterrupt) else KeyboardInterrupt()
+            )
         sys.exit(code if isinstance(code, int) else 0)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; Ctrl-C and SIGTERM end it with one line (before click adds its own)."""
+        on_sigterm()
+        quiet_h5py_cleanup()
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            interrupted(exc)
 
 
 def _one_line(text: str) -> str:

@@ -6,14 +6,14 @@ The commands are plain click commands that :mod:`veff.cli.main` registers on its
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from veff.cli.options import fail, parse_json_list, profile_options, split_list, weights_options
+from veff.cli.options import fail, interrupted, parse_json_list, profile_options, split_list, weights_options
 from veff.errors import InputError, VeffError
+from veff.writers.targets import check_outputs, writing
 
 __all__ = ["create_mutation_map_cmd", "parse_region", "plot_mutation_map_cmd"]
 
@@ -141,6 +141,15 @@ def create_mutation_map_cmd(**opts: Any) -> None:
             msg = "give exactly one of --regions FILE and --region chrom:start-end"
             raise InputError(msg)
         region = parse_region(opts["region"]) if opts["region"] else None
+        check_outputs(
+            {"the mutation map (-o)": opts["output"]},
+            {
+                "the FASTA": opts["fasta"],
+                "the regions file": opts["regions"],
+                "the annotation VCF": opts["annotation_vcf"],
+            },
+            files_only=("the mutation map (-o)",),
+        )
         score_kwargs = parse_json_list(opts["score_kwargs"], "--score-kwargs") or None
         mm = MutationMap(
             opts["model"],
@@ -168,7 +177,7 @@ def create_mutation_map_cmd(**opts: Any) -> None:
                 "device": opts["device"],
             },
         )
-        with mm:
+        with mm, writing(opts["output"]):
             if region is not None:
                 result = mm.query_region(*region, output=opts["output"], variants=opts["annotation_vcf"])
             elif _is_vcf(opts["regions"]):
@@ -177,9 +186,8 @@ def create_mutation_map_cmd(**opts: Any) -> None:
                 result = mm.query_bed(opts["regions"], output=opts["output"], variants=opts["annotation_vcf"])
     except (VeffError, click.BadParameter) as exc:
         fail(exc)
-    except KeyboardInterrupt:
-        click.echo("veff: interrupted; no output written", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        interrupted(exc)
     if not opts["quiet"]:
         click.echo(
             f"veff: {len(result.entries)} windows x {mm.length} bp, scores "
@@ -227,6 +235,7 @@ def plot_mutation_map_cmd(**opts: Any) -> None:
         if opts["output"].suffix.lower() not in (".png", ".pdf", ".svg"):
             msg = f"{opts['output']}: unsupported figure format; use .png, .pdf or .svg"
             raise InputError(msg)
+        check_outputs({"the figure (-o)": opts["output"]}, {"the mutation map": opts["mutation_map"]})
         import matplotlib
 
         matplotlib.use("Agg")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -14,11 +16,15 @@ from typing import Any, NoReturn, TextIO, TypeVar
 import click
 
 __all__ = [
+    "Terminated",
     "command_line",
     "fail",
     "log_options",
+    "interrupted",
+    "on_sigterm",
     "parse_json_list",
     "profile_options",
+    "quiet_h5py_cleanup",
     "quiet_htslib",
     "setup_logging",
     "split_list",
@@ -103,6 +109,61 @@ def fail(exc: Exception) -> NoReturn:
     """Print ``veff: error: <exc>`` on stderr, as one line, and exit with code 1."""
     click.echo(f"veff: error: {' '.join(str(exc).split())}", err=True)
     sys.exit(1)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, SLURM's ``scancel``): raised in the main thread, and handled as Ctrl-C is."""
+
+
+def on_sigterm() -> None:
+    """Make SIGTERM end a command as Ctrl-C does: every output is aborted, every temp file removed.
+
+    The first SIGTERM raises :class:`Terminated` where the main thread is; later ones are ignored
+    while the run cleans up (a scheduler's SIGKILL still ends it).
+    """
+
+    def handler(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
+def quiet_h5py_cleanup() -> None:
+    """Drop h5py's reports of errors while freeing its objects (after a failed write).
+
+    When a disk fills while h5py writes, every h5py object freed afterwards reports the same
+    failed write again on stderr (a traceback, then "Exception ignored in ... __dealloc__"); veff
+    has reported it once, as ``cannot write OUT: ...``.
+    """
+    previous_unraisable, previous_except = sys.unraisablehook, sys.excepthook
+
+    def from_h5py_dealloc(tb: Any) -> bool:
+        while tb is not None:
+            if "h5py" in tb.tb_frame.f_code.co_filename and "dealloc" in tb.tb_frame.f_code.co_name:
+                return True
+            tb = tb.tb_next
+        return False
+
+    def unraisable(args: Any) -> None:
+        if "h5py" not in str(getattr(args, "object", "")):
+            previous_unraisable(args)
+
+    def excepthook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        if not from_h5py_dealloc(tb):
+            previous_except(kind, value, tb)
+
+    sys.unraisablehook, sys.excepthook = unraisable, excepthook
+
+
+def interrupted(exc: KeyboardInterrupt) -> NoReturn:
+    """End a command stopped by Ctrl-C (exit status 130) or SIGTERM (143) with one line."""
+    if isinstance(exc, Terminated):
+        click.echo("veff: terminated; no output written", err=True)
+        sys.exit(143)
+    click.echo("veff: interrupted; no output written", err=True)
+    sys.exit(130)
 
 
 # options that change how a run is carried out, not its output (a sharded run writes the same bytes)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import click
 from veff.cli.options import (
     command_line,
     fail,
+    interrupted,
     log_options,
     parse_json_list,
     profile_options,
@@ -232,6 +232,5 @@ def score_variants_cmd(**opts: Any) -> None:
         )
     except VeffError as exc:
         fail(exc)
-    except KeyboardInterrupt:
-        click.echo("veff: interrupted; no output written", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        interrupted(exc)

@@ -72,6 +72,7 @@ from veff.run.options import RunOptions
 from veff.run.summary import Summary, Tally
 from veff.writers.sink import PartFiles, PartSink, Sink
 from veff.writers.table import table_format
+from veff.writers.targets import writing
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -256,7 +257,8 @@ class DriverHook:
         for sink in sinks:
             if isinstance(sink, PartSink):
                 path = part.path(sink.part_key)
-                sink.append_part(path, res.rows.get(sink.part_key, 0))
+                with writing(getattr(sink, "path", None)):
+                    sink.append_part(path, res.rows.get(sink.part_key, 0))
                 path.unlink()
         tally.add_part(res.records, res.statuses)
         self.records += res.records
@@ -306,9 +308,10 @@ def score_distributed(opts: RunOptions) -> Summary | dict[str, pd.DataFrame]:
             msg = f"{out}: output folder {Path(out).parent} does not exist"
             raise InputError(msg)
     Fasta(opts.fasta).close()  # its index is built here, once, not by every worker at once
-    with _connect(opts) as client:
-        work = Path(tempfile.mkdtemp(prefix=".veff-work-", dir=root))
-        try:
+    work: Path | None = None
+    try:
+        with _connect(opts) as client:
+            work = Path(tempfile.mkdtemp(prefix=".veff-work-", dir=root))
             model_ref = opts.model
             if not isinstance(model_ref, str):
                 model_ref = client.scatter(model_ref, broadcast=True, hash=False)
@@ -318,7 +321,8 @@ def score_distributed(opts: RunOptions) -> Summary | dict[str, pd.DataFrame]:
                 return execute(opts, hook)
             finally:
                 hook.stop()
-        finally:
+    finally:  # after the local cluster is closed: no worker writes there any more
+        if work is not None:
             shutil.rmtree(work, ignore_errors=True)
 
 

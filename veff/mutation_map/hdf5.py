@@ -31,6 +31,8 @@ import numpy as np
 from veff._version import __version__
 from veff.errors import InputError
 from veff.types import Variant
+from veff.writers._atomic import AtomicPath
+from veff.writers.targets import check_outputs
 
 __all__ = [
     "FORMAT",
@@ -303,25 +305,28 @@ class MutationMapWriter:
         meta: Mapping[str, Any] | None = None,
     ) -> None:
         self.path = Path(path)
-        if not self.path.parent.is_dir():
-            msg = f"{self.path}: output folder {self.path.parent} does not exist"
-            raise InputError(msg)
-        self.tmp = self.path.with_name(f".{self.path.name}.veff-tmp-{os.getpid()}")
+        check_outputs({"the mutation map": self.path}, files_only=("the mutation map",))
+        self._atomic = AtomicPath(self.path)
+        self.tmp = self._atomic.tmp
         self.scores = list(scores)
         self.n_labels = len(labels)
         self._fh = h5py.File(self.tmp, "w")
-        a = self._fh.attrs
-        a["format"] = FORMAT
-        a["format_version"] = FORMAT_VERSION
-        a["veff_version"] = __version__
-        a["model"] = model
-        a["scores"] = np.array(self.scores, dtype=object).astype(_STR)
-        a["output_labels"] = np.array(list(labels), dtype=object).astype(_STR)
-        a["alphabet"] = "ACGT"
-        a["coordinates"] = "0-based half-open"
-        for key, value in (meta or {}).items():
-            a[key] = value
-        self._entries = self._fh.create_group("entries")
+        try:
+            a = self._fh.attrs
+            a["format"] = FORMAT
+            a["format_version"] = FORMAT_VERSION
+            a["veff_version"] = __version__
+            a["model"] = model
+            a["scores"] = np.array(self.scores, dtype=object).astype(_STR)
+            a["output_labels"] = np.array(list(labels), dtype=object).astype(_STR)
+            a["alphabet"] = "ACGT"
+            a["coordinates"] = "0-based half-open"
+            for key, value in (meta or {}).items():
+                a[key] = value
+            self._entries = self._fh.create_group("entries")
+        except BaseException:
+            self.abort()
+            raise
         self.n_entries = 0
 
     def add_entry(
@@ -376,17 +381,21 @@ class MutationMapWriter:
         return g
 
     def close(self) -> None:
-        """Finish the file and move it into place."""
-        self._fh.attrs["n_entries"] = self.n_entries
-        self._fh.close()
-        os.replace(self.tmp, self.path)
+        """Finish the file and move it into place (or remove it, when finishing fails)."""
+        try:
+            self._fh.attrs["n_entries"] = self.n_entries
+            self._fh.close()
+            self._atomic.commit()
+        except BaseException:
+            self.abort()
+            raise
 
     def abort(self) -> None:
         """Close and delete the temporary file."""
         try:
             self._fh.close()
         finally:
-            self.tmp.unlink(missing_ok=True)
+            self._atomic.discard()
 
     def __enter__(self) -> MutationMapWriter:
         return self

@@ -40,6 +40,8 @@ from matplotlib.transforms import Affine2D
 from veff.errors import InputError
 from veff.mutation_map.hdf5 import MapEntry, MutationMapFile, load_mutation_map
 from veff.types import Variant
+from veff.writers._atomic import AtomicPath
+from veff.writers.targets import check_outputs, writing
 
 __all__ = ["BASE_COLORS", "MutationMapPlot", "plot_mutation_map", "select_entry"]
 
@@ -472,7 +474,12 @@ def _save(fig: Figure, output: str | os.PathLike[str], dpi: int) -> None:
     if path.suffix.lower() not in _FORMATS:
         msg = f"{path}: unsupported figure format; use one of {', '.join(_FORMATS)}"
         raise InputError(msg)
-    if not path.parent.is_dir():
-        msg = f"{path}: output folder {path.parent} does not exist"
-        raise InputError(msg)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    check_outputs({"the figure": path})
+    target = AtomicPath(path)
+    try:
+        with writing(path):
+            fig.savefig(target.tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lower()[1:])
+            target.commit()
+    except BaseException:
+        target.discard()
+        raise

@@ -41,6 +41,7 @@ from veff.writers.seqdump import SeqDumpWriter
 from veff.writers.sink import PartFiles, ScoredChunk, Sink, abort_all
 from veff.writers.summary import SummaryJson
 from veff.writers.table import open_table, open_table_part
+from veff.writers.targets import writing
 from veff.writers.vcf import VcfWriter
 
 __all__ = [
@@ -243,18 +244,23 @@ def open_sinks(
     sinks: list[Sink] = []
     try:
         if opts.output is not None:
-            sinks.append(_vcf_sink(opts, plan, template, part))
+            with writing(opts.output):
+                sinks.append(_vcf_sink(opts, plan, template, part))
         if opts.table is not None:
-            if part is None:
-                sinks.append(open_table(opts.table, scores=plan.scores, labels=plan.labels))
-            else:
-                fmt = part.table_format or "tsv"
-                path = part.path("table")
-                sinks.append(open_table_part(path, fmt, scores=plan.scores, labels=plan.labels, tag=part.tag))
+            with writing(opts.table):
+                if part is None:
+                    sinks.append(open_table(opts.table, scores=plan.scores, labels=plan.labels))
+                else:
+                    fmt = part.table_format or "tsv"
+                    path = part.path("table")
+                    sinks.append(
+                        open_table_part(path, fmt, scores=plan.scores, labels=plan.labels, tag=part.tag)
+                    )
         if opts.dump_sequences is not None:
-            sinks.append(
-                SeqDumpWriter(opts.dump_sequences, model=plan.model, seq_length=plan.length, rc=plan.rc)
-            )
+            with writing(opts.dump_sequences):
+                sinks.append(
+                    SeqDumpWriter(opts.dump_sequences, model=plan.model, seq_length=plan.length, rc=plan.rc)
+                )
         if opts.return_predictions:
             sinks.append(
                 PredictionCollector(
@@ -391,7 +397,8 @@ class ChunkWriter:
         ws, preds = item
         scored = self.scorer(ws, preds)
         for sink in self.sinks:
-            sink.write_scored(scored)
+            with writing(getattr(sink, "path", None)):
+                sink.write_scored(scored)
         self.tally.add(ws)
         self.bar.update(len(ws))
 

@@ -40,7 +40,7 @@ class TsvWriter(TableWriter):
     def _open(self) -> None:
         tmp = self._atomic.tmp
         gz = tmp.name.endswith(".gz") and not self.part
-        self._fh = TextSink(tmp, "bgzf" if gz else "none")
+        self._fh = TextSink(tmp, "bgzf" if gz else "none", append=self._atomic.stream)
         if not self.part:
             self._fh.write_text("\t".join([*META_COLUMNS, *self.value_columns]) + "\n")
 

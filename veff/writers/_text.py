@@ -51,8 +51,8 @@ class _BgzfFile:
     about 256 kB). Either way every block is compressed alone: the bytes are the same.
     """
 
-    def __init__(self, path: Path) -> None:
-        self._fh = open(path, "wb")  # noqa: SIM115  (closed in close())
+    def __init__(self, path: Path, mode: str = "wb") -> None:
+        self._fh = open(path, mode)  # noqa: SIM115  (closed in close())
         self._pool: ThreadPoolExecutor | None = None
         self._pending: deque[Future[bytes]] = deque()
         self._limit = 0
@@ -104,16 +104,21 @@ class TextSink:
         ``none``, or ``bgzf``: BGZF as htslib's bgzip lays it out (gzip members of 0xff00 bytes of
         data each, deflated by ISA-L, no time stamp, then the empty end-of-file block), which tabix
         can index and every gzip reader reads. Blocks are compressed in background threads.
+    append
+        Open ``path`` to append (a stream such as ``/dev/stdout``: what the shell put there stays).
     """
 
-    def __init__(self, path: str | os.PathLike[str], compression: Compression = "none") -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], compression: Compression = "none", *, append: bool = False
+    ) -> None:
         self.path = Path(path)
         self.compression = compression
         self._buf = bytearray()
+        mode = "ab" if append else "wb"
         if compression == "bgzf":
-            self._out: Any = _BgzfFile(self.path)
+            self._out: Any = _BgzfFile(self.path, mode)
         elif compression == "none":
-            self._out = open(self.path, "wb")  # noqa: SIM115
+            self._out = open(self.path, mode)  # noqa: SIM115
         else:
             msg = f"unknown compression {compression!r}"
             raise ValueError(msg)

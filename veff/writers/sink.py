@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
+from veff.writers.targets import writing
+
 if TYPE_CHECKING:
     from veff.variants.windows import WindowSet
     from veff.writers.table import TableFormat
@@ -156,9 +158,11 @@ def commit_all(sinks: Sequence[Sink]) -> None:
     """
     try:
         for sink in sinks:
-            sink.finish()
+            with writing(getattr(sink, "path", None)):
+                sink.finish()
         for sink in sinks:
-            sink.commit()
+            with writing(getattr(sink, "path", None)):
+                sink.commit()
     except BaseException:
         abort_all(sinks)
         raise

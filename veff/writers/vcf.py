@@ -27,6 +27,7 @@ record text of each shard to a part file (``part=True``) and streams the parts t
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from veff.errors import InputError, VeffWarning
+from veff.errors import InputError, OutputError, VeffWarning
 from veff.writers._atomic import AtomicPath
 from veff.writers._floats import format_float_rows, format_floats
 from veff.writers._text import BLOCK_BYTES, TextSink
@@ -91,9 +92,14 @@ class VcfOutput:
         self.path = Path(path)
         self._atomic = AtomicPath(self.path, tag=tag)
         self._mode = "w" if part else _mode(self.path)
+        stream = self._atomic.stream
         # BCF: the text goes to a side file first and is converted when complete
-        self._text = Path(f"{self._atomic.tmp}.vcf") if self._mode == "wb" else self._atomic.tmp
-        self._sink = TextSink(self._text, "bgzf" if self._mode == "wz" else "none")
+        self._text = self._atomic.tmp
+        if self._mode == "wb":
+            self._text = _scratch(".vcf") if stream else Path(f"{self._atomic.tmp}.vcf")
+        self._sink = TextSink(
+            self._text, "bgzf" if self._mode == "wz" else "none", append=stream and self._mode != "wb"
+        )
         self._finished = self._committed = False
         self._stale_index: Path | None = None
         if header is not None:
@@ -119,24 +125,38 @@ class VcfOutput:
         self._sink.close()
         if self._mode == "wb":
             self._to_bcf()
-        if self._mode in ("wz", "wb"):
-            import pysam
+        if self._mode in ("wz", "wb") and self._atomic.stream:
+            warnings.warn(
+                f"{self._atomic.final}: written as a stream (not a regular file), so without an index",
+                VeffWarning,
+                stacklevel=2,
+            )
+        elif self._mode in ("wz", "wb"):
+            self._index()
 
-            csi = self._mode == "wb"
-            suffix = ".csi" if csi else ".tbi"
-            try:
-                tmp = str(self._atomic.tmp)
-                pysam.tabix_index(tmp, preset="vcf", force=True, csi=csi, keep_original=True)
-                self._atomic.side_suffixes.append(suffix)
-            except OSError:  # records out of order: keep the scored output, without an index
-                Path(f"{self._atomic.tmp}{suffix}").unlink(missing_ok=True)
-                self._stale_index = Path(f"{self._atomic.final}{suffix}")
-                warnings.warn(
-                    f"{self._atomic.final}: written without an index because the input's records are not "
-                    "sorted by position (sort with `bcftools sort` and index with `bcftools index`)",
-                    VeffWarning,
-                    stacklevel=2,
-                )
+    def _index(self) -> None:
+        import pysam
+
+        csi = self._mode == "wb"
+        suffix = ".csi" if csi else ".tbi"
+        tmp = self._atomic.tmp
+        try:
+            pysam.tabix_index(str(tmp), preset="vcf", force=True, csi=csi, keep_original=True)
+            self._atomic.side_suffixes.append(suffix)
+            return
+        except OSError as exc:
+            Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+            if _records_sorted(tmp):  # then htslib could not write the index: an error
+                msg = f"cannot write {self._atomic.final}{suffix} (the index of {self._atomic.final}): {exc}"
+                raise OutputError(msg) from exc
+        # records out of order: keep the scored output, without an index
+        self._stale_index = Path(f"{self._atomic.final}{suffix}")
+        warnings.warn(
+            f"{self._atomic.final}: written without an index because the input's records are not "
+            "sorted by position (sort with `bcftools sort` and index with `bcftools index`)",
+            VeffWarning,
+            stacklevel=3,
+        )
 
     def commit(self) -> None:
         """Move the finished file (and its index) into place."""
@@ -160,8 +180,11 @@ class VcfOutput:
                 self._sink.close()
         finally:
             self._atomic.discard()
-            for stray in (self._text, Path(f"{self._atomic.tmp}.tbi"), Path(f"{self._atomic.tmp}.csi")):
-                stray.unlink(missing_ok=True)
+            if not self._atomic.stream:
+                for stray in (Path(f"{self._atomic.tmp}.tbi"), Path(f"{self._atomic.tmp}.csi")):
+                    stray.unlink(missing_ok=True)
+            if self._text != self._atomic.tmp:  # the text of a BCF, never the stream itself
+                self._text.unlink(missing_ok=True)
 
     def _to_bcf(self) -> None:
         from cyvcf2 import VCF, Writer
@@ -175,6 +198,35 @@ class VcfOutput:
         finally:
             reader.close()
         self._text.unlink()
+
+
+def _scratch(suffix: str) -> Path:
+    """A new empty file in the system's temporary folder (the text of a BCF written to a stream)."""
+    fd, name = tempfile.mkstemp(prefix="veff-", suffix=suffix)
+    os.close(fd)
+    return Path(name)
+
+
+def _records_sorted(path: Path) -> bool:
+    """Whether the records of a VCF are sorted as an index needs (each contig together, by POS)."""
+    from veff.io.vcf import VcfReader
+
+    done: set[str] = set()
+    last: tuple[str, int] | None = None
+    reader = VcfReader(path)
+    try:
+        for v, _ in reader:
+            if last is None or v.chrom != last[0]:
+                if v.chrom in done:
+                    return False
+                if last is not None:
+                    done.add(last[0])
+            elif v.pos < last[1]:
+                return False
+            last = (v.chrom, v.pos)
+    finally:
+        reader.close()
+    return True
 
 
 class VcfWriter:
