@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLE, HG19, ROOT, base, other, write_vcf
+from helpers import EXAMPLE, HG19, ROOT, base, other, write_vcf
 from toy_models import GCModel
 
 import veff
