@@ -445,3 +445,18 @@ def test_regions_give_the_same_bytes_sharded_and_keep_what_bcftools_keeps(data, 
     got = body(out1)
     assert [line.split("\t")[2] for line in got] == [line.split("\t")[2] for line in kept]
     assert any(line.split("\t")[2].startswith("s") and int(line.split("\t")[1]) < 2600 for line in got)
+
+
+def test_percentiles_and_nulls_are_the_bytes_of_one_process(data, client, tmp_path):
+    fasta, vcf = data
+    calib = tmp_path / "toy.calib.h5"
+    veff.calibrate(_model(), fasta, calib, random_snvs=300, seed=2, n_quantiles=101, **KW)
+    out1, out2 = _pair(tmp_path, "vcf.gz")
+    tab1, tab2 = _pair(tmp_path, "tsv")
+    kw = KW | {"calibration": calib, "null": "dinuc-shuffle:4", "null_seed": 3}
+    veff.score_variants(_model(), vcf, fasta, out1, table=tab1, **kw)
+    veff.score_variants(_model(), vcf, fasta, out2, table=tab2, client=client, shard_records=40, **kw)
+    _same_bytes(out1, out2)
+    _same_bytes(tab1, tab2)
+    df = veff.read_scores(tab1)
+    assert df["diff_null_p/weighted"].notna().any() and df["logit_pctl/a_frac"].notna().any()

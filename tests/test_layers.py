@@ -25,7 +25,7 @@ CONTRACT = Contract(
         ["veff.writers"],
         ["veff.run"],  # a run's options, stages, shard strategy and summary
         ["veff.pipeline"],
-        ["veff.mutation_map", "veff.distributed"],  # independent of each other
+        ["veff.mutation_map", "veff.distributed", "veff.calibrate"],  # independent of each other
         ["veff.cli"],
         ["=veff", "veff.__main__"],  # the root only re-exports; nothing inside veff imports it
     ],

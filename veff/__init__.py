@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from veff._version import __version__
+from veff.calibrate import calibrate
 from veff.engine.describe import describe_model
 from veff.errors import InputError, ModelError, OutputError, VeffError, VeffWarning
 from veff.models import Model, load_model
@@ -30,6 +31,7 @@ __all__ = [
     "VeffError",
     "VeffWarning",
     "__version__",
+    "calibrate",
     "describe_model",
     "load_model",
     "load_mutation_map",

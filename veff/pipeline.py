@@ -39,6 +39,7 @@ from veff.run.stages import ChunkWriter, Predictor, Scorer, log_setup, open_sink
 from veff.run.summary import Summary, Tally
 from veff.scoring.tracks import Aggregation
 from veff.variants.regions import Centering
+from veff.variants.shuffle import DEFAULT_NULL_CORE
 from veff.variants.windows import DEFAULT_MAX_INDEL_LENGTH, WindowSet
 from veff.writers.predictions import PredictionCollector
 from veff.writers.sink import Sink, abort_all, commit_all
@@ -88,6 +89,11 @@ def score_variants(
     work_dir: str | os.PathLike[str] | None = None,
     shard_records: int | None = None,
     summary_json: str | os.PathLike[str] | None = None,
+    calibration: str | os.PathLike[str] | None = None,
+    force_calibration: bool = False,
+    null: str | None = None,
+    null_seed: int = 0,
+    null_core: int = DEFAULT_NULL_CORE,
 ) -> Summary | dict[str, pd.DataFrame]:
     """Score the variants of a VCF with a sequence model.
 
@@ -197,6 +203,22 @@ def score_variants(
     summary_json
         Also write the run summary (:meth:`Summary.to_dict`) to this JSON file; it is committed
         with the other outputs.
+    calibration
+        A calibration file (``veff calibrate``, :func:`veff.calibrate`): add, per score ``s``,
+        ``s_pctl`` and ``s_spctl``, the percentiles of ``|s|`` and of ``s`` among its background
+        (see docs/scores.md, "Calibrated scores"). Refused when made with other options or another
+        model, unless ``force_calibration``.
+    force_calibration
+        Use a calibration made with other options (a warning lists the differences).
+    null
+        ``dinuc-shuffle:N``: also score every ALT in N dinucleotide-shuffled copies of its window
+        and add ``s_null_z`` and ``s_null_p`` (z-score, empirical two-sided p-value) per score.
+        The forward passes grow about N + 1 fold.
+    null_seed
+        Seed of the shuffles (each ALT's shuffles are seeded from it and the ALT's key).
+    null_core
+        Bases kept in place around the variant in the null windows (the REF allele with
+        ``(K-1)//2`` bases before and ``K//2`` after it; see :mod:`veff.variants.shuffle`).
 
     Returns
     -------
@@ -242,6 +264,11 @@ def score_variants(
         scheduler=scheduler,
         work_dir=work_dir,
         shard_records=shard_records,
+        calibration=calibration,
+        force_calibration=force_calibration,
+        null=null,
+        null_seed=null_seed,
+        null_core=null_core,
     )
     return execute(opts)
 
@@ -333,4 +360,10 @@ def execute(opts: RunOptions, hook: ShardHook | None = None) -> Summary | dict[s
     summary = summarise()
     strategy.finished(summary)
     collector = next((s for s in sinks if isinstance(s, PredictionCollector)), None)
-    return summary if collector is None else collector.frames()
+    if collector is None:
+        return summary
+    frames = collector.frames()
+    if opts.record_options and plan.run_options is not None:  # veff.calibrate reads them
+        for df in frames.values():
+            df.attrs["veff_run_options"] = plan.run_options
+    return frames

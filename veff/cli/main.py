@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from veff._version import __version__
+from veff.cli.calibrate import calibrate_cmd
 from veff.cli.models import models
 from veff.cli.mutation_map import create_mutation_map_cmd, plot_mutation_map_cmd
 from veff.cli.options import interrupted, on_sigterm, quiet_h5py_cleanup, setup_logging
@@ -78,6 +79,7 @@ def main() -> None:
 
 
 main.add_command(score_variants_cmd)
+main.add_command(calibrate_cmd)
 main.add_command(models)
 main.add_command(create_mutation_map_cmd)
 main.add_command(plot_mutation_map_cmd)

@@ -26,6 +26,7 @@ __all__ = [
     "profile_options",
     "quiet_h5py_cleanup",
     "quiet_htslib",
+    "scoring_kwargs",
     "setup_logging",
     "split_list",
     "trust_model_option",
@@ -103,6 +104,31 @@ def parse_json_list(values: tuple[str, ...], option: str) -> list[dict[str, Any]
             raise click.BadParameter(msg)
         out.append(obj)
     return out
+
+
+def scoring_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
+    """The scoring options shared by ``score-variants`` and ``calibrate``, as API keyword arguments."""
+    return {
+        "score_kwargs": parse_json_list(opts["score_kwargs"], "--score-kwargs") or None,
+        "rc": opts["rc"],
+        "seq_length": opts["seq_length"],
+        "batch_size": opts["batch_size"],
+        "threads": opts["threads"],
+        "output_labels": split_list(opts["output_labels"]) or None,
+        "aggregate": list(opts["aggregate"]) or None,
+        "output_offset": opts["output_offset"],
+        "rc_swap_tasks": opts["rc_swap_tasks"],
+        "centering": opts["centering"],
+        "max_indel_length": opts["max_indel_length"],
+        "model_kwargs": {
+            "input_layout": opts["input_layout"],
+            "weights": opts["weights"],
+            "random_weights": opts["random_weights"],
+            "trust_model": opts["trust_model"],
+            "device": opts["device"],
+            "precision": opts["precision"],
+        },
+    }
 
 
 def fail(exc: Exception) -> NoReturn:

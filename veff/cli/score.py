@@ -12,8 +12,8 @@ from veff.cli.options import (
     fail,
     interrupted,
     log_options,
-    parse_json_list,
     profile_options,
+    scoring_kwargs,
     setup_logging,
     split_list,
     weights_options,
@@ -133,6 +133,29 @@ __all__ = ["score_variants_cmd"]
     help="What to do with records whose REF disagrees with the FASTA.",
 )
 @click.option("--max-indel-length", type=click.IntRange(min=0), default=50, show_default=True)
+@click.option(
+    "--calibration",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Calibration file (veff calibrate): add per score S the percentiles S_pctl (of |S|) and S_spctl "
+    "(signed) among its background.",
+)
+@click.option(
+    "--force-calibration", is_flag=True, help="Use a --calibration made with other options or another model."
+)
+@click.option(
+    "--null",
+    metavar="dinuc-shuffle:N",
+    help="Also score each ALT in N dinucleotide-shuffled copies of its window: adds S_null_z and S_null_p "
+    "(empirical two-sided p-value); about N+1 times the forward passes.",
+)
+@click.option("--null-seed", type=int, default=0, show_default=True, help="Seed of the --null shuffles.")
+@click.option(
+    "--null-core",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Bases kept around the variant in --null windows (the REF allele, (K-1)//2 before, K//2 after).",
+)
 @profile_options
 @click.option("--input-layout", help='Per-sequence input layout, e.g. "4,L" or "L,1,4".')
 @weights_options
@@ -191,44 +214,31 @@ def score_variants_cmd(**opts: Any) -> None:
             opts["fasta"],
             opts["output"],
             scores=scores or None,
-            score_kwargs=parse_json_list(opts["score_kwargs"], "--score-kwargs") or None,
-            rc=opts["rc"],
-            seq_length=opts["seq_length"],
             restriction_bed=opts["restriction_bed"],
             regions=opts["regions"],
             regions_file=opts["regions_file"],
-            batch_size=opts["batch_size"],
-            threads=opts["threads"],
             model_outputs=split_list(opts["model_outputs"]) or None,
-            output_labels=split_list(opts["output_labels"]) or None,
-            aggregate=list(opts["aggregate"]) or None,
-            output_offset=opts["output_offset"],
-            rc_swap_tasks=opts["rc_swap_tasks"],
-            centering=opts["centering"],
             ref_mismatch=opts["ref_mismatch"],
-            max_indel_length=opts["max_indel_length"],
             info_prefix=opts["info_prefix"],
             info_style=opts["info_style"],
             info_aggregate=opts["info_aggregate"],
             table=opts["table"],
             dump_sequences=opts["dump_sequences"],
+            calibration=opts["calibration"],
+            force_calibration=opts["force_calibration"],
+            null=opts["null"],
+            null_seed=opts["null_seed"],
+            null_core=opts["null_core"],
             progress=not opts["quiet"],
             progress_interval=opts["progress_interval"],
             command=command_line(),
-            model_kwargs={
-                "input_layout": opts["input_layout"],
-                "weights": opts["weights"],
-                "random_weights": opts["random_weights"],
-                "trust_model": opts["trust_model"],
-                "device": opts["device"],
-                "precision": opts["precision"],
-            },
             dataloader_args=list(opts["dataloader_args"]) or None,
             workers=opts["workers"],
             scheduler=opts["scheduler"],
             work_dir=opts["work_dir"],
             shard_records=opts["shard_records"],
             summary_json=opts["summary_json"],
+            **scoring_kwargs(opts),
         )
     except VeffError as exc:
         fail(exc)

@@ -359,6 +359,7 @@ def _absolute_paths(opts: RunOptions) -> RunOptions:
         fasta=_absolute(opts.fasta),
         restriction_bed=_absolute(opts.restriction_bed),
         regions_file=_absolute(opts.regions_file),
+        calibration=_absolute(opts.calibration),
         model_kwargs=kwargs or opts.model_kwargs,
     )
 

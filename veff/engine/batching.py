@@ -105,12 +105,16 @@ class Predictions:
         Predictions of the alt windows, shape (n_alt, T...).
     ref_rc, alt_rc
         The same for the reverse complements, or None when rc is off.
+    null
+        Predictions of the null windows (``--null``), rows paired already (reference and alt null
+        window of ALT ``i``, shuffle ``k`` at row ``i * N + k``), or None.
     """
 
     ref: np.ndarray
     alt: np.ndarray
     ref_rc: np.ndarray | None = None
     alt_rc: np.ndarray | None = None
+    null: Predictions | None = None
 
     def paired(self, alt_ref: np.ndarray) -> Predictions:
         """Return predictions with the reference rows repeated to align with the ALT rows."""
@@ -119,6 +123,7 @@ class Predictions:
             self.alt,
             None if self.ref_rc is None else self.ref_rc[alt_ref],
             self.alt_rc,
+            self.null,
         )
 
     def select(self, columns: np.ndarray | None) -> Predictions:
@@ -247,6 +252,7 @@ def submit_pairs(
     alt_codes: np.ndarray,
     extra: dict[str, np.ndarray] | None = None,
     alt_ref: np.ndarray | None = None,
+    null: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
     """Queue reference and alt windows on ``stream``; :func:`take_pairs` returns their predictions.
 
@@ -257,17 +263,32 @@ def submit_pairs(
     extra, alt_ref
         Other model inputs per reference window (name -> array of shape (n_ref, ...)) and the
         reference row of each alt window (shape (n_alt,)), for models whose dataloader makes them.
+    null
+        Reference and alt null windows (each (n_alt * N, L), see
+        :func:`veff.variants.shuffle.null_windows`), predicted in the same batches; not with
+        ``extra``.
     """
     extras = None
     if extra is not None and alt_ref is not None:
         extras = [extra, {k: v[alt_ref] for k, v in extra.items()}]
+    if null is not None:
+        if extras is not None:
+            msg = "null windows cannot be scored with a dataloader's extra model inputs"
+            raise ValueError(msg)
+        stream.submit([ref_codes, alt_codes, *null])
+        return
     stream.submit([ref_codes, alt_codes], extras)
 
 
 def take_pairs(stream: BatchStream) -> Predictions:
     """The predictions of the oldest :func:`submit_pairs` submission (call when ``stream.ready()``)."""
     res = stream.take()
-    return Predictions(*res) if stream.rc else Predictions(res[0], res[1])
+    per_strand = len(res) // (2 if stream.rc else 1)
+    fwd, rev = res[:per_strand], res[per_strand:] if stream.rc else [None] * per_strand
+    null = None
+    if per_strand == 4:
+        null = Predictions(fwd[2], fwd[3], rev[2], rev[3])
+    return Predictions(fwd[0], fwd[1], rev[0], rev[1], null)
 
 
 def predict_pairs(

@@ -18,6 +18,7 @@ from veff.errors import InputError
 from veff.io.vcf_regions import RegionSet
 from veff.scoring.tracks import Aggregation
 from veff.variants.regions import Centering
+from veff.variants.shuffle import DEFAULT_NULL_CORE, parse_null
 from veff.variants.windows import DEFAULT_MAX_INDEL_LENGTH, RefMismatchPolicy
 from veff.writers.table import table_format
 from veff.writers.vcf import InfoAggregate, InfoStyle
@@ -49,8 +50,9 @@ class RunOptions:
     """The options of one run of :func:`veff.score_variants` (see its parameters for each field).
 
     Construction checks every option and raises :class:`~veff.errors.InputError` with one line
-    naming the first bad one. Two fields are derived on construction: :attr:`select` (the parsed
-    ``regions`` / ``regions_file``) and :attr:`aggregation` (the parsed ``aggregate``).
+    naming the first bad one. Three fields are derived on construction: :attr:`select` (the parsed
+    ``regions`` / ``regions_file``), :attr:`aggregation` (the parsed ``aggregate``) and
+    :attr:`n_null` (the null windows per ALT that ``null`` asks for).
 
     Examples
     --------
@@ -100,8 +102,15 @@ class RunOptions:
     scheduler: str | None = None
     work_dir: PathLike | None = None
     shard_records: int | None = None
+    calibration: PathLike | None = None
+    force_calibration: bool = False
+    null: str | None = None
+    null_seed: int = 0
+    null_core: int = DEFAULT_NULL_CORE
+    record_options: bool = False  # veff.calibrate: attach the run's checked options to the frames
     select: RegionSet | None = field(init=False, default=None, compare=False)
     aggregation: Aggregation = field(init=False, default_factory=Aggregation, compare=False)
+    n_null: int = field(init=False, default=0, compare=False)
 
     def __post_init__(self) -> None:
         self._check_outputs()
@@ -130,6 +139,11 @@ class RunOptions:
             )
             raise InputError(msg)
         self._check_sharding()
+        object.__setattr__(self, "n_null", parse_null(self.null))
+        _at_least("null_core", self.null_core, 1)
+        if self.dump_sequences is not None and (self.calibration is not None or self.n_null):
+            msg = "dump_sequences runs no model: give it without calibration or null"
+            raise InputError(msg)
         object.__setattr__(self, "aggregation", Aggregation.parse(self.aggregate))
         object.__setattr__(self, "select", RegionSet.from_options(self.regions, self.regions_file))
 

@@ -33,9 +33,12 @@ from veff.run.hooks import ShardHook
 from veff.run.options import RunOptions
 from veff.run.summary import Summary, Tally
 from veff.scoring.apply import score_predictions
+from veff.scoring.calibration import run_options
+from veff.scoring.extras import ScoreExtras
 from veff.scoring.registry import ScoreJob, resolve_score_jobs
 from veff.scoring.tracks import Aggregation
 from veff.variants.windows import WindowBuilder, WindowSet
+from veff.writers.calibration import read_calibration
 from veff.writers.predictions import PredictionCollector
 from veff.writers.seqdump import SeqDumpWriter
 from veff.writers.sink import PartFiles, ScoredChunk, Sink, abort_all
@@ -90,6 +93,12 @@ class Plan:
         Indices of the outputs the VCF and ``return_predictions`` keep (``model_outputs``); None: all.
     seconds
         Time taken to ``load_model`` and ``probe_outputs``.
+    extras
+        Columns derived from the scores: percentiles against ``calibration``, null-model
+        statistics (:mod:`veff.scoring.extras`).
+    run_options
+        The options a calibration records and checks (:func:`veff.scoring.calibration.run_options`),
+        when the run has a calibration or ``record_options``; else None.
     """
 
     model: Model
@@ -102,11 +111,13 @@ class Plan:
     labels: list[str]
     columns: list[int] | None
     seconds: dict[str, float]
+    extras: ScoreExtras
+    run_options: dict[str, object] | None = None
 
     @property
     def scores(self) -> list[str]:
-        """Score names, in order."""
-        return [j.name for j in self.jobs]
+        """Score names, in order: the run's scores, then the derived ones (:attr:`extras`)."""
+        return [j.name for j in self.jobs] + self.extras.names()
 
     @property
     def kept_labels(self) -> list[str]:
@@ -125,8 +136,12 @@ def plan_run(opts: RunOptions, hook: ShardHook) -> Plan:
         msg = f"model {mdl.name!r} does not fix its input length; give seq_length (--seq-length)"
         raise InputError(msg)
     use_rc = mdl.default_rc if opts.rc is None else opts.rc
+    run_seqs = _run_sequences(opts.vcf, use_rc, opts.select)
     batch = opts.batch_size or auto_batch_size(
-        length, _run_sequences(opts.vcf, use_rc, opts.select), mdl.accelerator, mdl.activation_floats(length)
+        length,
+        None if run_seqs is None else run_seqs * (1 + opts.n_null),  # each null adds a ref and an alt
+        mdl.accelerator,
+        mdl.activation_floats(length),
     )
     t0 = time.perf_counter()
     spec = None if opts.dump_sequences is not None else hook.probe(mdl, length, opts.output_offset)
@@ -137,8 +152,22 @@ def plan_run(opts: RunOptions, hook: ShardHook) -> Plan:
         spec = spec.with_rc_swap(opts.rc_swap_tasks or mdl.declared("rc_swap_tasks"), labels)
         selected = select_columns(labels, opts.model_outputs)
         columns = None if selected is None else selected.tolist()
-    chunk = max(16, min(4096, _MEMORY_BUDGET // (length * 16 * (4 if use_rc else 2))))
-    return Plan(mdl, jobs, length, use_rc, batch, chunk, spec, labels, columns, seconds)
+    chunk = max(16, min(4096, _MEMORY_BUDGET // (length * 16 * (4 if use_rc else 2) * (1 + opts.n_null))))
+    options, calibration = None, None
+    if spec is not None and (opts.calibration is not None or opts.record_options):
+        centring = opts.centering or mdl.default_centering
+        weights = (opts.model_kwargs or {}).get("weights")
+        options = run_options(opts.model, mdl, jobs, spec, use_rc, opts.aggregation, centring, weights)
+        if opts.calibration is not None:
+            calibration = read_calibration(opts.calibration)
+            for diff in calibration.check(
+                options, [j.name for j in jobs], labels, force=opts.force_calibration
+            ):
+                log.warning("%s: used with other options (%s)", opts.calibration, diff)
+    extras = ScoreExtras(
+        jobs, labels, calibration, opts.n_null, opts.null_seed, opts.null_core, spec, opts.aggregation
+    )
+    return Plan(mdl, jobs, length, use_rc, batch, chunk, spec, labels, columns, seconds, extras, options)
 
 
 def log_setup(plan: Plan, reader: VcfReader, threads: int | None) -> None:
@@ -292,7 +321,7 @@ def _vcf_sink(opts: RunOptions, plan: Plan, template: VcfReader, part: PartFiles
         prefix=opts.info_prefix or default_prefix,
         style=opts.info_style,
         header_lines=[f"##veff_version={__version__}", f"##veff_command={command}"],
-        descriptions={j.name: j.score.description for j in plan.jobs},
+        descriptions={j.name: j.score.description for j in plan.jobs} | plan.extras.descriptions(),
         aggregate=opts.info_aggregate,
         columns=plan.columns,
         part=part is not None,
@@ -321,11 +350,13 @@ class Predictor:
 
     def __init__(self, plan: Plan) -> None:
         self._stream = None if plan.spec is None else BatchStream(plan.model, plan.batch_size, rc=plan.rc)
+        self._extras = plan.extras
 
     def submit(self, ws: WindowSet) -> None:
-        """Queue the reference and alt windows of a chunk (full batches run at once)."""
+        """Queue the reference and alt windows of a chunk, and its null windows (full batches run at once)."""
         if self._stream is not None:
-            submit_pairs(self._stream, ws.ref_codes, ws.alt_codes, ws.extra_inputs, ws.alt_ref)
+            nulls = self._extras.null_windows(ws)
+            submit_pairs(self._stream, ws.ref_codes, ws.alt_codes, ws.extra_inputs, ws.alt_ref, nulls)
 
     def ready(self) -> bool:
         """Whether the oldest queued chunk is predicted."""
@@ -352,6 +383,7 @@ class Scorer:
     def __init__(self, plan: Plan, aggregation: Aggregation) -> None:
         self.jobs, self.spec, self.aggregation = plan.jobs, plan.spec, aggregation
         self.scores, self.n_labels = plan.scores, len(plan.labels)
+        self.extras = plan.extras
 
     def __call__(self, ws: WindowSet, preds: Predictions | None) -> ScoredChunk:
         """Score one chunk (a chunk with nothing scored gets (0, T) values for every score)."""
@@ -361,6 +393,8 @@ class Scorer:
         values = score_predictions(
             self.jobs, self.spec, self.aggregation, p.ref, p.alt, p.ref_rc, p.alt_rc, ws.alt_geometry
         )
+        if self.extras:
+            values |= self.extras.compute(values, p, ws)
         return ScoredChunk(ws, values)
 
 

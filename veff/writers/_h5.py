@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["H5Appender", "read_strings", "table_chunk_rows"]
+__all__ = ["H5Appender", "check_format", "read_strings", "table_chunk_rows"]
 
 _CHUNK_BYTES = 2**20  # target size of one HDF5 chunk
 _STRING_CHUNK_ROWS = 4096
@@ -103,3 +103,20 @@ def _as_array(data: np.ndarray | Sequence[str]) -> tuple[np.ndarray, bool]:
 def read_strings(dset: Any) -> np.ndarray:
     """Read a UTF-8 string dataset into an object array of str."""
     return np.asarray(dset.asstr()[()], dtype=object)
+
+
+def check_format(attrs: Any, path: object, fmt: str, version: str, what: str) -> None:
+    """Raise ``InputError`` unless the HDF5 ``attrs`` name format ``fmt`` at ``version``.
+
+    ``what`` names the kind of file in the message (``veff score table``).
+    """
+    from veff.errors import InputError
+
+    found = attrs.get("format")
+    if found != fmt:
+        msg = f"{path}: not a {what} (HDF5 attribute format={found!r}, expected {fmt!r})"
+        raise InputError(msg)
+    got = str(attrs.get("format_version"))
+    if got != version:
+        msg = f"{path}: {fmt} format_version {got} is not supported (expected {version})"
+        raise InputError(msg)

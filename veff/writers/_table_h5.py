@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from veff.errors import InputError
-from veff.writers._h5 import H5Appender, read_strings, table_chunk_rows
+from veff.writers._h5 import H5Appender, check_format, read_strings, table_chunk_rows
 from veff.writers.table import (
     FORMAT,
     FORMAT_VERSION,
@@ -57,14 +56,7 @@ def read_h5(path: Path) -> TableData:
     import h5py
 
     with h5py.File(path, "r") as h5:
-        fmt = h5.attrs.get("format")
-        if fmt != FORMAT:
-            msg = f"{path}: not a veff score table (HDF5 attribute format={fmt!r}, expected {FORMAT!r})"
-            raise InputError(msg)
-        version = str(h5.attrs.get("format_version"))
-        if version != FORMAT_VERSION:
-            msg = f"{path}: {FORMAT} format_version {version} is not supported (expected {FORMAT_VERSION})"
-            raise InputError(msg)
+        check_format(h5.attrs, path, FORMAT, FORMAT_VERSION, "veff score table")
         scores = [s.decode() if isinstance(s, bytes) else str(s) for s in h5.attrs["scores"]]
         labels = [str(x) for x in read_strings(h5["labels"])]
         var = h5["variants"]

@@ -1,0 +1,385 @@
+"""Calibrated scores: random SNV backgrounds, quantile grids, percentiles, refusals, null models."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from helpers import other, write_fasta
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+import veff
+from veff.calibrate import _write_vcf
+from veff.cli.main import main
+from veff.errors import InputError
+from veff.io.fasta import Fasta
+from veff.models import CallableModel, InputLayout
+from veff.scoring.calibration import percentile, quantile_grid
+from veff.scoring.nulls import null_statistics
+from veff.types import Region
+from veff.variants.background import random_snvs
+from veff.variants.shuffle import dinuc_shuffle, null_windows, parse_null
+from veff.writers.calibration import read_calibration
+
+L = 41
+_rng = np.random.default_rng(11)
+BIG = "".join(_rng.choice(list("ACGT"), 30_000))
+SMALL = "N" * 40 + "".join(_rng.choice(list("ACGT"), 3_000)) + "N" * 40
+MOTIF = "GATTACAGAT"
+
+
+class MotifModel:
+    """Two outputs: log-sum-exp over positions of two fixed random 5-mer PWM matches (continuous scores)."""
+
+    input_layout = "L,4"
+    output_labels = ("pwm1", "pwm2")
+
+    def __init__(self, seed: int = 0, scale: float = 1.0) -> None:
+        self.w = np.random.default_rng(seed).normal(size=(2, 5, 4)).astype(np.float32) * scale
+        self.seen = 0
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.seen += len(x)
+        n, length, _ = x.shape
+        out = np.zeros((n, 2), np.float32)
+        for t in range(2):
+            conv = sum(x[:, k : length - 4 + k] @ self.w[t, k] for k in range(5))
+            out[:, t] = np.log(np.exp(conv).sum(axis=1))
+        return out
+
+
+class TataModel:
+    """1 where the window contains MOTIF, else 0: a motif detector (max over positions)."""
+
+    input_layout = "L,4"
+    output_labels = ("tata",)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        codes = np.frombuffer(b"ACGT", np.uint8)[x.argmax(-1)]
+        codes[x.sum(-1) == 0] = ord("N")
+        found = [MOTIF.encode() in row.tobytes() for row in codes]
+        return np.array(found, np.float32)[:, None]
+
+
+def wrap(fn, name: str = "motif", length: int = L) -> CallableModel:
+    return CallableModel(fn, name=name, seq_length=length, layout=InputLayout.parse("L,4"))
+
+
+@pytest.fixture
+def ref(tmp_path: Path) -> Path:
+    return write_fasta(tmp_path / "ref.fa", {"chrA": BIG, "chrB": SMALL})
+
+
+def snv_vcf(path: Path, fasta: Path, n: int, seed: int) -> Path:
+    fa = Fasta(fasta)
+    try:
+        return _write_vcf(path, random_snvs(fa, n, seed=seed), fa)
+    finally:
+        fa.close()
+
+
+# ---- the math ------------------------------------------------------------------------------
+
+
+def test_percentile_interpolates_ties_mid_rank_and_clips() -> None:
+    grid = quantile_grid(np.arange(101.0), 101)
+    got = percentile(grid, np.array([-5.0, 0.0, 10.0, 10.25, 100.0, 1e9, np.nan]))
+    np.testing.assert_allclose(got[:6], [0.0, 0.0, 10.0, 10.25, 100.0, 100.0], atol=1e-4)
+    assert np.isnan(got[6])
+    # half the background is exactly 0: a 0 sits at the middle of that mass, not at its top
+    tied = quantile_grid(np.r_[np.zeros(500), np.arange(1, 501.0)], 1001)
+    assert abs(float(percentile(tied, np.array([0.0]))[0]) - 25.0) < 0.1
+
+
+def test_null_statistics_plus_one_rule_and_ties() -> None:
+    null = np.array([[[0.1], [0.2], [-0.5], [0.05]]])  # (1 ALT, 4 nulls, 1 output)
+    z, p = null_statistics(np.array([[0.3]]), null)
+    assert p[0, 0] == pytest.approx((1 + 1) / 5)  # only |-0.5| >= 0.3
+    assert z[0, 0] == pytest.approx((0.3 - null.mean()) / null.std(ddof=1), rel=1e-5)
+    z, p = null_statistics(np.zeros((1, 1)), np.zeros((1, 9, 1)))
+    assert p[0, 0] == 1.0 and np.isnan(z[0, 0])  # every null ties with the observation
+
+
+def test_parse_null() -> None:
+    assert parse_null("dinuc-shuffle:20") == 20
+    for bad in ("dinuc-shuffle:0", "shuffle:10", "dinuc-shuffle"):
+        with pytest.raises(InputError, match="dinuc-shuffle:N"):
+            parse_null(bad)
+
+
+# ---- the shuffle ---------------------------------------------------------------------------
+
+
+def _pairs(seq: bytes) -> Counter[bytes]:
+    return Counter(seq[i : i + 2] for i in range(len(seq) - 1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="ACGTN", min_size=0, max_size=120), st.integers(0, 2**32 - 1))
+def test_dinuc_shuffle_preserves_dinucleotides_exactly(seq: str, seed: int) -> None:
+    codes = np.frombuffer(seq.encode(), np.uint8)
+    out = dinuc_shuffle(np.stack([codes] * 3) if seq else codes, np.random.default_rng(seed))
+    for row in np.atleast_2d(out):
+        text = row.tobytes()
+        assert _pairs(text) == _pairs(seq.encode())
+        assert text[:1] == seq.encode()[:1] and text[-1:] == seq.encode()[-1:]
+
+
+def test_dinuc_shuffle_is_uniform_over_sequences_with_the_same_dinucleotides() -> None:
+    seq = b"ACAGTCATGA"
+    inner = (bytes(p) for p in itertools.product(b"ACGT", repeat=len(seq) - 2))
+    valid = {s for s in (seq[:1] + p + seq[-1:] for p in inner) if _pairs(s) == _pairs(seq)}
+    assert len(valid) > 3
+    draws = dinuc_shuffle(np.tile(np.frombuffer(seq, np.uint8), (6000, 1)), np.random.default_rng(3))
+    seen = Counter(row.tobytes() for row in draws)
+    assert set(seen) == valid
+    assert stats.chisquare([seen[v] for v in sorted(valid)]).pvalue > 1e-3
+
+
+@pytest.mark.parametrize(("off", "r", "a"), [(20, 1, 1), (20, 3, 1), (20, 1, 4)])
+def test_null_windows_keep_core_and_window_dinucleotides(off: int, r: int, a: int) -> None:
+    rng = np.random.default_rng(5)
+    genome = rng.choice(np.frombuffer(b"ACGT", np.uint8), 200)
+    ref = genome[:L]
+    allele = rng.choice(np.frombuffer(b"ACGT", np.uint8), a)
+    alt = np.concatenate([genome[:off], allele, genome[off + r :]])[:L]
+    nref, nalt = null_windows(ref[None], alt[None], np.array([[off, r, a]]), ["k"], 25, seed=1, core=5)
+    c0, c1 = off - 2, off + r + 2
+    extra = max(r - a, 0)  # a deletion's alt window reads bases past the window; they are shuffled too
+    flanks = np.concatenate([ref[:c0], genome[c1 : L + extra]]).tobytes()
+    for row_r, row_a in zip(nref, nalt, strict=True):
+        # the flanks, joined, keep their dinucleotides
+        joined = row_r[:c0].tobytes() + row_r[c1:].tobytes() + row_a[L - extra :].tobytes()
+        assert _pairs(joined) == _pairs(flanks)
+        assert np.array_equal(row_r[c0:c1], ref[c0:c1])
+        assert np.array_equal(row_a[:off], row_r[:off])
+        assert np.array_equal(row_a[off : off + a], allele)
+        assert np.array_equal(row_a[off + a : c1 - r + a], ref[off + r : c1])
+    assert len({row.tobytes() for row in nref}) > 20  # the backgrounds differ
+    again = null_windows(ref[None], alt[None], np.array([[off, r, a]]), ["k"], 25, seed=1, core=5)
+    assert np.array_equal(again[0], nref) and np.array_equal(again[1], nalt)
+
+
+# ---- random SNVs ---------------------------------------------------------------------------
+
+
+def test_random_snvs_uniform_over_bases_and_reproducible(ref: Path) -> None:
+    fa = Fasta(ref)
+    snvs = random_snvs(fa, 2000, seed=4)
+    assert snvs == random_snvs(fa, 2000, seed=4)
+    assert len({(s.chrom, s.pos) for s in snvs}) == 2000
+    genome = {"chrA": BIG, "chrB": SMALL}
+    assert all(genome[s.chrom][s.pos - 1] == s.ref != s.alt and s.alt in "ACGT" for s in snvs)
+    share = sum(s.chrom == "chrB" for s in snvs) / 2000  # chrB holds 3000 of 33000 bases
+    assert abs(share - 3000 / 33000) < 0.03
+    inside = random_snvs(fa, 50, seed=4, regions=[Region("chrA", 100, 200), Region("chrA", 150, 400)])
+    assert all(s.chrom == "chrA" and 100 < s.pos <= 400 for s in inside)
+    with pytest.raises(InputError, match="only 300 A/C/G/T bases inside the regions"):
+        random_snvs(fa, 301, seed=4, regions=[Region("chrA", 100, 400)])
+    fa.close()
+
+
+# ---- calibration ---------------------------------------------------------------------------
+
+
+def test_background_against_its_own_calibration_gives_uniform_percentiles(ref: Path, tmp_path: Path) -> None:
+    model = wrap(MotifModel())
+    cal = veff.calibrate(model, ref, tmp_path / "m.calib.h5", random_snvs=20_000, seed=1, rc=False)
+    assert cal.n_quantiles == 10_001 and cal.n_background == 20_000
+    own = snv_vcf(tmp_path / "own.vcf", ref, 20_000, seed=1)  # the same draw as the calibration's
+    # a fresh draw from the same distribution (small next to the calibration, whose own sampling
+    # error the one-sample test does not allow for)
+    other = snv_vcf(tmp_path / "other.vcf", ref, 1000, seed=2)
+    for vcf in (own, other):
+        out = veff.score_variants(model, vcf, ref, rc=False, calibration=cal.path, return_predictions=True)
+        for name in ("diff_pctl", "diff_spctl"):
+            for label in ("pwm1", "pwm2"):
+                pct = out[name][label].to_numpy() / 100
+                assert stats.kstest(pct, "uniform").pvalue > 0.01, (vcf.name, name, label)
+    # the percentiles track the scores: larger |diff| -> larger percentile
+    out = veff.score_variants(model, other, ref, rc=False, calibration=cal.path, return_predictions=True)
+    assert stats.spearmanr(out["diff"]["pwm1"].abs(), out["diff_pctl"]["pwm1"]).statistic > 0.999
+
+
+def test_percentiles_in_vcf_and_table_with_header_descriptions(ref: Path, tmp_path: Path) -> None:
+    model = wrap(MotifModel())
+    cal = veff.calibrate(model, ref, tmp_path / "m.calib.h5", random_snvs=500, seed=1, rc=False)
+    vcf = snv_vcf(tmp_path / "v.vcf", ref, 40, seed=9)
+    veff.score_variants(
+        model, vcf, ref, tmp_path / "o.vcf", rc=False, calibration=cal.path, table=tmp_path / "o.parquet"
+    )
+    header = (tmp_path / "o.vcf").read_text()
+    assert "percentile 0-100 of |diff| among 500 random SNVs (seed 1) of ref.fa; calibration m.calib.h5" in (
+        header
+    )
+    from_vcf, from_table = veff.read_scores(tmp_path / "o.vcf"), veff.read_scores(tmp_path / "o.parquet")
+    cols = [f"{s}/{lab}" for s in ("diff_pctl", "diff_spctl") for lab in ("pwm1", "pwm2")]
+    assert set(cols) <= set(from_vcf.columns) and set(cols) <= set(from_table.columns)
+    np.testing.assert_array_equal(from_vcf[cols].to_numpy(), from_table[cols].to_numpy())
+    direct = cal.percentiles("diff", from_table[["diff/pwm1", "diff/pwm2"]].to_numpy(), ["pwm1", "pwm2"])[0]
+    np.testing.assert_allclose(from_table[cols[:2]].to_numpy(), direct, atol=1e-5)
+
+
+def test_calibration_file_format(ref: Path, tmp_path: Path) -> None:
+    model = wrap(MotifModel())
+    veff.calibrate(model, ref, tmp_path / "m.calib.h5", random_snvs=300, seed=1, rc=False, n_quantiles=101)
+    with h5py.File(tmp_path / "m.calib.h5") as f:
+        assert f.attrs["format"] == "veff-calibration" and f.attrs["format_version"] == "1"
+        assert f["scores/diff/abs"].shape == (101, 2) and f["scores/diff/max_abs"].shape == (101,)
+        assert np.all(np.diff(f["scores/diff/signed"][()], axis=0) >= 0)
+        assert f["scores/diff/count"][()].tolist() == [300, 300]
+    cal = read_calibration(tmp_path / "m.calib.h5")
+    assert cal.options["rc"] is False and cal.options["seq_length"] == L
+    assert cal.options["model_checksum"].startswith("sha256:")
+    with h5py.File(tmp_path / "m.calib.h5", "a") as f:
+        f.attrs["format_version"] = "99"
+    with pytest.raises(InputError, match="veff-calibration format_version 99 is not supported"):
+        read_calibration(tmp_path / "m.calib.h5")
+    (tmp_path / "not.h5").write_text("hello")
+    with pytest.raises(InputError, match="not an HDF5 file"):
+        read_calibration(tmp_path / "not.h5")
+
+
+def test_mismatched_calibrations_are_refused(ref: Path, tmp_path: Path) -> None:
+    model = wrap(MotifModel())
+    cal = veff.calibrate(model, ref, tmp_path / "m.calib.h5", random_snvs=300, seed=1, rc=False).path
+    vcf = snv_vcf(tmp_path / "v.vcf", ref, 20, seed=9)
+
+    def run(m=model, **kw):
+        return veff.score_variants(m, vcf, ref, calibration=cal, return_predictions=True, **kw)
+
+    with pytest.raises(InputError, match=r"made with other options or another model \(rc=false in the"):
+        run(rc=True)
+    with pytest.raises(InputError, match="model_checksum=sha256:"):
+        run(wrap(MotifModel(seed=1)), rc=False)
+    with pytest.raises(InputError, match="aggregate="):
+        run(rc=False, aggregate="mean")
+    with pytest.raises(InputError, match="no calibration for score 'logit'"):
+        run(rc=False, scores=["diff", "logit"])
+    out = run(rc=True, force_calibration=True)  # forced: used anyway
+    assert out["diff_pctl"].notna().all().all()
+
+
+def test_model_files_are_checksummed(ref: Path, tmp_path: Path) -> None:
+    import torch
+    from toy_models import torch_gc_module
+
+    path = tmp_path / "gc.pt"
+    torch.jit.script(torch_gc_module(L)).save(str(path))
+    veff.calibrate(str(path), ref, tmp_path / "gc.calib.h5", random_snvs=100, seed=1, seq_length=L)
+    opts = read_calibration(tmp_path / "gc.calib.h5").options
+    assert opts["model_checksum_of"] == "files"
+    import hashlib
+
+    assert opts["model_checksum"] == "sha256:" + hashlib.sha256(b"gc.pt\0" + path.read_bytes()).hexdigest()
+    vcf = snv_vcf(tmp_path / "v.vcf", ref, 10, seed=9)
+    calib = tmp_path / "gc.calib.h5"
+    veff.score_variants(str(path), vcf, ref, seq_length=L, calibration=calib, return_predictions=True)
+    path.write_bytes(path.read_bytes() + b"\0")  # another model file
+    with pytest.raises(InputError, match="model_checksum"):
+        veff.score_variants(
+            str(path), vcf, ref, seq_length=L, calibration=tmp_path / "gc.calib.h5", return_predictions=True
+        )
+
+
+# ---- null models ---------------------------------------------------------------------------
+
+
+def test_sequence_blind_models_give_uniform_or_unit_null_p_values(ref: Path, tmp_path: Path) -> None:
+    vcf = snv_vcf(tmp_path / "v.vcf", ref, 400, seed=3)
+    const = wrap(lambda x: np.ones((len(x), 2), np.float32), name="const")
+    out = veff.score_variants(const, vcf, ref, rc=False, null="dinuc-shuffle:19", return_predictions=True)
+    assert (out["diff_null_p"].to_numpy() == 1.0).all()  # every null ties with diff = 0
+    assert out["diff_null_z"].isna().all().all()
+
+    rng = np.random.default_rng(0)
+    noise = wrap(lambda x: rng.normal(size=(len(x), 2)).astype(np.float32), name="noise")
+    out = veff.score_variants(noise, vcf, ref, rc=False, null="dinuc-shuffle:99", return_predictions=True)
+    p = out["diff_null_p"].to_numpy().ravel()
+    assert set(np.round(p * 100).astype(int)) <= set(range(1, 101))
+    assert stats.kstest(p, "uniform").pvalue > 0.001
+    assert abs(float(np.mean(p)) - 0.505) < 0.03
+
+
+def test_planted_motif_breaking_variant_gets_a_tiny_p_value(tmp_path: Path) -> None:
+    bg = "".join(np.random.default_rng(8).choice(list("ACGT"), 400))
+    assert MOTIF not in bg
+    genome = bg[:200] + MOTIF + bg[210:]  # GATTACAGAT at 201-210
+    fasta = write_fasta(tmp_path / "g.fa", {"chr1": genome})
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text(
+        "##fileformat=VCFv4.2\n##contig=<ID=chr1,length=400>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+        "chr1\t205\tbreak\tA\tG\t.\t.\t.\n"  # GATTACAGAT -> GATTGCAGAT
+        f"chr1\t100\tcontrol\t{genome[99]}\t{other(genome[99])}\t.\t.\t.\n"
+    )
+    out = veff.score_variants(
+        wrap(TataModel(), "tata"), vcf, fasta, rc=False, null="dinuc-shuffle:199", return_predictions=True
+    )
+    assert out["diff"].loc["chr1:205:A:G", "tata"] == -1.0
+    assert out["diff_null_p"].loc["chr1:205:A:G", "tata"] == pytest.approx(1 / 200)
+    assert out["diff_null_p"].loc[f"chr1:100:{genome[99]}:{other(genome[99])}", "tata"] == 1.0
+    assert out["diff_null_z"].loc["chr1:205:A:G", "tata"] < -5 or np.isnan(
+        out["diff_null_z"].loc["chr1:205:A:G", "tata"]
+    )
+
+
+def test_null_costs_n_plus_one_forward_passes_and_ignores_chunking(ref: Path, tmp_path: Path) -> None:
+    vcf = snv_vcf(tmp_path / "v.vcf", ref, 50, seed=3)
+    plain, nulls = MotifModel(), MotifModel()
+    base = veff.score_variants(wrap(plain), vcf, ref, rc=False, batch_size=10, return_predictions=True)
+    got = veff.score_variants(
+        wrap(nulls), vcf, ref, rc=False, batch_size=10, null="dinuc-shuffle:9", return_predictions=True
+    )
+    assert plain.seen - 1 == 100 and nulls.seen - 1 == 100 * 10  # 1 = the output probe
+    np.testing.assert_array_equal(base["diff"], got["diff"])
+    again = veff.score_variants(
+        wrap(MotifModel()), vcf, ref, rc=True, batch_size=64, null="dinuc-shuffle:9", return_predictions=True
+    )
+    other = veff.score_variants(
+        wrap(MotifModel()), vcf, ref, rc=True, batch_size=7, null="dinuc-shuffle:9", return_predictions=True
+    )
+    np.testing.assert_array_equal(again["diff_null_p"], other["diff_null_p"])
+    np.testing.assert_allclose(again["diff_null_z"], other["diff_null_z"], rtol=1e-5)
+
+
+# ---- command line --------------------------------------------------------------------------
+
+
+def test_cli_calibrate_then_score_with_percentiles_and_nulls(ref: Path, tmp_path: Path) -> None:
+    import torch
+    from toy_models import torch_gc_module
+
+    model = tmp_path / "gc.pt"
+    torch.jit.script(torch_gc_module(L)).save(str(model))
+    runner = CliRunner()
+    calib = tmp_path / "gc.calib.h5"
+    res = runner.invoke(
+        main,
+        ["calibrate", str(model), "--fasta", str(ref), "--random-snvs", "200", "--seed", "3",
+         "--seq-length", str(L), "--no-rc", "-o", str(calib), "-q"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert calib.is_file()
+    vcf = snv_vcf(tmp_path / "v.vcf", ref, 30, seed=9)
+    args = ["score-variants", str(model), "--vcf", str(vcf), "--fasta", str(ref), "--seq-length", str(L)]
+    args += ["--no-rc", "-q"]
+    res = runner.invoke(
+        main,
+        [*args, "-o", str(tmp_path / "o.vcf.gz"), "--calibration", str(calib), "--null", "dinuc-shuffle:5",
+         "--null-seed", "2", "--table", str(tmp_path / "o.tsv")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    df = veff.read_scores(tmp_path / "o.tsv")
+    assert {"diff_pctl/0", "diff_spctl/0", "diff_null_z/0", "diff_null_p/0"} <= set(df.columns)
+    assert df["diff_null_p/0"].between(1 / 6, 1).all()
+    res = runner.invoke(main, [*args, "-o", str(tmp_path / "x.vcf"), "--calibration", str(calib), "--rc"])
+    assert res.exit_code == 1
+    assert res.output.count("\n") == 1 and res.output.startswith("veff: error: ")
+    assert "--force-calibration" in res.output and not (tmp_path / "x.vcf").exists()
