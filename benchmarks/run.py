@@ -243,6 +243,43 @@ def case_tiny(n: int, tmp: Path, device: str = "cpu", precision: str = "float32"
     }
 
 
+def case_calibration(n: int, n_null: int, n_snvs: int, tmp: Path) -> dict[str, float]:
+    """``--null dinuc-shuffle:N`` against plain scoring, and ``veff calibrate`` of random SNVs, with the
+    example PyTorch model (donor_cnn, 101 bp)."""
+    model = veff.load_model(str(ROOT / "example_data" / "models" / "donor_cnn" / "donor_cnn.pt"))
+    seen = {"rows": 0}
+    forward = model.predict
+
+    def counting(x: np.ndarray, *args: object) -> np.ndarray:
+        seen["rows"] += len(x)
+        return forward(x, *args)
+
+    model.predict = counting  # type: ignore[method-assign]
+    vcf = make_vcf(tmp / "null.vcf", n, seed=7)
+    veff.score_variants(model, make_vcf(tmp / "warm3.vcf", 16), FASTA, tmp / "w3.vcf")
+    seen["rows"] = 0
+    with Timer() as plain:
+        veff.score_variants(model, vcf, FASTA, tmp / "plain.vcf.gz")
+    rows_plain, seen["rows"] = seen["rows"], 0
+    with Timer() as null:
+        veff.score_variants(model, vcf, FASTA, tmp / "null.vcf.gz", null=f"dinuc-shuffle:{n_null}")
+    rows_null = seen["rows"]
+    with Timer() as cal:
+        veff.calibrate(model, FASTA, tmp / "donor.calib.h5", random_snvs=n_snvs, seed=0)
+    return {
+        "variants": n,
+        "null_n": n_null,
+        "plain_s": plain.seconds,
+        "null_s": null.seconds,
+        "null_time_ratio": null.seconds / plain.seconds,
+        "null_sequence_ratio": rows_null / rows_plain,
+        "n_plus_1": n_null + 1,
+        "calibrate_snvs": n_snvs,
+        "calibrate_s": cal.seconds,
+        "calibrate_snvs_per_s": n_snvs / cal.seconds,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller inputs")
@@ -274,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         "6_tiny_cnn": lambda tmp: case_tiny(20_000, tmp, args.device, args.precision),
         "7_sharding": lambda tmp: case_sharding(200 if q else 1000, tmp),
         "8_vs_tangermeme": lambda tmp: case_tangermeme(deepsea_module, 256 if q else 1000, tmp, rounds),
+        "9_calibration": lambda tmp: case_calibration(200 if q else 1000, 20, 10_000 if q else 100_000, tmp),
     }
     results = {}
     with tempfile.TemporaryDirectory() as d:
