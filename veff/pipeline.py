@@ -32,6 +32,8 @@ from typing import Any
 import pandas as pd
 
 from veff.engine.progress import DEFAULT_INTERVAL
+from veff.io.contigs import check_same_build, no_shared_contig
+from veff.io.fasta import Fasta
 from veff.models import cpu_threads
 from veff.run.hooks import LocalHook, ShardHook
 from veff.run.options import RunOptions
@@ -314,6 +316,11 @@ def execute(opts: RunOptions, hook: ShardHook | None = None) -> Summary | dict[s
     """
     if hook is None:  # a run of its own (not a shard, not the merge of a sharded run)
         check_run_outputs(opts)
+        build = Fasta(opts.fasta)  # a VCF of another build than the FASTA: an error before any work
+        try:
+            check_same_build(opts.vcf, build)
+        finally:
+            build.close()
     if hook is None and opts.sharded:
         from veff.distributed.driver import score_distributed
 
@@ -344,6 +351,10 @@ def execute(opts: RunOptions, hook: ShardHook | None = None) -> Summary | dict[s
             writer = ChunkWriter(Scorer(plan, opts.aggregation), sinks, tally, bar, predictor)
             stream_chunks(sources.chunks, predictor, writer)
             strategy.merge(sinks, tally)
+            if strategy.part is None and tally.no_contig_found():
+                raise no_shared_contig(
+                    opts.vcf, tally.unknown_contigs or sources.reader.contigs, sources.fasta
+                )
             stages["forward"] = predictor.forward_seconds
             stages["write"] = writer.seconds  # in this thread; with a background writer, overlapped
             t_finish = time.perf_counter()
@@ -358,6 +369,8 @@ def execute(opts: RunOptions, hook: ShardHook | None = None) -> Summary | dict[s
         bar.close()
         sources.close()
     summary = summarise()
+    if strategy.part is None:
+        tally.warn_unscored(opts.fasta)
     strategy.finished(summary)
     collector = next((s for s in sinks if isinstance(s, PredictionCollector)), None)
     if collector is None:

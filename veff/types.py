@@ -35,7 +35,8 @@ class Variant:
     ref
         REF allele, upper case.
     alts
-        ALT alleles, as written (may hold symbolic alleles, ``*`` or be empty for ``.``).
+        ALT alleles, as written but with bases in upper case (lower-case ``acgt`` are the same
+        bases); may hold symbolic alleles, ``*`` or be empty for ``.``.
     id
         VCF ``ID`` (``"."`` when missing).
 
@@ -117,6 +118,8 @@ class Status(str, Enum):
     REF_MISMATCH_SCORED = "ref_mismatch_scored"
     REF_MISMATCH = "ref_mismatch"
     UNKNOWN_CONTIG = "unknown_contig"
+    BEYOND_CONTIG = "beyond_contig"
+    NONFINITE = "nonfinite"
     NOT_IN_REGION = "not_in_region"
     UNSUPPORTED_ALLELE = "unsupported_allele"
     INDEL_TOO_LONG = "indel_too_long"

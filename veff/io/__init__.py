@@ -1,1 +1,1 @@
-"""Readers of the files veff takes in: VCF (cyvcf2), FASTA (pysam) and BED (pybedtools)."""
+"""Readers of the files veff takes in: VCF (cyvcf2, and text lines), FASTA (pysam) and BED."""

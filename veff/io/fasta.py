@@ -7,7 +7,9 @@ half-open, as everywhere inside veff.
 
 from __future__ import annotations
 
+import bisect
 import os
+import struct
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +19,7 @@ import numpy as np
 from veff.errors import InputError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 __all__ = ["Fasta", "contig_aliases", "match_contig"]
 
@@ -55,9 +57,14 @@ def match_contig(name: str, available: Iterable[str]) -> str | None:
 
 
 def _ensure_index(path: Path) -> None:
-    """Build the ``.fai`` (and ``.gzi``) index next to ``path`` if it is missing."""
-    import pysam
+    """Make sure ``path`` has a ``.fai`` (and ``.gzi``) index that fits it; build it when needed.
 
+    A missing index is built. An index older than the FASTA is rebuilt when the folder is
+    writable; any index is then checked against the file (:func:`_stale_index`), and one that
+    does not fit (another FASTA's, or the FASTA changed since) is rebuilt when the folder is
+    writable, else an error. Without this, every record would read the wrong bases and come out
+    ``ref_mismatch``.
+    """
     with open(path, "rb") as fh:
         magic = fh.read(4)
     is_gz = magic[:2] == b"\x1f\x8b"
@@ -68,19 +75,127 @@ def _ensure_index(path: Path) -> None:
         )
         raise InputError(msg)
     needed = [Path(f"{path}.fai")] + ([Path(f"{path}.gzi")] if is_gz else [])
-    if all(p.exists() for p in needed):
+    writable = os.access(path.parent, os.W_OK)
+    if not all(p.exists() for p in needed):
+        if not writable:
+            msg = (
+                f"{path}: no FASTA index ({needed[0].name}) and the folder is not writable; "
+                f"build it with `samtools faidx {path}` in a writable copy"
+            )
+            raise InputError(msg)
+        _build_index(path, needed)
         return
-    if not os.access(path.parent, os.W_OK):
-        msg = (
-            f"{path}: no FASTA index ({needed[0].name}) and the folder is not writable; "
-            f"build it with `samtools faidx {path}` in a writable copy"
-        )
-        raise InputError(msg)
+    key = (str(path.resolve()), *(p.stat().st_mtime_ns for p in (path, *needed)))
+    if key in _CHECKED:
+        return
+    older = any(p.stat().st_mtime_ns < path.stat().st_mtime_ns for p in needed)
+    problem = "it is older than the FASTA" if older and writable else _stale_index(path, needed)
+    if problem is not None:
+        if not writable:
+            msg = (
+                f"{path}: its index {needed[0].name} does not fit the file ({problem}) and the folder "
+                f"is not writable; rebuild it with `samtools faidx {path}` in a writable copy"
+            )
+            raise InputError(msg)
+        _build_index(path, needed)
+        if _stale_index(path, needed) is not None:  # pragma: no cover (samtools' own index)
+            msg = f"{path}: the rebuilt index does not fit the file ({problem})"
+            raise InputError(msg)
+        key = (str(path.resolve()), *(p.stat().st_mtime_ns for p in (path, *needed)))
+    _CHECKED.add(key)
+
+
+_CHECKED: set[tuple[object, ...]] = set()  # (path, mtimes) of FASTA + index checked in this process
+_CHECK_CONTIGS = 100  # contigs checked at each end of a large index
+
+
+def _build_index(path: Path, needed: list[Path]) -> None:
+    """Build the index into temporary files and rename them into place (readers never see half)."""
+    import pysam
+
+    tmp = [p.with_name(f".{p.name}.{os.getpid()}.tmp") for p in needed]
+    args = ["--fai-idx", str(tmp[0])] + (["--gzi-idx", str(tmp[1])] if len(tmp) > 1 else [])
     try:
-        pysam.faidx(str(path))
+        pysam.faidx(str(path), *args)
+        for t, p in zip(tmp, needed, strict=True):
+            os.replace(t, p)
     except pysam.SamtoolsError as exc:
-        msg = f"{path}: could not index the FASTA: {str(exc).strip()}"
+        msg = f"{path}: could not index the FASTA: {' '.join(str(exc).split())}"
         raise InputError(msg) from exc
+    finally:
+        for t in tmp:
+            t.unlink(missing_ok=True)
+
+
+def _stale_index(path: Path, needed: list[Path]) -> str | None:
+    """Why the ``.fai`` (and ``.gzi``) do not fit ``path``, or None when they do.
+
+    For every contig (the first and last 100 of a larger index) the bytes the index points at
+    are read: the header line must end just before the sequence, the first line must have the
+    declared width, and the last base must be followed by the end of the line and then the next
+    ``>`` header or the end of the file. A stale index (another FASTA's, or one written before a
+    contig changed length) fails this at the first contig it shifts.
+    """
+    try:
+        entries = []
+        for line in needed[0].read_text().splitlines():
+            if line.strip():
+                cols = line.split("\t")
+                entries.append((cols[0], int(cols[1]), int(cols[2]), int(cols[3]), int(cols[4])))
+        read_at = _bgzf_reader(path, needed[1]) if len(needed) > 1 else _plain_reader(path)
+    except (OSError, ValueError, struct.error) as exc:
+        return f"unreadable index: {exc}"
+    entries.sort(key=lambda e: e[2])
+    if len(entries) > 2 * _CHECK_CONTIGS:
+        entries = entries[:_CHECK_CONTIGS] + entries[-_CHECK_CONTIGS:]
+    try:
+        for name, length, offset, bases, width in entries:
+            if length == 0:
+                continue
+            if bases < 1 or width < bases or offset < 1 or read_at(offset - 1, 1) != b"\n":
+                return f"contig {name}: its sequence does not start at offset {offset}"
+            if length > bases:
+                first = read_at(offset, width)
+                if len(first) < width or first[bases:].strip(b"\r\n") or b"\n" in first[:bases]:
+                    return f"contig {name}: its lines are not {bases} bases long"
+            last = length - 1
+            pos = offset + (last // bases) * width + last % bases
+            end = read_at(pos, width + 3)
+            if not end[:1].strip() or end[:1] == b">" or end[1:].lstrip(b"\r\n")[:1] not in (b"", b">"):
+                return f"contig {name}: its sequence is not {length} bases long"
+    except (OSError, ValueError, EOFError) as exc:
+        return f"it points past the file ({exc})"
+    return None
+
+
+def _plain_reader(path: Path) -> Callable[[int, int], bytes]:
+    def read_at(offset: int, n: int) -> bytes:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read(n)
+
+    return read_at
+
+
+def _bgzf_reader(path: Path, gzi: Path) -> Callable[[int, int], bytes]:
+    """Read uncompressed bytes of a BGZF file at an offset, through its ``.gzi`` block list."""
+    from pysam.libcbgzf import BGZFile
+
+    raw = gzi.read_bytes()
+    (count,) = struct.unpack_from("<Q", raw)
+    blocks = [(0, 0), *(struct.unpack_from("<QQ", raw, 8 + 16 * k) for k in range(count))]
+    starts = [u for _, u in blocks]
+
+    def read_at(offset: int, n: int) -> bytes:
+        c, u = blocks[bisect.bisect_right(starts, offset) - 1]
+        fh = BGZFile(str(path), "rb", index=None)
+        try:
+            fh.seek((c << 16) | (offset - u))
+            return bytes(fh.read(n))
+        finally:
+            fh.close()
+
+    return read_at
 
 
 class Fasta:

@@ -245,6 +245,8 @@ class VcfReader:
             msg = f"{self.path}: {where}: POS {f[1].decode(errors='replace')!r} is not a whole number"
             raise InputError(msg) from None
         alt = f[4]
+        if not alt.isupper() and b"<" not in alt and b"[" not in alt and b"]" not in alt:
+            alt = alt.upper()  # lower-case bases (soft-masked style) are the same bases
         return Variant(
             f[0].decode(errors="replace"),
             pos,
@@ -267,7 +269,8 @@ class VcfReader:
                     f"(data line {self.records_read + 1}): {exc}"
                 )
                 raise InputError(msg) from exc
-            yield Variant(rec.CHROM, rec.POS, rec.REF.upper(), tuple(rec.ALT), rec.ID or "."), rec
+            alts = tuple(a if a.isupper() or "<" in a or "[" in a or "]" in a else a.upper() for a in rec.ALT)
+            yield Variant(rec.CHROM, rec.POS, rec.REF.upper(), alts, rec.ID or "."), rec
 
     def close(self) -> None:
         """Close the file."""

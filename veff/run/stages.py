@@ -18,6 +18,8 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
+import numpy as np
+
 from veff._version import __version__
 from veff.engine.batching import BatchStream, Predictions, auto_batch_size, submit_pairs, take_pairs
 from veff.engine.outputs import OutputSpec, select_columns
@@ -37,6 +39,7 @@ from veff.scoring.calibration import run_options
 from veff.scoring.extras import ScoreExtras
 from veff.scoring.registry import ScoreJob, resolve_score_jobs
 from veff.scoring.tracks import Aggregation
+from veff.types import Status
 from veff.variants.windows import WindowBuilder, WindowSet
 from veff.writers.calibration import read_calibration
 from veff.writers.predictions import PredictionCollector
@@ -50,6 +53,7 @@ from veff.writers.vcf import VcfWriter
 __all__ = [
     "ChunkWriter",
     "log_setup",
+    "mark_nonfinite",
     "Plan",
     "Predictor",
     "Scorer",
@@ -390,12 +394,29 @@ class Scorer:
         if preds is None or self.spec is None or not len(ws.alt_ref):
             return ScoredChunk.unscored(ws, self.scores, self.n_labels)
         p = preds.paired(ws.alt_ref)
+        mark_nonfinite(ws, p)
         values = score_predictions(
             self.jobs, self.spec, self.aggregation, p.ref, p.alt, p.ref_rc, p.alt_rc, ws.alt_geometry
         )
         if self.extras:
             values |= self.extras.compute(values, p, ws)
         return ScoredChunk(ws, values)
+
+
+def mark_nonfinite(ws: WindowSet, p: Predictions) -> None:
+    """Give ALTs whose predictions (ref, alt or rc, any output) hold NaN or inf the status ``nonfinite``.
+
+    ``p`` is paired with the ALTs (:meth:`~veff.engine.batching.Predictions.paired`): row k belongs
+    to ``ws.alt_slot[k]``.
+    """
+    n = len(p.alt)
+    finite = np.ones(n, dtype=bool)
+    for arr in (p.ref, p.alt, p.ref_rc, p.alt_rc):
+        if arr is not None and arr.size:
+            finite &= np.isfinite(arr.reshape(n, -1)).all(axis=1)
+    for k in np.flatnonzero(~finite).tolist():
+        i, a = ws.alt_slot[k]
+        ws.statuses[int(i)][int(a)] = Status.NONFINITE
 
 
 class ChunkWriter:

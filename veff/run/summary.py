@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from veff._version import __version__
+from veff.errors import VeffWarning
 from veff.types import SCORED_STATUSES, Status
 
 if TYPE_CHECKING:
@@ -79,12 +82,46 @@ class Tally:
     def __init__(self) -> None:
         self.records = 0
         self.statuses: Counter[str] = Counter()
+        self.unknown_contigs: Counter[str] = Counter()  # records per contig the FASTA lacks (this process)
 
     def add(self, ws: WindowSet) -> None:
         """Count the records of one written chunk."""
-        for sts in ws.statuses:
+        for v, sts in zip(ws.variants, ws.statuses, strict=True):
             self.statuses.update(map(str, sts))
+            if sts and sts[0] is Status.UNKNOWN_CONTIG:
+                self.unknown_contigs[v.chrom] += 1
         self.records += len(ws)
+
+    def no_contig_found(self) -> bool:
+        """Whether every ALT of the run was on a contig the FASTA lacks (at least one was)."""
+        unknown = self.statuses.get(str(Status.UNKNOWN_CONTIG), 0)
+        return unknown > 0 and unknown + self.statuses.get(str(Status.NO_ALT), 0) == sum(
+            self.statuses.values()
+        )
+
+    def warn_unscored(self, fasta: str | os.PathLike[str]) -> None:
+        """One warning each for ALTs on contigs the FASTA lacks and for NaN/inf model outputs."""
+        unknown = self.statuses.get(str(Status.UNKNOWN_CONTIG), 0)
+        if unknown:
+            contigs = self.unknown_contigs
+            named = ", ".join(f"{c} ({n})" for c, n in contigs.most_common(4))
+            more = f" and {len(contigs) - 4} more" if len(contigs) > 4 else ""
+            records = f"{sum(contigs.values())} records, " if contigs else ""
+            where = f" on contigs {named}{more}" if named else ""
+            warnings.warn(
+                f"{unknown} ALT alleles ({records}status unknown_contig){where} are not scored: the FASTA "
+                f"{fasta} has no such contig",
+                VeffWarning,
+                stacklevel=3,
+            )
+        bad = self.statuses.get(str(Status.NONFINITE), 0)
+        if bad:
+            warnings.warn(
+                f"{bad} ALT alleles got NaN or infinite model outputs (status nonfinite); their values "
+                "are written as the model gave them",
+                VeffWarning,
+                stacklevel=3,
+            )
 
     def add_part(self, records: int, statuses: dict[str, int]) -> None:
         """Count the records of a shard's part."""

@@ -245,7 +245,11 @@ class WindowBuilder:
             return [Status.UNKNOWN_CONTIG] * len(v.alts)
         contig = self.fasta.contig(chrom)
         s, r = v.start, len(v.ref)
-        genome_ref = codes_to_str(contig[max(s, 0) : s + r]) if s >= 0 else ""
+        if s < 0 or s + r > len(contig):  # REF not (wholly) on the contig: another build, or a typo
+            return [
+                Status.NO_ALT if a == "." else allele_status(v.ref, a) or Status.BEYOND_CONTIG for a in v.alts
+            ]
+        genome_ref = codes_to_str(contig[s : s + r])
         mismatch = genome_ref != v.ref
         if mismatch and self.ref_mismatch == "skip":
             return [

@@ -42,7 +42,9 @@ class TsvWriter(TableWriter):
         gz = tmp.name.endswith(".gz") and not self.part
         self._fh = TextSink(tmp, "bgzf" if gz else "none", append=self._atomic.stream)
         if not self.part:
-            self._fh.write_text("\t".join([*META_COLUMNS, *self.value_columns]) + "\n")
+            # a label's tabs and line breaks would cut the header line: they become spaces here
+            names = [" ".join(c.replace("\t", " ").splitlines()) for c in self.value_columns]
+            self._fh.write_text("\t".join([*META_COLUMNS, *names]) + "\n")
 
     def append_part(self, path: str | os.PathLike[str], rows: int = 0) -> None:
         """Append the row text of a part file (see :meth:`TableWriter.append_part`)."""

@@ -27,6 +27,7 @@ record text of each shard to a part file (``part=True``) and streams the parts t
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -41,7 +42,16 @@ from veff.writers._floats import format_float_rows, format_floats
 from veff.writers._text import BLOCK_BYTES, TextSink
 from veff.writers.sink import ScoredChunk
 
-__all__ = ["InfoAggregate", "InfoStyle", "VcfOutput", "VcfWriter", "add_info", "format_floats", "info_tag"]
+__all__ = [
+    "InfoAggregate",
+    "InfoStyle",
+    "VcfOutput",
+    "VcfWriter",
+    "add_info",
+    "format_floats",
+    "info_tag",
+    "vcf_labels",
+]
 
 InfoStyle = Literal["veff", "kipoi"]
 InfoAggregate = Literal["max_abs"]
@@ -229,6 +239,33 @@ def _records_sorted(path: Path) -> bool:
     return True
 
 
+_NOT_IN_ENTRY = re.compile(r'[\s"|,;=\\]+')
+
+
+def vcf_labels(labels: Sequence[str]) -> list[str]:
+    """Output labels as they can stand in a VCF header Description and an INFO entry.
+
+    Runs of ``"``, ``|``, ``,``, ``;``, ``=``, backslash and whitespace (newlines included) become
+    ``_``; labels that then collide get ``_2``, ``_3``... so they stay distinct.
+
+    Examples
+    --------
+    >>> vcf_labels(["DNase|K562", 'a "b"', "x,y", "x;y", "ok"])
+    ['DNase_K562', 'a_b_', 'x_y', 'x_y_2', 'ok']
+    """
+    out: list[str] = []
+    taken: set[str] = set()
+    for label in labels:
+        safe = _NOT_IN_ENTRY.sub("_", str(label)) or "_"
+        base, k = safe, 1
+        while safe in taken:
+            k += 1
+            safe = f"{base}_{k}"
+        taken.add(safe)
+        out.append(safe)
+    return out
+
+
 class VcfWriter:
     """Write every input record with veff's INFO entries added, every other byte as the input's.
 
@@ -302,7 +339,17 @@ class VcfWriter:
         self.style = style
         self.scores = list(scores)
         self.n_labels = len(labels)
-        self.labels = list(labels)
+        self.labels = vcf_labels(labels)
+        changed = [(a, b) for a, b in zip(labels, self.labels, strict=True) if a != b]
+        if changed and not part:
+            shown = ", ".join(f"{a!r} as {b!r}" for a, b in changed[:3])
+            more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
+            warnings.warn(
+                f"{self.path}: {len(changed)} output labels hold characters a VCF INFO entry cannot "
+                f'(" | , ; = \\ whitespace); written to the VCF as {shown}{more}; tables keep the labels',
+                VeffWarning,
+                stacklevel=2,
+            )
         self.aggregate = aggregate
         self.columns = None if columns is None else np.asarray(columns, dtype=np.int64)
         self.tags = {s: info_tag(prefix, s, style) for s in self.scores}
@@ -319,7 +366,7 @@ class VcfWriter:
             )
         self._stale_bytes = frozenset(k.encode() for k in self._stale)
         self.header: str = _header_text(
-            template.raw_header, header_lines, self._info_lines(labels, descriptions or {}), self._stale
+            template.raw_header, header_lines, self._info_lines(self.labels, descriptions or {}), self._stale
         )
         self._out = VcfOutput(self.path, None if part else self.header, part=part, tag=tag)
         self._lines: list[bytes] = []
@@ -344,6 +391,7 @@ class VcfWriter:
             else:
                 number = "A"
                 desc = f"veff score {s} ({what}), one entry per ALT. Format: ALLELE|{fmt}"
+            desc = " ".join(desc.replace('"', "'").replace("\\", "/").split())  # one quoted header value
             out.append(f'##INFO=<ID={self.tags[s]},Number={number},Type=String,Description="{desc}">')
         desc = "veff scoring status, one entry per ALT. Format: ALLELE|status"
         out.append(f'##INFO=<ID={self.status_tag},Number=.,Type=String,Description="{desc}">')
