@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Literal
+from typing import Literal, NamedTuple
 
-__all__ = ["SCORED_STATUSES", "Region", "Status", "Strand", "Variant"]
+__all__ = ["SCORED_STATUSES", "Region", "RowKey", "Status", "Strand", "Variant"]
 
 Strand = Literal["+", "-", "."]
 
@@ -68,9 +68,31 @@ class Variant:
         """0-based exclusive end of the REF allele."""
         return self.pos - 1 + len(self.ref)
 
-    def key(self, alt: str) -> str:
-        """Return the variant key ``chrom:pos:ref:alt`` used to index results."""
-        return f"{self.chrom}:{self.pos}:{self.ref}:{alt}"
+    def key(self, alt: str, feature: str = "") -> str:
+        """Return the row key ``chrom:pos:ref:alt`` (``chrom:pos:ref:alt:feature`` with a feature).
+
+        Examples
+        --------
+        >>> v = Variant("chr1", 100, "A", ("C",))
+        >>> v.key("C"), v.key("C", "GENE1")
+        ('chr1:100:A:C', 'chr1:100:A:C:GENE1')
+        """
+        return f"{self.chrom}:{self.pos}:{self.ref}:{alt}" + (f":{feature}" if feature else "")
+
+
+class RowKey(NamedTuple):
+    """The key of one row of every output: a record, one of its ALT alleles, and a feature.
+
+    ``record`` is the record's index in its chunk (:class:`veff.variants.windows.WindowSet`),
+    ``alt`` the 0-based index of the ALT allele in the record. ``feature`` is ``""`` for a score
+    of the ALT as a whole (every score today); a per-feature score (per gene or transcript, as
+    SpliceAI scores each gene a variant touches) gives one row per feature of an ALT, all with
+    the ALT's windows.
+    """
+
+    record: int
+    alt: int
+    feature: str = ""
 
 
 @dataclass(frozen=True, slots=True)

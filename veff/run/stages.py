@@ -103,6 +103,11 @@ class Plan:
     run_options
         The options a calibration records and checks (:func:`veff.scoring.calibration.run_options`),
         when the run has a calibration or ``record_options``; else None.
+    features
+        Whether the rows carry a feature (:class:`~veff.types.RowKey`): a per-feature score (per
+        gene or transcript) gives an ALT one row per feature, and the sinks open with a feature
+        column. No built-in score does yet; such a score sets it here and gives its rows in
+        :meth:`Scorer.__call__` (:class:`~veff.writers.sink.ScoredChunk` ``slots`` and ``features``).
     """
 
     model: Model
@@ -117,6 +122,7 @@ class Plan:
     seconds: dict[str, float]
     extras: ScoreExtras
     run_options: dict[str, object] | None = None
+    features: bool = False
 
     @property
     def scores(self) -> list[str]:
@@ -282,12 +288,21 @@ def open_sinks(
         if opts.table is not None:
             with writing(opts.table):
                 if part is None:
-                    sinks.append(open_table(opts.table, scores=plan.scores, labels=plan.labels))
+                    sinks.append(
+                        open_table(opts.table, scores=plan.scores, labels=plan.labels, features=plan.features)
+                    )
                 else:
                     fmt = part.table_format or "tsv"
                     path = part.path("table")
                     sinks.append(
-                        open_table_part(path, fmt, scores=plan.scores, labels=plan.labels, tag=part.tag)
+                        open_table_part(
+                            path,
+                            fmt,
+                            scores=plan.scores,
+                            labels=plan.labels,
+                            features=plan.features,
+                            tag=part.tag,
+                        )
                     )
         if opts.dump_sequences is not None:
             with writing(opts.dump_sequences):
@@ -328,6 +343,7 @@ def _vcf_sink(opts: RunOptions, plan: Plan, template: VcfReader, part: PartFiles
         descriptions={j.name: j.score.description for j in plan.jobs} | plan.extras.descriptions(),
         aggregate=opts.info_aggregate,
         columns=plan.columns,
+        features=plan.features,
         part=part is not None,
         tag=None if part is None else part.tag,
     )

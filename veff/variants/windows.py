@@ -21,7 +21,7 @@ import numpy as np
 
 from veff.io.bed import BedIndex
 from veff.io.fasta import Fasta
-from veff.types import Region, Status, Variant
+from veff.types import Region, RowKey, Status, Variant
 from veff.variants.regions import Centering, centre_index, restricted_window
 from veff.variants.sequences import allele_status, codes_to_str, normalize_allele, str_to_codes
 
@@ -53,7 +53,10 @@ class WindowSet:
     alt_ref
         int, shape (n_alt,): row of ``ref_codes`` that each alt window is compared with.
     alt_slot
-        int, shape (n_alt, 2): ``(record index, ALT index)`` of each scored ALT.
+        int, shape (n_alt, 2): ``(record index, ALT index)`` of each scored ALT, the first two
+        fields of its :class:`~veff.types.RowKey` (:meth:`row_keys`). The rows of the outputs are
+        these, one per scored ALT, unless a per-feature score gives an ALT several rows
+        (:class:`veff.writers.sink.ScoredChunk`).
     normalized
         ``(record index, ALT index) -> (pos, ref, alt)`` (1-based pos) where normalisation changed
         the allele.
@@ -81,6 +84,10 @@ class WindowSet:
 
     def __len__(self) -> int:
         return len(self.variants)
+
+    def row_keys(self) -> list[RowKey]:
+        """The :class:`~veff.types.RowKey` of each alt window (feature ``""``), in ``alt_slot`` order."""
+        return [RowKey(i, a) for i, a in self.alt_slot.tolist()]
 
 
 @dataclass

@@ -12,9 +12,9 @@ import numpy as np
 
 from veff.writers._h5 import H5Appender, check_format, read_strings, table_chunk_rows
 from veff.writers.table import (
+    FEATURE,
     FORMAT,
     FORMAT_VERSION,
-    META_COLUMNS,
     STR_COLUMNS,
     TableChunk,
     TableData,
@@ -42,8 +42,8 @@ class Hdf5Writer(TableWriter):
     def _write(self, c: TableChunk) -> None:
         app = self._app
         app.append("variants/key", c.key)
-        for name in META_COLUMNS:
-            app.append(f"variants/{name}", getattr(c, name))
+        for name in self.meta_columns:
+            app.append(f"variants/{name}", c.features if name == FEATURE else getattr(c, name))
         for s in self.scores:
             app.append(f"scores/{s}", np.asarray(c.values[s], dtype=np.float32))
 
@@ -60,7 +60,8 @@ def read_h5(path: Path) -> TableData:
         scores = [s.decode() if isinstance(s, bytes) else str(s) for s in h5.attrs["scores"]]
         labels = [str(x) for x in read_strings(h5["labels"])]
         var = h5["variants"]
-        cols: dict[str, Any] = {c: read_strings(var[c]).tolist() for c in STR_COLUMNS}
+        strings = (*STR_COLUMNS, FEATURE) if FEATURE in var else STR_COLUMNS
+        cols: dict[str, Any] = {c: read_strings(var[c]).tolist() for c in strings}
         cols["pos"] = var["pos"][()].astype(np.int64)
         cols["norm_pos"] = var["norm_pos"][()].tolist()
         values = {s: h5["scores"][s][()].astype(np.float32) for s in scores}

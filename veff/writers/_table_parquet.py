@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from veff.writers.table import META_COLUMNS, TableChunk, TableData, TableWriter, split_value_columns
+from veff.writers.table import FEATURE, TableChunk, TableData, TableWriter, meta_columns, split_value_columns
 
 __all__ = ["ParquetWriter", "read_parquet"]
 
@@ -27,7 +27,9 @@ class ParquetWriter(TableWriter):
         import pyarrow.parquet as pq
 
         self._pa = pa
-        fields = [pa.field(c, pa.int64() if c in ("pos", "norm_pos") else pa.string()) for c in META_COLUMNS]
+        fields = [
+            pa.field(c, pa.int64() if c in ("pos", "norm_pos") else pa.string()) for c in self.meta_columns
+        ]
         fields += [pa.field(c, pa.float32()) for c in self.value_columns]
         self._schema = pa.schema(fields, metadata={"veff": json.dumps(self.meta)})
         row_bytes = 4 * len(self.value_columns) + 64
@@ -48,8 +50,9 @@ class ParquetWriter(TableWriter):
             "norm_ref": [x or None for x in c.norm_ref],
             "norm_alt": [x or None for x in c.norm_alt],
             "status": c.status,
+            FEATURE: c.features,
         }
-        arrays = [meta[name] for name in META_COLUMNS]
+        arrays = [meta[name] for name in self.meta_columns]
         for s in self.scores:
             arrays.extend(np.ascontiguousarray(c.values[s].T))
         self._pw.write_table(self._pa.Table.from_arrays(arrays, schema=self._schema))
@@ -64,7 +67,7 @@ def read_parquet(path: Path) -> TableData:
 
     tab = pq.read_table(path)
     scores, labels = split_value_columns(path, tab.column_names)
-    cols: dict[str, Any] = {c: tab.column(c).to_pylist() for c in META_COLUMNS}
+    cols: dict[str, Any] = {c: tab.column(c).to_pylist() for c in meta_columns(FEATURE in tab.column_names)}
     cols["pos"] = np.asarray(cols["pos"], dtype=np.int64)
     values = {
         s: np.stack([tab.column(f"{s}/{lab}").to_numpy().astype(np.float32) for lab in labels], axis=1)

@@ -14,11 +14,12 @@ import numpy as np
 from veff.writers._floats import format_float_rows
 from veff.writers._text import TextSink
 from veff.writers.table import (
-    META_COLUMNS,
+    FEATURE,
     STR_COLUMNS,
     TableChunk,
     TableData,
     TableWriter,
+    meta_columns,
     split_value_columns,
 )
 
@@ -44,7 +45,7 @@ class TsvWriter(TableWriter):
         if not self.part:
             # a label's tabs and line breaks would cut the header line: they become spaces here
             names = [" ".join(c.replace("\t", " ").splitlines()) for c in self.value_columns]
-            self._fh.write_text("\t".join([*META_COLUMNS, *names]) + "\n")
+            self._fh.write_text("\t".join([*self.meta_columns, *names]) + "\n")
 
     def append_part(self, path: str | os.PathLike[str], rows: int = 0) -> None:
         """Append the row text of a part file (see :meth:`TableWriter.append_part`)."""
@@ -61,6 +62,7 @@ class TsvWriter(TableWriter):
             c.id,
             c.ref,
             c.alt,
+            *([c.features] if self.features else []),
             npos,
             c.norm_ref,
             c.norm_alt,
@@ -89,13 +91,14 @@ def read_tsv(path: Path) -> TableData:
 
     head = pd.read_csv(path, sep="\t", nrows=0).columns.tolist()
     scores, labels = split_value_columns(path, head)
-    vcols = [c for c in head if c not in META_COLUMNS]
-    dtype: dict[str, Any] = dict.fromkeys(STR_COLUMNS, str) | {"pos": np.int64, "norm_pos": str}
+    meta = meta_columns(FEATURE in head)
+    vcols = [c for c in head if c not in meta]
+    dtype: dict[str, Any] = dict.fromkeys((*STR_COLUMNS, FEATURE), str) | {"pos": np.int64, "norm_pos": str}
     dtype |= dict.fromkeys(vcols, np.float32)
     df = pd.read_csv(
         path, sep="\t", dtype=dtype, keep_default_na=False, na_values={c: ["", "nan", "NaN"] for c in vcols}
     )
-    cols: dict[str, Any] = {c: df[c].tolist() for c in META_COLUMNS if c != "pos"}
+    cols: dict[str, Any] = {c: df[c].tolist() for c in meta if c != "pos"}
     cols["pos"] = df["pos"].to_numpy(np.int64)
     cols["norm_pos"] = [int(x) if x else None for x in cols["norm_pos"]]
     width = len(labels)

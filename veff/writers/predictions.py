@@ -58,15 +58,17 @@ class PredictionCollector:
         return len(self.keys)
 
     def write_scored(self, chunk: ScoredChunk) -> None:
-        """Keep the values and keys (``chrom:pos:ref:alt``) of the chunk's scored rows."""
+        """Keep the values and keys (``chrom:pos:ref:alt[:feature]``) of the chunk's scored rows."""
         n_rows = chunk.n_rows
         if not n_rows:
             return
         for name, kept in self.values.items():
             values = chunk.values[name].reshape(n_rows, -1)
             kept.append(values if self.columns is None else values[:, self.columns])
-        ws = chunk.windows
-        self.keys.extend(ws.variants[i].key(ws.variants[i].alts[a]) for i, a in ws.alt_slot)
+        variants = chunk.windows.variants
+        self.keys.extend(
+            variants[r.record].key(variants[r.record].alts[r.alt], r.feature) for r in chunk.row_keys()
+        )
 
     def append_part(self, path: str | os.PathLike[str], rows: int = 0) -> None:
         """Add the rows of a shard's part file."""

@@ -10,7 +10,9 @@ Wide form (``wide=True``)
     normalised allele), ``status`` (None when the file has no status tag), then one float32 column
     ``<score>/<label>`` per score and model output, NaN where the ALT was not scored. A VCF written
     with ``--info-aggregate max_abs`` gives ``<score>/max_abs`` (float32) and
-    ``<score>/max_abs_label`` (str) instead.
+    ``<score>/max_abs_label`` (str) instead. Rows that carry a feature (a per-feature score, see
+    :class:`veff.types.RowKey`) add a ``feature`` column after ``alt``, one row per (record, ALT,
+    feature), indexed ``chrom:pos:ref:alt:feature``; without features there is no such column.
 Long form (``wide=False``)
     Columns ``variant``, ``score``, ``label``, ``value``: one row per wide row, score and output,
     in that order (NaN values included; ``.dropna()`` keeps the scored ones). For an aggregated
@@ -43,6 +45,7 @@ _KIPOI_DESC = re.compile(
     r"^(?P<score>\S+) SNV effect prediction\. Prediction from model outputs: (?P<fmt>.*)$"
 )
 _STATUS_DESC = "veff scoring status"
+_FEATURE_ENTRIES = "one entry per ALT and feature"
 _AGGREGATE_FMT = "max_abs|label"
 _SCORED = frozenset(str(s) for s in SCORED_STATUSES)
 
@@ -99,14 +102,17 @@ class _Parsed:
 
     def keys(self) -> list[str]:
         c = self.columns
-        return [
+        keys = [
             f"{a}:{b}:{r}:{x}"
             for a, b, r, x in zip(c["chrom"], np.asarray(c["pos"]).tolist(), c["ref"], c["alt"], strict=True)
         ]
+        if "feature" not in c:
+            return keys
+        return [f"{k}:{f}" if f else k for k, f in zip(keys, c["feature"], strict=True)]
 
     def wide(self) -> pd.DataFrame:
         index = pd.Index(self.keys(), name="variant")
-        order = ("chrom", "pos", "id", "ref", "alt", "norm_pos", "norm_ref", "norm_alt", "status")
+        order = ("chrom", "pos", "id", "ref", "alt", "feature", "norm_pos", "norm_ref", "norm_alt", "status")
         meta = {k: self.columns[k] for k in order if k in self.columns}
         meta["pos"] = np.asarray(meta["pos"], dtype=np.int64)
         if "norm_pos" in meta:
@@ -163,6 +169,7 @@ class _Tag:
     prefix: str
     style: str
     labels: tuple[str, ...]
+    features: bool = False  # one entry per (ALT, feature): ALLELE|feature|values
 
     @property
     def aggregated(self) -> bool:
@@ -181,8 +188,17 @@ def header_tags(info: list[dict[str, str]]) -> tuple[list[_Tag], dict[str, str]]
             continue
         m = _VEFF_DESC.match(desc)
         if m and key.endswith(f"_{m['score'].upper()}"):
+            fmt = tuple(m["fmt"].split("|"))
+            features = _FEATURE_ENTRIES in desc and fmt[:1] == ("feature",)
             tags.append(
-                _Tag(key, m["score"], key[: -len(m["score"]) - 1], "veff", tuple(m["fmt"].split("|")))
+                _Tag(
+                    key,
+                    m["score"],
+                    key[: -len(m["score"]) - 1],
+                    "veff",
+                    fmt[1:] if features else fmt,
+                    features,
+                )
             )
             continue
         m = _KIPOI_DESC.match(desc)
@@ -221,12 +237,17 @@ def _read_vcf(path: Path, prefix: str | None) -> _Parsed:
         tags, status_keys = header_tags(info)
         tags = _pick_prefix(path, tags, prefix)
         status_key = status_keys.get(tags[0].prefix)
-        cols: dict[str, list[Any]] = {k: [] for k in ("chrom", "pos", "id", "ref", "alt", "status")}
+        features = tags[0].features
+        names = ("chrom", "pos", "id", "ref", "alt", *(("feature",) if features else ()), "status")
+        cols: dict[str, list[Any]] = {k: [] for k in names}
         text: dict[str, list[tuple[int, str]]] = {t.score: [] for t in tags}
         for v, rec in reader:
             alts = list(v.alts) or ["."]
             row0 = len(cols["alt"])
             statuses = _entries(rec.INFO.get(status_key) if status_key else None, len(alts))
+            if features:
+                _feature_rows(v, rec, tags, statuses, cols, text)
+                continue
             for alt in alts:
                 for k, x in zip(
                     ("chrom", "pos", "id", "ref", "alt"), (v.chrom, v.pos, v.id, v.ref, alt), strict=True
@@ -248,6 +269,42 @@ def _read_vcf(path: Path, prefix: str | None) -> _Parsed:
             picked[t.score] = lab
     labels = ["max_abs"] if tags[0].aggregated else list(tags[0].labels)
     return _Parsed(cols, labels, values, picked)
+
+
+def _feature_rows(
+    v: Any,
+    rec: Any,
+    tags: list[_Tag],
+    statuses: list[str | None],
+    cols: dict[str, list[Any]],
+    text: dict[str, list[tuple[int, str]]],
+) -> None:
+    """Rows of one record whose tags hold one ``ALLELE|feature|values`` entry per (ALT, feature)."""
+    alts = list(v.alts) or ["."]
+    row0 = len(cols["alt"])
+    per_tag = {}
+    for t in tags:
+        raw = rec.INFO.get(t.key)
+        per_tag[t.score] = _joined(raw).split(",") if raw is not None else []
+    first = per_tag[tags[0].score]
+    keys = [_split_entry(e)[:2] for e in first] or [(a, "") for a in alts]
+    for alt, feature in keys:
+        for k, x in zip(
+            ("chrom", "pos", "id", "ref", "alt"), (v.chrom, v.pos, v.id, v.ref, alt), strict=True
+        ):
+            cols[k].append(x)
+        cols["feature"].append(feature)
+        cols["status"].append(statuses[alts.index(alt)] if alt in alts else None)
+    for t in tags:
+        for j, entry in enumerate(per_tag[t.score][: len(keys)]):
+            text[t.score].append((row0 + j, _split_entry(entry)[2]))
+
+
+def _split_entry(entry: str) -> tuple[str, str, str]:
+    """``ALLELE|feature|values`` -> its three parts (missing ones ``""``)."""
+    allele, _, rest = entry.partition("|")
+    feature, _, values = rest.partition("|")
+    return allele, feature, values
 
 
 def _joined(raw: Any) -> str:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from veff.writers.targets import writing
+from veff.types import RowKey
 
 if TYPE_CHECKING:
     from veff.variants.windows import WindowSet
@@ -42,29 +43,59 @@ log = logging.getLogger("veff")
 class ScoredChunk:
     """One chunk of records with the scores of its scored rows.
 
+    A row is a :class:`~veff.types.RowKey` ``(record, ALT, feature)``. By default the rows are the
+    chunk's scored ALTs, one each, with feature ``""`` (``windows.alt_slot``); a per-feature score
+    (per gene, per transcript) gives ``slots`` and ``features``, several rows per ALT, which every
+    sink writes as rows of their own (see docs/outputs.md, "Rows").
+
     Attributes
     ----------
     windows
-        The chunk's records, statuses, normalised alleles and scored rows (``windows.alt_slot``).
+        The chunk's records, statuses, normalised alleles and alt windows.
     values
         Per score (every score of the run, in order), float32 of shape (n_rows, T): one row per
-        scored row of ``windows`` (``alt_slot`` order) and one column per model output (all of
-        them; a sink that shows only some selects them itself). n_rows is 0 when the chunk has no
-        scored row.
+        scored row and one column per model output (all of them; a sink that shows only some
+        selects them itself). n_rows is 0 when the chunk has no scored row.
+    slots
+        int, shape (n_rows, 2): ``(record, ALT)`` of each row, grouped by record and ALT in input
+        order; None: ``windows.alt_slot``.
+    features
+        The feature of each row (``""`` where none); None: ``""`` for every row.
     """
 
     windows: WindowSet
     values: dict[str, np.ndarray]
+    slots: np.ndarray | None = None
+    features: Sequence[str] | None = None
 
     @classmethod
     def unscored(cls, windows: WindowSet, scores: Sequence[str], n_labels: int) -> ScoredChunk:
         """A chunk of which nothing was scored (or no model ran): empty (0, T) values per score."""
-        return cls(windows, {s: np.empty((0, n_labels), np.float32) for s in scores})
+        return cls(
+            windows, {s: np.empty((0, n_labels), np.float32) for s in scores}, np.empty((0, 2), np.int64)
+        )
+
+    @property
+    def row_slots(self) -> np.ndarray:
+        """int, shape (n_rows, 2): ``(record, ALT)`` of each row."""
+        return self.windows.alt_slot if self.slots is None else self.slots
 
     @property
     def n_rows(self) -> int:
         """Number of scored rows."""
-        return len(self.windows.alt_slot)
+        return len(self.row_slots)
+
+    def row_keys(self) -> list[RowKey]:
+        """The :class:`~veff.types.RowKey` of each row."""
+        feats = self.features if self.features is not None else [""] * self.n_rows
+        return [RowKey(i, a, f) for (i, a), f in zip(self.row_slots.tolist(), feats, strict=True)]
+
+    def rows_by_alt(self) -> dict[tuple[int, int], list[int]]:
+        """Row indices of each scored ``(record, ALT)``, in row order."""
+        out: dict[tuple[int, int], list[int]] = {}
+        for k, (i, a) in enumerate(self.row_slots.tolist()):
+            out.setdefault((i, a), []).append(k)
+        return out
 
 
 @runtime_checkable

@@ -9,6 +9,9 @@ Columns (TSV and Parquet)
 -------------------------
 ``chrom``, ``pos``, ``id``, ``ref``, ``alt``
     The record as in the input VCF (``pos`` 1-based, ``ref`` upper case, ``alt`` as written).
+``feature``
+    Only in a table whose rows carry features (a per-feature score, :class:`veff.types.RowKey`):
+    the row's feature (``""`` for an ALT with none); an ALT then has one row per feature.
 ``norm_pos``, ``norm_ref``, ``norm_alt``
     The allele after normalisation (trimmed, left-aligned), only where that changed it; else empty
     (TSV) or null (Parquet).
@@ -36,11 +39,12 @@ HDF5 layout (``format="veff-scores"``, ``format_version="1"``)
     /                      attrs: format, format_version, veff_version, scores (names, in order)
     /labels                (T,)   str      model output labels
     /scores/<score>        (N, T) float32  NaN where the ALT was not scored
-    /variants/key          (N,)   str      chrom:pos:ref:alt
+    /variants/key          (N,)   str      chrom:pos:ref:alt (chrom:pos:ref:alt:feature with a feature)
     /variants/chrom, id, ref, alt, status, norm_ref, norm_alt
                            (N,)   str      norm_ref / norm_alt are "" where unchanged
     /variants/pos          (N,)   int64    1-based
     /variants/norm_pos     (N,)   int64    0 where normalisation did not change the allele
+    /variants/feature      (N,)   str      only when rows carry features
 
 All datasets are chunked, gzip-compressed and grow along axis 0 as chunks are appended.
 
@@ -70,11 +74,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORMAT_VERSION",
+    "FEATURE",
     "META_COLUMNS",
     "TableChunk",
     "TableData",
     "TableFormat",
     "TableWriter",
+    "meta_columns",
     "open_table",
     "open_table_part",
     "read_table",
@@ -86,6 +92,7 @@ FORMAT = "veff-scores"
 FORMAT_VERSION = "1"
 META_COLUMNS = ("chrom", "pos", "id", "ref", "alt", "norm_pos", "norm_ref", "norm_alt", "status")
 STR_COLUMNS = ("chrom", "id", "ref", "alt", "norm_ref", "norm_alt", "status")
+FEATURE = "feature"  # the column of a table whose rows carry features (after ``alt``)
 _SUFFIXES: dict[str, TableFormat] = {
     ".tsv": "tsv",
     ".tsv.gz": "tsv.gz",
@@ -93,6 +100,20 @@ _SUFFIXES: dict[str, TableFormat] = {
     ".h5": "h5",
     ".hdf5": "h5",
 }
+
+
+def meta_columns(features: bool) -> tuple[str, ...]:
+    """The columns before the values: :data:`META_COLUMNS`, with ``feature`` after ``alt`` when ``features``.
+
+    Examples
+    --------
+    >>> meta_columns(True)[:6]
+    ('chrom', 'pos', 'id', 'ref', 'alt', 'feature')
+    """
+    if not features:
+        return META_COLUMNS
+    k = META_COLUMNS.index("alt") + 1
+    return (*META_COLUMNS[:k], FEATURE, *META_COLUMNS[k:])
 
 
 def table_format(path: str | os.PathLike[str]) -> TableFormat:
@@ -127,6 +148,8 @@ class TableChunk:
         Normalised alleles, ``""`` where unchanged.
     values
         Per score, float32 of shape (n, T); NaN where not scored.
+    feature
+        The feature of each row (``""`` where none), or None when no row has one.
     """
 
     chrom: list[str]
@@ -139,21 +162,38 @@ class TableChunk:
     norm_alt: list[str]
     status: list[str]
     values: dict[str, np.ndarray]
+    feature: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.chrom)
 
     @property
+    def features(self) -> list[str]:
+        """The feature of each row (``""`` for every row when there are none)."""
+        return self.feature if self.feature is not None else [""] * len(self.chrom)
+
+    @property
     def key(self) -> list[str]:
-        """Variant keys ``chrom:pos:ref:alt``."""
-        return [
+        """Row keys ``chrom:pos:ref:alt`` (``chrom:pos:ref:alt:feature`` for a row with a feature)."""
+        keys = [
             f"{c}:{p}:{r}:{a}"
             for c, p, r, a in zip(self.chrom, self.pos.tolist(), self.ref, self.alt, strict=True)
         ]
+        if self.feature is None:
+            return keys
+        return [f"{k}:{f}" if f else k for k, f in zip(keys, self.feature, strict=True)]
 
     @classmethod
-    def from_windows(cls, ws: WindowSet, values: dict[str, np.ndarray], n_labels: int) -> TableChunk:
-        """Lay out the scores of a chunk as one row per (record, ALT).
+    def from_windows(
+        cls,
+        ws: WindowSet,
+        values: dict[str, np.ndarray],
+        n_labels: int,
+        *,
+        slots: np.ndarray | None = None,
+        features: Sequence[str] | None = None,
+    ) -> TableChunk:
+        """Lay out the scores of a chunk as one row per (record, ALT), or per (record, ALT, feature).
 
         Parameters
         ----------
@@ -164,7 +204,13 @@ class TableChunk:
             nothing was scored: every row then gets NaN values and its status).
         n_labels
             T, the number of model outputs.
+        slots, features
+            The rows of ``values`` when they are not one per scored ALT (see
+            :class:`~veff.writers.sink.ScoredChunk`): an ALT with several rows gets a table row for
+            each, with its feature; an ALT without any gets one row, feature ``""``.
         """
+        if slots is not None or features is not None:
+            return cls._from_rows(ws, values, n_labels, ws.alt_slot if slots is None else slots, features)
         chrom: list[str] = []
         ids: list[str] = []
         ref: list[str] = []
@@ -211,6 +257,67 @@ class TableChunk:
             full,
         )
 
+    @classmethod
+    def _from_rows(
+        cls,
+        ws: WindowSet,
+        values: dict[str, np.ndarray],
+        n_labels: int,
+        slots: np.ndarray,
+        features: Sequence[str] | None,
+    ) -> TableChunk:
+        by_alt: dict[tuple[int, int], list[int]] = {}
+        for k, (i, a) in enumerate(slots.tolist()):
+            by_alt.setdefault((i, a), []).append(k)
+        base = cls.from_windows(ws, {}, n_labels)  # one row per (record, ALT), no values
+        take: list[int] = []  # row of ``base`` of each output row
+        src: list[int] = []  # row of ``values`` of each output row, -1: not scored
+        offset = 0
+        for i, (v, sts) in enumerate(zip(ws.variants, ws.statuses, strict=True)):
+            for a in range(len(sts)):
+                ks = by_alt.get((i, a), [-1]) if a < len(v.alts) else [-1]
+                take.extend([offset + a] * len(ks))
+                src.extend(ks)
+            offset += len(sts)
+        pick = np.array(take, dtype=np.int64)
+        rows = base.rows(pick)
+        scored = np.array(src, dtype=np.int64)
+        have = scored >= 0
+        full = {}
+        for name, arr in values.items():
+            vals = np.asarray(arr, dtype=np.float32).reshape(len(slots), -1 if len(slots) else n_labels)
+            if vals.shape[1] != n_labels:
+                msg = f"score {name!r} gave {vals.shape[1]} values per row for {n_labels} model outputs"
+                raise InputError(msg)
+            out = np.full((len(pick), n_labels), np.nan, dtype=np.float32)
+            out[have] = vals[scored[have]]
+            full[name] = out
+        rows.values = full
+        feats = list(features) if features is not None else [""] * len(slots)
+        rows.feature = [feats[k] if k >= 0 else "" for k in src]
+        return rows
+
+    def rows(self, index: np.ndarray) -> TableChunk:
+        """The rows at ``index`` (int array), in its order."""
+        idx = index.tolist()
+
+        def pick(col: list[str]) -> list[str]:
+            return [col[k] for k in idx]
+
+        return TableChunk(
+            pick(self.chrom),
+            self.pos[index],
+            pick(self.id),
+            pick(self.ref),
+            pick(self.alt),
+            self.norm_pos[index],
+            pick(self.norm_ref),
+            pick(self.norm_alt),
+            pick(self.status),
+            {s: v[index] for s, v in self.values.items()},
+            None if self.feature is None else pick(self.feature),
+        )
+
     def slice(self, lo: int, hi: int) -> TableChunk:
         """Rows ``lo:hi``."""
         return TableChunk(
@@ -224,6 +331,7 @@ class TableChunk:
             self.norm_alt[lo:hi],
             self.status[lo:hi],
             {s: v[lo:hi] for s, v in self.values.items()},
+            None if self.feature is None else self.feature[lo:hi],
         )
 
     @classmethod
@@ -246,6 +354,7 @@ class TableChunk:
             strings("norm_alt"),
             strings("status"),
             {s: np.concatenate([c.values[s] for c in chunks]) for s in chunks[0].values},
+            None if all(c.feature is None for c in chunks) else [f for c in chunks for f in c.features],
         )
 
     @classmethod
@@ -268,6 +377,9 @@ class TableWriter(AtomicOutput):
         Score names, in column order.
     labels
         Model output labels (T of them).
+    features
+        Rows carry a feature (a per-feature score): the table gets a ``feature`` column after
+        ``alt`` (:func:`meta_columns`); without, it has none and rows must not carry one.
     tag
         Temporary-name tag (see :class:`~veff.writers._atomic.AtomicPath`).
     """
@@ -283,6 +395,7 @@ class TableWriter(AtomicOutput):
         *,
         scores: Sequence[str],
         labels: Sequence[str],
+        features: bool = False,
         tag: str | None = None,
     ) -> None:
         self.path = Path(path)
@@ -292,6 +405,8 @@ class TableWriter(AtomicOutput):
         self.scores = list(scores)
         self.labels = [str(x) for x in labels]
         self.value_columns = [f"{s}/{lab}" for s in self.scores for lab in self.labels]
+        self.features = features
+        self.meta_columns = meta_columns(features)
         self.rows_written = 0
         self._atomic = AtomicPath(self.path, tag=tag)
         self._held: list[TableChunk] = []
@@ -309,6 +424,9 @@ class TableWriter(AtomicOutput):
 
     def write(self, chunk: TableChunk) -> None:
         """Append the rows of one chunk."""
+        if chunk.feature is not None and not self.features and any(chunk.feature):
+            msg = f"{self.path}: rows carry features, but the table was opened without a feature column"
+            raise ValueError(msg)
         self.rows_written += len(chunk)
         rows = self.block_rows
         if rows is None:
@@ -344,7 +462,13 @@ class TableWriter(AtomicOutput):
 
     def write_scored(self, chunk: ScoredChunk) -> None:
         """Append the rows of one scored chunk, every ALT with its status (a :class:`Sink` call)."""
-        self.write(TableChunk.from_windows(chunk.windows, chunk.values, len(self.labels)))
+        if chunk.slots is None and chunk.features is None:
+            rows = TableChunk.from_windows(chunk.windows, chunk.values, len(self.labels))
+        else:
+            rows = TableChunk.from_windows(
+                chunk.windows, chunk.values, len(self.labels), slots=chunk.slots, features=chunk.features
+            )
+        self.write(rows)
 
     def finish(self) -> None:
         """Write the rows still held and finish the file under its temporary name."""
@@ -391,10 +515,12 @@ def _implementation(fmt: TableFormat) -> tuple[type[TableWriter], Callable[[Path
     return TsvWriter, read_tsv
 
 
-def open_table(path: str | os.PathLike[str], *, scores: Sequence[str], labels: Sequence[str]) -> TableWriter:
+def open_table(
+    path: str | os.PathLike[str], *, scores: Sequence[str], labels: Sequence[str], features: bool = False
+) -> TableWriter:
     """Open a streaming table writer for ``path`` (format by suffix, see :func:`table_format`)."""
     writer, _ = _implementation(table_format(path))
-    return writer(path, scores=scores, labels=labels)
+    return writer(path, scores=scores, labels=labels, features=features)
 
 
 def open_table_part(
@@ -403,6 +529,7 @@ def open_table_part(
     *,
     scores: Sequence[str],
     labels: Sequence[str],
+    features: bool = False,
     tag: str | None = None,
 ) -> TableWriter:
     """Open a writer of one part of a table in format ``fmt`` (a shard of a sharded run).
@@ -416,7 +543,7 @@ def open_table_part(
         from veff.writers._table_tsv import TsvPart
 
         cls = TsvPart
-    return cls(path, scores=scores, labels=labels, tag=tag)
+    return cls(path, scores=scores, labels=labels, features=features, tag=tag)
 
 
 @dataclass
@@ -426,8 +553,8 @@ class TableData:
     Attributes
     ----------
     columns
-        The :data:`META_COLUMNS`: str columns as lists (None where missing), ``pos`` int64,
-        ``norm_pos`` a list of int or None.
+        The :data:`META_COLUMNS` (and ``feature`` in a table whose rows carry features): str
+        columns as lists (None where missing), ``pos`` int64, ``norm_pos`` a list of int or None.
     labels
         Model output labels (T).
     values
@@ -467,10 +594,11 @@ def split_value_columns(path: Path, columns: Sequence[str]) -> tuple[list[str], 
     if missing:
         msg = f"{path}: not a veff score table (no column {missing[0]!r})"
         raise InputError(msg)
-    pairs = [c.split("/", 1) for c in columns if c not in META_COLUMNS]
+    meta = meta_columns(FEATURE in columns)
+    pairs = [c.split("/", 1) for c in columns if c not in meta]
     scores = list(dict.fromkeys(s for s, _ in pairs))
     labels = [lab for s, lab in pairs if s == scores[0]] if scores else []
-    if [f"{s}/{lab}" for s in scores for lab in labels] != [c for c in columns if c not in META_COLUMNS]:
+    if [f"{s}/{lab}" for s in scores for lab in labels] != [c for c in columns if c not in meta]:
         msg = f"{path}: score columns are not <score>/<label> for the same labels per score"
         raise InputError(msg)
     return scores, labels

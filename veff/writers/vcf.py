@@ -302,6 +302,11 @@ class VcfWriter:
     columns
         Indices of the model outputs (of the values a chunk carries) that the VCF shows, in
         order, matching ``labels``; None: all of them.
+    features
+        Rows carry a feature (a per-feature score, :class:`veff.types.RowKey`): each score tag
+        then has ``Number=.`` and one entry per row, ``ALLELE|feature|v1|...|vT`` (an ALT without
+        a row: ``ALLELE||.|...``), and the Description says ``Format: ALLELE|feature|...``. Not
+        with the kipoi style.
     part
         Write only the annotated record text, uncompressed, to ``path`` (a part file of a sharded
         run; see :class:`VcfOutput`).
@@ -322,9 +327,13 @@ class VcfWriter:
         descriptions: dict[str, str] | None = None,
         aggregate: InfoAggregate | None = None,
         columns: Sequence[int] | None = None,
+        features: bool = False,
         part: bool = False,
         tag: str | None = None,
     ) -> None:
+        if features and style == "kipoi":
+            msg = "per-feature scores cannot be written in --info-style kipoi"
+            raise InputError(msg)
         if aggregate not in (None, "max_abs"):
             msg = f"info aggregate must be 'max_abs' or None, got {aggregate!r}"
             raise InputError(msg)
@@ -352,6 +361,7 @@ class VcfWriter:
             )
         self.aggregate = aggregate
         self.columns = None if columns is None else np.asarray(columns, dtype=np.int64)
+        self.features = features
         self.tags = {s: info_tag(prefix, s, style) for s in self.scores}
         self.status_tag = info_tag(prefix, "status", style)
         declared = [h.info() for h in template.header_iter() if h.type == "INFO"]
@@ -376,6 +386,9 @@ class VcfWriter:
 
     def _info_lines(self, labels: Sequence[str], descriptions: dict[str, str]) -> list[str]:
         fmt = "|".join(labels)
+        entries, allele = (
+            ("per ALT and feature", "ALLELE|feature") if self.features else ("per ALT", "ALLELE")
+        )
         out = []
         for s in self.scores:
             what = descriptions.get(s, s)
@@ -383,14 +396,14 @@ class VcfWriter:
                 number = "."
                 desc = f"{s.upper()} SNV effect prediction. Prediction from model outputs: {fmt}"
             elif self.aggregate == "max_abs":
-                number = "A"
+                number = "." if self.features else "A"
                 desc = (
                     f"veff score {s} ({what}), the output with the largest magnitude, "
-                    "one entry per ALT. Format: ALLELE|max_abs|label"
+                    f"one entry {entries}. Format: {allele}|max_abs|label"
                 )
             else:
-                number = "A"
-                desc = f"veff score {s} ({what}), one entry per ALT. Format: ALLELE|{fmt}"
+                number = "." if self.features else "A"
+                desc = f"veff score {s} ({what}), one entry {entries}. Format: {allele}|{fmt}"
             desc = " ".join(desc.replace('"', "'").replace("\\", "/").split())  # one quoted header value
             out.append(f'##INFO=<ID={self.tags[s]},Number={number},Type=String,Description="{desc}">')
         desc = "veff scoring status, one entry per ALT. Format: ALLELE|status"
@@ -499,13 +512,36 @@ class VcfWriter:
             for s in self.scores:
                 values = chunk.values[s].reshape(n_rows, -1)
                 formatted[s] = self.format_rows(values if self.columns is None else values[:, self.columns])
-        slot_of = {(int(i), int(a)): k for k, (i, a) in enumerate(ws.alt_slot)}
+        if self.features:
+            self._write_feature_rows(chunk, formatted)
+            return
+        if chunk.features is not None and any(chunk.features):
+            msg = f"{self.path}: rows carry features, but the VCF was opened without them"
+            raise ValueError(msg)
+        slot_of = {(int(i), int(a)): k for k, (i, a) in enumerate(chunk.row_slots)}
         for i, (v, rec) in enumerate(zip(ws.variants, ws.records, strict=True)):
             rows: dict[str, list[str | None]] = {s: [] for s in self.scores}
             for a in range(len(v.alts)):
                 k = slot_of.get((i, a))
                 for s in self.scores:
                     rows[s].append(None if k is None else formatted[s][k])
+            self.write(rec, v.alts, [str(s) for s in ws.statuses[i]], rows)
+
+    def _write_feature_rows(self, chunk: ScoredChunk, formatted: dict[str, list[str]]) -> None:
+        """Records whose ALTs have one entry per row: ``ALLELE|feature|values``."""
+        ws = chunk.windows
+        features = chunk.features if chunk.features is not None else [""] * chunk.n_rows
+        by_alt = chunk.rows_by_alt()
+        for i, (v, rec) in enumerate(zip(ws.variants, ws.records, strict=True)):
+            rows: dict[str, list[str | None]] = {s: [] for s in self.scores}
+            for a, alt in enumerate(v.alts):
+                ks = by_alt.get((i, a))
+                for s in self.scores:
+                    if ks is None:
+                        rows[s].append(f"|{self._missing_row}")
+                    else:  # the later rows of the ALT are further entries, each with the ALLELE
+                        text = [f"{features[k]}|{formatted[s][k]}" for k in ks]
+                        rows[s].append(f",{alt}|".join(text))
             self.write(rec, v.alts, [str(s) for s in ws.statuses[i]], rows)
 
     def finish(self) -> None:
