@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from veff.writers.targets import writing
 from veff.types import RowKey
+from veff.writers.targets import writing
 
 if TYPE_CHECKING:
     from veff.variants.windows import WindowSet
