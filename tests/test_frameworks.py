@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import CHR1, write_vcf
 
+import veff
 import veff.models as vm
 from veff.errors import ModelError
 from veff.models import registry
@@ -133,3 +135,18 @@ def test_a_higher_priority_framework_takes_a_suffix_over_the_builtin(
     path = tmp_path / "net.pt"
     path.write_text("1")
     assert isinstance(vm.load_model(path), ScaleModel)
+
+
+def test_a_run_time_framework_scores_a_vcf_end_to_end(
+    tmp_path: Path, genome: Path, fresh_registry: dict[str, Framework]
+) -> None:
+    registry.register_framework(Framework("toy", _load_toy, suffixes=(".toy",)))
+    path = tmp_path / "double.toy"
+    path.write_text("2")
+    pos = next(i + 1 for i in range(50, 500) if CHR1[i] == "A")
+    vcf = write_vcf(tmp_path / "in.vcf", [("chr1", pos, "a2g", "A", "G")])
+    res = veff.score_variants(path, vcf, genome, return_predictions=True, scores=["diff", "ref"])
+    window = CHR1[pos - 3 : pos + 2].upper()  # 5 bases, the variant at index (5-1)//2
+    gc = window.count("G") + window.count("C")
+    assert res["ref"].iloc[0, 0] == pytest.approx(2 * gc)
+    assert res["diff"].iloc[0, 0] == pytest.approx(2.0)  # one more G
