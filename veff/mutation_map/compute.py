@@ -18,6 +18,11 @@ reverse-complemented; results are stored on the forward strand all the same.
 
 Memory does not grow with the number of queries: each window is computed in blocks of
 positions and written before the next one starts.
+
+``method`` chooses how: ``naive`` ISM, receptive-field ``fast`` ISM for PyTorch modules
+(:mod:`veff.mutation_map.engines`, with its self-check; ``auto`` uses it where it applies), or a
+gradient map (``saliency``, ``grad_x_input``, ``integrated_gradients``:
+:mod:`veff.mutation_map.gradients`), stored in the same layout with the method's name as score.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from veff.errors import InputError
 from veff.io.bed import read_regions
 from veff.io.fasta import Fasta
 from veff.models import Model, load_model
+from veff.mutation_map.engines import METHODS, MutantPredictor, check_method
+from veff.mutation_map.gradients import GRADIENT_METHODS, OUTPUT_REDUCTIONS, gradient_map
 from veff.mutation_map.hdf5 import (
     FORMAT,
     FORMAT_VERSION,
@@ -65,6 +72,7 @@ from veff.variants.sequences import codes_to_str, reverse_complement_codes
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "METHODS",
     "MapEntry",
     "MutationMap",
     "MutationMapFile",
@@ -92,12 +100,15 @@ class WindowResult:
     ref_prediction
         float32 (F,): the model's flat output for the reference window (T values, or P * T for
         position-resolved outputs).
+    method
+        The method that made the map (``naive``, ``fast``, or a gradient method).
     """
 
     region: Region
     ref_seq: str
     scores: dict[str, np.ndarray]
     ref_prediction: np.ndarray
+    method: str = "naive"
 
 
 class MutationMap:
@@ -144,6 +155,15 @@ class MutationMap:
         Show a progress bar (windows) on stderr.
     model_kwargs
         Extra arguments for :func:`veff.load_model`.
+    method
+        ``auto`` (default: receptive-field ISM for PyTorch modules where it applies, else naive),
+        ``naive``, ``fast`` (falls back to naive, with a warning, where it cannot be used), or a
+        gradient map: ``saliency``, ``grad_x_input``, ``integrated_gradients`` (PyTorch and
+        Keras models; ``scores`` and ``rc`` do not apply). See docs/mutation_map.md.
+    gradient_outputs
+        Gradient maps: ``each`` kept output separately, or their ``sum`` (one map).
+    ig_steps
+        Integration steps of ``integrated_gradients``.
 
     Examples
     --------
@@ -174,7 +194,19 @@ class MutationMap:
         progress: bool = False,
         model_kwargs: dict[str, Any] | None = None,
         dataloader_args: Any = None,
+        method: str = "auto",
+        gradient_outputs: str = "each",
+        ig_steps: int = 50,
     ) -> None:
+        self.method = check_method(method)
+        if gradient_outputs not in OUTPUT_REDUCTIONS:
+            msg = f"gradient_outputs must be one of {', '.join(OUTPUT_REDUCTIONS)}, got {gradient_outputs!r}"
+            raise InputError(msg)
+        if ig_steps < 1:
+            msg = f"ig_steps must be at least 1, got {ig_steps}"
+            raise InputError(msg)
+        self.gradient_outputs, self.ig_steps = gradient_outputs, ig_steps
+        self.gradient = method in GRADIENT_METHODS
         if batch_size < 1:
             msg = f"batch_size must be at least 1, got {batch_size}"
             raise InputError(msg)
@@ -192,14 +224,16 @@ class MutationMap:
             msg = f"model {self.model.name!r} does not fix its input length; give seq_length"
             raise InputError(msg)
         self.length = int(length)
-        self.rc = self.model.default_rc if rc is None else bool(rc)
+        self.rc = False if self.gradient else self.model.default_rc if rc is None else bool(rc)
         self.batch_size = batch_size
         self.centering = centering
         self.progress = progress
         self._owns_model = self.model is not model
         self.seq_input = str(getattr(self.model, "seq_input", None) or "seq")
         self._model_outputs = list(model_outputs) if model_outputs else None
-        self.aggregate = Aggregation.parse(aggregate)
+        self.aggregate = Aggregation.parse(
+            aggregate if aggregate is not None or not self.gradient else "all sum"
+        )
         if mutate_within is not None and mutate_within < 0:
             msg = f"mutate_within must be at least 0, got {mutate_within}"
             raise InputError(msg)
@@ -212,6 +246,28 @@ class MutationMap:
         if bound_regions is None:
             bound_regions = self.model.bound_regions(dataloader_args, self.fasta.path)
         self.bound = read_bound_regions(bound_regions, self.length)
+        self._predictor: MutantPredictor | None = None
+
+    @property
+    def score_names(self) -> list[str]:
+        """Names of the stored arrays: the scores, or the gradient method."""
+        return [self.method] if self.gradient else [j.name for j in self.jobs]
+
+    @property
+    def method_used(self) -> tuple[str, str]:
+        """``(method, note)``: what made the map so far and why (see docs/mutation_map.md)."""
+        if self.gradient:
+            return self.method, f"{self.method}, outputs: {self.gradient_outputs}"
+        if self._predictor is None:
+            return ("naive", "") if self.method == "naive" else (self.method, "not resolved yet")
+        return self._predictor.method, self._predictor.note
+
+    def _mutant_predictor(self) -> MutantPredictor:
+        if self._predictor is None:
+            self._predictor = MutantPredictor(
+                self.model, self.length, self.method, rc=self.rc, batch_size=self.batch_size
+            )
+        return self._predictor
 
     # ------------------------------------------------------------------ setup
 
@@ -224,6 +280,11 @@ class MutationMap:
             self._columns = select_columns(labels, self._model_outputs)
             self._spec = spec
             self._labels = labels if self._columns is None else [labels[k] for k in self._columns]
+            if self.gradient and self.gradient_outputs == "sum":
+                kept = self._labels
+                self._labels = [
+                    "sum(" + ",".join(kept) + ")" if len(kept) <= 8 else f"sum of {len(kept)} outputs"
+                ]
         return self._spec, self._labels
 
     @property
@@ -245,6 +306,9 @@ class MutationMap:
         self, window: Region, focus: Sequence[tuple[int, int]] = ()
     ) -> Iterator[tuple[int, np.ndarray, dict[str, np.ndarray]]]:
         """Yield ``(p0, ref_prediction, {score: (n_pos, 4, T)})`` blocks of one window."""
+        if self.gradient:
+            yield self._gradient_block(window, focus)
+            return
         n_len = self.length
         labels = self.labels
         chrom = self._contig(window.chrom)
@@ -259,6 +323,8 @@ class MutationMap:
         rows = max(self.batch_size, _MEMORY_BUDGET // (n_len * 16 * (2 if self.rc else 1)))
         step = max(1, rows // 4)
         ref_pred: Predictions | None = None
+        predictor = self._mutant_predictor()
+        model_ref = reverse_complement_codes(ref) if minus else ref
         for p0 in range(0, n_len, step):
             p1 = min(n_len, p0 + step)
             lo, hi = (int(x) for x in np.searchsorted(pos, [p0, p1]))
@@ -268,13 +334,14 @@ class MutationMap:
             ref_in = ref[None, :] if ref_pred is None else np.empty((0, n_len), np.uint8)
             if minus:
                 alt, ref_in = reverse_complement_codes(alt), reverse_complement_codes(ref_in)
-            preds = predict_pairs(self.model, ref_in, alt, rc=self.rc, batch_size=self.batch_size)
+            mpos = pos[lo:hi] if not minus else n_len - 1 - pos[lo:hi]
+            mbase = base[lo:hi] if not minus else 3 - base[lo:hi]
+            preds = predictor.predict(ref_in, alt, model_ref, mpos, mbase)
             if ref_pred is None:
                 ref_pred = Predictions(preds.ref, preds.ref[:0], preds.ref_rc)
             if hi == lo:
                 continue
             zeros = np.zeros(hi - lo, dtype=np.int64)
-            mpos = pos[lo:hi] if not minus else n_len - 1 - pos[lo:hi]
             geometry = np.stack([mpos, np.ones_like(mpos), np.ones_like(mpos)], axis=1)
             values_of = score_predictions(
                 self.jobs,
@@ -304,6 +371,37 @@ class MutationMap:
         if ref_pred is not None and not len(pos):
             yield 0, ref_pred.ref.reshape(-1), {}
 
+    def _gradient_block(
+        self, window: Region, focus: Sequence[tuple[int, int]] = ()
+    ) -> tuple[int, np.ndarray, dict[str, np.ndarray]]:
+        """The whole window's gradient map, ``(0, ref_prediction, {method: (L, 4, T)})``."""
+        n_len = self.length
+        chrom = self._contig(window.chrom)
+        ref = self.fasta.fetch_many(chrom, np.array([window.start]), n_len)[0]
+        minus = window.strand == "-"
+        model_ref = reverse_complement_codes(ref) if minus else ref
+        ref_pred = predict_pairs(self.model, model_ref[None, :], np.empty((0, n_len), np.uint8))
+        values = gradient_map(
+            self.model,
+            model_ref,
+            method=self.method,
+            spec=self.output_spec,
+            aggregate=self.aggregate,
+            columns=self._columns,
+            outputs=self.gradient_outputs,
+            steps=self.ig_steps,
+            batch_size=self.batch_size,
+        )
+        if minus:
+            values = values[::-1, ::-1]  # back to forward positions and bases
+        genome = window.start + np.arange(n_len)
+        valid = (genome >= 0) & (genome < self.fasta.lengths[chrom])
+        if self.mutate_within is not None and focus:
+            k = self.mutate_within
+            valid &= np.any([(genome >= s - k) & (genome < e + k) for s, e in focus], axis=0)
+        values = np.where(valid[:, None, None], values, np.nan).astype(np.float32)
+        return 0, ref_pred.ref.reshape(-1), {self.method: values}
+
     def window_scores(self, window: Region) -> WindowResult:
         """Compute the mutation map of one window in memory.
 
@@ -318,7 +416,7 @@ class MutationMap:
         """
         self._check_window(window)
         t = len(self.labels)
-        out = {j.name: np.full((self.length, 4, t), np.nan, np.float32) for j in self.jobs}
+        out = {name: np.full((self.length, 4, t), np.nan, np.float32) for name in self.score_names}
         ref_pred = np.full(t, np.nan, np.float32)
         for p0, pred, blocks in self._blocks(window):
             ref_pred = pred
@@ -327,7 +425,7 @@ class MutationMap:
         seq = codes_to_str(
             self.fasta.fetch_many(self._contig(window.chrom), np.array([window.start]), self.length)[0]
         )
-        return WindowResult(window, seq, out, ref_pred)
+        return WindowResult(window, seq, out, ref_pred, self.method_used[0])
 
     def _check_window(self, window: Region) -> None:
         if len(window) != self.length:
@@ -372,11 +470,18 @@ class MutationMap:
             "query": query,
             "aggregate": str(self.aggregate),
             "mutate_within": -1 if self.mutate_within is None else self.mutate_within,
+            "method_requested": self.method,
+            "method": self.method_used[0],
         }
+        if self.gradient:
+            meta["gradient_outputs"] = self.gradient_outputs
+            if self.method == "integrated_gradients":
+                meta["ig_steps"] = self.ig_steps
+                meta["ig_baseline"] = "zeros"
         bar = progress_bar(self.progress, unit="windows", total=total)
         try:
             with MutationMapWriter(
-                output, model=self.model.name, scores=[j.name for j in self.jobs], labels=labels, meta=meta
+                output, model=self.model.name, scores=self.score_names, labels=labels, meta=meta
             ) as writer:
                 for window, name, *focus in windows:
                     self._check_window(window)
@@ -398,6 +503,7 @@ class MutationMap:
                             g["scores"][score][p0 : p0 + len(block)] = block
                         if "ref_prediction" not in g:
                             g.create_dataset("ref_prediction", data=ref_pred.astype(np.float32))
+                    writer.set_method(*self.method_used)
                     bar.update(1)
         finally:
             bar.close()

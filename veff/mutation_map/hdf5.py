@@ -1,17 +1,23 @@
-"""Mutation-map HDF5 files, format version 1 (written and read with h5py).
+"""Mutation-map HDF5 files, format version 2 (written and read with h5py; version 1 is read too).
 
 Layout (see ``docs/mutation_map.md`` for the full description)::
 
     /                       attrs: format="veff-mutation-map", format_version=1, veff_version,
                                    model, scores (str array), output_labels (str array),
                                    seq_length, rc, centering, query, alphabet="ACGT",
-                                   coordinates="0-based half-open", n_entries
+                                   coordinates="0-based half-open", n_entries,
+                                   method (naive, fast, saliency, grad_x_input,
+                                   integrated_gradients), method_note, method_requested
     /entries/<i>            attrs: chrom, start (0-based), end, strand, seq_input, ref_seq, name
     /entries/<i>/scores/<score>      float32 (L, 4, T): window position x base (A, C, G, T) x
-                                     model output; NaN at the reference base (gzip)
+                                     model output; NaN at the reference base (gzip). Gradient
+                                     maps hold one array named after the method, all 4 bases set
     /entries/<i>/ref_prediction      float32 (T,): model output for the reference window
     /entries/<i>/variants/{chrom,pos,id,ref,alt}   query variants in the window (pos 1-based;
                                                    alt: ALT alleles joined by ",")
+
+Version 2 added the ``method`` attributes and gradient maps; a version-1 file is read as a
+``naive`` ISM map.
 
 Files are written under a temporary name and renamed into place when complete, so a failed or
 interrupted run never leaves a half-written map under the requested name.
@@ -44,7 +50,8 @@ __all__ = [
 ]
 
 FORMAT = "veff-mutation-map"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
 _STR = h5py.string_dtype()
 _VARIANT_FIELDS = ("chrom", "pos", "id", "ref", "alt")
 
@@ -84,6 +91,8 @@ class MapEntry:
         Query variants whose first REF base lies in the window (``pos`` 1-based).
     ref_prediction
         float32, shape (T,): the model's output for the reference window.
+    method
+        The method that made the map (the file's ``method`` attribute).
     """
 
     index: int
@@ -98,6 +107,7 @@ class MapEntry:
     labels: tuple[str, ...]
     variants: tuple[Variant, ...] = ()
     ref_prediction: np.ndarray | None = None
+    method: str = "naive"
 
     def __len__(self) -> int:
         return self.end - self.start
@@ -126,6 +136,7 @@ class _Entries(Sequence[MapEntry]):
     path: Path
     n: int
     labels: tuple[str, ...]
+    method: str = "naive"
 
     def __len__(self) -> int:
         return self.n
@@ -147,7 +158,7 @@ class _Entries(Sequence[MapEntry]):
             msg = f"entry {i} out of range; the map has {self.n} entries"
             raise IndexError(msg)
         with h5py.File(self.path, "r") as fh:
-            return _read_entry(fh["entries"][str(k)], k, self.labels)
+            return _read_entry(fh["entries"][str(k)], k, self.labels, self.method)
 
     def __iter__(self) -> Iterator[MapEntry]:
         for k in range(self.n):
@@ -170,6 +181,9 @@ class MutationMapFile:
         Score names, in the order they were computed.
     labels
         Output labels (the T axis of every score array).
+    method
+        The method that made the map: ``naive`` or ``fast`` ISM, ``saliency``,
+        ``grad_x_input`` or ``integrated_gradients`` (``naive`` for version-1 files).
     attrs
         All root attributes.
     entries
@@ -182,6 +196,7 @@ class MutationMapFile:
     model: str
     scores: tuple[str, ...]
     labels: tuple[str, ...]
+    method: str
     attrs: dict[str, Any] = field(repr=False)
     entries: Sequence[MapEntry] = field(repr=False)
 
@@ -189,7 +204,7 @@ class MutationMapFile:
         return len(self.entries)
 
 
-def _read_entry(g: h5py.Group, index: int, labels: tuple[str, ...]) -> MapEntry:
+def _read_entry(g: h5py.Group, index: int, labels: tuple[str, ...], method: str = "naive") -> MapEntry:
     a = g.attrs
     variants: list[Variant] = []
     if "variants" in g:
@@ -220,6 +235,7 @@ def _read_entry(g: h5py.Group, index: int, labels: tuple[str, ...]) -> MapEntry:
         labels=labels,
         variants=tuple(variants),
         ref_prediction=g["ref_prediction"][()] if "ref_prediction" in g else None,
+        method=method,
     )
 
 
@@ -259,13 +275,14 @@ def load_mutation_map(path: str | os.PathLike[str]) -> MutationMapFile:
         msg = f"{p}: not a veff mutation map (expected format={FORMAT!r}, found {found})"
         raise InputError(msg)
     version = int(attrs.get("format_version", -1))
-    if version != FORMAT_VERSION:
+    if version not in READ_VERSIONS:
         msg = (
             f"{p}: mutation map format version {version} is not supported by veff "
-            f"{__version__} (it reads version {FORMAT_VERSION})"
+            f"{__version__} (it reads versions {', '.join(map(str, READ_VERSIONS))})"
         )
         raise InputError(msg)
     labels = _texts(attrs.get("output_labels"))
+    method = _text(attrs.get("method", "naive"))
     return MutationMapFile(
         path=p,
         format_version=version,
@@ -273,8 +290,9 @@ def load_mutation_map(path: str | os.PathLike[str]) -> MutationMapFile:
         model=_text(attrs.get("model", "")),
         scores=_texts(attrs.get("scores")),
         labels=labels,
+        method=method,
         attrs=attrs,
-        entries=_Entries(p, n, labels),
+        entries=_Entries(p, n, labels, method),
     )
 
 
@@ -379,6 +397,11 @@ class MutationMapWriter:
             "alt", data=np.array([",".join(v.alts) for v in variants], dtype=object), dtype=_STR
         )
         return g
+
+    def set_method(self, method: str, note: str) -> None:
+        """Record the method that made the map and why (root attributes ``method``, ``method_note``)."""
+        self._fh.attrs["method"] = method
+        self._fh.attrs["method_note"] = note
 
     def close(self) -> None:
         """Finish the file and move it into place (or remove it, when finishing fails)."""

@@ -1,0 +1,215 @@
+"""Mutation-map benchmark cases: fast vs naive ISM, gradient maps, and tangermeme's ISM."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import CHROM, FASTA
+
+WINDOW_START = 32_100_000  # 0-based start of the first 1 kb window (real sequence)
+
+
+def basset_module(seed: int = 0, length: int = 1000):
+    """Basset-like: 3 x (conv, BatchNorm, ReLU, max pool), dense 1000-1000, 164 sigmoid outputs."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+
+    def block(c_in: int, c_out: int, k: int, pool: int) -> list[nn.Module]:
+        return [
+            nn.Conv1d(c_in, c_out, k, padding=k // 2),
+            nn.BatchNorm1d(c_out),
+            nn.ReLU(),
+            nn.MaxPool1d(pool),
+        ]
+
+    class Basset(nn.Module):
+        seq_len = length
+        input_layout = "4,L"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Sequential(*block(4, 300, 19, 3), *block(300, 200, 11, 4), *block(200, 200, 7, 4))
+            n = 200 * (((length // 3) // 4) // 4)
+            self.dense = nn.Sequential(
+                nn.Flatten(),
+                nn.Linear(n, 1000),
+                nn.ReLU(),
+                nn.Dropout(0.3),
+                nn.Linear(1000, 1000),
+                nn.ReLU(),
+                nn.Dropout(0.3),
+                nn.Linear(1000, 164),
+                nn.Sigmoid(),
+            )
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.dense(self.conv(x))
+
+    net = Basset()
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm1d):
+            with torch.no_grad():
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+def bpnet_module(seed: int = 0, length: int = 1000):
+    """BPNet-like: conv 64 (k=21), 9 dilated residual convs (k=3, dilation 2..512), a profile head
+    (k=75, 2 strands, (N, L, 2)) and a count head (mean over positions, dense 2)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+
+    class BPNet(nn.Module):
+        seq_len = length
+        input_layout = "4,L"
+        profile_outputs = ("0",)
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.iconv = nn.Conv1d(4, 64, 21, padding=10)
+            self.rconvs = nn.ModuleList(
+                nn.Conv1d(64, 64, 3, padding=2**i, dilation=2**i) for i in range(1, 10)
+            )
+            self.fconv = nn.Conv1d(64, 2, 75, padding=37)
+            self.linear = nn.Linear(64, 2)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            h = torch.relu(self.iconv(x))
+            for conv in self.rconvs:
+                h = h + torch.relu(conv(h))
+            profile = self.fconv(h).transpose(1, 2)
+            return profile, self.linear(h.mean(dim=-1))
+
+    return BPNet().eval()
+
+
+def _windows(n: int, length: int) -> list:
+    import veff
+
+    return [
+        (veff.Region(CHROM, WINDOW_START + k * length, WINDOW_START + (k + 1) * length), f"w{k}")
+        for k in range(n)
+    ]
+
+
+def _map_rate(module, method: str, n: int, tmp: Path, length: int, batch: int, **kw) -> tuple[float, Path]:
+    import veff
+
+    out = tmp / f"map_{method}_{id(module)}.h5"
+    mm = veff.MutationMap(
+        module,
+        FASTA,
+        seq_length=length,
+        rc=False,
+        batch_size=batch,
+        method=method,
+        model_kwargs={"device": "cpu"},
+        **kw,
+    )
+    _ = mm.labels  # probe outside the timing
+    t = time.perf_counter()
+    mm.query_windows(_windows(n, length), output=out)
+    return n / (time.perf_counter() - t), out
+
+
+def _max_rel(a: Path, b: Path, score: str = "diff") -> float:
+    import veff
+
+    ra, rb = veff.load_mutation_map(a), veff.load_mutation_map(b)
+    worst = 0.0
+    for ea, eb in zip(ra.entries, rb.entries, strict=False):  # b may hold fewer windows
+        x, y = ea.scores[score], eb.scores[score]
+        scale = np.nanmax(np.abs(ea.ref_prediction)) or 1.0
+        worst = max(worst, float(np.nanmax(np.abs(x - y)) / scale))
+    return worst
+
+
+def case_fast_ism(
+    which: str, tmp: Path, n_fast: int, n_naive: int, batch: int = 128
+) -> dict[str, float | str]:
+    """Windows/s of fast and naive ISM on the same 1 kb windows (naive on the first ``n_naive``),
+    and the largest difference of their diff scores relative to the largest reference output."""
+    import torch
+
+    import veff
+
+    torch.set_num_threads(1)  # the two methods get the same single core; their ratio is compared
+    module = basset_module() if which == "basset" else bpnet_module()
+    agg = {} if which == "basset" else {"aggregate": "all sum"}
+    fast, fast_out = _map_rate(module, "fast", n_fast, tmp, 1000, batch, **agg)
+    naive, naive_out = _map_rate(module, "naive", n_naive, tmp, 1000, batch, **agg)
+    return {
+        "fast_windows_per_s": fast,
+        "naive_windows_per_s": naive,
+        "ratio": fast / naive,
+        "max_rel_diff": _max_rel(fast_out, naive_out),
+        "method": veff.load_mutation_map(fast_out).method,
+    }
+
+
+def case_gradients(tmp: Path, n: int, batch: int = 128) -> dict[str, float]:
+    """Gradient maps (saliency of the 164 outputs summed, one backward per window) vs the model's
+    forward throughput on the same windows (windows/s of plain forward calls)."""
+    import torch
+
+    import veff
+    from veff.io.fasta import Fasta
+    from veff.variants.sequences import one_hot
+
+    torch.set_num_threads(1)
+    module = basset_module()
+    model = veff.load_model(module, device="cpu")
+    fa = Fasta(FASTA)
+    codes = fa.fetch_many(CHROM, np.array([w.start for w, _ in _windows(n, 1000)]), 1000)
+    x = model.layout.to_model(one_hot(codes))
+    with torch.inference_mode():
+        model._forward(x[:1])
+        t = time.perf_counter()
+        for k in range(n):
+            model._forward(x[k : k + 1])
+        forward = n / (time.perf_counter() - t)
+    rates = {}
+    for method in ("saliency", "integrated_gradients"):
+        extra = {"ig_steps": 20} if method == "integrated_gradients" else {}
+        rates[method], _ = _map_rate(module, method, n, tmp, 1000, batch, gradient_outputs="sum", **extra)
+    return {
+        "forward_windows_per_s": forward,
+        "saliency_windows_per_s": rates["saliency"],
+        "ratio": rates["saliency"] / forward,
+        "ig20_windows_per_s": rates["integrated_gradients"],
+    }
+
+
+def case_tangermeme(tmp: Path, n: int, batch: int = 128) -> dict[str, float | str]:
+    """veff's ISM (method auto) vs tangermeme's saturation_mutagenesis on the Basset-like model."""
+    import torch
+
+    try:
+        from tangermeme.ism import saturation_mutagenesis
+    except ImportError as exc:
+        return {"skipped": f"tangermeme not importable: {exc}"}
+    from veff.io.fasta import Fasta
+    from veff.variants.sequences import one_hot
+
+    torch.set_num_threads(1)
+    module = basset_module()
+    fa = Fasta(FASTA)
+    codes = fa.fetch_many(CHROM, np.array([w.start for w, _ in _windows(n, 1000)]), 1000)
+    x = torch.from_numpy(np.ascontiguousarray(one_hot(codes).transpose(0, 2, 1)))
+    t = time.perf_counter()
+    saturation_mutagenesis(module, x, batch_size=batch, device="cpu", verbose=False)
+    tm = n / (time.perf_counter() - t)
+    ours, _ = _map_rate(module, "auto", n, tmp, 1000, batch)
+    return {
+        "veff_windows_per_s": ours,
+        "tangermeme_windows_per_s": tm,
+        "ratio": ours / tm,
+        "veff_method": "auto",
+    }
