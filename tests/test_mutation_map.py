@@ -225,7 +225,9 @@ def test_hdf5_round_trip(data: dict[str, Path], tmp_path: Path) -> None:
     with h5py.File(out) as fh:
         a = fh.attrs
         assert a["format"] == "veff-mutation-map"
-        assert a["format_version"] == 1
+        assert a["format_version"] == 2
+        assert (a["method"], a["method_requested"]) == ("naive", "auto")  # a Python callable: naive ISM
+        assert "PyTorch" in a["method_note"]
         assert a["veff_version"] == veff.__version__
         assert a["model"] == "toy"
         assert list(a["scores"]) == ["diff", "alt"]

@@ -11,7 +11,15 @@ from typing import Any
 
 import click
 
-from veff.cli.options import fail, interrupted, parse_json_list, profile_options, split_list, weights_options
+from veff.cli.options import (
+    fail,
+    interrupted,
+    parse_json_list,
+    profile_options,
+    setup_logging,
+    split_list,
+    weights_options,
+)
 from veff.errors import InputError, VeffError
 from veff.writers.targets import check_outputs, writing
 
@@ -127,6 +135,29 @@ def _is_vcf(path: Path) -> bool:
 @click.option("--input-layout", help='Per-sequence input layout, e.g. "4,L" or "L,1,4".')
 @weights_options
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N] (PyTorch).")
+@click.option(
+    "--method",
+    type=click.Choice(["auto", "naive", "fast", "saliency", "grad_x_input", "integrated_gradients"]),
+    default="auto",
+    show_default=True,
+    help="ISM (auto: fast receptive-field ISM for PyTorch models where it applies, else naive) "
+    "or a gradient map.",
+)
+@click.option(
+    "--gradient-outputs",
+    type=click.Choice(["each", "sum"]),
+    default="each",
+    show_default=True,
+    help="Gradient maps: one map per kept output, or one of their sum.",
+)
+@click.option(
+    "--ig-steps",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Integration steps of integrated_gradients.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log the fast-ISM analysis layer by layer.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def create_mutation_map_cmd(**opts: Any) -> None:
     """Score every single-base change of model-length windows with MODEL; write HDF5.
@@ -134,8 +165,13 @@ def create_mutation_map_cmd(**opts: Any) -> None:
     Give either --regions (a BED file: windows tile each interval; or a VCF: one window centred
     on each variant) or --region chrom:start-end.
     """
+    import logging
+
     from veff.mutation_map.compute import MutationMap
 
+    setup_logging(opts["quiet"])
+    if opts["verbose"]:
+        logging.getLogger("veff").setLevel(logging.DEBUG)
     try:
         if (opts["regions"] is None) == (opts["region"] is None):
             msg = "give exactly one of --regions FILE and --region chrom:start-end"
@@ -169,6 +205,9 @@ def create_mutation_map_cmd(**opts: Any) -> None:
             bound_regions=opts["bound_regions"],
             dataloader_args=list(opts["dataloader_args"]) or None,
             progress=not opts["quiet"],
+            method=opts["method"],
+            gradient_outputs=opts["gradient_outputs"],
+            ig_steps=opts["ig_steps"],
             model_kwargs={
                 "input_layout": opts["input_layout"],
                 "weights": opts["weights"],
@@ -190,7 +229,7 @@ def create_mutation_map_cmd(**opts: Any) -> None:
         interrupted(exc)
     if not opts["quiet"]:
         click.echo(
-            f"veff: {len(result.entries)} windows x {mm.length} bp, scores "
+            f"veff: {len(result.entries)} windows x {mm.length} bp, method {result.method}, scores "
             f"{', '.join(result.scores)}, {len(result.labels)} outputs -> {opts['output']}",
             err=True,
         )

@@ -214,7 +214,7 @@ class _Tracer:
         torch = _torch()
         fx = torch.fx
 
-        class Tracer(fx.Tracer):
+        class Tracer(fx.Tracer):  # type: ignore[name-defined]
             def is_leaf_module(self, m: Any, qualname: str) -> bool:
                 if m._forward_hooks or m._forward_pre_hooks:
                     return True  # traced as one opaque call, so it is never treated as local

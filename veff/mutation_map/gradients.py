@@ -145,7 +145,7 @@ def _torch_grads(
     total: np.ndarray | None = None
     for lo in range(0, len(inputs), batch_size):
         xt = torch.from_numpy(np.ascontiguousarray(inputs[lo : lo + batch_size])).to(device)
-        xt.requires_grad_(requires_grad=True)
+        xt.requires_grad_()
         base = xt.transpose(1, 2) if layout.channels_first else xt
         shape = [len(xt)] + [xt.shape[1] if a == "L" else 4 if a == "4" else 1 for a in layout.axes]
         with torch.enable_grad():

@@ -9,6 +9,10 @@ A mutation-map figure has, per row of bases, three stacked panels sharing the x 
   centred at 0, the reference base of each position in grey, query variants boxed on their ALT
   base.
 
+Gradient maps (``saliency``, ``grad_x_input``, ``integrated_gradients``) are drawn the same way,
+except that each logo letter is the signed attribution at the observed base (below the axis
+when negative) and the heatmap shows all four bases. The title names the method.
+
 The x axis shows **1-based** genomic positions (as a genome browser or a VCF shows them), while
 ``limit_region_genomic`` takes veff's usual **0-based half-open** ``(start, end)``. Long windows
 are wrapped into several rows (about 200 bases each) so that letters stay legible; the figure
@@ -38,6 +42,7 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import Affine2D
 
 from veff.errors import InputError
+from veff.mutation_map.gradients import GRADIENT_METHODS as _GRADIENT_METHODS
 from veff.mutation_map.hdf5 import MapEntry, MutationMapFile, load_mutation_map
 from veff.types import Variant
 from veff.writers._atomic import AtomicPath
@@ -51,6 +56,13 @@ BASE_COLORS = {"A": "#109648", "C": "#255C99", "G": "#F7A21B", "T": "#D62839"}
 _COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
 _FORMATS = (".png", ".pdf", ".svg")
 _REF_GREY = "0.80"
+_METHOD_NAMES = {
+    "naive": "ISM (naive)",
+    "fast": "ISM (receptive-field, fast)",
+    "saliency": "saliency (gradient)",
+    "grad_x_input": "gradient x input",
+    "integrated_gradients": "integrated gradients",
+}
 # Layout, inches.
 _BASE_W, _LOGO_H, _TRACK_H, _HEAT_H, _GAP_H = 0.11, 0.95, 0.2, 1.0, 0.75
 _LEFT, _RIGHT, _TOP, _PAD = 0.85, 1.5, 0.55, 0.12
@@ -143,16 +155,19 @@ def _glyph(letter: str) -> MplPath:
     return path
 
 
-def _draw_logo(ax: Axes, seq: str, heights: np.ndarray, u0: int, ymax: float) -> None:
+def _draw_logo(ax: Axes, seq: str, heights: np.ndarray, u0: int, ylim: tuple[float, float]) -> None:
+    """Letters of ``seq`` as tall as ``heights`` (negative ones hang below the axis)."""
     patches, colors = [], []
     for k, (letter, h) in enumerate(zip(seq, heights, strict=True)):
-        if letter not in BASE_COLORS or h <= 0:
+        if letter not in BASE_COLORS or h == 0 or not np.isfinite(h):
             continue
-        tr = Affine2D().scale(0.9, h).translate(u0 + k - 0.45, 0)
+        tr = Affine2D().scale(0.9, abs(h)).translate(u0 + k - 0.45, min(h, 0.0))
         patches.append(PathPatch(tr.transform_path(_glyph(letter))))
         colors.append(BASE_COLORS[letter])
     ax.add_collection(PatchCollection(patches, facecolors=colors, edgecolors="none"))
-    ax.set_ylim(0, ymax)
+    if ylim[0] < 0:
+        ax.axhline(0, color="0.4", linewidth=0.6)
+    ax.set_ylim(*ylim)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.tick_params(axis="x", bottom=False, labelbottom=False)
@@ -383,8 +398,16 @@ def plot_mutation_map(
     finite = values[np.isfinite(values)]
     vmax = float(np.abs(finite).max()) if finite.size else 1.0
     norm = Normalize(-(vmax or 1.0), vmax or 1.0)
-    heights = _letter_heights(values, letter_height)
-    ymax = float(heights.max()) * 1.05 or 1.0
+    gradient = e.method in _GRADIENT_METHODS
+    if gradient:  # the attribution of the observed base
+        observed = np.array(["ACGT".find(b) for b in seq])
+        heights = np.where(observed >= 0, values[np.arange(n), np.maximum(observed, 0)], 0.0)
+        heights = np.nan_to_num(heights)
+    else:
+        heights = _letter_heights(values, letter_height)
+    top, bottom = float(heights.max(initial=0)), float(heights.min(initial=0))
+    pad = 0.05 * max(top - bottom, 1e-12)
+    ylim = (bottom - pad if bottom < 0 else 0.0, top + pad if top > 0 else (0.0 if bottom < 0 else 1.0))
     to_genome = _ToGenome(lo, hi, rc)
     variants = [v for v in e.variants if v.start < hi and v.end > lo] if show_variants else []
     label = e.labels[col]
@@ -429,15 +452,15 @@ def plot_mutation_map(
             if a is not None:
                 a.set_xlim(u0 - 0.5, u0 + per - 0.5)
         heat.set_yticks(range(4), list("ACGT"), fontsize=9)
-        heat.set_ylabel("mutant base", fontsize=9)
+        heat.set_ylabel("base" if gradient else "mutant base", fontsize=9)
         heat.tick_params(axis="y", length=0)
         _genomic_ticks(heat, u0, u1, to_genome, width * (u1 - u0) / per)
         if width / per >= 0.1:  # a minor tick per base when there is room
             heat.set_xticks(range(u0, u1), minor=True)
         strand = "reverse complement, " if rc else ""
         heat.set_xlabel(f"{e.chrom} position ({strand}1-based)", fontsize=9)
-        _draw_logo(logo, seq[u0:u1], heights[u0:u1], u0, ymax)
-        logo.set_ylabel(what[letter_height].format(score), fontsize=9)
+        _draw_logo(logo, seq[u0:u1], heights[u0:u1], u0, ylim)
+        logo.set_ylabel(f"{score}\nobserved base" if gradient else what[letter_height].format(score), fontsize=9)
         _draw_variants(heat, trk, row_marks[k], row_labels[k])
 
     first_heat = panels[0][2]
@@ -450,11 +473,15 @@ def plot_mutation_map(
     cbar.set_label(f"{score}, output {label}", fontsize=9)
     cbar.ax.tick_params(labelsize=8)
     cbar.ax.yaxis.set_major_locator(MaxNLocator(5))
-    cax.text(0.5, -0.06, "grey:\nreference", transform=cax.transAxes, ha="center", va="top", fontsize=7)
+    if not gradient:
+        cax.text(0.5, -0.06, "grey:\nreference", transform=cax.transAxes, ha="center", va="top", fontsize=7)
     head = (
         title
         if title is not None
-        else (f"{e.chrom}:{lo + 1:,}-{hi:,}{' (reverse complement)' if rc else ''} | {score}, output {label}")
+        else (
+            f"{e.chrom}:{lo + 1:,}-{hi:,}{' (reverse complement)' if rc else ''} | {score}, output {label}"
+            f" | {_METHOD_NAMES.get(e.method, e.method)}"
+        )
     )
     top_logo = panels[0][0]
     top_logo.set_title(head, fontsize=10, loc="left")
