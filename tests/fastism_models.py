@@ -116,3 +116,22 @@ class HookedConv(nn.Module):
 def build(cls: type[nn.Module], length: int, seed: int = 0) -> nn.Module:
     """An initialised network of class ``cls`` for inputs of ``length``."""
     return _init(cls(), length, seed)
+
+
+class Smooth(nn.Module):
+    """Smooth everywhere (tanh, softplus, avg pool), for finite differences: a profile head
+    (N, P, 2) and a scalar head (N, 3)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv1d(4, 8, 7, padding=3)
+        self.c2 = nn.Conv1d(8, 8, 5, padding=2)
+        self.ap = nn.AvgPool1d(2)
+        self.head = nn.Conv1d(8, 2, 3, padding=1)
+        self.fc = nn.LazyLinear(3)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = torch.tanh(self.c1(x))
+        h = nn.functional.softplus(self.c2(h)) + h
+        profile = self.head(h)[:, :, 20:-20].transpose(1, 2)
+        return profile, self.fc(self.ap(h).flatten(1))

@@ -59,7 +59,21 @@ def test_fast_equals_naive_with_every_layer_kind(cls: type, kinds: set[str]) -> 
     assert kinds <= seen
     names = " ".join(fast.plan.layers)
     if cls is AllKinds:  # conv, BN, relu, max pool, dilated conv + residual add, strided conv, cat, crop,
-        for name in ("c1", "b1", "p1", "c2", "add", "c3", "c4", "cat", "getitem", "gelu", "mul", "ap", "drop"):
+        for name in (
+            "c1",
+            "b1",
+            "p1",
+            "c2",
+            "add",
+            "c3",
+            "c4",
+            "cat",
+            "getitem",
+            "gelu",
+            "mul",
+            "ap",
+            "drop",
+        ):
             assert f"{name}:" in names, name
     ref = _ref()
     pos, base = mutant_table(ref)
@@ -116,9 +130,7 @@ def test_refuses_torchscript_and_half_precision() -> None:
 def _maps(fasta: Path, tmp_path: Path, net: torch.nn.Module, **kw: object) -> dict[str, h5py.File]:
     out = {}
     for method in ("naive", "fast"):
-        mm = MutationMap(
-            net, fasta, seq_length=L, scores=("diff", "alt"), rc=True, method=method, **kw
-        )
+        mm = MutationMap(net, fasta, seq_length=L, scores=("diff", "alt"), rc=True, method=method, **kw)
         path = tmp_path / f"{method}.h5"
         # one window over the N run, one hanging over the contig start, one on the minus strand
         mm.query_windows(
@@ -133,7 +145,9 @@ def _maps(fasta: Path, tmp_path: Path, net: torch.nn.Module, **kw: object) -> di
     return out
 
 
-def test_mutation_map_fast_matches_naive(fasta: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_mutation_map_fast_matches_naive(
+    fasta: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     net = build(AllKinds, L)
     with caplog.at_level(logging.INFO, logger="veff"):
         maps = _maps(fasta, tmp_path, net, model_kwargs={"device": "cpu"})
@@ -187,7 +201,9 @@ def test_self_check_refuses_a_wrong_fast_path(
     monkeypatch.setattr(FastISM, "predict", off_by_a_little)
     mm = MutationMap(net, fasta, seq_length=L, method="fast", rc=True, model_kwargs={"device": "cpu"})
     with pytest.warns(VeffWarning, match="differs from naive ISM on the first window"):
-        res = mm.query_windows([(Region("chrA", 20, 120), "a"), (Region("chrA", 150, 250), "b")], output=tmp_path / "m.h5")
+        res = mm.query_windows(
+            [(Region("chrA", 20, 120), "a"), (Region("chrA", 150, 250), "b")], output=tmp_path / "m.h5"
+        )
     assert res.method == "naive"
     assert "self-check" not in res.attrs["method_note"] or "differs" in res.attrs["method_note"]
     monkeypatch.setattr(FastISM, "predict", real)

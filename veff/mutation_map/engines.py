@@ -183,7 +183,9 @@ class MutantPredictor:
         if ok and rev is not None and ref.alt_rc is not None:
             ok, worst_rc = outputs_agree(rev[sel], ref.alt_rc)
             worst = max(worst, worst_rc)
-        log.info("mutation map: fast ISM self-check on %d mutants: max relative difference %.2g", len(sel), worst)
+        log.info(
+            "mutation map: fast ISM self-check on %d mutants: max relative difference %.2g", len(sel), worst
+        )
         if ok:
             return ""
         return (

@@ -460,7 +460,9 @@ def plot_mutation_map(
         strand = "reverse complement, " if rc else ""
         heat.set_xlabel(f"{e.chrom} position ({strand}1-based)", fontsize=9)
         _draw_logo(logo, seq[u0:u1], heights[u0:u1], u0, ylim)
-        logo.set_ylabel(f"{score}\nobserved base" if gradient else what[letter_height].format(score), fontsize=9)
+        logo.set_ylabel(
+            f"{score}\nobserved base" if gradient else what[letter_height].format(score), fontsize=9
+        )
         _draw_variants(heat, trk, row_marks[k], row_labels[k])
 
     first_heat = panels[0][2]
