@@ -167,11 +167,20 @@ def create_mutation_map_cmd(**opts: Any) -> None:
     """
     import logging
 
+    setup_logging(opts["quiet"])
+    logger = logging.getLogger("veff")
+    level = logger.level
+    if opts["verbose"]:  # the fast-ISM analysis layer by layer
+        logger.setLevel(logging.DEBUG)
+    try:
+        _create(opts)
+    finally:
+        logger.setLevel(level)
+
+
+def _create(opts: dict[str, Any]) -> None:
     from veff.mutation_map.compute import MutationMap
 
-    setup_logging(opts["quiet"])
-    if opts["verbose"]:
-        logging.getLogger("veff").setLevel(logging.DEBUG)
     try:
         if (opts["regions"] is None) == (opts["region"] is None):
             msg = "give exactly one of --regions FILE and --region chrom:start-end"
