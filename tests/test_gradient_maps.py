@@ -199,10 +199,14 @@ def test_cli_methods(tmp_path: Path) -> None:
             "chr22:32068401-32068501",
         ]
         res = runner.invoke(
-            create_mutation_map_cmd, [*args, "-o", str(out), "--method", method, "--device", "cpu", "-v"]
+            create_mutation_map_cmd, [*args, "-o", str(out), "--method", method, "--device", "cpu", "-vv"]
         )
         assert res.exit_code == 0, res.output
         assert f"method {method}" in res.output
+        if method == "fast":  # -vv: the method, the self-check and the layers
+            assert "fast ISM: receptive-field ISM over" in res.output
+            assert "self-check on" in res.output
+            assert "conv1: conv, length 93, window 9" in res.output
         outs[method] = load_mutation_map(out)
         png = tmp_path / f"{method}.png"
         res = runner.invoke(plot_mutation_map_cmd, [str(out), "-o", str(png)])

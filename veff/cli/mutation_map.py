@@ -14,6 +14,7 @@ import click
 from veff.cli.options import (
     fail,
     interrupted,
+    log_options,
     parse_json_list,
     profile_options,
     setup_logging,
@@ -157,7 +158,7 @@ def _is_vcf(path: Path) -> bool:
     show_default=True,
     help="Integration steps of integrated_gradients.",
 )
-@click.option("-v", "--verbose", is_flag=True, help="Log the fast-ISM analysis layer by layer.")
+@log_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def create_mutation_map_cmd(**opts: Any) -> None:
     """Score every single-base change of model-length windows with MODEL; write HDF5.
@@ -165,23 +166,13 @@ def create_mutation_map_cmd(**opts: Any) -> None:
     Give either --regions (a BED file: windows tile each interval; or a VCF: one window centred
     on each variant) or --region chrom:start-end.
     """
-    import logging
-
-    setup_logging(opts["quiet"])
-    logger = logging.getLogger("veff")
-    level = logger.level
-    if opts["verbose"]:  # the fast-ISM analysis layer by layer
-        logger.setLevel(logging.DEBUG)
-    try:
-        _create(opts)
-    finally:
-        logger.setLevel(level)
-
-
-def _create(opts: dict[str, Any]) -> None:
     from veff.mutation_map.compute import MutationMap
 
     try:
+        # -v: the method used and why (fast ISM's prefix, the self-check); -vv: layer by layer
+        setup_logging(
+            opts["quiet"], verbose=opts["verbose"], level=opts["log_level"], log_file=opts["log_file"]
+        )
         if (opts["regions"] is None) == (opts["region"] is None):
             msg = "give exactly one of --regions FILE and --region chrom:start-end"
             raise InputError(msg)
@@ -214,6 +205,7 @@ def _create(opts: dict[str, Any]) -> None:
             bound_regions=opts["bound_regions"],
             dataloader_args=list(opts["dataloader_args"]) or None,
             progress=not opts["quiet"],
+            progress_interval=opts["progress_interval"],
             method=opts["method"],
             gradient_outputs=opts["gradient_outputs"],
             ig_steps=opts["ig_steps"],

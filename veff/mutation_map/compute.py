@@ -36,7 +36,7 @@ import numpy as np
 
 from veff.engine.batching import Predictions, predict_pairs, probe_outputs
 from veff.engine.outputs import OutputSpec, select_columns
-from veff.engine.progress import progress_bar
+from veff.engine.progress import DEFAULT_INTERVAL, progress_bar
 from veff.errors import InputError
 from veff.io.bed import read_regions
 from veff.io.fasta import Fasta
@@ -151,8 +151,9 @@ class MutationMap:
         Arguments of a Kipoi model's own dataloader. A model bound to its dataloader's regions
         (overlap mode) uses the regions it returns as ``bound_regions`` (with their strand;
         sequences come from the FASTA; models with inputs besides the DNA cannot be mapped).
-    progress
-        Show a progress bar (windows) on stderr.
+    progress, progress_interval
+        Show a progress bar (windows) on stderr; seconds between plain progress lines when
+        stderr is not a terminal.
     model_kwargs
         Extra arguments for :func:`veff.load_model`.
     method
@@ -195,6 +196,7 @@ class MutationMap:
         model_kwargs: dict[str, Any] | None = None,
         dataloader_args: Any = None,
         method: str = "auto",
+        progress_interval: float = DEFAULT_INTERVAL,
         gradient_outputs: str = "each",
         ig_steps: int = 50,
     ) -> None:
@@ -228,6 +230,7 @@ class MutationMap:
         self.batch_size = batch_size
         self.centering = centering
         self.progress = progress
+        self.progress_interval = progress_interval
         self._owns_model = self.model is not model
         self.seq_input = str(getattr(self.model, "seq_input", None) or "seq")
         self._model_outputs = list(model_outputs) if model_outputs else None
@@ -478,7 +481,7 @@ class MutationMap:
             if self.method == "integrated_gradients":
                 meta["ig_steps"] = self.ig_steps
                 meta["ig_baseline"] = "zeros"
-        bar = progress_bar(self.progress, unit="windows", total=total)
+        bar = progress_bar(self.progress, unit="windows", total=total, interval=self.progress_interval)
         try:
             with MutationMapWriter(
                 output, model=self.model.name, scores=self.score_names, labels=labels, meta=meta
