@@ -42,7 +42,7 @@ from veff.io.bed import read_regions
 from veff.io.fasta import Fasta
 from veff.models import Model, load_model
 from veff.mutation_map.engines import METHODS, MutantPredictor, check_method
-from veff.mutation_map.gradients import GRADIENT_METHODS, OUTPUT_REDUCTIONS, gradient_map
+from veff.mutation_map.gradients import GRADIENT_METHODS, OUTPUT_REDUCTIONS, Targets, gradient_map
 from veff.mutation_map.hdf5 import (
     FORMAT,
     FORMAT_VERSION,
@@ -388,10 +388,7 @@ class MutationMap:
             self.model,
             model_ref,
             method=self.method,
-            spec=self.output_spec,
-            aggregate=self.aggregate,
-            columns=self._columns,
-            outputs=self.gradient_outputs,
+            targets=Targets(self.output_spec, self.aggregate, self._columns, self.gradient_outputs),
             steps=self.ig_steps,
             batch_size=self.batch_size,
         )

@@ -295,59 +295,10 @@ def analyse(
     # one reference pass for shapes and constant values
     x0 = one_hot(np.frombuffer(b"ACGT" * (length // 4 + 1), np.uint8)[None, :length])
     xm = torch.from_numpy(layout.to_model(x0)).to(next(iter(module.parameters()), torch.zeros(0)).device)
-    values: dict[Any, Any] = {}
-    depends: set[Any] = set()
-    local: dict[Any, _Node] = {}
-    why: dict[Any, str] = {}
-    nlc = axes == ("L", "4")
-    pos = np.arange(length, dtype=np.int64)
-    pointwise, binary = _pointwise_functions(), _binary_functions()
-    with torch.inference_mode():
-        for node in nodes:
-            if node.op == "placeholder":
-                values[node] = xm
-                depends.add(node)
-                local[node] = _Node(
-                    node.name, length, pos.copy(), pos.copy(), kind="input-nlc" if nlc else "input"
-                )
-                local[node].place()
-                continue
-            if node.op == "output":
-                continue
-            args = torch.fx.node.map_arg(node.args, lambda a: values[a])
-            kwargs = torch.fx.node.map_arg(node.kwargs, lambda a: values[a])
-            try:
-                values[node] = _run_node(gm, node, args, kwargs)
-            except Exception as exc:
-                return _refused(f"cannot run traced node {node.name}: {exc}")
-            ins = [a for a in node.all_input_nodes if a in depends]
-            if not ins:
-                continue  # a constant
-            depends.add(node)
-            if all(a in local for a in ins):
-                rule = _classify(gm, node, ins, local, values, pointwise, binary)
-                if isinstance(rule, _Node):
-                    out = values[node]
-                    if (
-                        not torch.is_tensor(out)
-                        or out.dim() != 3
-                        or out.shape[2] != rule.length
-                        or not out.is_floating_point()
-                    ):
-                        why[node] = (
-                            f"{node.name}: output shape {tuple(getattr(out, 'shape', ()))} not (N, C, L)"
-                        )
-                        continue
-                    rule.place()
-                    if rule.width > max_fraction * rule.length and rule.kind != "input":
-                        why[node] = (
-                            f"{node.name}: a base change reaches {rule.width} of its {rule.length} "
-                            "positions (run in full)"
-                        )
-                        continue
-                    local[node] = rule
-                else:
-                    why[node] = f"{node.name}: {rule}"
+    walked = _walk(gm, nodes, xm, length, axes == ("L", "4"), max_fraction)
+    if isinstance(walked, str):
+        return _refused(walked)
+    values, depends, local, why = walked
     consts = {n: v for n, v in values.items() if n not in depends}
     boundary = [n for n in local if any(u not in local for u in n.users)]
     real = [n for n, r in local.items() if r.kind in ("conv", "pool")]
@@ -368,6 +319,72 @@ def analyse(
     return Plan(usable=True, note=note, layers=layers), gm, local, consts
 
 
+def _walk(
+    gm: Any, nodes: list[Any], xm: Any, length: int, nlc: bool, max_fraction: float
+) -> tuple[dict[Any, Any], set[Any], dict[Any, _Node], dict[Any, str]] | str:
+    """Run the graph once on ``xm``, classifying every node (or return why it cannot run).
+
+    Returns ``(values, input-dependent nodes, local nodes, why each other node is not local)``.
+    """
+    torch = _torch()
+    values: dict[Any, Any] = {}
+    depends: set[Any] = set()
+    local: dict[Any, _Node] = {}
+    why: dict[Any, str] = {}
+    pos = np.arange(length, dtype=np.int64)
+    pointwise, binary = _pointwise_functions(), _binary_functions()
+    with torch.inference_mode():
+        for node in nodes:
+            if node.op == "placeholder":
+                values[node] = xm
+                depends.add(node)
+                local[node] = _Node(
+                    node.name, length, pos.copy(), pos.copy(), kind="input-nlc" if nlc else "input"
+                )
+                local[node].place()
+                continue
+            if node.op == "output":
+                continue
+            args = torch.fx.node.map_arg(node.args, lambda a: values[a])
+            kwargs = torch.fx.node.map_arg(node.kwargs, lambda a: values[a])
+            try:
+                values[node] = _run_node(gm, node, args, kwargs)
+            except Exception as exc:  # whatever the module raises: no fast path, naive ISM
+                return f"cannot run traced node {node.name}: {exc}"
+            ins = [a for a in node.all_input_nodes if a in depends]
+            if not ins:
+                continue  # a constant
+            depends.add(node)
+            if not all(a in local for a in ins):
+                continue
+            rule = _classify(gm, node, ins, local, values, pointwise, binary)
+            reason = _accept(node, rule, values[node], max_fraction)
+            if reason:
+                why[node] = reason
+            else:
+                assert isinstance(rule, _Node)
+                local[node] = rule
+    return values, depends, local, why
+
+
+def _accept(node: Any, rule: _Node | str, out: Any, max_fraction: float) -> str:
+    """Why ``rule`` cannot make ``node`` local ("" when it can; places the rule's window)."""
+    torch = _torch()
+    if isinstance(rule, str):
+        return f"{node.name}: {rule}"
+    if (
+        not torch.is_tensor(out)
+        or out.dim() != 3
+        or out.shape[2] != rule.length
+        or not out.is_floating_point()
+    ):
+        return f"{node.name}: output shape {tuple(getattr(out, 'shape', ()))} not (N, C, L)"
+    rule.place()
+    if rule.width > max_fraction * rule.length:
+        return f"{node.name}: a base change reaches {rule.width} of its {rule.length} positions (run in full)"
+    return ""
+
+
 def _classify(
     gm: Any,
     node: Any,
@@ -385,20 +402,7 @@ def _classify(
             return _Node(node.name, first.length, first.lo, first.hi, inputs=[ins[0]], fn=lambda x: x)
         return "the (N, L, 4) input is used before a transpose to (N, 4, L)"
     if node.op == "call_module":
-        mod = gm.get_submodule(node.target)
-        if len(node.args) != 1 or node.kwargs:
-            return f"module {type(mod).__name__} called with extra arguments"
-        if _plain(mod, ("Conv1d",)):
-            return _conv_rule(node, mod, first, ins[0])
-        if _plain(mod, ("MaxPool1d", "AvgPool1d")):
-            return _pool_rule(node, mod, first, ins[0])
-        if _plain(mod, ("BatchNorm1d",)):
-            if mod.training or mod.running_mean is None:
-                return "BatchNorm1d in training mode or without running statistics"
-            return _pointwise(node, first, ins, lambda x: mod(x))
-        if _plain(mod, _POINTWISE_MODULES):
-            return _pointwise(node, first, ins, lambda x: mod(x))
-        return f"module {type(mod).__name__} is not a known local layer"
+        return _classify_module(gm, node, first, ins)
     if node.op == "call_function":
         target = node.target
         if target is torch.nn.functional.dropout:
@@ -426,6 +430,24 @@ def _classify(
             return _binary(gm, node, ins, local, values)
         return f"method .{node.target}() is not a known local operation"
     return f"{node.op} is not a local operation"
+
+
+def _classify_module(gm: Any, node: Any, first: _Node, ins: list[Any]) -> _Node | str:
+    """The local rule of a call of a torch.nn layer, or why there is none."""
+    mod = gm.get_submodule(node.target)
+    if len(node.args) != 1 or node.kwargs:
+        return f"module {type(mod).__name__} called with extra arguments"
+    if _plain(mod, ("Conv1d",)):
+        return _conv_rule(node, mod, first, ins[0])
+    if _plain(mod, ("MaxPool1d", "AvgPool1d")):
+        return _pool_rule(node, mod, first, ins[0])
+    if _plain(mod, ("BatchNorm1d",)):
+        if mod.training or mod.running_mean is None:
+            return "BatchNorm1d in training mode or without running statistics"
+        return _pointwise(node, first, ins, lambda x: mod(x))
+    if _plain(mod, _POINTWISE_MODULES):
+        return _pointwise(node, first, ins, lambda x: mod(x))
+    return f"module {type(mod).__name__} is not a known local layer"
 
 
 def _is_transpose(node: Any) -> bool:

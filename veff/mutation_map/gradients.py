@@ -19,6 +19,7 @@ frameworks are imported only when a map of that kind is made.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,10 +28,32 @@ from veff.errors import InputError, ModelError
 from veff.scoring.tracks import Aggregation
 from veff.variants.sequences import one_hot
 
-__all__ = ["GRADIENT_METHODS", "OUTPUT_REDUCTIONS", "gradient_map"]
+__all__ = ["GRADIENT_METHODS", "OUTPUT_REDUCTIONS", "Targets", "gradient_map"]
 
 GRADIENT_METHODS = ("saliency", "grad_x_input", "integrated_gradients")
 OUTPUT_REDUCTIONS = ("each", "sum")
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What is differentiated.
+
+    Attributes
+    ----------
+    spec
+        The model's :class:`~veff.engine.outputs.OutputSpec`.
+    aggregate
+        Reduction of profile heads over positions.
+    columns
+        Task columns to keep (None: all).
+    outputs
+        ``each`` (one map per kept column) or ``sum`` (one map of their sum).
+    """
+
+    spec: Any
+    aggregate: Aggregation
+    columns: np.ndarray | None = None
+    outputs: str = "each"
 
 
 def _head_masks(spec: Any, aggregate: Aggregation) -> list[np.ndarray | None]:
@@ -54,10 +77,7 @@ def gradient_map(
     codes: np.ndarray,
     *,
     method: str,
-    spec: Any,
-    aggregate: Aggregation,
-    columns: np.ndarray | None,
-    outputs: str = "each",
+    targets: Targets,
     steps: int = 50,
     batch_size: int = 64,
 ) -> np.ndarray:
@@ -71,14 +91,8 @@ def gradient_map(
         uint8 codes of the window as fed to the model, shape (L,).
     method
         One of :data:`GRADIENT_METHODS`.
-    spec
-        The model's :class:`~veff.engine.outputs.OutputSpec`.
-    aggregate
-        Reduction of profile heads over positions.
-    columns
-        Task columns to keep (None: all).
-    outputs
-        ``each`` (one map per kept column) or ``sum`` (one map of their sum).
+    targets
+        The outputs to differentiate (:class:`Targets`).
     steps
         Integration steps of ``integrated_gradients``.
     batch_size
@@ -92,8 +106,8 @@ def gradient_map(
     if method not in GRADIENT_METHODS:
         msg = f"unknown gradient method {method!r}; expected one of {', '.join(GRADIENT_METHODS)}"
         raise InputError(msg)
-    if outputs not in OUTPUT_REDUCTIONS:
-        msg = f"unknown output reduction {outputs!r}; expected one of {', '.join(OUTPUT_REDUCTIONS)}"
+    if targets.outputs not in OUTPUT_REDUCTIONS:
+        msg = f"unknown output reduction {targets.outputs!r}; expected one of {', '.join(OUTPUT_REDUCTIONS)}"
         raise InputError(msg)
     if steps < 1:
         msg = f"integrated gradients needs at least 1 step, got {steps}"
@@ -104,12 +118,13 @@ def gradient_map(
         inputs = (alphas[:, None, None] * x).astype(np.float32)  # baseline 0
     else:
         inputs = x
-    masks = _head_masks(spec, aggregate)
+    masks = _head_masks(targets.spec, targets.aggregate)
+    reducer, columns, outputs = targets.aggregate.reducer, targets.columns, targets.outputs
     framework = getattr(model, "framework", "")
     if framework == "pytorch":
-        grads = _torch_grads(model, inputs, masks, aggregate.reducer, columns, outputs, batch_size)
+        grads = _torch_grads(model, inputs, masks, reducer, columns, outputs, batch_size)
     elif framework == "keras":
-        grads = _keras_grads(model, inputs, masks, aggregate.reducer, columns, outputs, batch_size)
+        grads = _keras_grads(model, inputs, masks, reducer, columns, outputs, batch_size)
     else:
         msg = (
             f"gradient maps need a PyTorch or Keras model; {model.name!r} is a {framework or 'Python'} "

@@ -141,6 +141,26 @@ def _letter_heights(values: np.ndarray, how: str) -> np.ndarray:
     return np.where(count > 0, h, 0.0)
 
 
+def _logo_heights(
+    values: np.ndarray, seq: str, how: str, *, gradient: bool
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """Letter heights and the logo's y range.
+
+    ISM maps: by ``how``; gradient maps: the signed attribution of the observed base.
+    """
+    if gradient:
+        observed = np.array(["ACGT".find(b) for b in seq], dtype=np.int64)
+        picked = values[np.arange(len(seq)), np.maximum(observed, 0)] if len(seq) else np.zeros(0)
+        heights = np.nan_to_num(np.where(observed >= 0, picked, 0.0))
+    else:
+        heights = _letter_heights(values, how)
+    top, bottom = float(heights.max(initial=0)), float(heights.min(initial=0))
+    pad = 0.05 * max(top - bottom, 1e-12)
+    if bottom < 0:
+        return heights, (bottom - pad, top + pad if top > 0 else 0.0)
+    return heights, (0.0, top + pad if top > 0 else 1.0)
+
+
 _GLYPHS: dict[str, MplPath] = {}
 
 
@@ -399,15 +419,7 @@ def plot_mutation_map(
     vmax = float(np.abs(finite).max()) if finite.size else 1.0
     norm = Normalize(-(vmax or 1.0), vmax or 1.0)
     gradient = e.method in _GRADIENT_METHODS
-    if gradient:  # the attribution of the observed base
-        observed = np.array(["ACGT".find(b) for b in seq])
-        heights = np.where(observed >= 0, values[np.arange(n), np.maximum(observed, 0)], 0.0)
-        heights = np.nan_to_num(heights)
-    else:
-        heights = _letter_heights(values, letter_height)
-    top, bottom = float(heights.max(initial=0)), float(heights.min(initial=0))
-    pad = 0.05 * max(top - bottom, 1e-12)
-    ylim = (bottom - pad if bottom < 0 else 0.0, top + pad if top > 0 else (0.0 if bottom < 0 else 1.0))
+    heights, ylim = _logo_heights(values, seq, letter_height, gradient=gradient)
     to_genome = _ToGenome(lo, hi, rc)
     variants = [v for v in e.variants if v.start < hi and v.end > lo] if show_variants else []
     label = e.labels[col]
