@@ -5,6 +5,7 @@ The checker is tests/layers.py; the contract below is the one docs/architecture.
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,16 @@ CONTRACT = Contract(
 def test_veff_keeps_its_layers() -> None:
     problems = check(VEFF, CONTRACT)
     assert problems == [], "\n".join(problems)
+
+
+def test_every_module_says_what_it_is_for() -> None:
+    """Each module opens with a docstring whose first line names its responsibility."""
+    missing = []
+    for path in sorted(VEFF.rglob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text()))
+        if not doc or len(doc.splitlines()[0].split()) < 3:
+            missing.append(str(path.relative_to(VEFF.parent)))
+    assert missing == []
 
 
 def _package(root: Path, files: dict[str, str]) -> Path:
