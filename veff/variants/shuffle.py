@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from itertools import groupby
 
 import numpy as np
 
@@ -41,6 +42,7 @@ __all__ = ["DEFAULT_NULL_CORE", "dinuc_shuffle", "null_windows", "parse_null", "
 
 DEFAULT_NULL_CORE = 3  # the variant and one base either side
 _N_LETTERS = 5  # A, C, G, T, N
+_BLOCK_BASES = 1 << 22  # bases shuffled at once (bounds the memory of long windows)
 _TO_INDEX = np.full(256, 4, dtype=np.int8)
 for _k, _b in enumerate(b"ACGT"):
     _TO_INDEX[_b] = _k
@@ -95,31 +97,38 @@ def _shuffle_letters(x: np.ndarray, rngs: Sequence[np.random.Generator]) -> np.n
     src, dst = x[:, :-1].astype(np.int64), x[:, 1:].astype(np.int64)
     last = x[:, -1].astype(np.int64)
     rows = np.arange(n)
-    onehot = src[:, :, None] == np.arange(_N_LETTERS)
-    counts = onehot.sum(axis=1)  # (B, 5) out-degree
+    counts = np.stack([(src == v).sum(axis=1) for v in range(_N_LETTERS)], axis=1)  # (B, 5) out-degree
     has_out = (counts > 0) & (np.arange(_N_LETTERS) != last[:, None])
     keys = np.empty((n, m - 1))
     todo = rows
     while len(todo):
-        for b in todo.tolist():
-            keys[b] = rngs[b].random(m - 1)
+        # rows that share a generator (the shuffles of one ALT) draw their keys in one call
+        for _, run in groupby(todo.tolist(), key=lambda b: id(rngs[b])):
+            block = list(run)
+            keys[block] = rngs[block[0]].random((len(block), m - 1))
         # the last exit of vertex v is its edge with the largest key
-        masked = np.where(onehot[todo], keys[todo][:, :, None], -1.0)  # (b, E, 5)
-        exit_edge = masked.argmax(axis=1)  # (b, 5)
+        s_todo, k_todo = src[todo], keys[todo]
+        exit_edge = np.stack(
+            [np.where(s_todo == v, k_todo, -1.0).argmax(axis=1) for v in range(_N_LETTERS)], axis=1
+        )  # (b, 5)
         last_dst = np.take_along_axis(dst[todo], exit_edge, axis=1)
         ok = _last_exit_ok(last_dst, has_out[todo], last[todo])
         todo = todo[~ok]
     order = np.argsort(src * 2.0 + keys, axis=1, kind="stable")  # by vertex, then key
     targets = np.take_along_axis(dst, order, axis=1)
     start = np.concatenate([np.zeros((n, 1), np.int64), np.cumsum(counts, axis=1)[:, :-1]], axis=1)
-    used = np.zeros((n, _N_LETTERS), np.int64)
+    # flat indices: (row, vertex) -> row * 5 + vertex; (row, edge) -> row * (m - 1) + edge
+    nxt = (start + rows[:, None] * (m - 1)).ravel()  # next unused edge of each (row, vertex)
+    flat_targets = targets.ravel()
     out = np.empty_like(x)
     cur = x[:, 0].astype(np.int64)
     out[:, 0] = cur
+    base = rows * _N_LETTERS
     for i in range(1, m):
-        slot = start[rows, cur] + used[rows, cur]
-        used[rows, cur] += 1
-        cur = targets[rows, slot]
+        at = base + cur
+        edge = nxt[at]
+        nxt[at] = edge + 1
+        cur = flat_targets[edge]
         out[:, i] = cur
     return out
 
@@ -239,12 +248,13 @@ def _shuffled_list(seqs: list[np.ndarray], rngs: list[np.random.Generator], n_nu
     by_length: dict[int, list[int]] = {}
     for i, s in enumerate(seqs):
         by_length.setdefault(len(s), []).append(i)
-    for m, idx in by_length.items():
-        if m == 0:
-            continue
-        block = np.repeat(np.stack([np.asarray(seqs[i], np.uint8) for i in idx]), n_null, axis=0)
-        row_rngs = [rngs[i] for i in idx for _ in range(n_null)]
-        shuffled = dinuc_shuffle(block, row_rngs).reshape(len(idx), n_null, m)
-        for k, i in enumerate(idx):
-            out[i] = shuffled[k]
+    for m, same in by_length.items():
+        step = max(1, _BLOCK_BASES // max(1, m * n_null))  # sequences shuffled at once
+        for lo in range(0, len(same) if m else 0, step):
+            idx = same[lo : lo + step]
+            block = np.repeat(np.stack([np.asarray(seqs[i], np.uint8) for i in idx]), n_null, axis=0)
+            row_rngs = [rngs[i] for i in idx for _ in range(n_null)]
+            shuffled = dinuc_shuffle(block, row_rngs).reshape(len(idx), n_null, m)
+            for k, i in enumerate(idx):
+                out[i] = shuffled[k]
     return out
