@@ -100,3 +100,38 @@ def test_a_per_feature_score_gives_each_alt_a_row_per_feature(genome, tmp_path, 
     expect = back[cols]
     np.testing.assert_array_equal(from_vcf[cols[-2:]].to_numpy(), expect[cols[-2:]].to_numpy())
     assert from_vcf[cols[:-2]].astype(str).values.tolist() == expect[cols[:-2]].astype(str).values.tolist()
+
+
+@pytest.mark.parametrize("fmt", ["tsv.gz", "parquet"])
+def test_rows_with_features_shard_into_the_bytes_of_one_process(genome, tmp_path, monkeypatch, fmt):
+    distributed = pytest.importorskip("distributed")
+    from veff.distributed.driver import local_cluster
+
+    rows = [("chr1", p, f"v{p}", base("chr1", p), other(base("chr1", p))) for p in range(20, 590, 3)]
+    vcf = write_vcf(tmp_path / "in.vcf", rows)
+    _per_gene(monkeypatch)  # the workers are threads of this process: they see it too
+    (tmp_path / "one").mkdir()
+    (tmp_path / "many").mkdir()
+    one = [tmp_path / "one" / "o.vcf.gz", tmp_path / "one" / f"t.{fmt}"]
+    many = [tmp_path / "many" / "o.vcf.gz", tmp_path / "many" / f"t.{fmt}"]
+    veff.score_variants(_model(), vcf, genome, one[0], table=one[1], scores=["diff"], batch_size=16)
+    cluster = local_cluster(2, processes=False)
+    try:
+        with distributed.Client(cluster, set_as_default=False) as client:
+            summary = veff.score_variants(
+                _model(),
+                vcf,
+                genome,
+                many[0],
+                table=many[1],
+                scores=["diff"],
+                batch_size=16,
+                client=client,
+                shard_records=40,
+            )
+    finally:
+        cluster.close()
+    assert summary.distributed["shards"] > 1
+    for a, b in zip(one, many, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
+    assert len(veff.read_scores(many[1])) == 2 * len(rows)
