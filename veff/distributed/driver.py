@@ -385,8 +385,18 @@ def _connect(opts: RunOptions) -> Iterator[Any]:
     try:
         with Client(cluster, set_as_default=False) as client:
             yield client
-    finally:
-        cluster.close()
+    except BaseException:
+        # stopped early (an error, Ctrl-C, SIGTERM): the workers may be busy, and are killed on
+        # purpose; Dask's warnings about that ("still alive after 4.0 seconds, killing") are noise
+        dask_log = logging.getLogger("distributed")
+        level = dask_log.level
+        dask_log.setLevel(logging.CRITICAL)
+        try:
+            cluster.close()
+        finally:
+            dask_log.setLevel(level)
+        raise
+    cluster.close()
 
 
 def local_cluster(workers: int, *, threads: int | None = None, processes: bool = True) -> Any:

@@ -1,0 +1,86 @@
+"""Ctrl-C and SIGTERM end a real run cleanly: one line, exit 130/143, no temp file, old outputs kept."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import EXAMPLE, HG38, ROOT
+
+TORCH_MODEL = EXAMPLE / "models" / "donor_cnn" / "donor_cnn.pt"
+START, END = 32_000_101, 32_299_900  # the sequence of the example reference slice
+
+
+@pytest.fixture(scope="module")
+def big_vcf(tmp_path_factory):
+    """Every SNV (one ALT each) of most of the example reference: about 300,000 records, sorted."""
+    import pysam
+
+    path = tmp_path_factory.mktemp("big") / "big.vcf"
+    seq = pysam.FastaFile(str(HG38)).fetch("chr22", START - 1, END).upper()
+    alt = {"A": "C", "C": "G", "G": "T", "T": "A"}
+    with open(path, "w") as fh:
+        fh.write("##fileformat=VCFv4.2\n##contig=<ID=chr22,length=32300000>\n")
+        fh.write("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+        fh.writelines(
+            f"chr22\t{START + k}\t.\t{b}\t{alt[b]}\t.\t.\t.\n" for k, b in enumerate(seq) if b in alt
+        )
+    # the same as BCF: its records are read by cyvcf2 in the reader thread, which must stop first
+    subprocess.run(["bcftools", "view", "-Ob", "-o", str(path.with_suffix(".bcf")), str(path)], check=True)
+    return path
+
+
+def _started(folder: Path, workers: bool) -> bool:
+    """Whether the run has written records: a temporary output (or, sharded, a part) with data."""
+    candidates = list(folder.glob(".*veff-tmp-*"))
+    if workers:
+        candidates += list(folder.glob(".veff-work-*/parts/*"))
+    return any(p.is_file() and p.stat().st_size > 0 for p in candidates)
+
+
+_INT = (signal.SIGINT, 130, "veff: interrupted; no output written")
+_TERM = (signal.SIGTERM, 143, "veff: terminated; no output written")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sig", "code", "line", "workers", "suffix"),
+    [(*_INT, None, ".bcf"), (*_TERM, None, ".vcf"), (*_TERM, 2, ".vcf")],
+    ids=["sigint_bcf", "sigterm", "sigterm_workers2"],
+)
+def test_a_signal_while_writing_ends_the_run_cleanly(tmp_path, big_vcf, sig, code, line, workers, suffix):
+    out = tmp_path / "out.vcf.gz"
+    table = tmp_path / "out.tsv"
+    old = {out: b"old vcf\n", Path(f"{out}.tbi"): b"old index\n", table: b"old table\n"}
+    for path, data in old.items():
+        path.write_bytes(data)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    vcf = big_vcf.with_suffix(suffix)
+    args = [sys.executable, "-m", "veff", "score-variants", str(TORCH_MODEL), "--vcf", str(vcf)]
+    args += ["--fasta", str(HG38), "-o", str(out), "--table", str(table), "-q", "--batch-size", "64"]
+    if workers:
+        args += ["--workers", str(workers), "--shard-records", "20000"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while not _started(tmp_path, bool(workers)):
+            assert proc.poll() is None, f"the run ended before it was signalled: {proc.stderr.read()!r}"  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the run did not start writing"
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == code, err.decode()
+    assert err.decode().splitlines() == [line]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temp file, no work folder
+    for path, data in old.items():
+        assert path.read_bytes() == data
