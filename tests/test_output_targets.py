@@ -302,3 +302,30 @@ def small_disk(tmp_path):
         with open(tmp_path / "small" / "filler", "wb") as fh, contextlib.suppress(OSError):
             fh.write(b"x" * (60 * 1024))
         yield tmp_path / "small"
+
+
+def test_mutation_map_outputs_are_refused_before_any_work(tmp_path):
+    fasta = tmp_path / "ref.fa"
+    fasta.write_bytes(HG19.read_bytes())
+    res = _cli(
+        "create-mutation-map", TORCH_MODEL, "--fasta", fasta, "--region", "chr17:10000-10400", "-o", fasta
+    )
+    assert res.exit_code == 1
+    assert "the mutation map (-o) is the FASTA" in _one_error_line(res)
+    assert fasta.read_bytes() == HG19.read_bytes()
+    res = _cli(
+        "create-mutation-map",
+        TORCH_MODEL,
+        "--fasta",
+        fasta,
+        "--region",
+        "chr17:10000-10400",
+        "-o",
+        "/dev/null",
+    )
+    assert res.exit_code == 1 and "needs a regular file" in _one_error_line(res)
+    fake = tmp_path / "m.png"
+    fake.write_bytes(b"not a map")
+    res = _cli("plot-mutation-map", fake, "-o", fake)
+    assert res.exit_code == 1 and "is the mutation map" in _one_error_line(res)
+    assert fake.read_bytes() == b"not a map"
