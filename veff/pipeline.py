@@ -31,21 +31,29 @@ from typing import Any
 
 import pandas as pd
 
-from veff.engine.progress import DEFAULT_INTERVAL
-from veff.io.contigs import check_same_build, no_shared_contig
-from veff.io.fasta import Fasta
+from veff.engine.progress import DEFAULT_INTERVAL, ProgressBar
+from veff.io.contigs import no_shared_contig
 from veff.models import cpu_threads
 from veff.run.hooks import LocalHook, ShardHook
 from veff.run.options import RunOptions
-from veff.run.stages import ChunkWriter, Predictor, Scorer, log_setup, open_sinks, open_sources, plan_run
+from veff.run.stages import (
+    ChunkWriter,
+    Predictor,
+    Scorer,
+    check_run_outputs,
+    log_setup,
+    open_sinks,
+    open_sources,
+    plan_run,
+    preflight,
+    run_result,
+)
 from veff.run.summary import Summary, Tally
 from veff.scoring.tracks import Aggregation
 from veff.variants.regions import Centering
 from veff.variants.shuffle import DEFAULT_NULL_CORE
 from veff.variants.windows import DEFAULT_MAX_INDEL_LENGTH, WindowSet
-from veff.writers.predictions import PredictionCollector
 from veff.writers.sink import Sink, abort_all, commit_all
-from veff.writers.targets import check_outputs
 from veff.writers.vcf import InfoAggregate, InfoStyle
 
 __all__ = ["Summary", "check_run_outputs", "execute", "score_variants", "stream_chunks"]
@@ -289,25 +297,6 @@ def stream_chunks(chunks: Iterable[WindowSet], predictor: Predictor, writer: Chu
     writer.close()
 
 
-def check_run_outputs(opts: RunOptions) -> None:
-    """Refuse a run's outputs before any work (see :func:`veff.writers.targets.check_outputs`)."""
-    check_outputs(
-        {
-            "the output VCF": opts.output,
-            "the table": opts.table,
-            "the sequence dump": opts.dump_sequences,
-            "the summary JSON": opts.summary_json,
-        },
-        {
-            "the input VCF": opts.vcf,
-            "the FASTA": opts.fasta,
-            "the restriction BED": opts.restriction_bed,
-            "the regions file": opts.regions_file,
-        },
-        files_only=("the sequence dump",),
-    )
-
-
 def execute(opts: RunOptions, hook: ShardHook | None = None) -> Summary | dict[str, pd.DataFrame]:
     """Carry out a run (see the module docstring); what :func:`score_variants` returns.
 
@@ -315,16 +304,11 @@ def execute(opts: RunOptions, hook: ShardHook | None = None) -> Summary | dict[s
     without one goes to :func:`veff.distributed.driver.score_distributed`.
     """
     if hook is None:  # a run of its own (not a shard, not the merge of a sharded run)
-        check_run_outputs(opts)
-        build = Fasta(opts.fasta)  # a VCF of another build than the FASTA: an error before any work
-        try:
-            check_same_build(opts.vcf, build)
-        finally:
-            build.close()
-    if hook is None and opts.sharded:
-        from veff.distributed.driver import score_distributed
+        preflight(opts)
+        if opts.sharded:
+            from veff.distributed.driver import score_distributed
 
-        return score_distributed(opts)
+            return score_distributed(opts)
     strategy: ShardHook = hook or LocalHook()
     t0 = time.perf_counter()
     tally = Tally()
@@ -340,11 +324,12 @@ def execute(opts: RunOptions, hook: ShardHook | None = None) -> Summary | dict[s
     stages.update(plan.seconds)
     sources = open_sources(opts, plan, strategy)
     sinks: list[Sink] = []
-    bar = strategy.progress(opts, sources.reader)
-    if strategy.part is None:
-        log_setup(plan, sources.reader, opts.threads)
+    bar: ProgressBar | None = None
     writer = None
     try:
+        bar = strategy.progress(opts, sources.reader)
+        if strategy.part is None:
+            log_setup(plan, sources.reader, opts.threads)
         sinks = open_sinks(opts, plan, sources.reader, strategy.part, summarise)
         with cpu_threads(opts.threads):
             predictor = Predictor(plan)
@@ -366,17 +351,11 @@ def execute(opts: RunOptions, hook: ShardHook | None = None) -> Summary | dict[s
         abort_all(sinks)
         raise
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         sources.close()
     summary = summarise()
     if strategy.part is None:
         tally.warn_unscored(opts.fasta)
     strategy.finished(summary)
-    collector = next((s for s in sinks if isinstance(s, PredictionCollector)), None)
-    if collector is None:
-        return summary
-    frames = collector.frames()
-    if opts.record_options and plan.run_options is not None:  # veff.calibrate reads them
-        for df in frames.values():
-            df.attrs["veff_run_options"] = plan.run_options
-    return frames
+    return run_result(opts, plan, sinks, summary)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from veff.engine.progress import ProgressBar
 from veff.engine.threads import BackgroundWorker, prefetch
 from veff.errors import InputError
 from veff.io.bed import BedIndex
+from veff.io.contigs import check_same_build
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader, count_alleles
 from veff.io.vcf_regions import RegionSet
@@ -47,11 +49,17 @@ from veff.writers.seqdump import SeqDumpWriter
 from veff.writers.sink import PartFiles, ScoredChunk, Sink, abort_all
 from veff.writers.summary import SummaryJson
 from veff.writers.table import open_table, open_table_part
-from veff.writers.targets import writing
+from veff.writers.targets import check_outputs, writing
 from veff.writers.vcf import VcfWriter
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "ChunkWriter",
+    "check_run_outputs",
+    "preflight",
+    "run_result",
     "log_setup",
     "mark_nonfinite",
     "Plan",
@@ -482,3 +490,46 @@ class ChunkWriter:
         """Drop the queued chunks and wait for the one in progress (before the sinks are aborted)."""
         if self._background is not None:
             self._background.stop()
+
+
+def check_run_outputs(opts: RunOptions) -> None:
+    """Refuse a run's outputs before any work (see :func:`veff.writers.targets.check_outputs`)."""
+    check_outputs(
+        {
+            "the output VCF": opts.output,
+            "the table": opts.table,
+            "the sequence dump": opts.dump_sequences,
+            "the summary JSON": opts.summary_json,
+        },
+        {
+            "the input VCF": opts.vcf,
+            "the FASTA": opts.fasta,
+            "the restriction BED": opts.restriction_bed,
+            "the regions file": opts.regions_file,
+        },
+        files_only=("the sequence dump",),
+    )
+
+
+def preflight(opts: RunOptions) -> None:
+    """What a run of its own checks before any work: its outputs, and that the VCF fits the FASTA's build."""
+    check_run_outputs(opts)
+    build = Fasta(opts.fasta)
+    try:
+        check_same_build(opts.vcf, build)
+    finally:
+        build.close()
+
+
+def run_result(
+    opts: RunOptions, plan: Plan, sinks: Sequence[Sink], summary: Summary
+) -> Summary | dict[str, pd.DataFrame]:
+    """What a run returns: its summary, or the frames of ``return_predictions``."""
+    collector = next((s for s in sinks if isinstance(s, PredictionCollector)), None)
+    if collector is None:
+        return summary
+    frames = collector.frames()
+    if opts.record_options and plan.run_options is not None:  # veff.calibrate reads them
+        for df in frames.values():
+            df.attrs["veff_run_options"] = plan.run_options
+    return frames
