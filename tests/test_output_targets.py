@@ -98,9 +98,19 @@ def test_a_missing_or_read_only_output_folder_is_refused(genome, tmp_path, reado
 
 def test_formats_that_need_a_regular_file_are_refused_on_a_stream(genome, tmp_path):
     vcf = write_vcf(tmp_path / "in.vcf", _rows())
-    for table in ("/dev/stdout.parquet", "/dev/null.h5"):
-        message = _refused(tmp_path, genome, None, vcf=vcf, table=table)
+    for name in ("t.parquet", "t.h5"):
+        os.mkfifo(tmp_path / name)
+        message = _refused(tmp_path, genome, None, vcf=vcf, table=tmp_path / name)
         assert "needs a regular file" in message
+
+
+def test_what_is_a_stream():
+    from veff.writers.targets import is_stream
+
+    for name in ("/dev/stdout", "/dev/stderr", "/dev/fd/1", "/proc/self/fd/2", "/dev/null", "/dev/full"):
+        assert is_stream(name), name
+    for name in ("/dev/shm/out.vcf", "/dev/stdout.vcf", "/tmp/out.vcf"):
+        assert not is_stream(name), name
 
 
 # -- symbolic links, FIFOs, /dev/stdout ------------------------------------------------------------

@@ -6,8 +6,8 @@ symbolic link), two outputs that are the same file, an output folder that does n
 not writable, an output that is a folder, and a format that needs a regular file (HDF5,
 Parquet) on a stream.
 
-A *stream* (:func:`is_stream`) is an output path that names something other than a regular file:
-a FIFO, a character device, or anything under ``/dev`` or ``/proc`` (``/dev/stdout``,
+A *stream* (:func:`is_stream`) is an output path that names something other than a regular file
+(a FIFO, a character device such as ``/dev/null``), or a file descriptor's name (``/dev/stdout``,
 ``/dev/fd/3``). A stream is written in place, in one pass, and never replaced, removed or indexed
 (:class:`~veff.writers._atomic.AtomicPath`). Other paths are written under a temporary name and
 renamed into place; a symbolic link is followed, so the link stays and its target is replaced.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
@@ -28,14 +29,18 @@ from veff.errors import InputError, OutputError
 
 __all__ = ["check_outputs", "is_stream", "os_reason", "writing"]
 
-_STREAM_ROOTS = ("/dev/", "/proc/")
+_FD_NAME = re.compile(r"^/(?:dev/(?:stdout|stderr|fd/\d+)|proc/(?:self|\d+)/fd/\d+)$")
 # formats that are not written front to back (a stream cannot take them)
 _SEEKING = (".parquet", ".h5", ".hdf5")
 
 
 def is_stream(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is written as a stream: a FIFO, a device, anything under /dev or /proc."""
-    if str(Path(path).absolute()).startswith(_STREAM_ROOTS):
+    """Whether ``path`` is written as a stream: a FIFO, a device, or a file descriptor's name.
+
+    ``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/N`` and ``/proc/*/fd/N`` are streams even when
+    they lead to a regular file (the shell's ``> FILE``): that file is not replaced.
+    """
+    if _FD_NAME.match(str(Path(path).absolute())):
         return True
     try:
         mode = Path(path).stat().st_mode
