@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import FASTA, ROOT, Timer, deepsea_module, keras_deepsea, make_vcf, tiny_module
+from _mutmap import case_fast_ism, case_gradients, case_ism_vs_tangermeme
 from _sharding import case_sharding
 
 import veff
@@ -312,6 +313,10 @@ def main(argv: list[str] | None = None) -> int:
         "7_sharding": lambda tmp: case_sharding(200 if q else 1000, tmp),
         "8_vs_tangermeme": lambda tmp: case_tangermeme(deepsea_module, 256 if q else 1000, tmp, rounds),
         "9_calibration": lambda tmp: case_calibration(200 if q else 1000, 20, 10_000 if q else 100_000, tmp),
+        "10_fast_ism_basset": lambda tmp: case_fast_ism("basset", tmp, 2 if q else 4, 1),
+        "11_fast_ism_bpnet": lambda tmp: case_fast_ism("bpnet", tmp, 1 if q else 2, 1),
+        "12_gradient_maps": lambda tmp: case_gradients(tmp, 4 if q else 16),
+        "13_ism_vs_tangermeme": lambda tmp: case_ism_vs_tangermeme(tmp, 1 if q else 2),
     }
     results = {}
     with tempfile.TemporaryDirectory() as d:
