@@ -231,3 +231,7 @@ def test_outputs_agree_tolerance() -> None:
     assert not outputs_agree(naive + np.array([[2e-4, 0]], np.float32), naive)[0]  # 2e-5 of 10
     assert not outputs_agree(naive + np.array([[0, 1e-5]], np.float32), naive)[0]  # 2e-5 of 0.5
     assert not outputs_agree(naive[:1], naive)[0]
+    # a track (one group): each position is measured against the track's largest value
+    track = np.array([[1.0, 1e-3, 0.5]], np.float32)
+    assert outputs_agree(track + 5e-6, track, groups=np.zeros(3, np.int64))[0]
+    assert not outputs_agree(track + 5e-6, track)[0]  # 5e-6 / 1e-2 per column alone

@@ -267,8 +267,10 @@ class MutationMap:
 
     def _mutant_predictor(self) -> MutantPredictor:
         if self._predictor is None:
+            heads = self.output_spec.heads
+            groups = np.repeat(np.arange(len(heads)), [h.size for h in heads])
             self._predictor = MutantPredictor(
-                self.model, self.length, self.method, rc=self.rc, batch_size=self.batch_size
+                self.model, self.length, self.method, rc=self.rc, batch_size=self.batch_size, groups=groups
             )
         return self._predictor
 

@@ -5,7 +5,8 @@ the model (:func:`veff.engine.batching.predict_pairs`). ``fast`` (and ``auto``, 
 applies) uses :class:`veff.mutation_map.fastism.FastISM` for PyTorch modules. On the first
 window the fast path is used for, a handful of its mutants are also predicted naively; if any
 output differs by more than :data:`SELF_CHECK_RTOL` (relative to the largest magnitude of that
-output among the checked mutants), or the fast path raises, the run falls back to naive ISM with a
+model output, a head's whole track for a profile head, among the checked mutants), or the fast
+path raises, the run falls back to naive ISM with a
 :class:`~veff.errors.VeffWarning`. :attr:`MutantPredictor.method` and
 :attr:`MutantPredictor.note` say what was used and why, for the map's metadata and the log.
 """
@@ -43,17 +44,24 @@ def check_method(method: str) -> str:
     return method
 
 
-def outputs_agree(fast: np.ndarray, naive: np.ndarray, rtol: float = SELF_CHECK_RTOL) -> tuple[bool, float]:
-    """Compare (n, F) predictions column by column.
+def outputs_agree(
+    fast: np.ndarray,
+    naive: np.ndarray,
+    rtol: float = SELF_CHECK_RTOL,
+    groups: np.ndarray | None = None,
+) -> tuple[bool, float]:
+    """Compare (n, F) predictions.
 
-    Each column's tolerance is ``rtol`` times its largest ``|naive|``, floored at a hundredth of
-    the largest value of all columns (a column of near-zeros is not held to float noise).
+    Each value's tolerance is ``rtol`` times the largest ``|naive|`` of its group of columns:
+    one model output (head) each, given by ``groups`` (int, shape (F,)), so a profile track is
+    measured against the track's scale rather than each position's own value. Without groups
+    every column is its own group, floored at a hundredth of the largest value of all columns.
 
     Returns
     -------
     tuple
         ``(agree, worst)``: whether every value is within tolerance, and the largest difference
-        in units of the tolerance's scale (relative difference).
+        in units of its scale (relative difference).
     """
     if fast.shape != naive.shape:
         return False, float("inf")
@@ -61,8 +69,14 @@ def outputs_agree(fast: np.ndarray, naive: np.ndarray, rtol: float = SELF_CHECK_
         return True, 0.0
     if not (np.isfinite(fast) == np.isfinite(naive)).all():
         return False, float("inf")
-    big = float(np.nanmax(np.abs(naive))) or 1.0
-    scale = np.maximum(np.nanmax(np.abs(naive), axis=0), big * 1e-2)
+    mag = np.nan_to_num(np.abs(naive))
+    big = float(mag.max()) or 1.0
+    if groups is None:
+        scale = np.maximum(mag.max(axis=0), big * 1e-2)
+    else:
+        per = np.zeros(int(groups.max()) + 1)
+        np.maximum.at(per, groups, mag.max(axis=0))
+        scale = np.maximum(per[groups], big * 1e-6)
     rel = np.abs(np.nan_to_num(fast) - np.nan_to_num(naive)) / scale
     worst = float(rel.max())
     return worst <= rtol, worst
@@ -83,6 +97,9 @@ class MutantPredictor:
         Also predict reverse complements.
     batch_size
         Sequences per forward call.
+    groups
+        int, shape (F,): the model output (head) of each flat output column, for the
+        self-check's scale (:func:`outputs_agree`).
 
     Attributes
     ----------
@@ -92,8 +109,18 @@ class MutantPredictor:
         Why: where the fast path's local prefix ends, or why it is not used.
     """
 
-    def __init__(self, model: Model, length: int, method: str, *, rc: bool, batch_size: int) -> None:
+    def __init__(
+        self,
+        model: Model,
+        length: int,
+        method: str,
+        *,
+        rc: bool,
+        batch_size: int,
+        groups: np.ndarray | None = None,
+    ) -> None:
         self.model = model
+        self.groups = groups
         self.length = int(length)
         self.requested = method
         self.rc = rc
@@ -179,9 +206,9 @@ class MutantPredictor:
         """Compare a few mutants with naive ISM; return why they disagree, or ""."""
         sel = np.unique(np.linspace(0, len(alt) - 1, SELF_CHECK_MUTANTS).round().astype(np.int64))
         ref = predict_pairs(self.model, alt[:0], alt[sel], rc=self.rc, batch_size=self.batch_size)
-        ok, worst = outputs_agree(fwd[sel], ref.alt)
+        ok, worst = outputs_agree(fwd[sel], ref.alt, groups=self.groups)
         if ok and rev is not None and ref.alt_rc is not None:
-            ok, worst_rc = outputs_agree(rev[sel], ref.alt_rc)
+            ok, worst_rc = outputs_agree(rev[sel], ref.alt_rc, groups=self.groups)
             worst = max(worst, worst_rc)
         log.info(
             "mutation map: fast ISM self-check on %d mutants: max relative difference %.2g", len(sel), worst

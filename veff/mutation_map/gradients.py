@@ -155,44 +155,42 @@ def _torch_grads(
 ) -> np.ndarray:
     import torch
 
-    module, device = model.module, model.device
-    layout = model.layout
+    module, device, layout = model.module, model.device, model.layout
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:  # gradients of the input only: no weight gradients to compute
+        p.requires_grad_(requires_grad=False)
     total: np.ndarray | None = None
-    for lo in range(0, len(inputs), batch_size):
-        xt = torch.from_numpy(np.ascontiguousarray(inputs[lo : lo + batch_size])).to(device)
-        xt.requires_grad_()
-        base = xt.transpose(1, 2) if layout.channels_first else xt
-        shape = [len(xt)] + [xt.shape[1] if a == "L" else 4 if a == "4" else 1 for a in layout.axes]
-        with torch.enable_grad():
-            out = module(base.reshape(shape))
-            heads = (
-                list(out.values())
-                if isinstance(out, dict)
-                else list(out)
-                if isinstance(out, (list, tuple))
-                else [out]
-            )
-            _check_heads(len(heads), masks)
-            cols = []
-            for h, m in zip(heads, masks, strict=True):
-                h = h.float()
-                if m is None:
-                    cols.append(h.reshape(len(xt), -1))
-                else:
-                    if h.dim() == 2:
-                        h = h[:, :, None]
-                    cols.append(_reduce_torch(h[:, torch.from_numpy(m).to(h.device)], reducer))
-            y = torch.cat(cols, dim=1)
-            if columns is not None:
-                y = y[:, torch.from_numpy(np.asarray(columns)).to(y.device)]
-            if outputs == "sum":
-                y = y.sum(dim=1, keepdim=True)
-            per = []
-            for t in range(y.shape[1]):
-                (g,) = torch.autograd.grad(y[:, t].sum(), xt, retain_graph=t < y.shape[1] - 1)
-                per.append(g.sum(dim=0))
-        part = torch.stack(per, dim=-1).detach().cpu().numpy()  # (L, 4, T)
-        total = part if total is None else total + part
+    try:
+        for lo in range(0, len(inputs), batch_size):
+            xt = torch.from_numpy(np.ascontiguousarray(inputs[lo : lo + batch_size])).to(device)
+            xt.requires_grad_()
+            base = xt.transpose(1, 2) if layout.channels_first else xt
+            shape = [len(xt)] + [xt.shape[1] if a == "L" else 4 if a == "4" else 1 for a in layout.axes]
+            with torch.enable_grad():
+                heads = _heads(module(base.reshape(shape)))
+                _check_heads(len(heads), masks)
+                cols = []
+                for h, m in zip(heads, masks, strict=True):
+                    h = h.float()
+                    if m is None:
+                        cols.append(h.reshape(len(xt), -1))
+                    else:
+                        h = h[:, :, None] if h.dim() == 2 else h
+                        cols.append(_reduce_torch(h[:, torch.from_numpy(m).to(h.device)], reducer))
+                y = torch.cat(cols, dim=1)
+                if columns is not None:
+                    y = y[:, torch.from_numpy(np.asarray(columns)).to(y.device)]
+                if outputs == "sum":
+                    y = y.sum(dim=1, keepdim=True)
+                per = []
+                for t in range(y.shape[1]):
+                    (g,) = torch.autograd.grad(y[:, t].sum(), xt, retain_graph=t < y.shape[1] - 1)
+                    per.append(g.sum(dim=0))
+            part = torch.stack(per, dim=-1).detach().cpu().numpy()  # (L, 4, T)
+            total = part if total is None else total + part
+    finally:
+        for p in params:
+            p.requires_grad_()
     assert total is not None
     return total
 
