@@ -54,7 +54,7 @@ from veff.variants.regions import Centering
 from veff.variants.shuffle import DEFAULT_NULL_CORE
 from veff.variants.windows import DEFAULT_MAX_INDEL_LENGTH, WindowSet
 from veff.writers.sink import Sink, abort_all, commit_all
-from veff.writers.vcf import InfoAggregate, InfoStyle
+from veff.writers.vcf import InfoAggregate, InfoStyle, OutputType
 
 __all__ = ["Summary", "check_run_outputs", "execute", "score_variants", "stream_chunks"]
 
@@ -85,6 +85,7 @@ def score_variants(
     info_prefix: str | None = None,
     info_style: InfoStyle = "veff",
     info_aggregate: InfoAggregate | None = None,
+    output_type: OutputType | None = None,
     table: str | os.PathLike[str] | None = None,
     dump_sequences: str | os.PathLike[str] | None = None,
     return_predictions: bool = False,
@@ -115,11 +116,12 @@ def score_variants(
     model
         A path or model object (see :func:`veff.load_model`).
     vcf
-        Input VCF, VCF.gz or BCF (streamed).
+        Input VCF, VCF.gz or BCF (streamed); ``-``: standard input (see :class:`veff.io.vcf.VcfReader`).
     fasta
         Reference FASTA (plain or BGZF).
     output
-        Annotated VCF to write (``.vcf``, ``.vcf.gz`` with tabix index, ``.bcf``), or None.
+        Annotated VCF to write (``.vcf``, ``.vcf.gz`` with tabix index, ``.bcf``; ``-``: standard
+        output, uncompressed VCF unless ``output_type``), or None.
     scores
         Score names from :data:`veff.SCORES` (or a Kipoi model's own score labels) or callables;
         None: the model's default scores (Kipoi model directories), else ``diff``.
@@ -172,6 +174,9 @@ def score_variants(
     info_aggregate
         ``max_abs``: the VCF gets, per score and ALT, only the output with the largest magnitude
         and its label (``ALLELE|value|label``); the table still has every output.
+    output_type
+        ``v`` (VCF), ``z`` (bgzipped VCF), ``b`` (BCF) or ``u`` (uncompressed BCF), as bcftools'
+        ``-O``: the output's type when its suffix does not say (or to override it); None: by suffix.
     table
         Table of every (record, ALT) and every model output (``model_outputs`` applies to the
         VCF and ``return_predictions`` only): ``.tsv``, ``.tsv.gz``, ``.parquet`` or ``.h5``,
@@ -260,6 +265,7 @@ def score_variants(
         info_prefix=info_prefix,
         info_style=info_style,
         info_aggregate=info_aggregate,
+        output_type=output_type,
         table=table,
         dump_sequences=dump_sequences,
         return_predictions=return_predictions,

@@ -29,8 +29,8 @@ __all__ = ["score_variants_cmd"]
     "--vcf",
     "vcf",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Input VCF, VCF.gz or BCF.",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+    help="Input VCF, VCF.gz or BCF; - reads standard input (as it comes; no index).",
 )
 @click.option(
     "--fasta",
@@ -41,9 +41,16 @@ __all__ = ["score_variants_cmd"]
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Annotated output: .vcf, .vcf.gz (bgzip + tabix) or .bcf "
-    "(required unless --table or --dump-sequences).",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Annotated output: .vcf, .vcf.gz (bgzip + tabix) or .bcf; - writes uncompressed VCF to "
+    "standard output (required unless --table or --dump-sequences).",
+)
+@click.option(
+    "-O",
+    "--output-type",
+    type=click.Choice(["v", "z", "b", "u"]),
+    help="Output type as bcftools -O: v VCF, z bgzipped VCF, b BCF, u uncompressed BCF "
+    "(default: from the suffix of -o; - : v).",
 )
 @click.option(
     "--table",
@@ -222,6 +229,7 @@ def score_variants_cmd(**opts: Any) -> None:
             info_prefix=opts["info_prefix"],
             info_style=opts["info_style"],
             info_aggregate=opts["info_aggregate"],
+            output_type=opts["output_type"],
             table=opts["table"],
             dump_sequences=opts["dump_sequences"],
             calibration=opts["calibration"],

@@ -10,6 +10,7 @@ input (which holds no text) the cyvcf2 record. The header is read by cyvcf2 (``V
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,7 +21,9 @@ from veff.io.vcf_index import find_index, read_index
 from veff.io.vcf_regions import RegionSet
 from veff.types import Variant
 
-__all__ = ["VcfReader", "count_alleles", "is_bcf", "region_string"]
+__all__ = ["STDIN", "VcfReader", "count_alleles", "is_bcf", "region_string"]
+
+STDIN = "-"  # the VCF path that means standard input
 
 _LINE_BUFFER = 1 << 20
 
@@ -45,7 +48,8 @@ class VcfReader:
     Parameters
     ----------
     path
-        Input file.
+        Input file, or ``-`` for standard input (plain or gzipped VCF read as it comes; BCF copied
+        to a temporary file first). Standard input has no index: it is read once, in order.
     regions
         Optional ``(chrom, start, end)`` intervals read one after another through the file's index,
         keeping only records whose ``POS`` lies in ``[start, end]`` (1-based, inclusive; ``end``
@@ -75,28 +79,89 @@ class VcfReader:
     ) -> None:
         from cyvcf2 import VCF
 
-        self.path = Path(path)
-        if not self.path.is_file():
+        self.stdin = str(path) == STDIN
+        self.path = Path("<stdin>") if self.stdin else Path(path)
+        self._open: list[Any] = []  # text streams being read, closed by close()
+        self._tmp: Path | None = None  # a folder for what is read from standard input
+        self._stdin: tuple[Any, int] | None = None  # standard input after its header, lines so far
+        if self.stdin:
+            if regions is not None:
+                msg = "standard input cannot be read by region (it has no index); give a file"
+                raise InputError(msg)
+            header = self._read_stdin(whole=cyvcf2_records)
+        elif not self.path.is_file():
             msg = f"{self.path}: VCF not found"
             raise InputError(msg)
+        else:
+            header = self.path
         try:
-            self.vcf: Any = VCF(str(self.path), gts012=False, lazy=True, threads=None)
+            self.vcf: Any = VCF(str(header), gts012=False, lazy=True, threads=None)
         except (OSError, Exception) as exc:  # cyvcf2 raises bare Exception on bad headers
+            self._remove_tmp()
             msg = f"{self.path}: cannot read as VCF/BCF ({exc})"
             raise InputError(msg) from exc
         self.regions = None if regions is None else list(regions)
         self.select = select
-        self.text = not cyvcf2_records and not is_bcf(self.path)
+        self.text = self._stdin is not None or (not cyvcf2_records and not is_bcf(header))
+        if self.stdin and self._stdin is None:  # BCF (or cyvcf2 records): read from its copy
+            self.path = header
         self.records_read = 0
-        self._open: list[Any] = []  # text streams being read, closed by close()
         self._tbx: Any = None
         self._raw: Any = None  # the file under the text stream (its position: bytes read)
-        self.index = find_index(self.path)
+        self.index = None if self.stdin else find_index(self.path)
+
+    def _read_stdin(self, *, whole: bool) -> Path:
+        """Read the header of standard input (plain or gzipped VCF), or copy all of a BCF.
+
+        Returns the file cyvcf2 reads the header from; the records of a VCF are read later from
+        the stream itself, so scoring starts while the input still comes.
+        """
+        import tempfile
+
+        stream: Any = sys.stdin.buffer
+        if stream.peek(2)[:2] == b"\x1f\x8b":
+            from isal import igzip
+
+            stream = igzip.open(stream, "rb")
+        self._tmp = Path(tempfile.mkdtemp(prefix="veff-stdin-"))
+        try:
+            if whole or stream.peek(3)[:3] == b"BCF":
+                copy = self._tmp / "stdin.bcf"
+                with open(copy, "wb") as fh:
+                    while data := stream.read(_LINE_BUFFER):
+                        fh.write(data)
+                return copy
+            lines: list[bytes] = []
+            for line in stream:
+                lines.append(line)
+                if line.startswith(b"#CHROM"):
+                    break
+            else:
+                msg = "<stdin>: no VCF header (expected ##fileformat lines and a #CHROM line)"
+                raise InputError(msg)
+        except (OSError, EOFError) as exc:
+            self._remove_tmp()
+            msg = f"<stdin>: cannot read ({exc})"
+            raise InputError(msg) from exc
+        except InputError:
+            self._remove_tmp()
+            raise
+        header = self._tmp / "header.vcf"
+        header.write_bytes(b"".join(lines))
+        self._stdin = (stream, len(lines))
+        return header
+
+    def _remove_tmp(self) -> None:
+        if self._tmp is not None:
+            import shutil
+
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
 
     @property
     def size(self) -> int | None:
-        """Bytes of the file."""
-        return self.path.stat().st_size
+        """Bytes of the file (None for standard input)."""
+        return None if self.stdin else self.path.stat().st_size
 
     def bytes_read(self) -> int | None:
         """Bytes of the file read so far (a little ahead of the records), or None when not known.
@@ -193,6 +258,14 @@ class VcfReader:
                 yield v, line
 
     def _all_lines(self) -> Iterator[tuple[int | None, bytes]]:
+        if self._stdin is not None:
+            rest, seen = self._stdin
+            try:
+                yield from enumerate(rest, seen + 1)
+            except (OSError, EOFError) as exc:
+                msg = f"{self.path}: cannot read past data record {self.records_read} ({exc})"
+                raise InputError(msg) from exc
+            return
         raw: Any = open(self.path, "rb", buffering=_LINE_BUFFER)  # noqa: SIM115  (closed below)
         stream: Any = raw
         if raw.peek(2)[:2] == b"\x1f\x8b":
@@ -279,6 +352,7 @@ class VcfReader:
         self._open.clear()
         self._tbx = None
         self.vcf.close()
+        self._remove_tmp()
 
 
 def count_alleles(path: str | os.PathLike[str], limit: int, select: RegionSet | None = None) -> int | None:
@@ -287,6 +361,8 @@ def count_alleles(path: str | os.PathLike[str], limit: int, select: RegionSet | 
     Reads at most about ``limit`` alleles' worth of records (of those in ``select``), so it costs
     little on any file; used to keep the automatic batch size of a small run from being mostly padding.
     """
+    if str(path) == STDIN:  # read once, by the run itself
+        return None
     total = 0
     try:
         reader = VcfReader(path, select=select)

@@ -15,13 +15,14 @@ from typing import Any, get_args
 
 from veff.engine.progress import DEFAULT_INTERVAL
 from veff.errors import InputError
+from veff.io.vcf import STDIN
 from veff.io.vcf_regions import RegionSet
 from veff.scoring.tracks import Aggregation
 from veff.variants.regions import Centering
 from veff.variants.shuffle import DEFAULT_NULL_CORE, parse_null
 from veff.variants.windows import DEFAULT_MAX_INDEL_LENGTH, RefMismatchPolicy
 from veff.writers.table import table_format
-from veff.writers.vcf import InfoAggregate, InfoStyle
+from veff.writers.vcf import InfoAggregate, InfoStyle, OutputType
 
 __all__ = ["RunOptions"]
 
@@ -88,6 +89,7 @@ class RunOptions:
     info_prefix: str | None = None
     info_style: InfoStyle = "veff"
     info_aggregate: InfoAggregate | None = None
+    output_type: OutputType | None = None
     table: PathLike | None = None
     dump_sequences: PathLike | None = None
     return_predictions: bool = False
@@ -118,6 +120,7 @@ class RunOptions:
         _choice("centering", self.centering, Centering, optional=True)
         _choice("info_style", self.info_style, InfoStyle)
         _choice("info_aggregate", self.info_aggregate, InfoAggregate, optional=True)
+        _choice("output_type", self.output_type, OutputType, optional=True)
         if self.info_aggregate is not None and self.info_style == "kipoi":
             msg = "--info-aggregate is not available with --info-style kipoi"
             raise InputError(msg)
@@ -168,6 +171,12 @@ class RunOptions:
         _at_least("workers", self.workers, 1)
         if given and self.dump_sequences is not None:
             msg = "dump_sequences is not sharded; run it without workers, scheduler or client"
+            raise InputError(msg)
+        if given and str(self.vcf) == STDIN:
+            msg = (
+                "a sharded run (--workers/--scheduler) reads the VCF by region through its index; it "
+                "cannot read standard input: write it to a file first (bcftools view -Oz -o in.vcf.gz)"
+            )
             raise InputError(msg)
 
     @property

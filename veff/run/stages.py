@@ -30,7 +30,7 @@ from veff.errors import InputError
 from veff.io.bed import BedIndex
 from veff.io.contigs import check_same_build
 from veff.io.fasta import Fasta
-from veff.io.vcf import VcfReader, count_alleles
+from veff.io.vcf import STDIN, VcfReader, count_alleles
 from veff.io.vcf_regions import RegionSet
 from veff.models import Model, WindowRequest, sanitize_name
 from veff.run.hooks import ShardHook
@@ -50,7 +50,7 @@ from veff.writers.sink import PartFiles, ScoredChunk, Sink, abort_all
 from veff.writers.summary import SummaryJson
 from veff.writers.table import open_table, open_table_part
 from veff.writers.targets import check_outputs, writing
-from veff.writers.vcf import VcfWriter
+from veff.writers.vcf import STDOUT, VcfWriter
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -354,6 +354,7 @@ def _vcf_sink(opts: RunOptions, plan: Plan, template: VcfReader, part: PartFiles
         features=plan.features,
         part=part is not None,
         tag=None if part is None else part.tag,
+        output_type=opts.output_type,
     )
 
 
@@ -496,13 +497,13 @@ def check_run_outputs(opts: RunOptions) -> None:
     """Refuse a run's outputs before any work (see :func:`veff.writers.targets.check_outputs`)."""
     check_outputs(
         {
-            "the output VCF": opts.output,
+            "the output VCF": "/dev/stdout" if str(opts.output) == STDOUT else opts.output,
             "the table": opts.table,
             "the sequence dump": opts.dump_sequences,
             "the summary JSON": opts.summary_json,
         },
         {
-            "the input VCF": opts.vcf,
+            "the input VCF": None if str(opts.vcf) == STDIN else opts.vcf,
             "the FASTA": opts.fasta,
             "the restriction BED": opts.restriction_bed,
             "the regions file": opts.regions_file,
@@ -514,6 +515,8 @@ def check_run_outputs(opts: RunOptions) -> None:
 def preflight(opts: RunOptions) -> None:
     """What a run of its own checks before any work: its outputs, and that the VCF fits the FASTA's build."""
     check_run_outputs(opts)
+    if str(opts.vcf) == STDIN:  # read once, by the run (which checks the contigs at its end)
+        return
     build = Fasta(opts.fasta)
     try:
         check_same_build(opts.vcf, build)

@@ -43,8 +43,10 @@ from veff.writers._text import BLOCK_BYTES, TextSink
 from veff.writers.sink import ScoredChunk
 
 __all__ = [
+    "STDOUT",
     "InfoAggregate",
     "InfoStyle",
+    "OutputType",
     "VcfOutput",
     "VcfWriter",
     "add_info",
@@ -70,7 +72,17 @@ def info_tag(prefix: str, score: str, style: InfoStyle = "veff") -> str:
     return f"{prefix}_{score.upper()}"
 
 
-def _mode(path: Path) -> str:
+OutputType = Literal["v", "z", "b", "u"]
+STDOUT = "-"  # the output path that means standard output (written as the stream /dev/stdout)
+_MODES = {"v": "w", "z": "wz", "b": "wb", "u": "wbu"}
+
+
+def _mode(path: Path, output_type: OutputType | None = None) -> str:
+    if output_type is not None:
+        if output_type not in _MODES:
+            msg = f"output type must be v, z, b or u (as bcftools -O), got {output_type!r}"
+            raise InputError(msg)
+        return _MODES[output_type]
     name = path.name.lower()
     if name.endswith(".bcf"):
         return "wb"
@@ -94,21 +106,34 @@ class VcfOutput:
         file, written under a temporary name tagged ``tag``).
     tag
         See :class:`~veff.writers._atomic.AtomicPath`.
+    output_type
+        ``v`` (VCF), ``z`` (bgzipped VCF), ``b`` (BCF) or ``u`` (uncompressed BCF), as bcftools'
+        ``-O``; None: from the suffix. ``path`` ``-`` is standard output (``/dev/stdout``, a
+        stream: VCF text is written as it comes, BCF when complete, nothing is indexed).
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], header: str | None, *, part: bool = False, tag: str | None = None
+        self,
+        path: str | os.PathLike[str],
+        header: str | None,
+        *,
+        part: bool = False,
+        tag: str | None = None,
+        output_type: OutputType | None = None,
     ) -> None:
-        self.path = Path(path)
+        self.to_stdout = str(path) in (STDOUT, "/dev/stdout")
+        self.path = Path("/dev/stdout") if str(path) == STDOUT else Path(path)
         self._atomic = AtomicPath(self.path, tag=tag)
-        self._mode = "w" if part else _mode(self.path)
+        self._mode = "w" if part else _mode(self.path, output_type)
         stream = self._atomic.stream
         # BCF: the text goes to a side file first and is converted when complete
         self._text = self._atomic.tmp
-        if self._mode == "wb":
+        if self._mode in ("wb", "wbu"):
             self._text = _scratch(".vcf") if stream else Path(f"{self._atomic.tmp}.vcf")
         self._sink = TextSink(
-            self._text, "bgzf" if self._mode == "wz" else "none", append=stream and self._mode != "wb"
+            self._text,
+            "bgzf" if self._mode == "wz" else "none",
+            append=stream and self._mode not in ("wb", "wbu"),
         )
         self._finished = self._committed = False
         self._stale_index: Path | None = None
@@ -133,9 +158,11 @@ class VcfOutput:
             return
         self._finished = True
         self._sink.close()
-        if self._mode == "wb":
+        if self._mode in ("wb", "wbu"):
             self._to_bcf()
         if self._mode in ("wz", "wb") and self._atomic.stream:
+            if self.to_stdout:  # asked for a stream: no index expected
+                return
             warnings.warn(
                 f"{self._atomic.final}: written as a stream (not a regular file), so without an index",
                 VeffWarning,
@@ -201,7 +228,7 @@ class VcfOutput:
 
         reader = VCF(str(self._text), lazy=True)
         try:
-            writer = Writer(str(self._atomic.tmp), reader, mode="wb")
+            writer = Writer(str(self._atomic.tmp), reader, mode=self._mode)
             for rec in reader:
                 writer.write_record(rec)
             writer.close()
@@ -312,6 +339,9 @@ class VcfWriter:
         run; see :class:`VcfOutput`).
     tag
         Temporary-name tag of a part file (see :class:`~veff.writers._atomic.AtomicPath`).
+    output_type
+        ``v``, ``z``, ``b`` or ``u`` as bcftools' ``-O`` (see :class:`VcfOutput`; ``path`` ``-``:
+        standard output).
     """
 
     def __init__(
@@ -330,6 +360,7 @@ class VcfWriter:
         features: bool = False,
         part: bool = False,
         tag: str | None = None,
+        output_type: OutputType | None = None,
     ) -> None:
         if features and style == "kipoi":
             msg = "per-feature scores cannot be written in --info-style kipoi"
@@ -378,7 +409,9 @@ class VcfWriter:
         self.header: str = _header_text(
             template.raw_header, header_lines, self._info_lines(self.labels, descriptions or {}), self._stale
         )
-        self._out = VcfOutput(self.path, None if part else self.header, part=part, tag=tag)
+        self._out = VcfOutput(
+            self.path, None if part else self.header, part=part, tag=tag, output_type=output_type
+        )
         self._lines: list[bytes] = []
         self._pending = 0
         self._missing_row = "|".join([MISSING] * (2 if aggregate else self.n_labels))

@@ -49,8 +49,8 @@ from typing import Any
 
 import numpy as np
 
-from veff.errors import ModelError
-from veff.io.vcf import VcfReader
+from veff.errors import InputError, ModelError
+from veff.io.vcf import STDIN, VcfReader
 from veff.models.base import Model, WindowRequest
 from veff.models.kipoi.dlrun import (
     SampleRange,
@@ -256,6 +256,12 @@ class DataloaderSource:
     # -- modes --------------------------------------------------------------------------------
     def overlap(self, vcf: str | os.PathLike[str], reader: VcfReader, chunk: int) -> Iterator[WindowSet]:
         """Overlap mode: run the dataloader once, then stream ``reader`` in chunks of ``chunk`` records."""
+        if str(vcf) == STDIN:
+            msg = (
+                f"model {self.model.name!r} runs its dataloader in overlap mode, which reads the VCF "
+                "twice; it cannot read standard input: give the VCF as a file"
+            )
+            raise InputError(msg)
         positions = _variant_positions(vcf)
         store = _Stored()
         seen = 0
