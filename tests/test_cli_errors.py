@@ -68,7 +68,7 @@ def test_bare_command_prints_help_and_succeeds():
 
 def test_warnings_are_one_veff_line_and_htslib_stays_quiet(tmp_path):
     """An unsorted input's bgzipped output (htslib's indexer complains) and kipoi-style tags (htslib
-    warns that ``KV:...`` is not a valid INFO key): stderr holds veff's own lines only."""
+    warned that ``KV:...`` was not a valid INFO key): stderr holds veff's own lines only."""
     lines = E1.read_text().splitlines(keepends=True)
     header = [x for x in lines if x.startswith("#")]
     records = [x for x in lines if not x.startswith("#")]

@@ -238,7 +238,7 @@ def test_kipoi_info_style(genome, tmp_path):
     veff.score_variants(
         _model(GCModel(11), 11), vcf, genome, out, info_style="kipoi", scores=["diff", "logit"]
     )
-    vals = _info(out, "KV:toy:DIFF")
+    vals = _info(out, "KV_toy_DIFF")
     assert all(len(v.split(".")[1]) == 8 for v in vals)  # %.8f
 
 

@@ -168,7 +168,7 @@ def score_variants(
     max_indel_length
         Longest indel scored.
     info_prefix
-        INFO tag prefix (default ``VEFF_<model name>``, or ``KV:<model name>`` in kipoi style).
+        INFO tag prefix (default ``VEFF_<model name>``, or ``KV_<model name>`` in kipoi style).
     info_style
         ``veff`` or ``kipoi``.
     info_aggregate

@@ -337,7 +337,7 @@ def open_sinks(
 
 def _vcf_sink(opts: RunOptions, plan: Plan, template: VcfReader, part: PartFiles | None) -> VcfWriter:
     mdl = plan.model
-    default_prefix = ("KV:" if opts.info_style == "kipoi" else "VEFF_") + sanitize_name(mdl.name)
+    default_prefix = ("KV_" if opts.info_style == "kipoi" else "VEFF_") + sanitize_name(mdl.name)
     command = opts.command or _api_command(mdl, plan.jobs, plan.rc, plan.length)
     assert opts.output is not None
     return VcfWriter(

@@ -58,15 +58,15 @@ def read_scores(
     Parameters
     ----------
     path
-        A VCF/BCF written by ``veff score-variants`` (veff-style ``<PREFIX>_<SCORE>`` tags or
-        kipoi-style ``KV:<model>:<SCORE>`` tags, also as written by kipoi-veff), or a table
-        (``.tsv``, ``.tsv.gz``, ``.parquet``, ``.h5``) written with ``--table``.
+        A VCF/BCF written by ``veff score-variants`` (veff-style ``<PREFIX>_<SCORE>`` tags,
+        kipoi-style ``KV_<model>_<SCORE>`` tags, or ``KV:<model>:<SCORE>`` as kipoi-veff wrote
+        them), or a table (``.tsv``, ``.tsv.gz``, ``.parquet``, ``.h5``) written with ``--table``.
     wide
         One row per (record, ALT) with a column per (score, output), or the long form with
         columns ``variant``, ``score``, ``label``, ``value`` (see the module docstring).
     prefix
         For VCFs annotated by several models: the tag prefix to read (``VEFF_<model>`` or
-        ``KV:<model>``).
+        ``KV_<model>``).
 
     Returns
     -------
@@ -202,9 +202,11 @@ def header_tags(info: list[dict[str, str]]) -> tuple[list[_Tag], dict[str, str]]
             )
             continue
         m = _KIPOI_DESC.match(desc)
-        if m and ":" in key:
-            pre, score = key.rsplit(":", 1)
-            tags.append(_Tag(key, score.lower(), pre, "kipoi", tuple(m["fmt"].split("|"))))
+        for sep in (":", "_"):  # KV:<model>:<SCORE> (kipoi-veff, older veff) or KV_<model>_<SCORE>
+            if m and key.endswith(f"{sep}{m['score']}") and len(key) > len(m["score"]) + 1:
+                pre = key[: -len(m["score"]) - 1]
+                tags.append(_Tag(key, m["score"].lower(), pre, "kipoi", tuple(m["fmt"].split("|"))))
+                break
     return tags, status
 
 

@@ -4,15 +4,19 @@ veff style: one INFO tag per score, ``<PREFIX>_<SCORE>``, ``Number=A``, one entr
 entries separated by ``,``, each ``ALLELE|v1|...|vT`` (as VEP's CSQ and SpliceAI do). The header
 Description ends with ``Format: ALLELE|<label1>|...|<labelT>``. ``<PREFIX>_STATUS`` holds
 ``ALLELE|status`` per ALT. An ALT without a score has ``.`` for every value. Numbers are the
-shortest text that reads back to the same float32.
+shortest text that reads back to the same float32. Numeric tags beside each (veff style), for
+``bcftools view -i``: ``<PREFIX>_<SCORE>_VALUE`` (``Number=A,Type=Float``: the value of a one-output
+model, else the value with the largest magnitude across the outputs) and, for several outputs,
+``<PREFIX>_<SCORE>_LABEL`` (``Number=A,Type=String``: that output's label); ``.`` when not scored.
 
 With ``aggregate="max_abs"`` (``--info-aggregate max_abs``, veff style only) each entry is
 ``ALLELE|value|label``: the output with the largest magnitude (first one on ties, NaN ignored) and
 its label, ``ALLELE|.|.`` when not scored, ``ALLELE|nan|.`` when every output is NaN; the header
 Description ends with ``Format: ALLELE|max_abs|label``.
 
-kipoi style (``--info-style kipoi``): tags ``KV:<model>:<SCORE>``, values ``%.8f`` joined by
-``|``, one ``,``-separated group per ALT, as kipoi-veff wrote them.
+kipoi style (``--info-style kipoi``): tags ``KV_<model>_<SCORE>`` (kipoi-veff wrote ``KV:...``,
+not a valid INFO key), values ``%.8f`` joined by ``|``, one ``,``-separated group per ALT, as
+kipoi-veff wrote them.
 
 The file is written under a temporary name and renamed into place when complete; ``.vcf.gz``
 outputs are bgzipped and tabix-indexed, ``.bcf`` outputs are BCF with a CSI index.
@@ -66,9 +70,7 @@ def format_fixed(values: np.ndarray) -> list[str]:
 
 
 def info_tag(prefix: str, score: str, style: InfoStyle = "veff") -> str:
-    """Return the INFO key of ``score``."""
-    if style == "kipoi":
-        return f"{prefix}:{score.upper()}"
+    """Return the INFO key of ``score``: ``<prefix>_<SCORE>`` in both styles (valid VCF keys)."""
     return f"{prefix}_{score.upper()}"
 
 
@@ -317,7 +319,7 @@ class VcfWriter:
     labels
         Output labels (T of them).
     prefix
-        Tag prefix (``VEFF_<model>`` or ``KV:<model>`` in kipoi style).
+        Tag prefix (``VEFF_<model>`` or ``KV_<model>`` in kipoi style).
     style
         ``veff`` or ``kipoi``.
     header_lines
@@ -395,8 +397,20 @@ class VcfWriter:
         self.features = features
         self.tags = {s: info_tag(prefix, s, style) for s in self.scores}
         self.status_tag = info_tag(prefix, "status", style)
+        # numeric tags (veff style): the value per ALT, and which output it is when there are several
+        self.numeric = style == "veff" and not features  # feature rows: several entries per ALT
+        self.value_tags = {s: f"{self.tags[s]}_VALUE" for s in self.scores} if self.numeric else {}
+        self.label_tags = (
+            {s: f"{self.tags[s]}_LABEL" for s in self.scores} if self.numeric and len(labels) > 1 else {}
+        )
         declared = [h.info() for h in template.header_iter() if h.type == "INFO"]
-        self._stale = _earlier_tags(declared, prefix, {*self.tags.values(), self.status_tag})
+        new_tags = {
+            *self.tags.values(),
+            *self.value_tags.values(),
+            *self.label_tags.values(),
+            self.status_tag,
+        }
+        self._stale = _earlier_tags(declared, prefix, new_tags)
         if self._stale and not part:
             where = getattr(template, "fname", None) or "the input VCF"
             warnings.warn(
@@ -439,9 +453,43 @@ class VcfWriter:
                 desc = f"veff score {s} ({what}), one entry {entries}. Format: {allele}|{fmt}"
             desc = " ".join(desc.replace('"', "'").replace("\\", "/").split())  # one quoted header value
             out.append(f'##INFO=<ID={self.tags[s]},Number={number},Type=String,Description="{desc}">')
+            if s in self.value_tags:
+                out += self._numeric_lines(s, what, labels)
         desc = "veff scoring status, one entry per ALT. Format: ALLELE|status"
         out.append(f'##INFO=<ID={self.status_tag},Number=.,Type=String,Description="{desc}">')
         return out
+
+    def _numeric_lines(self, s: str, what: str, labels: Sequence[str]) -> list[str]:
+        if s not in self.label_tags:
+            desc = f"Value of veff score {s} ({what}) for output {self.labels[0] if self.labels else '?'}"
+            return [f'##INFO=<ID={self.value_tags[s]},Number=A,Type=Float,Description="{desc}, per ALT">']
+        desc = (
+            f"Value of veff score {s} ({what}) with the largest magnitude across the model outputs, "
+            f"per ALT; its output is in {self.label_tags[s]}"
+        )
+        ldesc = f"Model output whose value of veff score {s} is in {self.value_tags[s]}, per ALT"
+        return [
+            f'##INFO=<ID={self.value_tags[s]},Number=A,Type=Float,Description="{desc}">',
+            f'##INFO=<ID={self.label_tags[s]},Number=A,Type=String,Description="{ldesc}">',
+        ]
+
+    def numeric_values(self, values: np.ndarray) -> tuple[list[str], list[str]]:
+        """Per row of a (n, T) array: the value with the largest magnitude, and its output's label.
+
+        NaN is ignored (the first output wins ties); a row of NaN gives ``nan`` and label ``.``.
+        """
+        n = values.shape[0]
+        if n == 0:
+            return [], []
+        values = values.reshape(n, -1)
+        mag = np.where(np.isnan(values), -np.inf, np.abs(values))
+        idx = mag.argmax(axis=1)
+        best = values[np.arange(n), idx]
+        labels = [
+            self.labels[k] if not np.isnan(b) else MISSING
+            for k, b in zip(idx.tolist(), best.tolist(), strict=True)
+        ]
+        return format_floats(best), labels
 
     def format_rows(self, values: np.ndarray) -> list[str]:
         """Join each row of a (n, T) array into ``v1|...|vT`` (``value|label`` when aggregated)."""
@@ -457,14 +505,8 @@ class VcfWriter:
         return ["|".join(flat[k * width : (k + 1) * width]) for k in range(n)]
 
     def _max_abs_rows(self, values: np.ndarray) -> list[str]:
-        mag = np.where(np.isnan(values), -np.inf, np.abs(values))
-        idx = mag.argmax(axis=1)
-        best = values[np.arange(len(values)), idx]
-        text = format_floats(best)
-        return [
-            f"{t}|{self.labels[k] if not np.isnan(b) else MISSING}"
-            for t, k, b in zip(text, idx.tolist(), best.tolist(), strict=True)
-        ]
+        text, labels = self.numeric_values(values)
+        return [f"{t}|{label}" for t, label in zip(text, labels, strict=True)]
 
     def write(
         self,
@@ -472,6 +514,7 @@ class VcfWriter:
         alts: Sequence[str],
         statuses: Sequence[str],
         rows: dict[str, list[str | None]],
+        numbers: dict[str, list[tuple[str, str] | None]] | None = None,
     ) -> None:
         """Annotate and write one record.
 
@@ -486,6 +529,9 @@ class VcfWriter:
             One status per ALT.
         rows
             Per score, one formatted ``v1|...|vT`` (or None when not scored) per ALT.
+        numbers
+            Per score, one ``(value, label)`` (or None when not scored) per ALT, for the numeric tags
+            (veff style; see :meth:`numeric_values`).
         """
         entries = []
         if self.style == "kipoi":
@@ -503,6 +549,15 @@ class VcfWriter:
                         f"{a}|{v if v is not None else missing}" for a, v in zip(alts, rows[s], strict=True)
                     )
                 )
+                if numbers is not None and s in self.value_tags:
+                    pairs = numbers[s]
+                    entries.append(
+                        f"{self.value_tags[s]}=" + ",".join(MISSING if p is None else p[0] for p in pairs)
+                    )
+                    if s in self.label_tags:
+                        entries.append(
+                            f"{self.label_tags[s]}=" + ",".join(MISSING if p is None else p[1] for p in pairs)
+                        )
         if statuses:
             entries.append(
                 self.status_tag
@@ -541,10 +596,14 @@ class VcfWriter:
         ws = chunk.windows
         n_rows = chunk.n_rows
         formatted: dict[str, list[str]] = {}
+        numeric: dict[str, list[tuple[str, str]]] = {}
         if n_rows:
             for s in self.scores:
                 values = chunk.values[s].reshape(n_rows, -1)
-                formatted[s] = self.format_rows(values if self.columns is None else values[:, self.columns])
+                shown = values if self.columns is None else values[:, self.columns]
+                formatted[s] = self.format_rows(shown)
+                if self.numeric:
+                    numeric[s] = list(zip(*self.numeric_values(shown), strict=True))
         if self.features:
             self._write_feature_rows(chunk, formatted)
             return
@@ -554,11 +613,13 @@ class VcfWriter:
         slot_of = {(int(i), int(a)): k for k, (i, a) in enumerate(chunk.row_slots)}
         for i, (v, rec) in enumerate(zip(ws.variants, ws.records, strict=True)):
             rows: dict[str, list[str | None]] = {s: [] for s in self.scores}
+            numbers: dict[str, list[tuple[str, str] | None]] = {s: [] for s in self.scores}
             for a in range(len(v.alts)):
                 k = slot_of.get((i, a))
                 for s in self.scores:
                     rows[s].append(None if k is None else formatted[s][k])
-            self.write(rec, v.alts, [str(s) for s in ws.statuses[i]], rows)
+                    numbers[s].append(None if k is None or not numeric else numeric[s][k])
+            self.write(rec, v.alts, [str(s) for s in ws.statuses[i]], rows, numbers if self.numeric else None)
 
     def _write_feature_rows(self, chunk: ScoredChunk, formatted: dict[str, list[str]]) -> None:
         """Records whose ALTs have one entry per row: ``ALLELE|feature|values``."""
