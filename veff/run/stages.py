@@ -35,6 +35,7 @@ from veff.io.vcf_regions import RegionSet
 from veff.models import Model, WindowRequest, sanitize_name
 from veff.run.hooks import ShardHook
 from veff.run.options import RunOptions
+from veff.run.record import run_record
 from veff.run.summary import Summary, Tally
 from veff.scoring.apply import score_predictions
 from veff.scoring.calibration import run_options
@@ -328,7 +329,11 @@ def open_sinks(
                 )
             )
         if opts.summary_json is not None:
-            sinks.append(SummaryJson(opts.summary_json, lambda: summary().to_dict()))
+            sinks.append(
+                SummaryJson(
+                    opts.summary_json, lambda: summary().to_dict() | {"run": run_record(opts, plan.model)}
+                )
+            )
     except BaseException:
         abort_all(sinks)
         raise

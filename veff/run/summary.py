@@ -73,6 +73,7 @@ class Summary:
             "seconds": round(self.seconds, 3),
             "output": self.output,
             "veff_version": __version__,
+            "timings": dict(self.timings),
         } | ({"distributed": self.distributed} if self.distributed is not None else {})
 
 
