@@ -89,8 +89,8 @@ def test_input_and_output_types_through_pipes(inputs, source, otype, check):
     text = _sh("bcftools view out.bin", inputs)
     assert text.returncode == 0, text.stderr
     records = [line for line in text.stdout.splitlines() if not line.startswith(b"#")]
-    ref = [line for line in (inputs / "ref.vcf").read_bytes().splitlines() if not line.startswith(b"#")]
-    assert records == ref
+    ref = _sh("bcftools view -H ref.vcf", inputs).stdout.splitlines()  # both as htslib writes them
+    assert records == ref and len(ref) == 45
 
 
 def test_output_type_for_a_file_without_a_known_suffix(inputs):

@@ -58,8 +58,9 @@ def test_every_column_but_info_is_the_input_bytes(tmp_path, suffix):
     summary = veff.score_variants(_model(TwoOutputModel(11)), ODD, HG38, out, scores=["diff", "logit"])
     assert summary.records == 24
     keys = {b"VEFF_toy_DIFF", b"VEFF_toy_LOGIT", b"VEFF_toy_STATUS"}
+    keys |= {b"VEFF_toy_DIFF_VALUE", b"VEFF_toy_DIFF_LABEL", b"VEFF_toy_LOGIT_VALUE", b"VEFF_toy_LOGIT_LABEL"}
     added = _check_kept(ODD, out, keys)
-    # a record without ALT gets only its status; every other one all three tags
+    # a record without ALT gets only its status; every other one all the tags
     assert sum(len(a) == 1 for a in added) == 3
     # the input spellings survive (htslib would write 50, 0.1, -0.5 and pad missing sub-fields)
     _, data = _lines(out)
@@ -119,12 +120,15 @@ def test_reannotating_replaces_every_tag_of_the_prefix_and_says_so(tmp_path):
     ]
     assert len(replaced) == 1
     assert "VEFF_toy_LOGIT" in str(replaced[0].message) and "VEFF_toy_REF" in str(replaced[0].message)
+    assert "VEFF_toy_REF_VALUE" in str(replaced[0].message)  # the numeric tags of the old scores too
     header, data = _lines(again)
     declared = [h.split(b",")[0][len(b"##INFO=<ID=") :] for h in header if h.startswith(b"##INFO=<ID=")]
     assert [d for d in declared if d.startswith(b"VEFF_")] == [
         b"VEFF_other_ALT",
+        b"VEFF_other_ALT_VALUE",
         b"VEFF_other_STATUS",
         b"VEFF_toy_DIFF",
+        b"VEFF_toy_DIFF_VALUE",
         b"VEFF_toy_STATUS",
     ]
     assert declared.count(b"VEFF_toy_DIFF") == 1
@@ -134,7 +138,7 @@ def test_reannotating_replaces_every_tag_of_the_prefix_and_says_so(tmp_path):
         old = [e for e in a.split(b"\t")[7].split(b";") if not e.startswith(b"VEFF_toy_")]
         new = b.split(b"\t")[7].split(b";")
         assert [e.split(b"=")[0] for e in new[len(old) :]] in (
-            [b"VEFF_toy_DIFF", b"VEFF_toy_STATUS"],
+            [b"VEFF_toy_DIFF", b"VEFF_toy_DIFF_VALUE", b"VEFF_toy_STATUS"],
             [b"VEFF_toy_STATUS"],
         )
         assert new[: len(old)] == old

@@ -695,6 +695,8 @@ def _earlier_tags(declared: list[dict[str, str]], prefix: str, new: set[str]) ->
 
     tags, status = header_tags(declared)
     old = {t.key for t in tags if t.prefix == prefix}
+    numeric = {f"{k}_{kind}" for k in old for kind in ("VALUE", "LABEL")}  # the score tags' numeric twins
+    old |= {h["ID"] for h in declared if h.get("ID") in numeric}
     if prefix in status:
         old.add(status[prefix])
     return old | {h["ID"] for h in declared if h.get("ID") in new}
