@@ -127,7 +127,10 @@ class Status(str, Enum):
 
     Scored: ``ok``, ``contig_edge`` (window padded with N past the contig end),
     ``ref_mismatch_scored`` (``--ref-mismatch score``: VCF REF written into the reference window).
-    Not scored: everything else.
+    Not scored: everything else. Gene-aware splice scoring (:mod:`veff.variants.splice`) adds
+    ``outside_genes`` (no annotated transcript contains the position), ``near_contig_end``
+    (SpliceAI's skip of windows that leave the contig) and ``complex_not_scored`` (MNVs and
+    complex alleles in SpliceAI's style, written as ``.`` entries).
 
     Examples
     --------
@@ -146,6 +149,9 @@ class Status(str, Enum):
     UNSUPPORTED_ALLELE = "unsupported_allele"
     INDEL_TOO_LONG = "indel_too_long"
     NO_ALT = "no_alt"
+    OUTSIDE_GENES = "outside_genes"
+    NEAR_CONTIG_END = "near_contig_end"
+    COMPLEX_NOT_SCORED = "complex_not_scored"
 
     def __str__(self) -> str:
         return self.value

@@ -1,0 +1,99 @@
+"""What a splice model of SpliceAI's class declares: its flank and the layout of its outputs.
+
+Such a model maps ``2 * flank + P`` input bases to ``P`` output positions of three classes
+(neither, acceptor, donor); output ``k`` looks at input ``k + flank``. SpliceAI's Keras files
+return ``(N, P, 3)`` (positions first) with ``flank = 5000``; OpenSpliceAI's PyTorch models return
+``(N, 3, P)`` (classes first) with ``flank`` = half their flanking size (40, 200, 1,000 or 5,000).
+
+A model may declare ``flank`` (bases per side) and ``output_layout`` (``"positions_first"`` or
+``"classes_first"``) as attributes; otherwise both are learnt by predicting one all-N window:
+the axis of size 3 is the class axis, and ``flank = (L - P) / 2``.
+
+Pangolin fits the same path as a configuration: its own ``flank`` (5,000), ``classes_first``
+outputs of 12 channels (4 tissues x splice probability and usage) and a reduction of the tissue
+channels to one acceptor and one donor track (max for gains, min for losses), declared by the
+adapter; veff does not implement that adapter yet (see docs/spliceai.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from veff.errors import ModelError
+from veff.models.base import Model
+from veff.variants.sequences import one_hot
+
+__all__ = ["OutputLayout", "SpliceModelInfo", "splice_model_info"]
+
+OutputLayout = Literal["positions_first", "classes_first"]
+_PROBE_LENGTH = 10_101  # longer than the widest published context (10,000)
+
+
+@dataclass(frozen=True)
+class SpliceModelInfo:
+    """How to place windows for, and read the outputs of, a splice model.
+
+    Attributes
+    ----------
+    flank
+        Input bases on each side of the outputs.
+    layout
+        ``positions_first`` ((N, P, C)) or ``classes_first`` ((N, C, P)).
+    classes
+        Output channels C (3: neither, acceptor, donor).
+    """
+
+    flank: int
+    layout: OutputLayout
+    classes: int = 3
+
+    def tracks(self, flat: np.ndarray, positions: int) -> np.ndarray:
+        """Turn flattened outputs (n, P * C) into tracks (n, P, C)."""
+        n = len(flat)
+        if self.layout == "classes_first":
+            return flat.reshape(n, self.classes, positions).transpose(0, 2, 1)
+        return flat.reshape(n, positions, self.classes)
+
+
+def splice_model_info(model: Model) -> SpliceModelInfo:
+    """Read the model's declarations, or probe one all-N window for what it does not declare.
+
+    Raises
+    ------
+    ModelError
+        When the outputs are not ``(N, P, 3)`` or ``(N, 3, P)`` tracks.
+    """
+    flank = model.declared("flank")
+    layout = model.declared("output_layout")
+    if layout is not None and layout not in ("positions_first", "classes_first"):
+        msg = f"model {model.name!r}: output_layout must be positions_first or classes_first, got {layout!r}"
+        raise ModelError(msg)
+    if flank is not None and layout is not None:
+        return SpliceModelInfo(int(flank), layout)
+    length = model.seq_length or _PROBE_LENGTH
+    out = model.predict(one_hot(np.full((1, length), ord("N"), np.uint8), model.n_value))
+    shape = tuple(np.asarray(out).shape) if not isinstance(out, (dict, list, tuple)) else ()
+    if len(shape) != 3:
+        msg = (
+            f"model {model.name!r} returned {shape or type(out).__name__} for one window; a splice model "
+            "returns (N, P, 3) or (N, 3, P) tracks"
+        )
+        raise ModelError(msg)
+    if layout is None:
+        if shape[2] == 3 and shape[1] != 3:
+            layout = "positions_first"
+        elif shape[1] == 3:
+            layout = "classes_first"
+        else:
+            msg = f"model {model.name!r}: no class axis of size 3 in its output shape {shape}"
+            raise ModelError(msg)
+    positions = shape[1] if layout == "positions_first" else shape[2]
+    if flank is None:
+        if (length - positions) % 2 or positions > length:
+            msg = f"model {model.name!r}: {positions} outputs for {length} inputs is not a centred crop"
+            raise ModelError(msg)
+        flank = (length - positions) // 2
+    return SpliceModelInfo(int(flank), layout)
