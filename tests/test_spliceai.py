@@ -6,14 +6,16 @@ The weights may not be committed (their licence), so the test uses the installed
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pysam
 import pytest
 from click.testing import CliRunner
-from helpers import E1, HG38, write_vcf
+from helpers import E1, E2, HG19, HG38, write_vcf
 
 from veff.cli import main
 from veff.writers.read import read_scores
@@ -95,3 +97,141 @@ def test_spliceai_window50_max_abs_matches_direct_computation(tmp_path: Path) ->
     # destroying the acceptor AG of SLC5A1 exon 2 abolishes the acceptor call
     assert got["diff/acceptor"].iloc[1] < -0.5
     assert abs(got["diff/acceptor"].iloc[0]) < 0.01
+
+
+# -- gene-aware scoring with the five SpliceAI networks (veff.score_splice) ---------------------
+
+SPLICE = Path(__file__).parent / "data" / "spliceai"
+ENSEMBLE = [MODEL.parent / f"spliceai{k}.h5" for k in range(1, 6)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    import torch
+
+    # the test machine's cores are shared: small ops on two contended threads are 10x slower
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _subset(vcf: Path, ids: set[str], out: Path) -> Path:
+    lines = vcf.read_text().splitlines(keepends=True)
+    out.write_text("".join(x for x in lines if x.startswith("#") or x.split("\t")[2] in ids))
+    return out
+
+
+def _entries(path: Path, ids: set[str] | None = None) -> dict[str, str | None]:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    got: dict[str, str | None] = {}
+    with opener(path, "rt") as fh:
+        for line in fh:
+            if line.startswith("#"):
+                continue
+            f = line.rstrip("\n").split("\t")
+            info = dict(kv.split("=", 1) for kv in f[7].split(";") if "=" in kv)
+            if ids is None or f[2] in ids:
+                got[f"{f[1]}:{f[2]}"] = info.get("SpliceAI")
+    return got
+
+
+def test_splicenet_equals_keras_and_incremental_equals_full() -> None:
+    import keras
+
+    from veff.io.annotation import read_annotation
+    from veff.io.fasta import Fasta
+    from veff.io.vcf import VcfReader
+    from veff.models.splicenet import SpliceNetEnsemble
+    from veff.pipeline_splice import _edits
+    from veff.variants.sequences import one_hot
+    from veff.variants.splice import SpliceGeometry, SplicePlanner
+
+    net = SpliceNetEnsemble([MODEL])
+    geo = SpliceGeometry(5000, 50, 10)
+    cases = [
+        (E1, HG38, "genes_E1_grch38_chr22.txt", 32193191),
+        (E2, HG19, "genes_E2_grch37_chr17.txt", 11870),
+    ]
+    for vcf, fasta, genes, pos in cases:
+        planner = SplicePlanner(Fasta(fasta), read_annotation(SPLICE / genes), geo, style="veff")
+        # the 1-bp deletion at pos, and the SNVs and insertions at pos + 1
+        variants = [v for v, _ in VcfReader(vcf) if (v.pos, len(v.ref)) in ((pos, 2), (pos + 1, 1))]
+        ss = planner.build(variants)
+        kinds = {tuple(x) for x in ss.alt_alleles.tolist()}
+        assert {(1, 1), (2, 1), (1, 2)} <= kinds  # SNVs, deletions and insertions
+        ref, alt = net.predict_splice(ss.ref_codes, ss.alt_codes, _edits(ss, geo), geo.outputs)
+        full_alt = net.predict(one_hot(ss.alt_codes))
+        np.testing.assert_allclose(ref, net.predict(one_hot(ss.ref_codes)), atol=1e-6)
+        used = ~np.isnan(alt)
+        assert used.any(axis=(1, 2)).all()
+        np.testing.assert_allclose(alt[used], full_alt[used], atol=1e-5)
+    keras_model = keras.models.load_model(str(MODEL), compile=False)
+    x = one_hot(ss.ref_codes[:1])
+    np.testing.assert_allclose(net.predict(x), np.asarray(keras_model.predict_on_batch(x)), atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("vcf", "fasta", "genes", "expected", "ids"),
+    [
+        (
+            E2,
+            HG19,
+            "genes_E2_grch37_chr17.txt",
+            "E2_hg19_chr17_1-40000.spliceai_D50_M0.vcf",
+            {"within_5kb_of_chrom_start", "DOC2B_exon_end_-1", "DOC2B_exon_end_del2", "DOC2B_exon_start_+0"},
+        ),
+        (
+            E1,
+            HG38,
+            "genes_E1_grch38_chr22.txt",
+            "E1_hg38_chr22_32000001-32300000.spliceai_D50_M0.vcf",
+            {"intergenic_no_gene", "ref_mismatch", "SLC5A1_exon_start_del4", "RFPL2_exon_end_+0"},
+        ),
+    ],
+)
+def test_spliceai_style_reproduces_spliceai_cli(
+    tmp_path: Path, vcf: Path, fasta: Path, genes: str, expected: str, ids: set[str]
+) -> None:
+    from veff import score_splice
+
+    small = _subset(vcf, ids, tmp_path / "in.vcf")
+    out = tmp_path / "out.vcf.gz"
+    score_splice(ENSEMBLE, small, fasta, out, annotation=SPLICE / genes, distance=50)
+    want = _entries(SPLICE / expected, ids)
+    got = _entries(out)
+    assert len(got) == len(want) >= len(ids)
+    assert got == want  # every field as SpliceAI 1.3.1 wrote it, skipped records included
+    assert sum(v is None for v in got.values()) >= 1
+
+
+@pytest.mark.slow
+def test_spliceai_upstream_unit_test_strings(tmp_path: Path) -> None:
+    """SpliceAI's own tests/test_delta_score.py cases (-D 500 -M 0, TUBB8 on the hg19 chr10 slice)."""
+    out = tmp_path / "up.vcf"
+    res = CliRunner().invoke(
+        main,
+        [
+            "score-variants",
+            *map(str, ENSEMBLE),
+            "--vcf",
+            str(SPLICE / "tubb8_upstream.vcf"),
+            "--fasta",
+            str(SPLICE / "hg19_chr10_1-110000.fa"),
+            "--annotation",
+            str(SPLICE / "genes_TUBB8_grch37_chr10.txt"),
+            "--info-style",
+            "spliceai",
+            "--splice-distance",
+            "500",
+            "-o",
+            str(out),
+            "-q",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert list(_entries(out).values()) == [
+        "C|TUBB8|0.15|0.27|0.00|0.05|89|-23|-267|193",
+        "T|TUBB8|0.01|0.18|0.15|0.62|-2|110|-190|0",
+    ]

@@ -12,6 +12,7 @@ from veff.errors import InputError, ModelError, OutputError, VeffError, VeffWarn
 from veff.models import Model, load_model
 from veff.mutation_map.compute import MutationMap, load_mutation_map
 from veff.pipeline import Summary, score_variants
+from veff.pipeline_splice import score_splice
 from veff.scoring.registry import SCORES, Score, register_score
 from veff.types import Region, Status, Variant
 from veff.writers.read import read_scores
@@ -37,5 +38,6 @@ __all__ = [
     "load_mutation_map",
     "read_scores",
     "register_score",
+    "score_splice",
     "score_variants",
 ]

@@ -114,7 +114,8 @@ def score_variants(
     Parameters
     ----------
     model
-        A path or model object (see :func:`veff.load_model`).
+        A path or model object (see :func:`veff.load_model`), or a list of them: an ensemble whose
+        outputs are averaged (:class:`veff.models.ensemble.EnsembleModel`).
     vcf
         Input VCF, VCF.gz or BCF (streamed); ``-``: standard input (see :class:`veff.io.vcf.VcfReader`).
     fasta

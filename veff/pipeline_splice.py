@@ -34,6 +34,7 @@ from veff.pipeline import Summary, _chunks
 from veff.scoring.splice import SPLICE_FIELDS, MaskMode, align_alt, delta_scores
 from veff.types import SCORED_STATUSES, Status
 from veff.variants.splice import SpliceGeometry, SplicePlanner, SpliceSet, SpliceStyle
+from veff.writers.sink import abort_all, commit_all
 from veff.writers.splice import SpliceTable, SpliceVcfWriter, format_entry
 
 __all__ = ["load_splice_model", "score_splice"]
@@ -171,8 +172,7 @@ def score_splice(
         if table is not None:
             sinks.append(SpliceTable(table))
     except BaseException:
-        for s in sinks:
-            s.abort()
+        abort_all(sinks)
         reader.close()
         ref.close()
         raise
@@ -201,12 +201,9 @@ def score_splice(
                 counts.update(map(str, sts))
             summary.records += len(ss)
             bar.update(len(ss))
-        while sinks:
-            sinks[0].close()
-            sinks.pop(0)
+        commit_all(sinks)
     except BaseException:
-        for s in sinks:
-            s.abort()
+        abort_all(sinks)
         raise
     finally:
         limited.__exit__(None, None, None)

@@ -24,7 +24,7 @@ __all__ = ["score_variants_cmd"]
 
 
 @click.command("score-variants")
-@click.argument("model")
+@click.argument("model", nargs=-1, required=True)
 @click.option(
     "--vcf",
     "vcf",
@@ -125,7 +125,43 @@ __all__ = ["score_variants_cmd"]
     "pairs (relative paths resolve against the current directory).",
 )
 @click.option("--info-prefix", help="INFO tag prefix (default VEFF_<model>).")
-@click.option("--info-style", type=click.Choice(["veff", "kipoi"]), default="veff", show_default=True)
+@click.option(
+    "--info-style",
+    type=click.Choice(["veff", "kipoi", "spliceai"]),
+    default="veff",
+    show_default=True,
+    help="spliceai: SpliceAI's INFO key, fields and skips (needs --annotation; see docs/spliceai.md).",
+)
+@click.option(
+    "--annotation",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Gene annotation for splice models: SpliceAI's gene table, a GTF or a GFF3 (plain or gzipped); "
+    "each variant is scored once per transcript that contains it (docs/spliceai.md).",
+)
+@click.option(
+    "--transcripts",
+    type=click.Choice(["canonical", "mane", "all"]),
+    default="canonical",
+    show_default=True,
+    help="With a GTF/GFF3 --annotation: which transcripts are scored.",
+)
+@click.option(
+    "--splice-distance",
+    type=click.IntRange(0, 4999),
+    default=50,
+    show_default=True,
+    help="With --annotation: positions scored on each side of the variant (SpliceAI's -D).",
+)
+@click.option(
+    "--splice-mask",
+    is_flag=True,
+    help="With --annotation: zero gains at annotated sites and losses elsewhere (SpliceAI's -M 1).",
+)
+@click.option(
+    "--splice-keras",
+    is_flag=True,
+    help="With --annotation: run SpliceAI-architecture .h5 files with Keras, not veff's PyTorch engine.",
+)
 @click.option(
     "--info-aggregate",
     type=click.Choice(["max_abs"]),
@@ -205,7 +241,8 @@ def score_variants_cmd(**opts: Any) -> None:
 
     MODEL is a Keras .h5/.keras file, a TorchScript PyTorch .pt file (a pickled module only with
     --trust-model), FILE.py::Class (with --weights), a Kipoi model directory or a model name on
-    $VEFF_MODEL_PATH.
+    $VEFF_MODEL_PATH. Several MODEL files form an ensemble whose outputs are averaged (SpliceAI's
+    spliceai1.h5 ... spliceai5.h5).
     """
     setup_logging(opts["quiet"], verbose=opts["verbose"], level=opts["log_level"], log_file=opts["log_file"])
     from veff.pipeline import score_variants
@@ -213,6 +250,11 @@ def score_variants_cmd(**opts: Any) -> None:
     if not (opts["output"] or opts["table"] or opts["dump_sequences"]):
         msg = "give -o/--output, --table or --dump-sequences"
         raise click.UsageError(msg)
+    models = list(opts["model"])
+    opts["model"] = models[0] if len(models) == 1 else models
+    if opts["annotation"] is not None or opts["info_style"] == "spliceai":
+        _score_splice(opts)
+        return
     try:
         scores = split_list(opts["scores"])
         score_variants(
@@ -252,3 +294,61 @@ def score_variants_cmd(**opts: Any) -> None:
         fail(exc)
     except KeyboardInterrupt as exc:
         interrupted(exc)
+
+
+def _score_splice(opts: dict[str, Any]) -> None:
+    """Gene-aware splice scoring (:func:`veff.score_splice`) of ``score-variants --annotation``."""
+    from veff.pipeline_splice import score_splice
+
+    if opts["annotation"] is None:
+        msg = "--info-style spliceai needs --annotation (SpliceAI's gene table, a GTF or a GFF3)"
+        raise click.UsageError(msg)
+    for flag, key in (("--dump-sequences", "dump_sequences"), ("-r/--regions", "regions")):
+        if opts.get(key):
+            msg = f"{flag} is not available with --annotation"
+            raise click.UsageError(msg)
+    style = "veff" if opts["info_style"] == "veff" else opts["info_style"]
+    if style == "kipoi":
+        msg = "--info-style kipoi is not available with --annotation; use spliceai or veff"
+        raise click.UsageError(msg)
+    kwargs = {
+        k: v
+        for k, v in (
+            ("input_layout", opts["input_layout"]),
+            ("weights", opts["weights"]),
+            ("random_weights", opts["random_weights"] or None),
+            ("trust_model", opts["trust_model"] or None),
+            ("device", None if opts["device"] == "auto" else opts["device"]),
+            ("precision", None if opts["precision"] == "float32" else opts["precision"]),
+        )
+        if v is not None
+    }
+    try:
+        summary = score_splice(
+            opts["model"],
+            opts["vcf"],
+            opts["fasta"],
+            opts["output"],
+            annotation=opts["annotation"],
+            transcripts=opts["transcripts"],
+            distance=opts["splice_distance"],
+            mask=opts["splice_mask"],
+            info_style="veff" if style == "veff" else "spliceai",
+            info_prefix=opts["info_prefix"],
+            table=opts["table"],
+            batch_size=opts["batch_size"],
+            threads=opts["threads"],
+            max_indel_length=opts["max_indel_length"],
+            progress=not opts["quiet"],
+            command=command_line(),
+            model_kwargs=kwargs or None,
+            incremental=not opts["splice_keras"],
+        )
+    except VeffError as exc:
+        fail(exc)
+    except KeyboardInterrupt as exc:
+        interrupted(exc)
+    if opts["summary_json"]:
+        import json
+
+        opts["summary_json"].write_text(json.dumps(summary.to_dict(), indent=2) + "\n")

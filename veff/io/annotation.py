@@ -17,9 +17,11 @@ the transcript span is its ``transcript``/``mRNA`` line when there is one, else 
 Which transcripts are kept (``transcripts=``):
 
 * ``canonical`` (default): per gene, the transcript tagged ``Ensembl_canonical`` (GENCODE >= 34,
-  Ensembl); a gene without one takes its ``MANE_Select`` transcript, else its longest transcript
-  (most exonic bases, then the longest span, then the smallest transcript ID). One unit per gene,
-  named by the gene name, as SpliceAI's table.
+  Ensembl); a gene without one takes the first of its transcripts tagged ``MANE_Select``, then
+  ``appris_principal_*``, ``CCDS``, ``basic``; among equals the one with most exonic bases, then
+  the longest span, then the smallest transcript ID. One unit per gene, named by the gene name,
+  as SpliceAI's table. (On GENCODE v25, which has no canonical tag, this picks SpliceAI's own
+  canonical transcript for three of four genes tested; SpliceAI's table is the exact choice.)
 * ``mane``: transcripts tagged ``MANE_Select`` only (genes without one are not scored).
 * ``all``: every transcript, each its own unit (named by the gene name; the transcript ID is kept
   in :attr:`Transcript.transcript_id`).
@@ -46,6 +48,8 @@ from veff.io.fasta import contig_aliases
 __all__ = ["GeneAnnotation", "Transcript", "TranscriptChoice", "read_annotation"]
 
 TranscriptChoice = Literal["canonical", "mane", "all"]
+# tags that make a transcript a gene's canonical one, best first (prefixes: appris_principal_1..5)
+_PREFERRED = ("Ensembl_canonical", "MANE_Select", "appris_principal", "CCDS", "basic")
 _TABLE_HEADER = ("#NAME", "CHROM", "STRAND", "TX_START", "TX_END", "EXON_START", "EXON_END")
 _TX_TYPES = frozenset(
     {"transcript", "mrna", "lnc_rna", "ncrna", "mirna", "snrna", "snorna", "rrna", "trna"}
@@ -363,7 +367,7 @@ def _choose(units: list[tuple[str, _Tx]], choice: TranscriptChoice) -> list[tupl
 
     def rank(item: tuple[str, _Tx]) -> tuple[int, int, int, str]:
         tid, tx = item
-        tagged = 0 if "Ensembl_canonical" in tx.tags else 1 if "MANE_Select" in tx.tags else 2
+        tagged = next((k for k, tag in enumerate(_PREFERRED) if any(t.startswith(tag) for t in tx.tags)), 9)
         exonic = sum(e - s for s, e in tx.exons)
         lo, hi = tx.span or (min(s for s, _ in tx.exons), max(e for _, e in tx.exons))
         return (tagged, -exonic, -(hi - lo), tid)

@@ -20,6 +20,7 @@ from veff.engine.progress import ProgressBar, progress_bar
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader
 from veff.models import Model, load_model
+from veff.models.ensemble import EnsembleModel
 from veff.run.options import RunOptions
 from veff.run.summary import Summary, Tally
 from veff.writers.sink import PartFiles, Sink
@@ -37,8 +38,10 @@ def log_summary(summary: Summary) -> None:
 
 
 def load_run_model(model: Any, opts: RunOptions) -> Model:
-    """Load ``model`` (path, name or object) with the run's seq_length, output_labels and model_kwargs."""
+    """Load ``model`` (path, name or object, or a list of them: an ensemble) with the run's options."""
     kwargs = dict(opts.model_kwargs or {})
+    if isinstance(model, (list, tuple)):  # an ensemble: outputs averaged (veff.models.ensemble)
+        return EnsembleModel([load_run_model(m, opts) for m in model])
     return load_model(model, seq_length=opts.seq_length, output_labels=opts.output_labels, **kwargs)
 
 

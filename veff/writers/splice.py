@@ -28,7 +28,7 @@ import numpy as np
 
 from veff.errors import InputError
 from veff.scoring.splice import SPLICE_FIELDS
-from veff.writers._atomic import AtomicPath
+from veff.writers._atomic import AtomicOutput, AtomicPath
 from veff.writers._floats import format_floats
 from veff.writers._text import BLOCK_BYTES, TextSink
 from veff.writers.vcf import VcfOutput
@@ -135,10 +135,14 @@ class SpliceVcfWriter:
             self._lines.clear()
             self._pending = 0
 
-    def close(self) -> None:
-        """Finish, index and move the file into place."""
+    def finish(self) -> None:
+        """Complete (compress, index) the file under its temporary name."""
         self._flush()
-        self._out.close()
+        self._out.finish()
+
+    def commit(self) -> None:
+        """Move the finished file into place."""
+        self._out.commit()
 
     def abort(self) -> None:
         """Drop the partial output."""
@@ -146,7 +150,7 @@ class SpliceVcfWriter:
         self._out.abort()
 
 
-class SpliceTable:
+class SpliceTable(AtomicOutput):
     """Stream splice rows to ``.tsv``, ``.tsv.gz`` or ``.parquet``.
 
     Parameters
@@ -197,37 +201,27 @@ class SpliceTable:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        schema = _schema()
         cols = list(zip(*rows, strict=True))
-        types = [pa.string(), pa.int64(), *[pa.string()] * 6, *[pa.float32()] * 4, *[pa.int64()] * 4]
-        batch = pa.table(
-            {name: pa.array(list(c), type=t) for name, c, t in zip(TABLE_COLUMNS, cols, types, strict=True)}
-        )
+        arrays = [pa.array(list(c), type=f.type) for c, f in zip(cols, schema, strict=True)]
+        batch = pa.table(arrays, schema=schema)
         if self._parquet is None:
-            self._parquet = pq.ParquetWriter(str(self._atomic.tmp), batch.schema)
+            self._parquet = pq.ParquetWriter(str(self._atomic.tmp), schema)
         self._parquet.write_table(batch)
 
-    def close(self) -> None:
-        """Finish the file and move it into place."""
+    def _finish(self) -> None:
         if self._sink is not None:
             self._sink.close()
         elif self._parquet is None:
-            self.write([])
-            import pyarrow as pa
             import pyarrow.parquet as pq
 
-            types = [pa.string(), pa.int64(), *[pa.string()] * 6, *[pa.float32()] * 4, *[pa.int64()] * 4]
-            schema = pa.schema(list(zip(TABLE_COLUMNS, types, strict=True)))
-            pq.write_table(schema.empty_table(), str(self._atomic.tmp))
+            pq.write_table(_schema().empty_table(), str(self._atomic.tmp))
         else:
             self._parquet.close()
-        self._atomic.commit()
 
-    def abort(self) -> None:
-        """Drop the partial table."""
-        try:
-            if self._sink is not None:
-                self._sink.close()
-            elif self._parquet is not None:
-                self._parquet.close()
-        finally:
-            self._atomic.discard()
+
+def _schema() -> Any:
+    import pyarrow as pa
+
+    types = [pa.string(), pa.int64(), *[pa.string()] * 6, *[pa.float32()] * 4, *[pa.int64()] * 4]
+    return pa.schema(list(zip(TABLE_COLUMNS, types, strict=True)))
