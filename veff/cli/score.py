@@ -24,7 +24,7 @@ __all__ = ["score_variants_cmd"]
 
 
 @click.command("score-variants")
-@click.argument("model", nargs=-1, required=True)
+@click.argument("model", nargs=-1, required=True, metavar="MODEL")
 @click.option(
     "--vcf",
     "vcf",
