@@ -20,24 +20,29 @@ positions integers; empty / null where not scored). Files appear under their nam
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from veff.errors import InputError
+from veff.errors import InputError, VeffWarning
 from veff.scoring.splice import SPLICE_FIELDS
 from veff.writers._atomic import AtomicOutput, AtomicPath
 from veff.writers._floats import format_floats
 from veff.writers._text import BLOCK_BYTES, TextSink
-from veff.writers.vcf import VcfOutput
+from veff.writers.vcf import VcfOutput, _header_text, add_info
 
 __all__ = ["SPLICEAI_HEADER", "SpliceTable", "SpliceVcfWriter", "format_entry"]
 
 SPLICEAI_DESCRIPTION = (
     "SpliceAIv1.3.1 variant annotation. These include delta scores (DS) and delta positions (DP) for "
     "acceptor gain (AG), acceptor loss (AL), donor gain (DG), and donor loss (DL). "
+    "Format: ALLELE|SYMBOL|DS_AG|DS_AL|DS_DG|DS_DL|DP_AG|DP_AL|DP_DG|DP_DL"
+)
+VEFF_DESCRIPTION = (
+    "veff splice delta scores, one entry per ALT and transcript. "
     "Format: ALLELE|SYMBOL|DS_AG|DS_AL|DS_DG|DS_DL|DP_AG|DP_AL|DP_DG|DP_DL"
 )
 SPLICEAI_HEADER = f'##INFO=<ID=SpliceAI,Number=.,Type=String,Description="{SPLICEAI_DESCRIPTION}">'
@@ -91,39 +96,39 @@ class SpliceVcfWriter:
             msg = f"{self.path}: output folder {self.path.parent} does not exist"
             raise InputError(msg)
         self.style, self.key, self.status_key = style, key, status_key
-        for line in header_lines:
-            template.add_to_header(line)
-        if style == "spliceai":
-            desc = SPLICEAI_DESCRIPTION
-            number = "."
-        else:
-            desc = (
-                "veff splice delta scores, one entry per ALT and transcript. "
-                "Format: ALLELE|SYMBOL|DS_AG|DS_AL|DS_DG|DS_DL|DP_AG|DP_AL|DP_DG|DP_DL"
+        desc = SPLICEAI_DESCRIPTION if style == "spliceai" else VEFF_DESCRIPTION
+        status = "veff scoring status, one entry per ALT. Format: ALLELE|status"
+        info = [
+            f'##INFO=<ID={key},Number=.,Type=String,Description="{desc}">',
+            f'##INFO=<ID={status_key},Number=.,Type=String,Description="{status}">',
+        ]
+        declared = {h.info().get("ID") for h in template.header_iter() if h.type == "INFO"}
+        stale = {k for k in (key, status_key) if k in declared}
+        if stale:
+            where = getattr(template, "fname", None) or "the input VCF"
+            warnings.warn(
+                f"{where}: already has INFO {', '.join(sorted(stale))}; those entries are replaced",
+                VeffWarning,
+                stacklevel=2,
             )
-            number = "."
-        template.add_info_to_header({"ID": key, "Number": number, "Type": "String", "Description": desc})
-        template.add_info_to_header(
-            {
-                "ID": status_key,
-                "Number": ".",
-                "Type": "String",
-                "Description": "veff scoring status, one entry per ALT. Format: ALLELE|status",
-            }
-        )
-        self._out = VcfOutput(self.path, template.raw_header)
-        self._lines: list[str] = []
+        self._stale = frozenset(k.encode() for k in stale)
+        self._out = VcfOutput(self.path, _header_text(template.raw_header, header_lines, info, stale))
+        self._lines: list[bytes] = []
         self._pending = 0
 
     def write(self, record: Any, alts: Sequence[str], entries: list[str], statuses: Sequence[str]) -> None:
-        """Annotate and write one record (``entries`` already formatted, in output order)."""
+        """Annotate and write one record (its line, or its cyvcf2 record for BCF input)."""
+        items = []
         if entries:
-            record.INFO[self.key] = ",".join(entries)
+            items.append(f"{self.key}={','.join(entries)}")
         if statuses:
-            record.INFO[self.status_key] = ",".join(
-                f"{a}|{st}" for a, st in zip(alts or ["."], statuses, strict=True)
+            items.append(
+                self.status_key
+                + "="
+                + ",".join(f"{a}|{st}" for a, st in zip(alts or ["."], statuses, strict=True))
             )
-        line = str(record)
+        line = record if isinstance(record, bytes) else str(record).encode("utf-8", "surrogateescape")
+        line = add_info(line, ";".join(items).encode("utf-8", "surrogateescape"), self._stale)
         self._lines.append(line)
         self._pending += len(line)
         if self._pending >= BLOCK_BYTES:
@@ -131,7 +136,7 @@ class SpliceVcfWriter:
 
     def _flush(self) -> None:
         if self._lines:
-            self._out.write_text("".join(self._lines))
+            self._out.write(b"".join(self._lines))
             self._lines.clear()
             self._pending = 0
 
