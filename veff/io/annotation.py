@@ -272,72 +272,75 @@ class _Tx:
     exons: list[tuple[int, int]] = field(default_factory=list)
 
 
-def _read_gtf(p: Path, choice: TranscriptChoice) -> list[Transcript]:
-    txs: dict[str, _Tx] = {}
-    gene_names: dict[str, str] = {}
-    order: list[str] = []  # contigs in order of first appearance
+@dataclass
+class _GtfState:
+    txs: dict[str, _Tx] = field(default_factory=dict)
+    gene_names: dict[str, str] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)  # contigs in order of first appearance
     gff3: bool | None = None
+
+
+def _first(attrs: dict[str, list[str]], *keys: str) -> str:
+    return next((attrs[k][0] for k in keys if attrs.get(k)), "")
+
+
+def _gtf_line(st: _GtfState, cols: list[str], where: str) -> None:
+    """Add one GTF/GFF3 feature line to ``st``."""
+    if len(cols) != 9:
+        msg = f"{where}: expected 9 tab-separated GTF/GFF3 columns, got {len(cols)}"
+        raise InputError(msg)
+    if st.gff3 is None:
+        st.gff3 = "=" in cols[8] and '"' not in cols[8]
+    chrom, kind, strand = cols[0], cols[2].lower(), cols[6]
+    if kind not in _TX_TYPES and kind not in ("exon", "gene"):
+        return
+    try:
+        start, end = int(cols[3]) - 1, int(cols[4])
+    except ValueError as exc:
+        msg = f"{where}: start and end (columns 4 and 5) must be integers"
+        raise InputError(msg) from exc
+    attrs = _attributes(cols[8], st.gff3)
+    if kind == "gene":
+        gid, gname = _first(attrs, "ID", "gene_id"), _first(attrs, "gene_name", "Name")
+        if gid and gname:
+            st.gene_names[gid] = gname
+        return
+    if strand not in ("+", "-"):
+        return
+    if chrom not in st.order:
+        st.order.append(chrom)
+    id_key = ("Parent" if kind == "exon" else "ID") if st.gff3 else "transcript_id"
+    ids = attrs.get(id_key, [])
+    if not ids and kind == "exon":
+        msg = f"{where}: exon without a {id_key} attribute"
+        raise InputError(msg)
+    for tid in ids:
+        tx = st.txs.setdefault(tid, _Tx(chrom, strand))
+        if kind == "exon":
+            tx.exons.append((start, end))
+            tx.gene_id = tx.gene_id or _first(attrs, "gene_id")
+        else:
+            tx.span = (start, end)
+            tx.gene_id = _first(attrs, "gene_id", "Parent")
+            tx.gene_name = _first(attrs, "gene_name", "Name")
+        tx.gene_name = tx.gene_name or _first(attrs, "gene_name")
+        tx.tags.update(attrs.get("tag", []))
+
+
+def _read_gtf(p: Path, choice: TranscriptChoice) -> list[Transcript]:
+    st = _GtfState()
     for n, line in enumerate(_open_text(p), 1):
         if line.startswith("#") or not line.strip():
             if line.startswith("##gff-version"):
-                gff3 = True
+                st.gff3 = True
             continue
-        cols = line.rstrip("\r\n").split("\t")
-        where = f"{p}:{n}"
-        if len(cols) != 9:
-            msg = f"{where}: expected 9 tab-separated GTF/GFF3 columns, got {len(cols)}"
-            raise InputError(msg)
-        if gff3 is None:
-            gff3 = "=" in cols[8] and '"' not in cols[8]
-        chrom, kind, strand = cols[0], cols[2].lower(), cols[6]
-        if kind not in _TX_TYPES and kind not in ("exon", "gene"):
-            continue
-        try:
-            start, end = int(cols[3]) - 1, int(cols[4])
-        except ValueError as exc:
-            msg = f"{where}: start and end (columns 4 and 5) must be integers"
-            raise InputError(msg) from exc
-        attrs = _attributes(cols[8], gff3)
-        if kind == "gene":
-            gid = (attrs.get("ID") or attrs.get("gene_id") or [""])[0]
-            gname = (attrs.get("gene_name") or attrs.get("Name") or [""])[0]
-            if gid and gname:
-                gene_names[gid] = gname
-            continue
-        if strand not in ("+", "-"):
-            continue
-        if chrom not in order:
-            order.append(chrom)
-        if kind == "exon":
-            ids = attrs.get("Parent", []) if gff3 else attrs.get("transcript_id", [])
-            if not ids:
-                msg = f"{where}: exon without a {'Parent' if gff3 else 'transcript_id'} attribute"
-                raise InputError(msg)
-        else:
-            ids = attrs.get("ID", []) if gff3 else attrs.get("transcript_id", [])
-            if not ids:
-                continue
-        for tid in ids:
-            tx = txs.setdefault(tid, _Tx(chrom, strand))
-            if kind == "exon":
-                tx.exons.append((start, end))
-            else:
-                tx.span = (start, end)
-                tx.gene_id = (attrs.get("gene_id") or attrs.get("Parent") or [""])[0]
-                tx.gene_name = (attrs.get("gene_name") or attrs.get("Name") or [""])[0]
-            if kind == "exon" and not tx.gene_id:
-                tx.gene_id = (attrs.get("gene_id") or [""])[0]
-            if not tx.gene_name:
-                tx.gene_name = (attrs.get("gene_name") or [""])[0]
-            for tag in attrs.get("tag", []):
-                tx.tags.add(tag)
-    units = [(tid, tx) for tid, tx in txs.items() if tx.exons]
-    chosen = _choose(units, choice)
+        _gtf_line(st, line.rstrip("\r\n").split("\t"), f"{p}:{n}")
+    chosen = _choose([(tid, tx) for tid, tx in st.txs.items() if tx.exons], choice)
     out: list[Transcript] = []
     for tid, tx in chosen:
         exons = sorted(tx.exons)
         lo, hi = tx.span or (exons[0][0], exons[-1][1])
-        name = tx.gene_name or gene_names.get(tx.gene_id, "") or tx.gene_id or tid
+        name = tx.gene_name or st.gene_names.get(tx.gene_id, "") or tx.gene_id or tid
         out.append(
             Transcript(
                 name,
@@ -351,7 +354,7 @@ def _read_gtf(p: Path, choice: TranscriptChoice) -> list[Transcript]:
                 gene_id=tx.gene_id,
             )
         )
-    rank = {c: k for k, c in enumerate(order)}
+    rank = {c: k for k, c in enumerate(st.order)}
     out.sort(key=lambda t: (rank[t.chrom], t.start, t.name, t.transcript_id))
     return out
 

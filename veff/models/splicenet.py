@@ -97,6 +97,43 @@ def _weights(f: Any, name: str) -> dict[str, np.ndarray]:
     return out
 
 
+def _read_node(f: Any, lay: dict[str, Any], index: dict[str, int], path: Path) -> _Node:
+    """One graph node with its weights (BatchNormalization folded into a scale and a shift)."""
+    import torch
+
+    kind, c = lay["class_name"], lay["config"]
+    inbound = lay.get("inbound_nodes") or []
+    node = _Node(lay["name"], kind, [index[i[0]] for i in inbound[0]] if inbound else [])
+    if kind == "Conv1D":
+        w = _weights(f, lay["name"])
+        k = int(c["kernel_size"][0])
+        d = int(c.get("dilation_rate", [1])[0])
+        if k % 2 == 0 or (c.get("padding") != "same" and k != 1):
+            msg = f"{path}: layer {lay['name']}: only odd 'same' or 1x1 convolutions run here"
+            raise ModelError(msg)
+        node.ext = (k - 1) // 2 * d
+        node.dilation = d
+        kernel = np.ascontiguousarray(w["kernel"].transpose(2, 1, 0))[:, :, None, :]
+        node.weight = torch.from_numpy(kernel).contiguous(memory_format=torch.channels_last)
+        node.bias = torch.from_numpy(w["bias"]) if "bias" in w else None
+        node.activation = c.get("activation", "linear")
+    elif kind == "BatchNormalization":
+        w = _weights(f, lay["name"])
+        scale = w.get("gamma", np.ones_like(w["moving_mean"])) / np.sqrt(
+            w["moving_variance"] + float(c.get("epsilon", 1e-3))
+        )
+        shift = w.get("beta", np.zeros_like(w["moving_mean"])) - w["moving_mean"] * scale
+        node.weight = torch.from_numpy(scale.astype(np.float32)).view(1, 1, -1)
+        node.bias = torch.from_numpy(shift.astype(np.float32)).view(1, 1, -1)
+        node.stored = False
+    elif kind == "Activation":
+        node.activation = c["activation"]
+        node.stored = False
+    elif kind == "Cropping1D":
+        node.stored = False
+    return node
+
+
 class SpliceNet:
     """One SpliceAI-class Keras graph evaluated in PyTorch (see the module docstring).
 
@@ -108,7 +145,6 @@ class SpliceNet:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         import h5py
-        import torch
 
         self.path = Path(path)
         cfg = _config(self.path)
@@ -121,44 +157,10 @@ class SpliceNet:
         crop = (0, 0)
         with h5py.File(self.path, "r") as f:
             for lay in layers:
-                kind, c = lay["class_name"], lay["config"]
-                inbound = lay.get("inbound_nodes") or []
-                inputs = [index[i[0]] for i in inbound[0]] if inbound else []
-                node = _Node(lay["name"], kind, inputs)
-                if kind == "Conv1D":
-                    w = _weights(f, lay["name"])
-                    k = int(c["kernel_size"][0])
-                    d = int(c.get("dilation_rate", [1])[0])
-                    if k % 2 == 0:
-                        msg = f"{self.path}: layer {lay['name']} has an even kernel ({k})"
-                        raise ModelError(msg)
-                    if c.get("padding") != "same" and k != 1:
-                        msg = f"{self.path}: layer {lay['name']}: only 'same' or 1x1 convolutions run here"
-                        raise ModelError(msg)
-                    node.ext = (k - 1) // 2 * d
-                    node.dilation = d
-                    kernel = np.ascontiguousarray(w["kernel"].transpose(2, 1, 0))[:, :, None, :]
-                    node.weight = torch.from_numpy(kernel).contiguous(memory_format=torch.channels_last)
-                    node.bias = torch.from_numpy(w["bias"]) if "bias" in w else None
-                    node.activation = c.get("activation", "linear")
-                elif kind == "BatchNormalization":
-                    w = _weights(f, lay["name"])
-                    eps = float(c.get("epsilon", 1e-3))
-                    gamma = w.get("gamma", np.ones_like(w["moving_mean"]))
-                    beta = w.get("beta", np.zeros_like(w["moving_mean"]))
-                    scale = gamma / np.sqrt(w["moving_variance"] + eps)
-                    node.weight = torch.from_numpy(scale.astype(np.float32)).view(1, 1, -1)
-                    node.bias = torch.from_numpy((beta - w["moving_mean"] * scale).astype(np.float32)).view(
-                        1, 1, -1
-                    )
-                    node.stored = False
-                elif kind == "Activation":
-                    node.activation = c["activation"]
-                    node.stored = False
-                elif kind == "Cropping1D":
-                    cr = c["cropping"]
+                node = _read_node(f, lay, index, self.path)
+                if node.kind == "Cropping1D":
+                    cr = lay["config"]["cropping"]
                     crop = (int(cr[0]), int(cr[1])) if isinstance(cr, (list, tuple)) else (int(cr), int(cr))
-                    node.stored = False
                 self.nodes.append(node)
         if crop[0] != crop[1]:
             msg = f"{self.path}: uneven cropping {crop}"
