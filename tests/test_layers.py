@@ -26,7 +26,7 @@ CONTRACT = Contract(
         ["veff.writers"],
         ["veff.run"],  # a run's options, stages, shard strategy and summary
         ["veff.pipeline"],
-        ["veff.pipeline_splice"],  # gene-aware splice scoring reuses the pipeline's Summary and chunks
+        ["veff.pipeline_splice"],  # gene-aware splice scoring (its own stage order, veff.run's Summary)
         ["veff.mutation_map", "veff.distributed", "veff.calibrate"],  # independent of each other
         ["veff.cli"],
         ["=veff", "veff.__main__"],  # the root only re-exports; nothing inside veff imports it

@@ -419,3 +419,19 @@ def test_cli_ensemble_and_errors(tmp_path: Path, members: list[torch.nn.Module])
         main, [*base, "--annotation", str(GENES_E2), "--splice-distance", "5000", "-o", str(out)]
     )
     assert res.exit_code != 0 and "5000" in res.output
+
+
+def test_ensemble_averages_members_in_score_variants(members: list[torch.nn.Module]) -> None:
+    from veff import load_model, score_variants
+    from veff.models.ensemble import EnsembleModel
+    from veff.variants.sequences import one_hot
+
+    ens = EnsembleModel([load_model(m) for m in members])
+    x = one_hot(np.frombuffer(b"ACGTN" * 40 + b"ACGTACGTAC", np.uint8)[None].copy())
+    each = [np.asarray(load_model(m).predict(x)) for m in members]
+    np.testing.assert_allclose(ens.predict(x), (each[0] + each[1]) / 2, rtol=1e-6)
+    kw = {"seq_length": 181, "aggregate": "window:5 max_abs", "return_predictions": True}
+    both = score_variants(members, E1, HG38, **kw)["diff"]  # type: ignore[index]
+    one = [score_variants(m, E1, HG38, **kw)["diff"] for m in members]  # type: ignore[index]
+    assert both.shape == one[0].shape and len(both) > 50
+    assert not np.allclose(one[0].values, one[1].values)

@@ -14,6 +14,8 @@ import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -30,7 +32,8 @@ from veff.models import Model, cpu_threads, load_model, sanitize_name
 from veff.models.ensemble import EnsembleModel
 from veff.models.splice import SpliceModelInfo, splice_model_info
 from veff.models.splicenet import SpliceNetEnsemble, is_splicenet_file
-from veff.pipeline import Summary, _chunks
+from veff.run.hooks import log_summary
+from veff.run.summary import Summary
 from veff.scoring.splice import SPLICE_FIELDS, MaskMode, align_alt, delta_scores
 from veff.types import SCORED_STATUSES, Status
 from veff.variants.splice import SpliceGeometry, SplicePlanner, SpliceSet, SpliceStyle
@@ -214,13 +217,23 @@ def score_splice(
     summary.alleles = sum(counts.values()) - counts.get(str(Status.NO_ALT), 0)
     summary.scored = sum(v for k, v in counts.items() if Status(k) in SCORED_STATUSES)
     summary.seconds = time.perf_counter() - t0
-    log.info(summary.line())
+    summary.timings = {"total": round(summary.seconds, 3)}
+    log_summary(summary)
     if return_scores:
         frame = pd.DataFrame(collected, columns=list(_TABLE_NAMES))
         for name in SPLICE_FIELDS[4:]:
             frame[name] = frame[name].astype("Int64")
         return frame
     return summary
+
+
+def _chunks(reader: VcfReader, size: int) -> Iterator[tuple[list[Any], list[Any]]]:
+    it = iter(reader)
+    while True:
+        block = list(islice(it, size))
+        if not block:
+            return
+        yield [v for v, _ in block], [r for _, r in block]
 
 
 _TABLE_NAMES = ("chrom", "pos", "id", "ref", "alt", "symbol", "transcript", "status", *SPLICE_FIELDS)
