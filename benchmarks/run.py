@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import FASTA, ROOT, Timer, deepsea_module, keras_deepsea, make_vcf, tiny_module
 from _mutmap import case_fast_ism, case_gradients, case_ism_vs_tangermeme
 from _sharding import case_sharding
+from _spliceai import case_spliceai
 
 import veff
 from veff.engine.batching import auto_batch_size
@@ -317,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         "11_fast_ism_bpnet": lambda tmp: case_fast_ism("bpnet", tmp, 1 if q else 2, 1),
         "12_gradient_maps": lambda tmp: case_gradients(tmp, 4 if q else 16),
         "13_ism_vs_tangermeme": lambda tmp: case_ism_vs_tangermeme(tmp, 1 if q else 2),
+        "14_vs_spliceai_cli": lambda tmp: case_spliceai(tmp),
     }
     results = {}
     with tempfile.TemporaryDirectory() as d:
