@@ -38,6 +38,7 @@ from veff.variants.sequences import one_hot
 
 __all__ = ["SpliceNet", "SpliceNetEnsemble", "is_splicenet_file"]
 
+_MAX_BYTES = 256 * 2**20
 _SUPPORTED = frozenset({"InputLayer", "Conv1D", "BatchNormalization", "Activation", "Add", "Cropping1D"})
 
 
@@ -56,11 +57,23 @@ class _Node:
     stored: bool = True  # kept from the reference pass (convs, adds, input)
 
 
-def _config(path: Path) -> dict[str, Any] | None:
+def _open(path: Path) -> Any:
+    """The ``.h5`` file opened from an in-memory copy of its bytes.
+
+    Keras may hold the same file open in this process (the file handle of another HDF5 file
+    object); closing a second handle of it crashed HDF5 in the test suite, and an in-memory image
+    shares nothing with other opens. SpliceAI's files are 3.5 MB.
+    """
+    import io
+
     import h5py
 
+    return h5py.File(io.BytesIO(path.read_bytes()), "r")
+
+
+def _config(path: Path) -> dict[str, Any] | None:
     try:
-        with h5py.File(path, "r") as f:
+        with _open(path) as f:
             raw = f.attrs.get("model_config")
     except OSError:
         return None
@@ -73,7 +86,8 @@ def _config(path: Path) -> dict[str, Any] | None:
 def is_splicenet_file(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a Keras ``.h5`` graph of only the layers :class:`SpliceNet` runs."""
     p = Path(path)
-    if p.suffix.lower() != ".h5" or not p.is_file():
+    # SpliceAI-class graphs are a few MB; a big .h5 is another kind of model (and is not read here)
+    if p.suffix.lower() != ".h5" or not p.is_file() or p.stat().st_size > _MAX_BYTES:
         return False
     cfg = _config(p)
     if cfg is None or cfg.get("class_name") not in ("Model", "Functional"):
@@ -144,8 +158,6 @@ class SpliceNet:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        import h5py
-
         self.path = Path(path)
         cfg = _config(self.path)
         if cfg is None or not is_splicenet_file(self.path):
@@ -155,7 +167,7 @@ class SpliceNet:
         index = {lay["name"]: k for k, lay in enumerate(layers)}
         self.nodes: list[_Node] = []
         crop = (0, 0)
-        with h5py.File(self.path, "r") as f:
+        with _open(self.path) as f:
             for lay in layers:
                 node = _read_node(f, lay, index, self.path)
                 if node.kind == "Cropping1D":
