@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,8 +137,32 @@ def _entries(path: Path, ids: set[str] | None = None) -> dict[str, str | None]:
     return got
 
 
+def _fresh(call: str) -> None:
+    """Run ``call`` (Python, with this module as ``t``) in a new interpreter.
+
+    In the full test suite, after Keras and other tests had read HDF5 files in the same process,
+    HDF5 crashed (segfault) closing the SpliceAI file h5py had just read for SpliceNet; alone the
+    same tests pass. A command-line run is a fresh process, so the checks run in one.
+    """
+    import subprocess
+    import sys
+
+    here = Path(__file__).resolve().parent
+    code = f"import sys; sys.path.insert(0, {str(here)!r}); import test_spliceai as t; {call}"
+    env = {**os.environ, "PYTHONPATH": str(here.parent)}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=1800)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+
+
 def test_splicenet_equals_keras_and_incremental_equals_full() -> None:
+    _fresh("t._check_splicenet()")
+
+
+def _check_splicenet() -> None:
     import keras
+    import torch
+
+    torch.set_num_threads(1)
 
     from veff.io.annotation import read_annotation
     from veff.io.fasta import Fasta
@@ -194,7 +219,17 @@ def test_splicenet_equals_keras_and_incremental_equals_full() -> None:
 def test_spliceai_style_reproduces_spliceai_cli(
     tmp_path: Path, vcf: Path, fasta: Path, genes: str, expected: str, ids: set[str]
 ) -> None:
+    args = ", ".join(repr(str(x)) for x in (tmp_path, vcf, fasta, genes, expected))
+    _fresh(f"t._check_reproduces({args}, {sorted(ids)!r})")
+
+
+def _check_reproduces(tmp: str, vcf_: str, fasta: str, genes: str, expected: str, id_list: list[str]) -> None:
+    import torch
+
     from veff import score_splice
+
+    torch.set_num_threads(1)
+    tmp_path, vcf, ids = Path(tmp), Path(vcf_), set(id_list)
 
     small = _subset(vcf, ids, tmp_path / "in.vcf")
     out = tmp_path / "out.vcf.gz"
@@ -209,7 +244,14 @@ def test_spliceai_style_reproduces_spliceai_cli(
 @pytest.mark.slow
 def test_spliceai_upstream_unit_test_strings(tmp_path: Path) -> None:
     """SpliceAI's own tests/test_delta_score.py cases (-D 500 -M 0, TUBB8 on the hg19 chr10 slice)."""
-    out = tmp_path / "up.vcf"
+    _fresh(f"t._check_upstream({str(tmp_path)!r})")
+
+
+def _check_upstream(tmp: str) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    out = Path(tmp) / "up.vcf"
     res = CliRunner().invoke(
         main,
         [
