@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _batch_table import case_batch_table
 from _common import FASTA, ROOT, Timer, deepsea_module, keras_deepsea, make_vcf, tiny_module
 from _mutmap import case_fast_ism, case_gradients, case_ism_vs_tangermeme
 from _sharding import case_sharding
@@ -319,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         "12_gradient_maps": lambda tmp: case_gradients(tmp, 4 if q else 16),
         "13_ism_vs_tangermeme": lambda tmp: case_ism_vs_tangermeme(tmp, 1 if q else 2),
         "14_vs_spliceai_cli": lambda tmp: case_spliceai(tmp),
+        "15_batch_table": lambda tmp: case_batch_table(),
     }
     results = {}
     with tempfile.TemporaryDirectory() as d:
