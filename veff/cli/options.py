@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -134,6 +135,12 @@ def scoring_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
 def fail(exc: Exception) -> NoReturn:
     """Print ``veff: error: <exc>`` on stderr, as one line, and exit with code 1."""
     click.echo(f"veff: error: {' '.join(str(exc).split())}", err=True)
+    from veff.mutation_map.hdf5 import teardown_unsafe
+
+    if teardown_unsafe():  # HDF5's exit-time clean-up would crash on the file it could not finish
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
     sys.exit(1)
 
 

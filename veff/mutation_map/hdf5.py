@@ -296,6 +296,14 @@ def load_mutation_map(path: str | os.PathLike[str]) -> MutationMapFile:
     )
 
 
+_TEARDOWN_UNSAFE = False
+
+
+def teardown_unsafe() -> bool:
+    """Whether a mutation-map file failed to close in this process (see :meth:`MutationMapWriter.abort`)."""
+    return _TEARDOWN_UNSAFE
+
+
 class MutationMapWriter:
     """Write a mutation map window by window (a context manager).
 
@@ -405,18 +413,32 @@ class MutationMapWriter:
 
     def close(self) -> None:
         """Finish the file and move it into place (or remove it, when finishing fails)."""
+        global _TEARDOWN_UNSAFE
         try:
             self._fh.attrs["n_entries"] = self.n_entries
-            self._fh.close()
+            try:
+                self._fh.close()
+            except OSError:
+                _TEARDOWN_UNSAFE = True
+                raise
             self._atomic.commit()
         except BaseException:
             self.abort()
             raise
 
     def abort(self) -> None:
-        """Close and delete the temporary file."""
+        """Close and delete the temporary file.
+
+        When HDF5 cannot finish the file (a full disk fails its last flush), the library keeps a
+        half-closed file that crashes its own clean-up at interpreter exit; :func:`teardown_unsafe`
+        then says so, and the command line leaves without that clean-up.
+        """
+        global _TEARDOWN_UNSAFE
         try:
             self._fh.close()
+        except OSError:
+            _TEARDOWN_UNSAFE = True
+            raise
         finally:
             self._atomic.discard()
 
