@@ -75,7 +75,8 @@ def case_big(
     end-to-end runs alternate ``rounds`` times; the best of each is kept (on a shared machine the
     best run is the one least slowed by other work)."""
     vcf = make_vcf(tmp / f"{name}.vcf", n, seed=1)
-    codes = _windows(make_vcf(tmp / f"{name}.sweep.vcf", SWEEP_VARIANTS, seed=2), model.seq_length or 0)
+    length = model.seq_length or 0
+    codes = _windows(make_vcf(tmp / f"{name}.sweep.vcf", SWEEP_VARIANTS, seed=2), length)
     per_variant = len(codes) / SWEEP_VARIANTS
     e2e_rate(model, make_vcf(tmp / "warm.vcf", 16), 16, batch, tmp / "warm.vcf.gz")
     sizes = SWEEP if batch is None else (batch,)
@@ -89,7 +90,7 @@ def case_big(
     fastest = max(best, key=best.__getitem__)
     return {
         "variants": n,
-        "auto_batch": auto_batch_size(model.seq_length or 0, None, model.accelerator),
+        "auto_batch": auto_batch_size(length, None, model.accelerator, model.activation_floats(length)),
         "batch": "auto" if batch is None else batch,
         "rounds": rounds,
         "bare_by_batch": " ".join(f"{b}:{v:.1f}" for b, v in best.items()),
@@ -238,7 +239,7 @@ def case_tiny(n: int, tmp: Path, device: str = "cpu", precision: str = "float32"
     floor = n / t.seconds
     return {
         "variants": n,
-        "batch": auto_batch_size(101, None, model.accelerator),
+        "batch": auto_batch_size(101, None, model.accelerator, model.activation_floats(101)),
         "variants_per_s": rate,
         "io_floor_variants_per_s": floor,
         "ratio_to_io_floor": rate / floor,
