@@ -212,7 +212,9 @@ def _score_shard(job: _Job, shard: Shard, model: Any) -> _ShardResult:
     hook = WorkerHook(job, shard, model)
     execute(job.options, hook)
     summary = hook.summary
-    assert summary is not None
+    if summary is None:  # execute() always finishes through the hook; a bug if not
+        msg = f"shard {shard.index}: the run ended without a summary"
+        raise RuntimeError(msg)
     return _ShardResult(
         shard.index, summary.records, dict(summary.statuses), hook.rows, time.perf_counter() - t0
     )

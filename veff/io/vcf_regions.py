@@ -141,16 +141,15 @@ class RegionSet:
         cls, regions: str | Sequence[str] | None = None, regions_file: str | os.PathLike[str] | None = None
     ) -> RegionSet | None:
         """The selection of ``regions=`` (text or list of texts) and ``regions_file=``, or None for all."""
-        if regions is None and regions_file is None:
-            return None
         if regions is not None and regions_file is not None:
             msg = "give regions (-r) or a regions file (-R), not both"
             raise InputError(msg)
-        if regions is not None:
-            texts = [regions] if isinstance(regions, str) else list(regions)
-            return cls(r for t in texts for r in parse_region_text(str(t)))
-        assert regions_file is not None
-        return cls(_read_regions_file(regions_file))
+        if regions_file is not None:
+            return cls(_read_regions_file(regions_file))
+        if regions is None:
+            return None
+        texts = [regions] if isinstance(regions, str) else list(regions)
+        return cls(r for t in texts for r in parse_region_text(str(t)))
 
     def overlaps(self, chrom: str, pos: int, end: int) -> bool:
         """Whether bases ``pos..end`` (1-based, inclusive) of ``chrom`` overlap a region."""

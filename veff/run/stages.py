@@ -293,7 +293,7 @@ def open_sinks(
     try:
         if opts.output is not None:
             with writing(opts.output):
-                sinks.append(_vcf_sink(opts, plan, template, part))
+                sinks.append(_vcf_sink(opts, opts.output, plan, template, part))
         if opts.table is not None:
             with writing(opts.table):
                 if part is None:
@@ -340,14 +340,15 @@ def open_sinks(
     return sinks
 
 
-def _vcf_sink(opts: RunOptions, plan: Plan, template: VcfReader, part: PartFiles | None) -> VcfWriter:
+def _vcf_sink(
+    opts: RunOptions, output: str | os.PathLike[str], plan: Plan, template: VcfReader, part: PartFiles | None
+) -> VcfWriter:
     mdl = plan.model
     default_prefix = ("KV_" if opts.info_style == "kipoi" else "VEFF_") + sanitize_name(mdl.name)
     command = opts.command or _api_command(mdl, plan.jobs, plan.rc, plan.length)
-    assert opts.output is not None
     return VcfWriter(
         template.vcf,
-        opts.output if part is None else part.path("vcf"),
+        output if part is None else part.path("vcf"),
         scores=plan.scores,
         labels=plan.kept_labels,
         prefix=opts.info_prefix or default_prefix,
