@@ -430,8 +430,13 @@ def test_ensemble_averages_members_in_score_variants(members: list[torch.nn.Modu
     x = one_hot(np.frombuffer(b"ACGTN" * 40 + b"ACGTACGTAC", np.uint8)[None].copy())
     each = [np.asarray(load_model(m).predict(x)) for m in members]
     np.testing.assert_allclose(ens.predict(x), (each[0] + each[1]) / 2, rtol=1e-6)
-    kw = {"seq_length": 181, "aggregate": "window:5 max_abs", "return_predictions": True}
+    kw = {
+        "seq_length": 181,
+        "aggregate": "window:5 max_abs",
+        "return_predictions": True,
+        "output_layout": "tasks_first",  # OpenSpliceAI's (N, 3, P)
+    }
     both = score_variants(members, E1, HG38, **kw)["diff"]  # type: ignore[index]
     one = [score_variants(m, E1, HG38, **kw)["diff"] for m in members]  # type: ignore[index]
-    assert both.shape == one[0].shape and len(both) > 50
+    assert both.shape == one[0].shape and len(both) > 50 and both.shape[1] == 3
     assert not np.allclose(one[0].values, one[1].values)

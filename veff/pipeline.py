@@ -76,6 +76,7 @@ def score_variants(
     threads: int | None = None,
     model_outputs: Sequence[str | int] | None = None,
     output_labels: Sequence[str] | None = None,
+    output_layout: str | None = None,
     aggregate: str | Sequence[str] | Aggregation | None = None,
     output_offset: int | None = None,
     rc_swap_tasks: str | Sequence[Sequence[str | int]] | None = None,
@@ -152,6 +153,11 @@ def score_variants(
         Output labels or indices to keep.
     output_labels
         Names of the model outputs, when the model does not name them (one per task).
+    output_layout
+        Layout of position-resolved outputs: ``"positions_first"`` ((N, P, T)) or
+        ``"tasks_first"`` ((N, T, P), as bpnet-lite and OpenSpliceAI write them); None: what the
+        model declares (attribute ``output_layout``), else positions first, with a warning when a
+        shape suggests tasks first (see docs/models.md, "Output layout").
     aggregate
         How position-resolved outputs are reduced to one value per task, e.g. ``"max_abs"``
         (default), ``"window:50 max_abs"``, ``"at_variant"`` (:class:`veff.engine.outputs.Aggregation`).
@@ -256,6 +262,7 @@ def score_variants(
         threads=threads,
         model_outputs=model_outputs,
         output_labels=output_labels,
+        output_layout=output_layout,
         aggregate=aggregate,
         output_offset=output_offset,
         rc_swap_tasks=rc_swap_tasks,

@@ -184,7 +184,7 @@ def score_splice(
     summary = Summary(output=str(output) if output else None)
     counts: Counter[str] = Counter()
     collected: list[tuple[Any, ...]] = []
-    stream = BatchStream(mdl, batch_size or 32, rc=False, pad=False)
+    stream = BatchStream(mdl, batch_size or 32, rc=False, pad=False, layout=info.layout)
     bar = progress_bar(progress, unit="variants")
     limited = cpu_threads(threads)
     limited.__enter__()

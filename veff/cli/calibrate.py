@@ -33,6 +33,7 @@ _SHARED = (
     "max_indel_length",
     "aggregate",
     "output_offset",
+    "output_layout",
     "rc_swap_tasks",
     "input_layout",
     "weights",

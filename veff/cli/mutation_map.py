@@ -211,6 +211,7 @@ def create_mutation_map_cmd(**opts: Any) -> None:
             ig_steps=opts["ig_steps"],
             model_kwargs={
                 "input_layout": opts["input_layout"],
+                "output_layout": opts["output_layout"],
                 "weights": opts["weights"],
                 "random_weights": opts["random_weights"],
                 "trust_model": opts["trust_model"],

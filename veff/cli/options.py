@@ -38,7 +38,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def profile_options(f: F) -> F:
-    """Add ``--aggregate``, ``--output-offset`` (position-resolved outputs) and ``--rc-swap-tasks``."""
+    """Add the options of position-resolved outputs: aggregate, output offset and layout, rc task pairs."""
+    f = click.option(
+        "--output-layout",
+        type=click.Choice(["positions_first", "tasks_first"]),
+        help="Axes of position-resolved outputs: positions_first (N, P, T) or tasks_first (N, T, P), "
+        "as bpnet-lite and OpenSpliceAI write them (default: as the model declares, else positions_first "
+        "with a warning for a shape that looks tasks first).",
+    )(f)
     f = click.option(
         "--rc-swap-tasks",
         metavar="A:B[,C:D]",
@@ -123,6 +130,7 @@ def scoring_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
         "max_indel_length": opts["max_indel_length"],
         "model_kwargs": {
             "input_layout": opts["input_layout"],
+            "output_layout": opts["output_layout"],
             "weights": opts["weights"],
             "random_weights": opts["random_weights"],
             "trust_model": opts["trust_model"],

@@ -315,6 +315,7 @@ def _score_splice(opts: dict[str, Any]) -> None:
         k: v
         for k, v in (
             ("input_layout", opts["input_layout"]),
+            ("output_layout", opts["output_layout"]),
             ("weights", opts["weights"]),
             ("random_weights", opts["random_weights"] or None),
             ("trust_model", opts["trust_model"] or None),

@@ -17,7 +17,7 @@ import numpy as np
 
 from veff.engine.outputs import OutputSpec, flatten_output
 from veff.errors import ModelError, VeffError
-from veff.models.base import Model
+from veff.models.base import Model, OutputLayout
 from veff.variants.sequences import one_hot, reverse_complement_codes
 
 __all__ = [
@@ -162,13 +162,26 @@ class BatchStream:
         Also predict the reverse complement of every submitted group.
     pad
         Pad the last batch to ``batch_size`` (at most ``batch_size - 1`` extra rows per run).
+    layout
+        Layout of the model's profile heads (default: what it declares,
+        :meth:`~veff.models.Model.declared_output_layout`); rows are always flattened positions
+        first (:func:`veff.engine.outputs.flatten_output`).
     """
 
-    def __init__(self, model: Model, batch_size: int, *, rc: bool, pad: bool = True) -> None:
+    def __init__(
+        self,
+        model: Model,
+        batch_size: int,
+        *,
+        rc: bool,
+        pad: bool = True,
+        layout: OutputLayout | None = None,
+    ) -> None:
         self.model = model
         self.batch_size = int(batch_size)
         self.rc = rc
         self.pad = pad
+        self.layout = layout or model.declared_output_layout()
         self._codes: np.ndarray | None = None  # waiting sequences, (n, L) uint8
         self._extra: dict[str, np.ndarray] | None = None
         self._out: list[np.ndarray] = []  # predicted rows not yet taken, float32 (n, F)
@@ -234,7 +247,8 @@ class BatchStream:
                         for k, v in part.items()
                     }
             t = time.perf_counter()
-            out = flatten_output(_call(self.model, one_hot(rows, self.model.n_value), part), len(rows))
+            raw = _call(self.model, one_hot(rows, self.model.n_value), part)
+            out = flatten_output(raw, len(rows), self.layout)
             self.forward_seconds += time.perf_counter() - t
             self._out.append(out[:real])
             self._out_rows += real
@@ -330,7 +344,8 @@ def probe_outputs(
     """Learn the structure of the model's outputs by predicting one all-N window of ``length``.
 
     ``offset`` and ``profile_heads`` default to what the model declares (attributes
-    ``output_offset`` and ``profile_outputs``); see :class:`veff.engine.outputs.OutputSpec`.
+    ``output_offset`` and ``profile_outputs``), and so does the layout of its profile heads
+    (``output_layout``); see :class:`veff.engine.outputs.OutputSpec`.
     """
     x = one_hot(np.full((1, length), ord("N"), np.uint8), model.n_value)
     if offset is None:
@@ -343,7 +358,8 @@ def probe_outputs(
         raise
     except Exception as exc:
         raise _rejected(model, length, exc) from exc
-    return OutputSpec.from_output(out, length, offset=offset, profile_heads=heads)
+    layout = model.declared_output_layout()
+    return OutputSpec.from_output(out, length, offset=offset, profile_heads=heads, layout=layout)
 
 
 def _rejected(model: Model, length: int, exc: Exception) -> ModelError:

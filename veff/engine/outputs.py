@@ -15,10 +15,19 @@ never see positions.
 Output position ``j`` of a profile head looks at input position ``j + offset``; the offset is
 ``(L - P) // 2`` (a centred crop, as SpliceAI's context on each side) unless the model or the user
 (``--output-offset``) says otherwise.
+
+**Output layout.** A model may write its profile heads tasks first, (N, T, P) (bpnet-lite,
+OpenSpliceAI, PyTorch ``Conv1d`` heads), and declare it (``output_layout = "tasks_first"``,
+``--output-layout``). This module is where such heads become (N, P, T): :func:`flatten_output`
+(every batch) and :meth:`OutputSpec.from_output` (the probe) transpose each head of rank 3
+when the layout is ``tasks_first``, so everything after them sees positions first. An undeclared
+layout is read positions first; the probe warns when a head's shape suggests the other reading
+(:func:`suggests_tasks_first`).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -26,27 +35,60 @@ from typing import Any
 
 import numpy as np
 
-from veff.errors import InputError, ModelError
+from veff.errors import InputError, ModelError, VeffWarning
+from veff.models.base import OutputLayout
 
 __all__ = [
     "OutputHead",
     "OutputSpec",
     "flatten_output",
     "select_columns",
+    "suggests_tasks_first",
 ]
 
 
-def _heads_of(out: Any) -> list[tuple[str, np.ndarray]]:
-    """Return the named arrays of one raw model output (array, list/tuple or dict)."""
+def _heads_of(out: Any, layout: OutputLayout | None = None) -> list[tuple[str, np.ndarray]]:
+    """Return the named arrays of one raw model output (array, list/tuple or dict).
+
+    With ``layout`` ``tasks_first`` every array of rank 3, (N, T, P), comes back as (N, P, T).
+    """
     if isinstance(out, dict):
-        return [(str(k), np.asarray(v, dtype=np.float32)) for k, v in out.items()]
-    if isinstance(out, (list, tuple)):
-        return [(str(k), np.asarray(v, dtype=np.float32)) for k, v in enumerate(out)]
-    return [("", np.asarray(out, dtype=np.float32))]
+        items = [(str(k), np.asarray(v, dtype=np.float32)) for k, v in out.items()]
+    elif isinstance(out, (list, tuple)):
+        items = [(str(k), np.asarray(v, dtype=np.float32)) for k, v in enumerate(out)]
+    else:
+        items = [("", np.asarray(out, dtype=np.float32))]
+    if layout == "tasks_first":
+        items = [(k, v.transpose(0, 2, 1) if v.ndim == 3 else v) for k, v in items]
+    return items
 
 
-def flatten_output(out: Any, n: int) -> np.ndarray:
+def suggests_tasks_first(positions: int, tasks: int, input_length: int) -> bool:
+    """Whether a head read as ``positions`` x ``tasks`` (positions first) looks tasks first instead.
+
+    True when the "tasks" could be output positions (no more than the input length) and either
+    match the input length or, for at least two "positions", outnumber them ten to one:
+    bpnet-lite's (2, 1000) for a 2,114-bp input, OpenSpliceAI's (3, 5000) for 15,000 bp. A head
+    of one position, (1, T), is read as T tasks (Keras nets often keep such an axis) unless T
+    equals the input length. Enformer's (896, 5313) is not suspicious.
+
+    Examples
+    --------
+    >>> suggests_tasks_first(2, 1000, 2114), suggests_tasks_first(1000, 2, 2114)
+    (True, False)
+    >>> suggests_tasks_first(1, 164, 600), suggests_tasks_first(896, 5313, 196_608)
+    (False, False)
+    """
+    if tasks <= positions or tasks > input_length:
+        return False
+    return tasks == input_length or (positions > 1 and tasks >= 10 * positions)
+
+
+def flatten_output(out: Any, n: int, layout: OutputLayout | None = None) -> np.ndarray:
     """Flatten a raw model output for a batch of ``n`` sequences to float32 (n, F).
+
+    Profile heads are flattened positions first, (n, P * T); with ``layout`` ``tasks_first``
+    the model's (n, T, P) heads are transposed first.
 
     Raises
     ------
@@ -54,7 +96,7 @@ def flatten_output(out: Any, n: int) -> np.ndarray:
         When an output's first axis is not the batch.
     """
     arrays = []
-    for name, arr in _heads_of(out):
+    for name, arr in _heads_of(out, layout):
         if arr.ndim == 0 or arr.shape[0] != n:
             label = f"output {name!r} has" if name else "model returned"
             msg = f"{label} shape {arr.shape} for a batch of {n} sequences"
@@ -119,14 +161,17 @@ class OutputSpec:
         *,
         offset: int | None = None,
         profile_heads: Sequence[str] = (),
+        layout: OutputLayout | None = None,
     ) -> OutputSpec:
         """Learn the heads from one raw model output of a batch of 1.
 
-        Arrays of shape (1, P, T) are profile heads; (1, T) are scalar heads unless named in
-        ``profile_heads`` (then (1, P) is a one-task profile). Larger ranks are refused.
+        Arrays of shape (1, P, T) are profile heads ((1, T, P) with ``layout`` ``tasks_first``);
+        (1, T) are scalar heads unless named in ``profile_heads`` (then (1, P) is a one-task
+        profile). Larger ranks are refused. With no ``layout`` (undeclared), a profile head whose
+        shape suggests tasks first (:func:`suggests_tasks_first`) gets a :class:`VeffWarning`.
         """
         heads = []
-        for name, arr in _heads_of(out):
+        for name, arr in _heads_of(out, layout):
             shape = arr.shape[1:]
             if len(shape) == 0:
                 heads.append(OutputHead(name, 1))
@@ -137,6 +182,8 @@ class OutputSpec:
                     heads.append(OutputHead(name, int(shape[0])))
             elif len(shape) == 2:
                 heads.append(OutputHead(name, int(shape[1]), int(shape[0])))
+                if layout is None and suggests_tasks_first(int(shape[0]), int(shape[1]), input_length):
+                    _warn_layout(name, int(shape[0]), int(shape[1]), input_length)
             else:
                 label = f"output {name!r}" if name else "the model output"
                 msg = f"{label} has per-sequence shape {shape}; expected (T,) or (positions, T)"
@@ -256,6 +303,18 @@ class OutputSpec:
         if len(self.heads) == 1:
             return [str(k) for k in range(self.tasks)]
         return [f"{h.name}.{k}" for h in self.heads for k in range(h.tasks)]
+
+
+def _warn_layout(name: str, positions: int, tasks: int, input_length: int) -> None:
+    """The one-line warning for a profile head that looks tasks first (see :func:`suggests_tasks_first`)."""
+    label = f"output {name!r}" if name else "the model output"
+    msg = (
+        f"{label} has per-sequence shape ({positions}, {tasks}) for an input of {input_length}, read as "
+        f"{positions} positions of {tasks} tasks; if it is {positions} tasks of {tasks} positions (tasks "
+        "first, as bpnet-lite and OpenSpliceAI write it) give --output-layout tasks_first "
+        "(output_layout=); --output-layout positions_first keeps this reading without the warning"
+    )
+    warnings.warn(msg, VeffWarning, stacklevel=4)
 
 
 def select_columns(labels: list[str], wanted: Sequence[str | int] | None) -> np.ndarray | None:

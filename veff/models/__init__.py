@@ -21,6 +21,7 @@ from veff.models.base import (
     Model,
     WindowRequest,
     check_device,
+    parse_output_layout,
     sanitize_name,
 )
 from veff.models.registry import Framework, LoadOptions, find_framework, frameworks, register_framework
@@ -39,6 +40,7 @@ __all__ = [
     "frameworks",
     "list_models",
     "load_model",
+    "parse_output_layout",
     "register_framework",
     "resolve_model",
     "sanitize_name",
@@ -54,6 +56,7 @@ def load_model(
     seq_length: int | None = None,
     input_layout: str | None = None,
     output_labels: Sequence[str] | None = None,
+    output_layout: str | None = None,
     weights: str | Path | None = None,
     device: str = "auto",
     precision: str = "float32",
@@ -80,6 +83,10 @@ def load_model(
         Per-sequence layout such as ``"4,L"`` or ``"L,1,4"``, overriding what the model declares.
     output_labels
         Names of the outputs.
+    output_layout
+        Layout of position-resolved outputs, ``"positions_first"`` ((N, P, T)) or
+        ``"tasks_first"`` ((N, T, P), as bpnet-lite and OpenSpliceAI write them), overriding
+        what the model declares (attribute ``output_layout``; see docs/models.md).
     weights
         State dict for ``FILE.py::Class``.
     device, precision
@@ -97,12 +104,15 @@ def load_model(
     ------
     ModelError
         When no registered framework loads the path, or the framework fails to.
+    InputError
+        For an unknown device or output layout.
     """
     check_device(device)
     options = LoadOptions(
         seq_length=seq_length,
         layout=InputLayout.parse(input_layout) if input_layout else None,
         output_labels=tuple(map(str, output_labels)) if output_labels else None,
+        output_layout=parse_output_layout(output_layout),
         weights=weights,
         device=device,
         precision=precision,
@@ -124,6 +134,7 @@ def load_model(
             seq_length=seq_length,
             input_layout=input_layout,
             output_labels=output_labels,
+            output_layout=output_layout,
             weights=weights,
             device=device,
             precision=precision,

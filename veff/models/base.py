@@ -24,7 +24,21 @@ if TYPE_CHECKING:
     from veff.variants.regions import Centering
     from veff.variants.windows import WindowBuilder, WindowSet
 
-__all__ = ["DeclaredScore", "InputLayout", "Model", "WindowRequest", "check_device", "sanitize_name"]
+__all__ = [
+    "OUTPUT_LAYOUTS",
+    "DeclaredScore",
+    "InputLayout",
+    "Model",
+    "OutputLayout",
+    "WindowRequest",
+    "check_device",
+    "parse_output_layout",
+    "sanitize_name",
+]
+
+OutputLayout = Literal["positions_first", "tasks_first"]
+OUTPUT_LAYOUTS: tuple[OutputLayout, ...] = ("positions_first", "tasks_first")
+_LAYOUT_ALIASES = {"classes_first": "tasks_first"}  # the splice models' name for tasks first
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,36 @@ class InputLayout:
 
     def __str__(self) -> str:
         return ",".join(self.axes)
+
+
+def parse_output_layout(value: object) -> OutputLayout | None:
+    """Check an output layout: ``positions_first``, ``tasks_first`` (``classes_first``) or None.
+
+    The layout of a model's position-resolved outputs: ``positions_first`` is (N, P, T), ``P``
+    output positions of ``T`` tasks (SpliceAI's Keras files, BPNet in Keras, keras_dna);
+    ``tasks_first`` is (N, T, P) (bpnet-lite, OpenSpliceAI, most PyTorch ``Conv1d`` heads).
+    ``classes_first`` is accepted as the splice models' name for ``tasks_first``.
+
+    Raises
+    ------
+    InputError
+        For any other value.
+
+    Examples
+    --------
+    >>> parse_output_layout("classes_first"), parse_output_layout(None)
+    ('tasks_first', None)
+    """
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    text = _LAYOUT_ALIASES.get(text, text)
+    if text == "positions_first":
+        return "positions_first"
+    if text == "tasks_first":
+        return "tasks_first"
+    msg = f"output layout must be positions_first or tasks_first, got {value!r}"
+    raise InputError(msg)
 
 
 @dataclass(frozen=True)
@@ -186,6 +230,10 @@ class Model:
         ``cpu`` or ``gpu``: the kind of device the forward passes run on (with
         :meth:`activation_floats`, it sets the automatic batch size,
         :func:`veff.engine.batching.auto_batch_size`).
+    output_layout
+        Layout of position-resolved outputs, ``positions_first`` ((N, P, T)) or ``tasks_first``
+        ((N, T, P)); None: not declared (read as positions first; see
+        :meth:`declared_output_layout`).
 
     Notes
     -----
@@ -206,6 +254,7 @@ class Model:
     framework: str = "python"
     default_centering: Centering = "exact"
     accelerator: Literal["cpu", "gpu"] = "cpu"
+    output_layout: OutputLayout | None = None
     available_scores: Sequence[str] = ()
     default_scores: Sequence[str] = ()
     _wrapped: Any = None  # the framework object (module, Keras model, callable) the adapter runs
@@ -224,6 +273,25 @@ class Model:
                 value = None
         return value
 
+    def declared_output_layout(self) -> OutputLayout | None:
+        """The layout of position-resolved outputs the adapter or its wrapped model declares, or None.
+
+        Read from the attribute ``output_layout`` (set by ``--output-layout`` / ``output_layout=``,
+        or by the model class). :mod:`veff.engine.outputs` turns tasks-first outputs into
+        (N, P, T) tracks; None reads them positions first, with a warning for a shape that
+        suggests the other reading.
+
+        Raises
+        ------
+        ModelError
+            When the model declares a value that is not a layout.
+        """
+        try:
+            return parse_output_layout(self.declared("output_layout"))
+        except InputError as exc:
+            msg = f"model {self.name!r}: {exc}"
+            raise ModelError(msg) from None
+
     def predict(self, x: np.ndarray) -> Any:
         """Predict a batch.
 
@@ -236,7 +304,8 @@ class Model:
         -------
         numpy.ndarray or list or dict of numpy.ndarray
             float32 predictions, shape (N, T), (N,) for a single output, (N, P, T) for a
-            position-resolved output, or several such arrays (named heads, see
+            position-resolved output ((N, T, P) when :attr:`output_layout` is ``tasks_first``),
+            or several such arrays (named heads, see
             :mod:`veff.engine.outputs`).
         """
         return self._forward(self.layout.to_model(x))

@@ -56,6 +56,11 @@ class EnsembleModel(Model):
         if len(lengths) != 1:
             msg = f"ensemble members take different input lengths {sorted(map(str, lengths))}"
             raise ModelError(msg)
+        layouts = {m.declared_output_layout() for m in self.members}
+        if len(layouts) != 1:
+            msg = f"ensemble members declare different output layouts {sorted(map(str, layouts))}"
+            raise ModelError(msg)
+        self.output_layout = layouts.pop()
         self.seq_length = first.seq_length
         self.output_labels = first.output_labels
         self.default_rc = first.default_rc

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from veff.errors import ModelError
-from veff.models.base import InputLayout, Model
+from veff.models.base import InputLayout, Model, OutputLayout
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -43,7 +43,7 @@ class LoadOptions:
 
     Attributes
     ----------
-    seq_length, layout, output_labels, name
+    seq_length, layout, output_labels, output_layout, name
         Overrides of what the model declares (None: keep the model's); the registry applies them
         to the loaded model, so a loader may ignore them.
     weights
@@ -60,6 +60,7 @@ class LoadOptions:
     seq_length: int | None = None
     layout: InputLayout | None = None
     output_labels: tuple[str, ...] | None = None
+    output_layout: OutputLayout | None = None
     weights: str | Path | None = None
     device: str = "auto"
     precision: str = "float32"
@@ -84,6 +85,7 @@ class LoadOptions:
             ("seq_length", self.seq_length),
             ("layout", self.layout),
             ("output_labels", self.output_labels),
+            ("output_layout", self.output_layout),
         ):
             if value is not None:
                 setattr(model, key, value)

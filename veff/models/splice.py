@@ -6,8 +6,11 @@ return ``(N, P, 3)`` (positions first) with ``flank = 5000``; OpenSpliceAI's PyT
 ``(N, 3, P)`` (classes first) with ``flank`` = half their flanking size (40, 200, 1,000 or 5,000).
 
 A model may declare ``flank`` (bases per side) and ``output_layout`` (``"positions_first"`` or
-``"classes_first"``) as attributes; otherwise both are learnt by predicting one all-N window:
-the axis of size 3 is the class axis, and ``flank = (L - P) / 2``.
+``"tasks_first"``, which splice models may also call ``"classes_first"``; ``--output-layout``) as
+attributes; otherwise both are learnt by predicting one all-N window: the axis of size 3 is the
+class axis, and ``flank = (L - P) / 2``. The engine flattens the outputs positions first in
+either layout (:mod:`veff.engine.outputs`), so the layout found here is handed to the batch
+stream.
 
 Pangolin fits the same path as a configuration: its own ``flank`` (5,000), ``classes_first``
 outputs of 12 channels (4 tissues x splice probability and usage) and a reduction of the tissue
@@ -18,17 +21,15 @@ adapter; veff does not implement that adapter yet (see docs/spliceai.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from veff.errors import ModelError
-from veff.models.base import Model
+from veff.models.base import Model, OutputLayout
 from veff.variants.sequences import one_hot
 
-__all__ = ["OutputLayout", "SpliceModelInfo", "splice_model_info"]
+__all__ = ["SpliceModelInfo", "splice_model_info"]
 
-OutputLayout = Literal["positions_first", "classes_first"]
 _PROBE_LENGTH = 10_101  # longer than the widest published context (10,000)
 
 
@@ -41,7 +42,7 @@ class SpliceModelInfo:
     flank
         Input bases on each side of the outputs.
     layout
-        ``positions_first`` ((N, P, C)) or ``classes_first`` ((N, C, P)).
+        The model's ``positions_first`` ((N, P, C)) or ``tasks_first`` ((N, C, P)) outputs.
     classes
         Output channels C (3: neither, acceptor, donor).
     """
@@ -51,11 +52,12 @@ class SpliceModelInfo:
     classes: int = 3
 
     def tracks(self, flat: np.ndarray, positions: int) -> np.ndarray:
-        """Turn flattened outputs (n, P * C) into tracks (n, P, C)."""
-        n = len(flat)
-        if self.layout == "classes_first":
-            return flat.reshape(n, self.classes, positions).transpose(0, 2, 1)
-        return flat.reshape(n, positions, self.classes)
+        """Turn outputs flattened positions first (n, P * C) into tracks (n, P, C).
+
+        The batch stream flattens them so whatever the model's :attr:`layout`
+        (:func:`veff.engine.outputs.flatten_output`, given the layout).
+        """
+        return flat.reshape(len(flat), positions, self.classes)
 
 
 def splice_model_info(model: Model) -> SpliceModelInfo:
@@ -67,10 +69,7 @@ def splice_model_info(model: Model) -> SpliceModelInfo:
         When the outputs are not ``(N, P, 3)`` or ``(N, 3, P)`` tracks.
     """
     flank = model.declared("flank")
-    layout = model.declared("output_layout")
-    if layout is not None and layout not in ("positions_first", "classes_first"):
-        msg = f"model {model.name!r}: output_layout must be positions_first or classes_first, got {layout!r}"
-        raise ModelError(msg)
+    layout = model.declared_output_layout()
     if flank is not None and layout is not None:
         return SpliceModelInfo(int(flank), layout)
     length = model.seq_length or _PROBE_LENGTH
@@ -86,7 +85,7 @@ def splice_model_info(model: Model) -> SpliceModelInfo:
         if shape[2] == 3 and shape[1] != 3:
             layout = "positions_first"
         elif shape[1] == 3:
-            layout = "classes_first"
+            layout = "tasks_first"
         else:
             msg = f"model {model.name!r}: no class axis of size 3 in its output shape {shape}"
             raise ModelError(msg)

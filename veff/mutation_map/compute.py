@@ -136,6 +136,9 @@ class MutationMap:
         Output labels or indices to keep.
     output_labels
         Names of the model outputs, when the model does not name them.
+    output_layout
+        ``positions_first`` or ``tasks_first``: the layout of position-resolved outputs, as in
+        :func:`veff.score_variants` (None: what the model declares).
     aggregate, output_offset, rc_swap_tasks
         For position-resolved outputs: reduction over positions and output offset, and
         strand-specific tasks, as in :func:`veff.score_variants` (the mutated base is the variant).
@@ -187,6 +190,7 @@ class MutationMap:
         centering: Centering = "exact",
         model_outputs: Sequence[str | int] | None = None,
         output_labels: Sequence[str] | None = None,
+        output_layout: str | None = None,
         aggregate: str | Sequence[str] | Aggregation | None = None,
         output_offset: int | None = None,
         rc_swap_tasks: str | Sequence[Sequence[str | int]] | None = None,
@@ -218,9 +222,9 @@ class MutationMap:
         self.jobs = resolve_score_jobs(scores, score_kwargs)
         self.fasta = fasta if isinstance(fasta, Fasta) else Fasta(fasta)
         self._owns_fasta = self.fasta is not fasta
-        self.model: Model = load_model(
-            model, seq_length=seq_length, output_labels=output_labels, **(model_kwargs or {})
-        )
+        kwargs = dict(model_kwargs or {})
+        kwargs["output_layout"] = output_layout or kwargs.get("output_layout")
+        self.model: Model = load_model(model, seq_length=seq_length, output_labels=output_labels, **kwargs)
         length = seq_length or self.model.seq_length
         if not length:
             msg = f"model {self.model.name!r} does not fix its input length; give seq_length"

@@ -694,6 +694,7 @@ class FastISM:
         self.model = model
         self.length = int(length)
         self.device = getattr(model, "device", "cpu")
+        self._layout = model.declared_output_layout()
         if getattr(model, "precision", "float32") != "float32":
             self.plan = Plan(usable=False, note=f"precision {model.precision}: fast ISM is float32 only")
             return
@@ -826,7 +827,7 @@ class FastISM:
                     xs = [self._materialize(node, m, s, w_in, p, win) for m in r.inputs]
                     assert r.fn is not None
                     win[node] = r.fn(*xs)
-                out.append(flatten_output(self._finish(p, win), len(p)))
+                out.append(flatten_output(self._finish(p, win), len(p), self._layout))
         if not out:
             return np.empty((0, 0), np.float32)
         return np.concatenate(out)

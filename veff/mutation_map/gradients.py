@@ -156,6 +156,7 @@ def _torch_grads(
     import torch
 
     module, device, layout = model.module, model.device, model.layout
+    tasks_first = model.declared_output_layout() == "tasks_first"
     params = [p for p in module.parameters() if p.requires_grad]
     for p in params:  # gradients of the input only: no weight gradients to compute
         p.requires_grad_(requires_grad=False)
@@ -168,6 +169,8 @@ def _torch_grads(
             shape = [len(xt)] + [xt.shape[1] if a == "L" else 4 if a == "4" else 1 for a in layout.axes]
             with torch.enable_grad():
                 heads = _heads(module(base.reshape(shape)))
+                if tasks_first:  # (N, T, P) profile heads read as (N, P, T), as veff.engine.outputs does
+                    heads = [h.transpose(1, 2) if h.dim() == 3 else h for h in heads]
                 _check_heads(len(heads), masks)
                 cols = []
                 for h, m in zip(heads, masks, strict=True):
@@ -228,6 +231,7 @@ def _keras_grads(
     import tensorflow as tf
 
     layout = model.layout
+    tasks_first = model.declared_output_layout() == "tasks_first"
     total: np.ndarray | None = None
     for lo in range(0, len(inputs), batch_size):
         xt = tf.convert_to_tensor(np.ascontiguousarray(inputs[lo : lo + batch_size]))
@@ -236,13 +240,9 @@ def _keras_grads(
             base = tf.transpose(xt, (0, 2, 1)) if layout.channels_first else xt
             shape = [-1] + [int(xt.shape[1]) if a == "L" else 4 if a == "4" else 1 for a in layout.axes]
             out = model.model(tf.reshape(base, shape), training=False)
-            heads = (
-                list(out.values())
-                if isinstance(out, dict)
-                else list(out)
-                if isinstance(out, (list, tuple))
-                else [out]
-            )
+            heads = _heads(out)
+            if tasks_first:
+                heads = [tf.transpose(h, (0, 2, 1)) if len(h.shape) == 3 else h for h in heads]
             _check_heads(len(heads), masks)
             cols = []
             for h, m in zip(heads, masks, strict=True):

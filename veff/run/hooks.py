@@ -42,6 +42,7 @@ def load_run_model(model: Any, opts: RunOptions) -> Model:
     kwargs = dict(opts.model_kwargs or {})
     if isinstance(model, (list, tuple)):  # an ensemble: outputs averaged (veff.models.ensemble)
         return EnsembleModel([load_run_model(m, opts) for m in model])
+    kwargs["output_layout"] = opts.output_layout or kwargs.get("output_layout")
     return load_model(model, seq_length=opts.seq_length, output_labels=opts.output_labels, **kwargs)
 
 

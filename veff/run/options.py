@@ -17,6 +17,7 @@ from veff.engine.progress import DEFAULT_INTERVAL
 from veff.errors import InputError
 from veff.io.vcf import STDIN
 from veff.io.vcf_regions import RegionSet
+from veff.models import parse_output_layout
 from veff.scoring.tracks import Aggregation
 from veff.variants.regions import Centering
 from veff.variants.shuffle import DEFAULT_NULL_CORE, parse_null
@@ -80,6 +81,7 @@ class RunOptions:
     threads: int | None = None
     model_outputs: Sequence[str | int] | None = None
     output_labels: Sequence[str] | None = None
+    output_layout: str | None = None
     aggregate: str | Sequence[str] | Aggregation | None = None
     output_offset: int | None = None
     rc_swap_tasks: str | Sequence[Sequence[str | int]] | None = None
@@ -148,6 +150,7 @@ class RunOptions:
             msg = "dump_sequences runs no model: give it without calibration or null"
             raise InputError(msg)
         object.__setattr__(self, "aggregation", Aggregation.parse(self.aggregate))
+        object.__setattr__(self, "output_layout", parse_output_layout(self.output_layout))
         object.__setattr__(self, "select", RegionSet.from_options(self.regions, self.regions_file))
 
     def _check_outputs(self) -> None:
