@@ -48,8 +48,8 @@ class _Node:
     kind: str
     inputs: list[int]
     ext: int = 0  # half-width of the node's own kernel
-    weight: Any = None  # conv kernel (C_out, C_in, K) / BN scale
-    bias: Any = None  # conv bias / BN shift
+    weight: Any = None  # conv kernel (K, C_in, C_out) / BN scale (C,); torch tensors once loaded
+    bias: Any = None  # conv bias (C_out,) / BN shift (C,)
     dilation: int = 1
     activation: str = "linear"
     before: int = 0  # receptive half-width from the input to this node
@@ -112,9 +112,7 @@ def _weights(f: Any, name: str) -> dict[str, np.ndarray]:
 
 
 def _read_node(f: Any, lay: dict[str, Any], index: dict[str, int], path: Path) -> _Node:
-    """One graph node with its weights (BatchNormalization folded into a scale and a shift)."""
-    import torch
-
+    """One graph node with its numpy weights (BatchNormalization as a scale and a shift)."""
     kind, c = lay["class_name"], lay["config"]
     inbound = lay.get("inbound_nodes") or []
     node = _Node(lay["name"], kind, [index[i[0]] for i in inbound[0]] if inbound else [])
@@ -127,9 +125,8 @@ def _read_node(f: Any, lay: dict[str, Any], index: dict[str, int], path: Path) -
             raise ModelError(msg)
         node.ext = (k - 1) // 2 * d
         node.dilation = d
-        kernel = np.ascontiguousarray(w["kernel"].transpose(2, 1, 0))[:, :, None, :]
-        node.weight = torch.from_numpy(kernel).contiguous(memory_format=torch.channels_last)
-        node.bias = torch.from_numpy(w["bias"]) if "bias" in w else None
+        node.weight = w["kernel"]
+        node.bias = w.get("bias")
         node.activation = c.get("activation", "linear")
     elif kind == "BatchNormalization":
         w = _weights(f, lay["name"])
@@ -137,8 +134,8 @@ def _read_node(f: Any, lay: dict[str, Any], index: dict[str, int], path: Path) -
             w["moving_variance"] + float(c.get("epsilon", 1e-3))
         )
         shift = w.get("beta", np.zeros_like(w["moving_mean"])) - w["moving_mean"] * scale
-        node.weight = torch.from_numpy(scale.astype(np.float32)).view(1, 1, -1)
-        node.bias = torch.from_numpy(shift.astype(np.float32)).view(1, 1, -1)
+        node.weight = scale.astype(np.float32)
+        node.bias = shift.astype(np.float32)
         node.stored = False
     elif kind == "Activation":
         node.activation = c["activation"]
@@ -178,6 +175,9 @@ class SpliceNet:
             msg = f"{self.path}: uneven cropping {crop}"
             raise ModelError(msg)
         self.flank = crop[0]
+        self.nodes = _fuse(self.nodes)
+        for n in self.nodes:
+            _to_torch(n)
         for n in self.nodes:
             n.before = max((self.nodes[i].before for i in n.inputs), default=0) + n.ext
         consumers: dict[int, list[int]] = {}
@@ -206,9 +206,9 @@ class SpliceNet:
             y = F.conv2d(x, node.weight, node.bias, dilation=(1, node.dilation)).squeeze(2).permute(0, 2, 1)
             return _activate(y, node.activation)
         if node.kind == "BatchNormalization":
-            return args[0] * node.weight + node.bias
+            return _activate(torch.addcmul(node.bias, args[0], node.weight), node.activation)
         if node.kind == "Activation":
-            return _activate(args[0], node.activation)
+            return _activate(args[0], node.activation, inplace=False)
         if node.kind == "Add":
             out = args[0]
             for a in args[1:]:
@@ -306,16 +306,24 @@ class SpliceNet:
                 args = [value(j, a - node.ext, b + node.ext) for j in node.inputs]
                 return self._apply(node, args)
             start, t = ref_cache[i]
-            pos = torch.arange(a, b)[None, :]
-            mapped = pos + torch.where(pos < c0, s1, s2) - start
-            mapped = mapped.clamp(0, t.shape[1] - 1)
-            out = t[rows[:, None], mapped]
-            z = zones.get(i)
-            if z is not None and z[0] < z[1]:
-                lo, hi = max(a, z[0]), min(b, z[1])
-                if lo < hi:
-                    out = out.clone()
-                    out[:, lo - a : hi - a] = alt_vals[i][:, lo - z[0] : hi - z[0]]
+
+            def from_ref(p0: int, p1: int) -> Any:
+                """The (shifted) reference values at [p0, p1), where the alt equals the reference."""
+                pos = torch.arange(p0, p1)[None, :]
+                mapped = (pos + torch.where(pos < c0, s1, s2) - start).clamp(0, t.shape[1] - 1)
+                return t[rows[:, None], mapped]
+
+            z0, z1 = zones.get(i, (b, b))
+            lo, hi = max(a, z0), min(b, z1)
+            if lo >= hi:
+                return from_ref(a, b)
+            # only the margins around the recomputed zone are copied from the reference
+            out = torch.empty((len(rows), b - a, t.shape[2]), dtype=t.dtype)
+            out[:, lo - a : hi - a] = alt_vals[i][:, lo - z0 : hi - z0]
+            if a < lo:
+                out[:, : lo - a] = from_ref(a, lo)
+            if hi < b:
+                out[:, hi - a :] = from_ref(hi, b)
             return out
 
         for k, n in enumerate(self.nodes):
@@ -333,11 +341,75 @@ class SpliceNet:
         return alt_vals[self.output]
 
 
-def _activate(x: Any, activation: str) -> Any:
+def _fuse(nodes: list[_Node]) -> list[_Node]:
+    """The same graph with fewer, cheaper nodes (outputs equal up to float32 round-off).
+
+    * A ``BatchNormalization`` whose input is a linear convolution used by nothing else is folded
+      into that convolution's kernel and bias.
+    * An ``Activation`` whose input is a convolution or a ``BatchNormalization`` used by nothing
+      else becomes that node's activation.
+
+    SpliceAI's residual units (BN, ReLU, conv, BN, ReLU, conv) become (BN+ReLU, conv+BN+ReLU,
+    conv): one element-wise pass instead of four.
+    """
+    users: dict[int, list[int]] = {}
+    for k, n in enumerate(nodes):
+        for i in n.inputs:
+            users.setdefault(i, []).append(k)
+    alias = list(range(len(nodes)))  # node -> the node that now computes its value
+    gone: set[int] = set()
+    for k, n in enumerate(nodes):
+        if len(n.inputs) != 1:
+            continue
+        src = alias[n.inputs[0]]
+        prev = nodes[src]
+        if len(users.get(n.inputs[0], [])) != 1 or prev.activation != "linear":
+            continue
+        if n.kind == "BatchNormalization" and prev.kind == "Conv1D":
+            scale, shift = n.weight, n.bias
+            bias = prev.bias if prev.bias is not None else np.zeros_like(shift)
+            prev.weight, prev.bias = prev.weight * scale, bias * scale + shift
+        elif n.kind == "Activation" and prev.kind in ("Conv1D", "BatchNormalization"):
+            prev.activation = n.activation
+        else:
+            continue
+        alias[k] = src
+        gone.add(k)
+    keep = [k for k in range(len(nodes)) if k not in gone]
+    new_index = {old: new for new, old in enumerate(keep)}
+    out = []
+    for k in keep:
+        n = nodes[k]
+        n.inputs = [new_index[alias[i]] for i in n.inputs]
+        out.append(n)
+    return out
+
+
+def _to_torch(node: _Node) -> None:
+    """Replace a node's numpy weights by the tensors :meth:`SpliceNet._apply` uses.
+
+    A Keras kernel (K, C_in, C_out) becomes a (C_out, C_in, 1, K) conv2d weight in channels-last
+    memory (made in numpy: torch's own layout conversion is slow on a busy machine); a
+    BatchNormalization's scale and shift become (1, 1, C).
+    """
+    import torch
+
+    if node.kind == "Conv1D":
+        kernel = np.ascontiguousarray(node.weight.transpose(2, 0, 1), dtype=np.float32)  # (O, K, I)
+        o, k, i = kernel.shape
+        node.weight = torch.from_numpy(kernel).view(o, 1, k, i).permute(0, 3, 1, 2)
+        node.bias = None if node.bias is None else torch.from_numpy(node.bias.astype(np.float32))
+    elif node.kind == "BatchNormalization":
+        node.weight = torch.from_numpy(node.weight).view(1, 1, -1)
+        node.bias = torch.from_numpy(node.bias).view(1, 1, -1)
+
+
+def _activate(x: Any, activation: str, *, inplace: bool = True) -> Any:
+    """``activation`` of ``x``; in place where ``x`` is a fresh result of the caller's."""
     import torch
 
     if activation == "relu":
-        return torch.relu(x)
+        return torch.relu_(x) if inplace else torch.relu(x)
     if activation == "softmax":
         return torch.softmax(x, dim=-1)
     if activation in ("linear", None):
