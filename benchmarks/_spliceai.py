@@ -92,8 +92,12 @@ def _entries(path: Path) -> list[str]:
     return out
 
 
-def case_spliceai(tmp: Path, threads: int = 1) -> dict[str, float | str]:
-    """veff ``--info-style spliceai`` (PyTorch engine, ``threads`` threads) against the SpliceAI CLI."""
+def case_spliceai(tmp: Path, threads: int | None = None) -> dict[str, float | str]:
+    """veff ``--info-style spliceai`` against the SpliceAI CLI, each with its default threads.
+
+    Both use every core by default (TensorFlow's thread pools; veff's SpliceNet workers, one per
+    core); ``threads`` passes ``--threads`` to veff instead.
+    """
     spec = importlib.util.find_spec("spliceai")
     if spec is None or spec.origin is None:
         return {"skipped": "the spliceai package (its weights) is not installed"}
@@ -119,8 +123,7 @@ def case_spliceai(tmp: Path, threads: int = 1) -> dict[str, float | str]:
             "spliceai",
             "--splice-distance",
             "50",
-            "--threads",
-            str(threads),
+            *(["--threads", str(threads)] if threads else []),
             "-o",
             str(out),
             "-q",

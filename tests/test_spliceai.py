@@ -191,6 +191,12 @@ def _check_splicenet() -> None:
         used = ~np.isnan(alt)
         assert used.any(axis=(1, 2)).all()
         np.testing.assert_allclose(alt[used], full_alt[used], atol=1e-5)
+    # an ensemble's items run on worker threads; the bytes do not depend on how many
+    pair = SpliceNetEnsemble([MODEL, MODEL.with_name("spliceai2.h5")])
+    edits = _edits(ss, geo)
+    runs = [pair.predict_splice(ss.ref_codes, ss.alt_codes, edits, geo.outputs, workers=w) for w in (1, 2)]
+    for a, b in zip(*runs, strict=True):
+        assert a.tobytes() == b.tobytes()
     keras_model = keras.models.load_model(str(MODEL), compile=False)
     x = one_hot(ss.ref_codes[:1])
     np.testing.assert_allclose(net.predict(x), np.asarray(keras_model.predict_on_batch(x)), atol=1e-5)

@@ -192,6 +192,25 @@ class SpliceNet:
             users = consumers.get(k, [])
             self.nodes[k].after = max((self.nodes[u].after + self.nodes[u].ext for u in users), default=0)
         self.consumers = consumers
+        # the last computed node of an alt pass that reads a stored node's alt values (through
+        # any chain of element-wise nodes, which are recomputed on demand): they are dropped then
+        self.last_reader: dict[int, int] = {}
+        for k, n in enumerate(self.nodes):
+            if n.stored or k == self.output:
+                for i in self._stored_inputs(k):
+                    self.last_reader[i] = k
+
+    def _stored_inputs(self, k: int) -> set[int]:
+        """The stored nodes whose values node ``k``'s inputs are made of."""
+        out: set[int] = set()
+        todo = list(self.nodes[k].inputs)
+        while todo:
+            i = todo.pop()
+            if self.nodes[i].stored or i == self.output:
+                out.add(i)
+            else:
+                todo.extend(self.nodes[i].inputs)
+        return out
 
     # -- one node on a range ----------------------------------------------------------------
 
@@ -338,6 +357,9 @@ class SpliceNet:
                 continue
             args = [value(j, lo - n.ext, hi + n.ext) for j in n.inputs]
             alt_vals[k] = self._apply(n, args)
+            del args
+            for i in [i for i in alt_vals if i != k and self.last_reader.get(i) == k]:
+                del alt_vals[i]
         return alt_vals[self.output]
 
 
@@ -455,8 +477,15 @@ class SpliceNetEnsemble(Model):
         outputs: int,
         *,
         ref_batch: int = 4,
+        workers: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Reference tracks in full and alt tracks incrementally (see :meth:`SpliceNet.predict_edits`).
+
+        The work is split into one item per ensemble member and batch of reference windows; the
+        items run on ``workers`` threads, each op on one core (PyTorch's own threads set to 1
+        meanwhile), and the members' outputs are summed in member order afterwards, so the result
+        is the same bytes whatever the number of workers. Coarse items keep both cores busy where
+        PyTorch's fine-grained threads spin and stall on a machine shared with other work.
 
         Parameters
         ----------
@@ -468,6 +497,8 @@ class SpliceNetEnsemble(Model):
             Output positions P of a window.
         ref_batch
             Reference windows evaluated (and kept) at a time.
+        workers
+            Threads (default: PyTorch's thread setting, e.g. ``--threads``).
 
         Returns
         -------
@@ -477,34 +508,58 @@ class SpliceNetEnsemble(Model):
         """
         import torch
 
-        n_ref, n_alt = len(ref_codes), len(alt_codes)
-        ref_out = np.zeros((n_ref, outputs, 3), np.float32)
-        alt_out = np.full((n_alt, outputs, 3), np.nan, np.float32)
-        if n_alt:
-            alt_out[:] = 0.0
+        n_ref, n_alt, n_nets = len(ref_codes), len(alt_codes), len(self.nets)
+        ref_parts = np.zeros((n_nets, n_ref, outputs, 3), np.float32)
+        alt_parts = np.zeros((n_nets, n_alt, outputs, 3), np.float32)
         filled = np.zeros((n_alt, outputs), bool)
-        with torch.inference_mode():
-            for lo in range(0, n_ref, ref_batch):
-                hi = min(n_ref, lo + ref_batch)
-                x = torch.from_numpy(one_hot(ref_codes[lo:hi]))
-                mine = np.nonzero((edits[:, 0] >= lo) & (edits[:, 0] < hi))[0] if n_alt else np.empty(0, int)
-                groups: dict[tuple[int, ...], list[int]] = {}
-                for k in mine.tolist():
-                    groups.setdefault(tuple(edits[k, [1, 2, 5, 6]].tolist()), []).append(k)
-                for net in self.nets:
-                    cache = net.forward_ref(x, outputs)
-                    ref_out[lo:hi] += cache[net.output][1].numpy()
-                    for key, ks in groups.items():
-                        idx = np.array(ks)
-                        e = edits[idx].copy()
-                        e[:, 0] -= lo
-                        a = torch.from_numpy(one_hot(alt_codes[idx]))
-                        got = net.predict_edits(a, e, cache, outputs).numpy()
-                        o0, o1 = key[2] - net.flank, key[3] - net.flank
-                        alt_out[idx, o0:o1] += got
-                        filled[idx, o0:o1] = True
-                    del cache
-        scale = np.float32(len(self.nets))
+        batches: list[tuple[int, int, list[tuple[np.ndarray, np.ndarray, int, int]]]] = []
+        for lo in range(0, n_ref, ref_batch):
+            hi = min(n_ref, lo + ref_batch)
+            mine = np.nonzero((edits[:, 0] >= lo) & (edits[:, 0] < hi))[0] if n_alt else np.empty(0, int)
+            groups: dict[tuple[int, ...], list[int]] = {}
+            for k in mine.tolist():
+                groups.setdefault(tuple(edits[k, [1, 2, 5, 6]].tolist()), []).append(k)
+            planned = []
+            for key, ks in groups.items():
+                idx = np.array(ks)
+                e = edits[idx].copy()
+                e[:, 0] -= lo
+                o0, o1 = key[2] - self.flank, key[3] - self.flank
+                filled[idx, o0:o1] = True
+                planned.append((idx, e, o0, o1))
+            batches.append((lo, hi, planned))
+
+        def run(item: tuple[int, int]) -> None:
+            j, b = item
+            net, (lo, hi, planned) = self.nets[j], batches[b]
+            with torch.inference_mode():
+                cache = net.forward_ref(torch.from_numpy(one_hot(ref_codes[lo:hi])), outputs)
+                ref_parts[j, lo:hi] = cache[net.output][1].numpy()
+                for idx, e, o0, o1 in planned:
+                    a = torch.from_numpy(one_hot(alt_codes[idx]))
+                    alt_parts[j, idx, o0:o1] = net.predict_edits(a, e, cache, outputs).numpy()
+
+        items = [(j, b) for b in range(len(batches)) for j in range(n_nets)]
+        n_workers = max(1, min(workers or torch.get_num_threads(), len(items)))
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            if n_workers == 1:
+                for item in items:
+                    run(item)
+            else:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(n_workers, thread_name_prefix="veff-splice") as pool:
+                    for _ in pool.map(run, items):
+                        pass
+        finally:
+            torch.set_num_threads(before)
+        ref_out, alt_out = ref_parts[0], alt_parts[0]
+        for j in range(1, n_nets):  # member order, whatever order the items ran in
+            ref_out += ref_parts[j]
+            alt_out += alt_parts[j]
+        scale = np.float32(n_nets)
         ref_out /= scale
         alt_out /= scale
         alt_out[~filled] = np.nan
