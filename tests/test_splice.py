@@ -255,6 +255,19 @@ def test_bad_annotation_names_file_and_line(tmp_path: Path) -> None:
         read_annotation(gtf)
 
 
+def test_builtin_table_names_need_the_spliceai_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(InputError, match=r"'grch38' names SpliceAI's built-in gene table, but the spliceai"):
+        read_annotation("grch38")
+    monkeypatch.chdir(tmp_path)  # a file of that name is read as a file
+    Path("grch38").write_text(GENES_E1.read_text())
+    assert len(read_annotation("grch38")) == len(read_annotation(GENES_E1))
+
+
 # -- delta scores -------------------------------------------------------------------------------
 
 
@@ -309,6 +322,24 @@ def test_torch_ensemble_matches_spliceai_procedure(
     statuses = _info(out, "VEFF_SPLICE_STATUS")
     assert all(s is not None for s in statuses)
     assert summary.records == len(want)  # type: ignore[union-attr]
+
+
+def test_spliceai_style_scores_insertions_longer_than_the_room(
+    tmp_path: Path, members: list[torch.nn.Module]
+) -> None:
+    """SpliceAI scores insertions of any length: a chunk's windows grow to fit its longest one."""
+    vcf = SPLICE / "E2_long_insertions.vcf"  # 51- to 300-base insertions
+    out = tmp_path / "out.vcf"
+    score_splice(members, vcf, HG19, out, annotation=GENES_E2, distance=D, max_indel_length=10)
+    want = _spliceai_reference(members, vcf, HG19, GENES_E2, flank=40)
+    assert sum(w is not None for w in want) == 3
+    _close(_info(out), want)
+    # veff style keeps --max-indel-length as the limit, with a status
+    out2 = tmp_path / "veff.vcf"
+    score_splice(members, vcf, HG19, out2, annotation=GENES_E2, distance=D, info_style="veff")
+    statuses = _info(out2, "VEFF_OpenSpliceAI_STATUS")
+    assert statuses[1] is not None and statuses[1].count("|indel_too_long") == 2
+    assert statuses[3] is not None and statuses[3].endswith("|indel_too_long,A|ok")
 
 
 def test_mask_and_edges_with_the_torch_model(tmp_path: Path, members: list[torch.nn.Module]) -> None:

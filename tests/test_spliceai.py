@@ -220,6 +220,14 @@ def _check_splicenet() -> None:
             "E1_hg38_chr22_32000001-32300000.spliceai_D50_M0.vcf",
             {"intergenic_no_gene", "ref_mismatch", "SLC5A1_exon_start_del4", "RFPL2_exon_end_+0"},
         ),
+        (
+            # insertions of 51-300 bases (longer than --max-indel-length): SpliceAI scores them all
+            SPLICE / "E2_long_insertions.vcf",
+            HG19,
+            "genes_E2_grch37_chr17.txt",
+            "E2_long_insertions.spliceai_D50_M0.vcf",
+            {"ins70_near_contig_start", "ins60", "ins300", "ins52"},
+        ),
     ],
 )
 def test_spliceai_style_reproduces_spliceai_cli(
@@ -248,6 +256,14 @@ def _check_reproduces(tmp: str, vcf_: str, fasta: str, genes: str, expected: str
 
 
 @pytest.mark.slow
+def test_builtin_gene_tables_are_the_packages() -> None:
+    from veff.io.annotation import read_annotation
+
+    genes = read_annotation("grch37")
+    assert Path(genes.source).parent == MODEL.parent.parent / "annotations"
+    assert len(genes) > 10_000
+
+
 def test_spliceai_upstream_unit_test_strings(tmp_path: Path) -> None:
     """SpliceAI's own tests/test_delta_score.py cases (-D 500 -M 0, TUBB8 on the hg19 chr10 slice)."""
     _fresh(f"t._check_upstream({str(tmp_path)!r})")

@@ -119,7 +119,9 @@ def score_splice(
     threads
         CPU threads of the model's framework.
     max_indel_length
-        Longest insertion scored (both styles) and longest length change (veff style).
+        veff style: longest length change scored (longer ones get ``indel_too_long``). spliceai
+        style scores insertions of any length, as SpliceAI does (a chunk's windows grow to fit its
+        longest insertion); this is then only the room every window has.
     return_scores
         Return the table's rows as a DataFrame instead of the summary.
     progress, command, model_kwargs
@@ -191,8 +193,8 @@ def score_splice(
     try:
         for variants, records in _chunks(reader, _CHUNK):
             ss = planner.build(variants, records)
-            ref_tracks, alt_tracks = _predict(mdl, stream, ss, info, geo)
-            ds, dp = _score_chunk(ss, geo, ref_tracks, alt_tracks, mask_mode, info_style)
+            ref_tracks, alt_tracks = _predict(mdl, stream, ss, info)
+            ds, dp = _score_chunk(ss, ref_tracks, alt_tracks, mask_mode, info_style)
             rows = _rows(ss, ds, dp)
             if vcf_writer is not None:
                 _write_vcf(vcf_writer, ss, ds, dp, info_style)
@@ -258,9 +260,10 @@ def _edits(ss: SpliceSet, geo: SpliceGeometry) -> np.ndarray:
 
 
 def _predict(
-    mdl: Model, stream: BatchStream, ss: SpliceSet, info: SpliceModelInfo, geo: SpliceGeometry
+    mdl: Model, stream: BatchStream, ss: SpliceSet, info: SpliceModelInfo
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reference and alt tracks (n, P, 3) of a chunk, forward orientation."""
+    geo = ss.geometry
     if isinstance(mdl, SpliceNetEnsemble):
         ref_tracks, alt_tracks = mdl.predict_splice(ss.ref_codes, ss.alt_codes, _edits(ss, geo), geo.outputs)
     else:
@@ -279,13 +282,13 @@ def _predict(
 
 def _score_chunk(
     ss: SpliceSet,
-    geo: SpliceGeometry,
     ref_tracks: np.ndarray,
     alt_tracks: np.ndarray,
     mask: MaskMode,
     style: SpliceStyle,
 ) -> tuple[np.ndarray, np.ndarray]:
     """DS (n_alt, 4) float64 and DP (n_alt, 4) int64 of every alt window of a chunk."""
+    geo = ss.geometry
     n_alt = len(ss.alt_codes)
     ds = np.zeros((n_alt, 4), np.float64)
     dp = np.zeros((n_alt, 4), np.int64)

@@ -134,9 +134,10 @@ __all__ = ["score_variants_cmd"]
 )
 @click.option(
     "--annotation",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Gene annotation for splice models: SpliceAI's gene table, a GTF or a GFF3 (plain or gzipped); "
-    "each variant is scored once per transcript that contains it (docs/spliceai.md).",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Gene annotation for splice models: SpliceAI's gene table, a GTF or a GFF3 (plain or gzipped), "
+    "or grch37 / grch38 for the installed spliceai package's tables; each variant is scored once per "
+    "transcript that contains it (docs/spliceai.md).",
 )
 @click.option(
     "--transcripts",

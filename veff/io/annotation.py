@@ -169,7 +169,8 @@ def read_annotation(
     Parameters
     ----------
     path
-        The annotation file.
+        The annotation file; ``grch37`` or ``grch38`` (where no such file exists) is SpliceAI's own
+        table from the installed ``spliceai`` package, as SpliceAI's ``-A`` takes them.
     transcripts
         Which GTF/GFF3 transcripts become scored units (see the module docstring); SpliceAI's table
         is taken as it is.
@@ -179,7 +180,7 @@ def read_annotation(
     InputError
         Unreadable file, or a line that does not fit its format (file and line named).
     """
-    p = Path(path)
+    p = _builtin_table(path)
     if transcripts not in ("canonical", "mane", "all"):
         msg = f"transcript choice must be canonical, mane or all, got {transcripts!r}"
         raise InputError(msg)
@@ -196,6 +197,29 @@ def read_annotation(
         msg = f"{p}: no transcripts with exons found (expected SpliceAI's gene table, a GTF or a GFF3)"
         raise InputError(msg)
     return GeneAnnotation(units, str(p))
+
+
+def _builtin_table(path: str | os.PathLike[str]) -> Path:
+    """SpliceAI's own table for ``grch37`` / ``grch38`` where no such file exists.
+
+    These are SpliceAI's ``-A`` names; the table is the one shipped in the installed ``spliceai``
+    package (found without importing it).
+    """
+    p = Path(path)
+    name = str(path)
+    if name not in ("grch37", "grch38") or p.exists():
+        return p
+    import importlib.util
+
+    spec = importlib.util.find_spec("spliceai")
+    table = Path(spec.origin).parent / "annotations" / f"{name}.txt" if spec and spec.origin else None
+    if table is None or not table.is_file():
+        msg = (
+            f"annotation {name!r} names SpliceAI's built-in gene table, but the spliceai package "
+            "is not installed: give the table's path (or a GTF/GFF3)"
+        )
+        raise InputError(msg)
+    return table
 
 
 def _ints(text: str, where: str) -> np.ndarray:

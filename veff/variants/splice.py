@@ -18,8 +18,11 @@ record of the chunk whose ``2D + 1`` positions fall inside it, for all their ALT
 
 **Alt windows** put the ALT at input index ``flank + D``; they are ``L`` long whatever the allele
 (a deletion pulls in the following bases, an insertion pushes them out), so that every window of
-a run has the same shape. ``room`` output positions beyond the ``2D + 1`` hold the bases an
-insertion adds (insertions longer than ``room + 1`` bases are ``indel_too_long``).
+a chunk has the same shape. ``room`` output positions beyond the ``2D + 1`` hold the bases an
+insertion adds: ``--max-indel-length`` of them, or in ``spliceai`` style as many as the chunk's
+longest insertion adds (SpliceAI scores insertions of any length), so a chunk's geometry
+(:attr:`SpliceSet.geometry`) depends on its own records only. In ``veff`` style insertions longer
+than ``room + 1`` bases are ``indel_too_long``.
 
 Two styles decide which alleles are scored and where:
 
@@ -120,6 +123,8 @@ class SpliceSet:
 
     Attributes
     ----------
+    geometry
+        Window sizes of this chunk (its ``room`` fits the chunk's insertions in ``spliceai`` style).
     variants, records
         The chunk's variants and cyvcf2 records, in input order.
     rows
@@ -149,6 +154,7 @@ class SpliceSet:
         0 none), in forward orientation.
     """
 
+    geometry: SpliceGeometry
     variants: list[Variant]
     records: list[Any]
     rows: list[SpliceRow]
@@ -211,13 +217,15 @@ class SplicePlanner:
     ) -> None:
         self.fasta = fasta
         self.annotation = annotation
-        self.geo = geometry
+        self.base = geometry
+        self.geo = geometry  # of the chunk being planned
         self.style = style
         self.max_indel_length = max_indel_length
         self._sites: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def build(self, variants: list[Variant], records: list[Any] | None = None) -> SpliceSet:
         """Plan the entries and windows of a chunk of records."""
+        self.geo = self._geometry(variants)
         b = _Build()
         rows: list[SpliceRow] = []
         statuses: list[list[Status]] = []
@@ -231,6 +239,7 @@ class SplicePlanner:
             return np.stack(arrs).astype(dtype) if arrs else np.empty((0, width), dtype)
 
         return SpliceSet(
+            geometry=self.geo,
             variants=variants,
             records=records if records is not None else [None] * len(variants),
             rows=rows,
@@ -246,6 +255,24 @@ class SplicePlanner:
             alt_boundary=np.array(b.alt_boundary, dtype=np.int64),
             alt_sites=stack(b.alt_sites, cov, np.int8),
         )
+
+    def _geometry(self, variants: list[Variant]) -> SpliceGeometry:
+        """The run's geometry, with room for the chunk's longest insertion in ``spliceai`` style."""
+        if self.style != "spliceai":
+            return self.base
+        grow = max(
+            (
+                len(alt) - 1
+                for v in variants
+                if len(v.ref) == 1
+                for alt in v.alts
+                if len(alt) > 1 and allele_status(v.ref, alt) is None
+            ),
+            default=0,
+        )
+        if grow <= self.base.room:
+            return self.base
+        return SpliceGeometry(self.base.flank, self.base.distance, grow)
 
     # -- one record -----------------------------------------------------------------------------
 
