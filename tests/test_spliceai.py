@@ -185,20 +185,39 @@ def _check_splicenet() -> None:
         ss = planner.build(variants)
         kinds = {tuple(x) for x in ss.alt_alleles.tolist()}
         assert {(1, 1), (2, 1), (1, 2)} <= kinds  # SNVs, deletions and insertions
-        ref, alt = net.predict_splice(ss.ref_codes, ss.alt_codes, _edits(ss, geo), geo.outputs)
+        ref, alt = net.predict_splice(ss.ref_codes, ss.alt_codes, _edits(ss, geo))
         full_alt = net.predict(one_hot(ss.alt_codes))
-        np.testing.assert_allclose(ref, net.predict(one_hot(ss.ref_codes)), atol=1e-6)
+        np.testing.assert_allclose(np.stack(ref), net.predict(one_hot(np.stack(ss.ref_codes))), atol=1e-6)
         used = ~np.isnan(alt)
         assert used.any(axis=(1, 2)).all()
         np.testing.assert_allclose(alt[used], full_alt[used], atol=1e-5)
     # an ensemble's items run on worker threads; the bytes do not depend on how many
     pair = SpliceNetEnsemble([MODEL, MODEL.with_name("spliceai2.h5")])
     edits = _edits(ss, geo)
-    runs = [pair.predict_splice(ss.ref_codes, ss.alt_codes, edits, geo.outputs, workers=w) for w in (1, 2)]
-    for a, b in zip(*runs, strict=True):
-        assert a.tobytes() == b.tobytes()
+    runs = [pair.predict_splice(ss.ref_codes, ss.alt_codes, edits, workers=w) for w in (1, 2)]
+    assert [r.tobytes() for r in runs[0][0]] == [r.tobytes() for r in runs[1][0]]
+    assert runs[0][1].tobytes() == runs[1][1].tobytes()
+    # reference windows merged over records up to 4 kb apart (both strands) give the same tracks
+    strands: set[bool] = set()
+    for vcf, fasta, genes, _ in cases:
+        variants = [v for v, _ in VcfReader(vcf)]
+        got = []
+        for span in (0, 4096):
+            planner = SplicePlanner(
+                Fasta(fasta), read_annotation(SPLICE / genes), geo, style="veff", span=span
+            )
+            ss = planner.build(variants)
+            ref, alt = net.predict_splice(ss.ref_codes, ss.alt_codes, _edits(ss, geo))
+            fwd = [t[::-1] if m else t for t, m in zip(ref, ss.ref_minus.tolist(), strict=True)]
+            at = [fwd[r][o : o + geo.cov] for r, o in zip(ss.alt_ref, ss.alt_offset, strict=True)]
+            got.append((len(ss.ref_codes), np.stack(at), alt, set(ss.ref_minus.tolist())))
+        assert got[1][0] < got[0][0]
+        strands |= got[1][3]
+        np.testing.assert_allclose(got[1][1], got[0][1], atol=1e-6)
+        np.testing.assert_allclose(got[1][2], got[0][2], atol=1e-6)
+    assert strands == {True, False}
     keras_model = keras.models.load_model(str(MODEL), compile=False)
-    x = one_hot(ss.ref_codes[:1])
+    x = one_hot(ss.ref_codes[0][None])
     np.testing.assert_allclose(net.predict(x), np.asarray(keras_model.predict_on_batch(x)), atol=1e-5)
 
 

@@ -154,7 +154,14 @@ def score_splice(
     geo = SpliceGeometry(info.flank, distance, max(0, max_indel_length))
     ref = Fasta(fasta)
     reader = VcfReader(vcf)
-    planner = SplicePlanner(ref, genes, geo, style=info_style, max_indel_length=max_indel_length)
+    planner = SplicePlanner(
+        ref,
+        genes,
+        geo,
+        style=info_style,
+        max_indel_length=max_indel_length,
+        span=mdl.reference_span if isinstance(mdl, SpliceNetEnsemble) else 0,
+    )
     mask_mode: MaskMode = ("spliceai" if info_style == "spliceai" else "veff") if mask else "none"
     prefix = info_prefix or ("SpliceAI" if info_style == "spliceai" else "VEFF_" + sanitize_name(mdl.name))
     sinks: list[Any] = []
@@ -248,12 +255,15 @@ def _edits(ss: SpliceSet, geo: SpliceGeometry) -> np.ndarray:
     r, a = ss.alt_alleles[:, 0], ss.alt_alleles[:, 1]
     off, minus = ss.alt_offset, ss.alt_minus
     n_out = geo.cov + (a - r)
+    # a reversed (minus-strand) reference window longer than the alt's starts further upstream
+    ref_len = np.array([len(c) for c in ss.ref_codes], np.int64)
+    grow = np.where(minus, ref_len[ss.alt_ref] - length, 0) if n else np.zeros(0, np.int64)
     out = np.empty((n, 7), np.int64)
     out[:, 0] = ss.alt_ref
     out[:, 1] = np.where(minus, length - at - a, at)
     out[:, 2] = np.where(minus, length - at, at + a)
-    out[:, 3] = np.where(minus, -off - (r - a), off)
-    out[:, 4] = np.where(minus, -off, off + r - a)
+    out[:, 3] = np.where(minus, -off - (r - a), off) + grow
+    out[:, 4] = np.where(minus, -off, off + r - a) + grow
     out[:, 5] = np.where(minus, geo.flank + q - n_out, geo.flank)
     out[:, 6] = np.where(minus, geo.flank + q, geo.flank + n_out)
     return out
@@ -261,20 +271,21 @@ def _edits(ss: SpliceSet, geo: SpliceGeometry) -> np.ndarray:
 
 def _predict(
     mdl: Model, stream: BatchStream, ss: SpliceSet, info: SpliceModelInfo
-) -> tuple[np.ndarray, np.ndarray]:
-    """Reference and alt tracks (n, P, 3) of a chunk, forward orientation."""
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Reference tracks (one (P_i, 3) each) and alt tracks (n, P, 3) of a chunk, forward orientation."""
     geo = ss.geometry
+    ref_tracks: list[np.ndarray]
     if isinstance(mdl, SpliceNetEnsemble):
-        ref_tracks, alt_tracks = mdl.predict_splice(ss.ref_codes, ss.alt_codes, _edits(ss, geo), geo.outputs)
-    else:
-        stream.submit([ss.ref_codes, ss.alt_codes])
+        ref_tracks, alt_tracks = mdl.predict_splice(ss.ref_codes, ss.alt_codes, _edits(ss, geo))
+    else:  # the planner cut every window to the geometry's length (no span)
+        ref_codes = np.stack(ss.ref_codes) if ss.ref_codes else np.empty((0, geo.length), np.uint8)
+        stream.submit([ref_codes, ss.alt_codes])
         stream.flush()
         ref_flat, alt_flat = stream.take()
-        ref_tracks = info.tracks(ref_flat, geo.outputs) if len(ref_flat) else ref_flat
+        ref_tracks = list(info.tracks(ref_flat, geo.outputs)) if len(ref_flat) else []
         alt_tracks = info.tracks(alt_flat, geo.outputs) if len(alt_flat) else alt_flat
     # minus-strand windows were reverse-complemented: flip their tracks back to forward order
-    if len(ss.ref_codes):
-        ref_tracks = np.where(ss.ref_minus[:, None, None], ref_tracks[:, ::-1], ref_tracks)
+    ref_tracks = [t[::-1] if m else t for t, m in zip(ref_tracks, ss.ref_minus.tolist(), strict=True)]
     if len(ss.alt_codes):
         alt_tracks = np.where(ss.alt_minus[:, None, None], alt_tracks[:, ::-1], alt_tracks)
     return ref_tracks, alt_tracks
@@ -282,7 +293,7 @@ def _predict(
 
 def _score_chunk(
     ss: SpliceSet,
-    ref_tracks: np.ndarray,
+    ref_tracks: list[np.ndarray],
     alt_tracks: np.ndarray,
     mask: MaskMode,
     style: SpliceStyle,
@@ -294,7 +305,7 @@ def _score_chunk(
     dp = np.zeros((n_alt, 4), np.int64)
     for k in range(n_alt):
         off = int(ss.alt_offset[k])
-        y_ref = ref_tracks[ss.alt_ref[k], off : off + geo.cov]
+        y_ref = ref_tracks[int(ss.alt_ref[k])][off : off + geo.cov]
         r, a = (int(x) for x in ss.alt_alleles[k])
         y_alt = align_alt(alt_tracks[k], geo.distance, r, a)
         if style == "veff" and y_alt.dtype != np.float32:

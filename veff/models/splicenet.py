@@ -453,6 +453,10 @@ class SpliceNetEnsemble(Model):
 
     framework = "torch"
     output_layout = "positions_first"
+    #: reference windows may cover records this many bases apart (:mod:`veff.variants.splice`):
+    #: a SpliceAI-10k window costs about 10,000 + 1.4 x its outputs positions of work, so sharing
+    #: pays for records up to about 6 kb apart; 4 kb keeps a window's activations near 110 MB
+    reference_span = 4096
 
     def __init__(self, paths: Sequence[str | os.PathLike[str]], *, name: str | None = None) -> None:
         self.nets = [SpliceNet(p) for p in paths]
@@ -471,30 +475,31 @@ class SpliceNetEnsemble(Model):
 
     def predict_splice(
         self,
-        ref_codes: np.ndarray,
+        ref_codes: Sequence[np.ndarray],
         alt_codes: np.ndarray,
         edits: np.ndarray,
-        outputs: int,
         *,
         ref_batch: int = 4,
         workers: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[list[np.ndarray], np.ndarray]:
         """Reference tracks in full and alt tracks incrementally (see :meth:`SpliceNet.predict_edits`).
 
-        The work is split into one item per ensemble member and batch of reference windows; the
-        items run on ``workers`` threads, each op on one core (PyTorch's own threads set to 1
-        meanwhile), and the members' outputs are summed in member order afterwards, so the result
-        is the same bytes whatever the number of workers. Coarse items keep both cores busy where
-        PyTorch's fine-grained threads spin and stall on a machine shared with other work.
+        The work is split into one item per ensemble member and batch of reference windows (up to
+        ``ref_batch`` consecutive windows of one length); the items run on ``workers`` threads,
+        each op on one core (PyTorch's own threads set to 1 meanwhile), and the members' outputs
+        are summed in member order afterwards, so the result is the same bytes whatever the number
+        of workers. Coarse items keep both cores busy where PyTorch's fine-grained threads spin
+        and stall on a machine shared with other work.
 
         Parameters
         ----------
-        ref_codes, alt_codes
-            uint8 windows (n_ref, L) and (n_alt, L), model orientation.
+        ref_codes
+            uint8 reference windows, model orientation: one (L_i,) array each, any lengths
+            ``L_i > 2 * flank``.
+        alt_codes
+            uint8 windows (n_alt, L), model orientation.
         edits
             int64 (n_alt, 7), as :meth:`SpliceNet.predict_edits` (ref rows index ``ref_codes``).
-        outputs
-            Output positions P of a window.
         ref_batch
             Reference windows evaluated (and kept) at a time.
         workers
@@ -502,19 +507,26 @@ class SpliceNetEnsemble(Model):
 
         Returns
         -------
-        tuple of numpy.ndarray
-            ``ref`` (n_ref, P, 3) and ``alt`` (n_alt, P, 3), float32, members averaged; alt
-            positions outside each window's needed outputs are NaN.
+        tuple
+            ``ref``: one (L_i - 2 * flank, 3) float32 array per reference window; ``alt``
+            (n_alt, L - 2 * flank, 3) float32; members averaged; alt positions outside each
+            window's needed outputs are NaN.
         """
         import torch
 
         n_ref, n_alt, n_nets = len(ref_codes), len(alt_codes), len(self.nets)
-        ref_parts = np.zeros((n_nets, n_ref, outputs, 3), np.float32)
+        outputs = alt_codes.shape[1] - 2 * self.flank
+        ref_parts = [
+            [np.zeros((len(c) - 2 * self.flank, 3), np.float32) for c in ref_codes] for _ in self.nets
+        ]
         alt_parts = np.zeros((n_nets, n_alt, outputs, 3), np.float32)
         filled = np.zeros((n_alt, outputs), bool)
         batches: list[tuple[int, int, list[tuple[np.ndarray, np.ndarray, int, int]]]] = []
-        for lo in range(0, n_ref, ref_batch):
-            hi = min(n_ref, lo + ref_batch)
+        lo = 0
+        while lo < n_ref:
+            hi = lo + 1
+            while hi < min(n_ref, lo + ref_batch) and len(ref_codes[hi]) == len(ref_codes[lo]):
+                hi += 1
             mine = np.nonzero((edits[:, 0] >= lo) & (edits[:, 0] < hi))[0] if n_alt else np.empty(0, int)
             groups: dict[tuple[int, ...], list[int]] = {}
             for k in mine.tolist():
@@ -528,13 +540,17 @@ class SpliceNetEnsemble(Model):
                 filled[idx, o0:o1] = True
                 planned.append((idx, e, o0, o1))
             batches.append((lo, hi, planned))
+            lo = hi
 
         def run(item: tuple[int, int]) -> None:
             j, b = item
             net, (lo, hi, planned) = self.nets[j], batches[b]
+            x = torch.from_numpy(one_hot(np.stack(ref_codes[lo:hi])))
             with torch.inference_mode():
-                cache = net.forward_ref(torch.from_numpy(one_hot(ref_codes[lo:hi])), outputs)
-                ref_parts[j, lo:hi] = cache[net.output][1].numpy()
+                cache = net.forward_ref(x, x.shape[1] - 2 * self.flank)
+                got = cache[net.output][1].numpy()
+                for r in range(lo, hi):
+                    ref_parts[j][r][:] = got[r - lo]
                 for idx, e, o0, o1 in planned:
                     a = torch.from_numpy(one_hot(alt_codes[idx]))
                     alt_parts[j, idx, o0:o1] = net.predict_edits(a, e, cache, outputs).numpy()
@@ -555,12 +571,16 @@ class SpliceNetEnsemble(Model):
                         pass
         finally:
             torch.set_num_threads(before)
-        ref_out, alt_out = ref_parts[0], alt_parts[0]
-        for j in range(1, n_nets):  # member order, whatever order the items ran in
-            ref_out += ref_parts[j]
-            alt_out += alt_parts[j]
         scale = np.float32(n_nets)
-        ref_out /= scale
+        ref_out = ref_parts[0]
+        for j in range(1, n_nets):  # member order, whatever order the items ran in
+            for r in range(n_ref):
+                ref_out[r] += ref_parts[j][r]
+        for r in range(n_ref):
+            ref_out[r] /= scale
+        alt_out = alt_parts[0]
+        for j in range(1, n_nets):
+            alt_out += alt_parts[j]
         alt_out /= scale
         alt_out[~filled] = np.nan
         return ref_out, alt_out

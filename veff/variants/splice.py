@@ -14,7 +14,11 @@ variant, because:
 **Reference tracks are shared.** Output ``k`` depends on input ``[k, k + 2 * flank]`` only, so the
 reference outputs at a genomic position are the same in every window that covers it (with the same
 transcript padding). One reference window of ``P = 2D + 1 + room`` outputs therefore serves every
-record of the chunk whose ``2D + 1`` positions fall inside it, for all their ALTs.
+record of the chunk whose ``2D + 1`` positions fall inside it, for all their ALTs; with ``span``
+(for engines that take windows of any length, :mod:`veff.models.splicenet`) a window grows to
+cover every record of the transcript within ``span`` bases of its first one, so records a few
+kilobases apart share one window of ``P + span`` outputs instead of paying ``2 * flank`` input
+bases each.
 
 **Alt windows** put the ALT at input index ``flank + D``; they are ``L`` long whatever the allele
 (a deletion pulls in the following bases, an insertion pushes them out), so that every window of
@@ -134,7 +138,8 @@ class SpliceSet:
         Per record, one status per ALT (for the status tag): the first scored entry's status, else
         the first entry's.
     ref_codes
-        uint8, shape (n_ref, L): reference windows, in model orientation.
+        uint8 reference windows, in model orientation: one array (L_i,) each, ``L_i = L`` unless
+        the planner merges windows (``span``).
     ref_minus
         bool, shape (n_ref,): the window is a reverse complement (minus-strand transcript).
     alt_codes, alt_minus
@@ -159,7 +164,7 @@ class SpliceSet:
     records: list[Any]
     rows: list[SpliceRow]
     statuses: list[list[Status]]
-    ref_codes: np.ndarray
+    ref_codes: list[np.ndarray]
     ref_minus: np.ndarray
     alt_codes: np.ndarray
     alt_minus: np.ndarray
@@ -178,7 +183,8 @@ class SpliceSet:
 class _Build:
     ref_codes: list[np.ndarray] = field(default_factory=list)
     ref_minus: list[bool] = field(default_factory=list)
-    ref_windows: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # id(tx) -> (start, row)
+    # id(transcript) -> (transcript, chrom, [(first scored position, alt window)]), in first-use order
+    ref_requests: dict[int, tuple[Transcript, str, list[tuple[int, int]]]] = field(default_factory=dict)
     alt_codes: list[np.ndarray] = field(default_factory=list)
     alt_minus: list[bool] = field(default_factory=list)
     alt_ref: list[int] = field(default_factory=list)
@@ -204,6 +210,10 @@ class SplicePlanner:
         ``spliceai`` or ``veff``.
     max_indel_length
         Longest length change scored in veff style.
+    span
+        Reference windows cover every record of a transcript within ``span`` bases of the window's
+        first record (0: every window has the geometry's ``P`` outputs; its records lie within
+        ``room`` bases).
     """
 
     def __init__(
@@ -214,8 +224,10 @@ class SplicePlanner:
         *,
         style: SpliceStyle = "spliceai",
         max_indel_length: int = 50,
+        span: int = 0,
     ) -> None:
         self.fasta = fasta
+        self.span = max(0, span)
         self.annotation = annotation
         self.base = geometry
         self.geo = geometry  # of the chunk being planned
@@ -233,6 +245,7 @@ class SplicePlanner:
             mine = self._plan(i, v, b)
             rows.extend(mine)
             statuses.append(_alt_statuses(v, mine))
+        self._ref_windows(b)
         length, cov = self.geo.length, self.geo.cov
 
         def stack(arrs: list[np.ndarray], width: int, dtype: type) -> np.ndarray:
@@ -244,7 +257,7 @@ class SplicePlanner:
             records=records if records is not None else [None] * len(variants),
             rows=rows,
             statuses=statuses,
-            ref_codes=stack(b.ref_codes, length, np.uint8),
+            ref_codes=b.ref_codes,
             ref_minus=np.array(b.ref_minus, dtype=bool),
             alt_codes=stack(b.alt_codes, length, np.uint8),
             alt_minus=np.array(b.alt_minus, dtype=bool),
@@ -336,25 +349,40 @@ class SplicePlanner:
             codes[max(hi, 0) :] = N_CODE
         return codes
 
-    def _ref_row(self, b: _Build, chrom: str, t: Transcript, first: int) -> tuple[int, int]:
-        """Reference window covering outputs ``first .. first + 2D`` of ``t``: (row, offset)."""
+    def _ref_windows(self, b: _Build) -> None:
+        """Cut the reference windows the chunk's alt windows asked for and point each alt at one.
+
+        Per transcript, the requested first positions in increasing order are covered greedily:
+        a window starts at the first one not yet covered and takes every one within
+        ``max(room, span)`` bases of it; its ``P`` is the geometry's plus that extent beyond
+        ``room``.
+        """
         geo = self.geo
-        windows = b.ref_windows.setdefault(id(t), [])
-        for start, row in reversed(windows):
-            if start <= first and first + geo.cov <= start + geo.outputs:
-                return row, first - start
-        codes = self._masked(chrom, t, first - geo.flank, geo.length)
-        minus = t.strand == "-"
-        b.ref_codes.append(reverse_complement_codes(codes[None])[0] if minus else codes)
-        b.ref_minus.append(minus)
-        row = len(b.ref_codes) - 1
-        windows.append((first, row))
-        return row, 0
+        reach = max(geo.room, self.span)
+        b.alt_ref = [0] * len(b.alt_codes)
+        b.alt_offset = [0] * len(b.alt_codes)
+        for t, chrom, wanted in b.ref_requests.values():
+            firsts = sorted(wanted)
+            k = 0
+            while k < len(firsts):
+                start = firsts[k][0]
+                end = k
+                while end + 1 < len(firsts) and firsts[end + 1][0] - start <= reach:
+                    end += 1
+                outputs = geo.outputs + max(0, firsts[end][0] - start - geo.room)
+                codes = self._masked(chrom, t, start - geo.flank, outputs + 2 * geo.flank)
+                minus = t.strand == "-"
+                b.ref_codes.append(reverse_complement_codes(codes[None])[0] if minus else codes)
+                b.ref_minus.append(minus)
+                for first, alt in firsts[k : end + 1]:
+                    b.alt_ref[alt] = len(b.ref_codes) - 1
+                    b.alt_offset[alt] = first - start
+                k = end + 1
 
     def _add_alt(self, b: _Build, chrom: str, t: Transcript, s: int, ref: str, alt: str) -> int:
         geo = self.geo
         first = s - geo.distance
-        ref_row, offset = self._ref_row(b, chrom, t, first)
+        b.ref_requests.setdefault(id(t), (t, chrom, []))[2].append((first, len(b.alt_codes)))
         w = first - geo.flank
         fwd = self._masked(chrom, t, w, geo.length + max(0, len(ref) - len(alt)))
         at = s - w
@@ -362,8 +390,6 @@ class SplicePlanner:
         minus = t.strand == "-"
         b.alt_codes.append(reverse_complement_codes(codes[None])[0] if minus else codes)
         b.alt_minus.append(minus)
-        b.alt_ref.append(ref_row)
-        b.alt_offset.append(offset)
         b.alt_alleles.append((len(ref), len(alt)))
         b.alt_pos.append(s + 1)
         b.alt_boundary.append(t.nearest_boundary(s + 1))
