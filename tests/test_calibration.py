@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
 import itertools
+import logging
+import shutil
+import subprocess
 from collections import Counter
 from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from helpers import other, write_fasta
@@ -198,11 +203,20 @@ def test_background_against_its_own_calibration_gives_uniform_percentiles(ref: P
     # error the one-sample test does not allow for)
     other = snv_vcf(tmp_path / "other.vcf", ref, 1000, seed=2)
     for vcf in (own, other):
-        out = veff.score_variants(model, vcf, ref, rc=False, calibration=cal.path, return_predictions=True)
+        table = tmp_path / f"{vcf.stem}.parquet"
+        out = veff.score_variants(
+            model, vcf, ref, rc=False, calibration=cal.path, return_predictions=True, table=table
+        )
         for name in ("diff_pctl", "diff_spctl"):
             for label in ("pwm1", "pwm2"):
                 pct = out[name][label].to_numpy() / 100
                 assert stats.kstest(pct, "uniform").pvalue > 0.01, (vcf.name, name, label)
+        # the percentile of the numeric tag's magnitude (largest |diff| over both outputs) too
+        value_pctl = veff.read_scores(table)["diff_value_pctl"].to_numpy() / 100
+        assert stats.kstest(value_pctl, "uniform").pvalue > 0.01, vcf.name
+        # ... which the largest per-output percentile is not: it leans towards 100
+        largest = out["diff_pctl"].max(axis=1).to_numpy() / 100
+        assert stats.kstest(largest, "uniform").pvalue < 1e-6
     # the percentiles track the scores: larger |diff| -> larger percentile
     out = veff.score_variants(model, other, ref, rc=False, calibration=cal.path, return_predictions=True)
     assert stats.spearmanr(out["diff"]["pwm1"].abs(), out["diff_pctl"]["pwm1"]).statistic > 0.999
@@ -227,12 +241,96 @@ def test_percentiles_in_vcf_and_table_with_header_descriptions(ref: Path, tmp_pa
     np.testing.assert_allclose(from_table[cols[:2]].to_numpy(), direct, atol=1e-5)
 
 
+def test_percentile_of_the_numeric_tag_in_vcf_table_and_bcftools(ref: Path, tmp_path: Path) -> None:
+    model = wrap(MotifModel())
+    cal = veff.calibrate(model, ref, tmp_path / "m.calib.h5", random_snvs=500, seed=1, rc=False)
+    vcf = snv_vcf(tmp_path / "v.vcf", ref, 40, seed=9)
+    out = tmp_path / "o.vcf.gz"
+    veff.score_variants(model, vcf, ref, out, rc=False, calibration=cal.path, table=tmp_path / "o.tsv")
+    with gzip.open(out, "rt") as fh:
+        header = [line for line in fh if line.startswith("##INFO=<ID=VEFF_motif_DIFF_VALUE_PCTL,")]
+    assert header == [
+        '##INFO=<ID=VEFF_motif_DIFF_VALUE_PCTL,Number=A,Type=Float,Description="Percentile 0-100 of '
+        "|VEFF_motif_DIFF_VALUE| (the largest |diff| across the model outputs in this VCF) among the "
+        "largest |diff| across the same outputs of 500 random SNVs (seed 1) of ref.fa; calibration "
+        'm.calib.h5, per ALT">\n'
+    ]
+    from_vcf, from_table = veff.read_scores(out), veff.read_scores(tmp_path / "o.tsv")
+    assert list(from_table.columns[-1:]) == ["diff_value_pctl"]
+    np.testing.assert_array_equal(from_vcf["diff_value_pctl"], from_table["diff_value_pctl"])
+    # the same number as the background's max-abs grid gives |_VALUE|, read back from the VCF
+    value = np.maximum(from_vcf["diff/pwm1"].abs(), from_vcf["diff/pwm2"].abs()).to_numpy()
+    direct = percentile(cal.max_abs_grid["diff"], value)
+    np.testing.assert_allclose(from_vcf["diff_value_pctl"], direct, atol=1e-4)
+    assert not np.allclose(direct, np.maximum(from_vcf["diff_pctl/pwm1"], from_vcf["diff_pctl/pwm2"]))
+    long = veff.read_scores(tmp_path / "o.tsv", wide=False)
+    rows = long[long.score == "diff_value_pctl"]
+    assert len(rows) == len(from_table) and set(rows.label) == {""}
+    if shutil.which("bcftools") is None:
+        pytest.skip("bcftools not installed")
+    key = "%CHROM:%POS:%REF:%ALT"
+    res = subprocess.run(
+        ["bcftools", "query", "-i", "INFO/VEFF_motif_DIFF_VALUE_PCTL>90", "-f", f"{key}\\n", str(out)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    kept = res.stdout.split()
+    expected = from_vcf.index[from_vcf["diff_value_pctl"] > 90].tolist()
+    assert kept == expected and 0 < len(kept) < len(from_vcf)
+
+
+def test_numeric_tag_percentile_follows_the_calibrated_outputs(
+    ref: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = wrap(MotifModel())
+    vcf = snv_vcf(tmp_path / "v.vcf", ref, 30, seed=9)
+    full = veff.calibrate(model, ref, tmp_path / "all.calib.h5", random_snvs=400, seed=1, rc=False)
+    sub = veff.calibrate(
+        model, ref, tmp_path / "sub.calib.h5", random_snvs=400, seed=1, rc=False, model_outputs=["pwm2"]
+    )
+    assert full.max_abs_labels == ["pwm1", "pwm2"] and sub.max_abs_labels == ["pwm2"]
+    assert read_calibration(sub.path).max_abs_labels == ["pwm2"]
+
+    def run(cal: Path, name: str, **kw: object) -> pd.DataFrame:
+        veff.score_variants(model, vcf, ref, tmp_path / name, rc=False, calibration=cal, **kw)
+        return veff.read_scores(tmp_path / name)
+
+    one = run(sub.path, "one.vcf", model_outputs=["pwm2"])
+    # over one output the statistic is |diff/pwm2|, so it is that output's own percentile
+    np.testing.assert_allclose(one["diff_value_pctl"], one["diff_pctl/pwm2"], atol=0.02)
+    # a VCF carrying other outputs than the calibration's max-abs: per-output percentiles only
+    with caplog.at_level(logging.WARNING, logger="veff"):
+        mixed = run(full.path, "mixed.vcf", model_outputs=["pwm2"])
+    said = [r.getMessage() for r in caplog.records if "_VALUE_PCTL" in r.getMessage()]
+    assert len(said) == 1 and "over the outputs pwm1,pwm2, the VCF carries pwm2" in said[0]
+    assert "calibrate with --model-outputs pwm2" in said[0]
+    assert "diff_value_pctl" not in mixed.columns and "diff_pctl/pwm2" in mixed.columns
+    assert "DIFF_VALUE_PCTL" not in (tmp_path / "mixed.vcf").read_text()
+    with pytest.raises(InputError, match="model output 'nope' not found"):
+        veff.calibrate(model, ref, tmp_path / "x.calib.h5", random_snvs=50, rc=False, model_outputs=["nope"])
+
+
+def test_version_1_calibration_files_still_work(ref: Path, tmp_path: Path) -> None:
+    model = wrap(MotifModel())
+    cal = veff.calibrate(model, ref, tmp_path / "m.calib.h5", random_snvs=300, seed=1, rc=False)
+    vcf = snv_vcf(tmp_path / "v.vcf", ref, 20, seed=9)
+    veff.score_variants(model, vcf, ref, table=tmp_path / "new.tsv", rc=False, calibration=cal.path)
+    with h5py.File(cal.path, "a") as f:  # as veff wrote it before /max_abs_labels
+        f.attrs["format_version"] = "1"
+        del f["max_abs_labels"]
+    assert read_calibration(cal.path).max_abs_labels == ["pwm1", "pwm2"]
+    veff.score_variants(model, vcf, ref, table=tmp_path / "old.tsv", rc=False, calibration=cal.path)
+    new, old = veff.read_scores(tmp_path / "new.tsv"), veff.read_scores(tmp_path / "old.tsv")
+    assert old["diff_value_pctl"].notna().all()
+    pd.testing.assert_frame_equal(new, old)
+
+
 def test_calibration_file_format(ref: Path, tmp_path: Path) -> None:
     model = wrap(MotifModel())
     veff.calibrate(model, ref, tmp_path / "m.calib.h5", random_snvs=300, seed=1, rc=False, n_quantiles=101)
     with h5py.File(tmp_path / "m.calib.h5") as f:
-        assert f.attrs["format"] == "veff-calibration" and f.attrs["format_version"] == "1"
+        assert f.attrs["format"] == "veff-calibration" and f.attrs["format_version"] == "2"
         assert f["scores/diff/abs"].shape == (101, 2) and f["scores/diff/max_abs"].shape == (101,)
+        assert f["max_abs_labels"].asstr()[()].tolist() == ["pwm1", "pwm2"]
         assert np.all(np.diff(f["scores/diff/signed"][()], axis=0) >= 0)
         assert f["scores/diff/count"][()].tolist() == [300, 300]
     cal = read_calibration(tmp_path / "m.calib.h5")
@@ -240,7 +338,9 @@ def test_calibration_file_format(ref: Path, tmp_path: Path) -> None:
     assert cal.options["model_checksum"].startswith("sha256:")
     with h5py.File(tmp_path / "m.calib.h5", "a") as f:
         f.attrs["format_version"] = "99"
-    with pytest.raises(InputError, match="veff-calibration format_version 99 is not supported"):
+    with pytest.raises(
+        InputError, match=r"veff-calibration format_version 99 is not supported \(expected 1 or 2\)"
+    ):
         read_calibration(tmp_path / "m.calib.h5")
     (tmp_path / "not.h5").write_text("hello")
     with pytest.raises(InputError, match="not an HDF5 file"):

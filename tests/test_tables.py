@@ -181,9 +181,9 @@ def test_many_records_stream_one_chunk_at_a_time(tmp_path, monkeypatch):
     sizes = []
     write = TableChunk.from_windows
 
-    def spy(ws, values, n_labels):
+    def spy(ws, values, n_labels, **kw):
         sizes.append(len(ws))
-        return write(ws, values, n_labels)
+        return write(ws, values, n_labels, **kw)
 
     monkeypatch.setattr(TableChunk, "from_windows", staticmethod(spy))
     model = CallableModel(

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from veff.engine.outputs import select_columns
 from veff.errors import InputError
 from veff.io.bed import read_regions
 from veff.io.fasta import Fasta
@@ -49,6 +50,7 @@ def calibrate(
     batch_size: int | None = None,
     threads: int | None = None,
     output_labels: Sequence[str] | None = None,
+    model_outputs: Sequence[str | int] | None = None,
     aggregate: str | Sequence[str] | Aggregation | None = None,
     output_offset: int | None = None,
     rc_swap_tasks: str | Sequence[Sequence[str | int]] | None = None,
@@ -80,6 +82,11 @@ def calibrate(
         Points of the quantile grids (10,001: percentiles to 1e-4 of the range).
     scores, score_kwargs, rc, seq_length, batch_size, threads, output_labels, aggregate
         As for :func:`veff.score_variants`.
+    model_outputs
+        The outputs (labels or 0-based indices) that the VCFs of the runs using the calibration
+        carry (their ``model_outputs``): each background ALT's largest ``|score|`` is taken over
+        them, for the percentile of the numeric tag ``<TAG>_VALUE`` (``<TAG>_VALUE_PCTL``); None:
+        all outputs. The per-output grids cover every output either way.
     output_offset, rc_swap_tasks, centering, max_indel_length, model_kwargs, progress
         As for :func:`veff.score_variants` (a run that uses the calibration must give the same
         scores, ``rc``, length, aggregation, centring, offset and rc task pairs).
@@ -140,6 +147,7 @@ def calibrate(
     options = dict(frames[0].attrs.get("veff_run_options", {})) if frames else {}
     labels = [str(c) for c in frames[0].columns] if frames else []
     n_scored = len(frames[0]) if frames else 0
+    picked = select_columns(labels, model_outputs) if labels else None
     options["background"] = drawn | {"fasta": Path(fasta).name}
     cal = build_calibration(
         {s: df.to_numpy() for s, df in preds.items()},
@@ -147,6 +155,7 @@ def calibrate(
         background=background.format(n=n_scored),
         options=options,
         n_quantiles=n_quantiles,
+        max_abs_labels=None if picked is None else [labels[k] for k in picked.tolist()],
     )
     write_calibration(cal, out)
     cal.path = out

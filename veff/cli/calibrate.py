@@ -77,6 +77,14 @@ _SHARED = (
     show_default=True,
     help="Points of each quantile grid (10001: percentiles to 1e-4 of the range).",
 )
+@click.option(
+    "--model-outputs",
+    multiple=True,
+    metavar="LABELS",
+    help="The outputs (labels or 0-based indices) that the VCFs of the later runs carry (their "
+    "--model-outputs): each background ALT's largest |score| is taken over them, for the percentile "
+    "of the numeric tags (<TAG>_VALUE_PCTL); default all. Every output is calibrated either way.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def calibrate_cmd(**opts: Any) -> None:
     """Score a background with MODEL and write the quantiles of its scores.
@@ -98,6 +106,7 @@ def calibrate_cmd(**opts: Any) -> None:
             regions=opts["regions"],
             seed=opts["seed"],
             n_quantiles=opts["n_quantiles"],
+            model_outputs=split_list(opts["model_outputs"]) or None,
             scores=split_list(opts["scores"]) or None,
             **scoring_kwargs(opts),
             progress=not opts["quiet"],

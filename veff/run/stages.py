@@ -139,6 +139,11 @@ class Plan:
         return [j.name for j in self.jobs] + self.extras.names()
 
     @property
+    def per_alt(self) -> list[str]:
+        """Derived columns with one value per ALT (:meth:`ScoreExtras.per_alt_names`)."""
+        return self.extras.per_alt_names()
+
+    @property
     def kept_labels(self) -> list[str]:
         """Labels of the outputs in :attr:`columns`."""
         return self.labels if self.columns is None else [self.labels[k] for k in self.columns]
@@ -184,8 +189,25 @@ def plan_run(opts: RunOptions, hook: ShardHook) -> Plan:
             ):
                 log.warning("%s: used with other options (%s)", opts.calibration, diff)
     extras = ScoreExtras(
-        jobs, labels, calibration, opts.n_null, opts.null_seed, opts.null_core, spec, opts.aggregation
+        jobs,
+        labels,
+        calibration,
+        opts.n_null,
+        opts.null_seed,
+        opts.null_core,
+        spec,
+        opts.aggregation,
+        columns,
     )
+    if calibration is not None and not extras.value_percentiles:
+        log.warning(
+            "%s: its largest-magnitude distribution is over the outputs %s, the VCF carries %s: no "
+            "percentile of the numeric tags (_VALUE_PCTL); calibrate with --model-outputs %s for it",
+            opts.calibration,
+            ",".join(calibration.max_abs_labels),
+            ",".join(extras.kept_labels),
+            ",".join(extras.kept_labels),
+        )
     return Plan(mdl, jobs, length, use_rc, batch, chunk, spec, labels, columns, seconds, extras, options)
 
 
@@ -298,7 +320,13 @@ def open_sinks(
             with writing(opts.table):
                 if part is None:
                     sinks.append(
-                        open_table(opts.table, scores=plan.scores, labels=plan.labels, features=plan.features)
+                        open_table(
+                            opts.table,
+                            scores=plan.scores,
+                            labels=plan.labels,
+                            features=plan.features,
+                            per_alt=plan.per_alt,
+                        )
                     )
                 else:
                     fmt = part.table_format or "tsv"
@@ -311,6 +339,7 @@ def open_sinks(
                             labels=plan.labels,
                             features=plan.features,
                             tag=part.tag,
+                            per_alt=plan.per_alt,
                         )
                     )
         if opts.dump_sequences is not None:
@@ -355,6 +384,7 @@ def _vcf_sink(
         style=opts.info_style,
         header_lines=[f"##veff_version={__version__}", f"##veff_command={command}"],
         descriptions={j.name: j.score.description for j in plan.jobs} | plan.extras.descriptions(),
+        per_alt=plan.per_alt,
         aggregate=opts.info_aggregate,
         columns=plan.columns,
         features=plan.features,
@@ -418,20 +448,23 @@ class Scorer:
     def __init__(self, plan: Plan, aggregation: Aggregation) -> None:
         self.jobs, self.spec, self.aggregation = plan.jobs, plan.spec, aggregation
         self.scores, self.n_labels = plan.scores, len(plan.labels)
+        self.per_alt = plan.per_alt
         self.extras = plan.extras
 
     def __call__(self, ws: WindowSet, preds: Predictions | None) -> ScoredChunk:
         """Score one chunk (a chunk with nothing scored gets (0, T) values for every score)."""
         if preds is None or self.spec is None or not len(ws.alt_ref):
-            return ScoredChunk.unscored(ws, self.scores, self.n_labels)
+            return ScoredChunk.unscored(ws, self.scores, self.n_labels, self.per_alt)
         p = preds.paired(ws.alt_ref)
         mark_nonfinite(ws, p)
         values = score_predictions(
             self.jobs, self.spec, self.aggregation, p.ref, p.alt, p.ref_rc, p.alt_rc, ws.alt_geometry
         )
+        per_alt = {}
         if self.extras:
             values |= self.extras.compute(values, p, ws)
-        return ScoredChunk(ws, values)
+            per_alt = self.extras.compute_per_alt(values)
+        return ScoredChunk(ws, values, per_alt=per_alt)
 
 
 def mark_nonfinite(ws: WindowSet, p: Predictions) -> None:

@@ -2,9 +2,11 @@
 
 A :class:`Calibration` holds, per score and model output, the quantiles of ``|score|`` and of the
 signed score over a background (a VCF's variants or random SNVs, see :func:`veff.calibrate`) at
-``n_quantiles`` evenly spaced probabilities (default 10,001: steps of 1e-4), the quantiles of the
-per-ALT largest magnitude over all outputs (what ``--info-aggregate max_abs`` reports), the run
-options the background was scored with, and a checksum of the model. The file format is in
+``n_quantiles`` evenly spaced probabilities (default 10,001: steps of 1e-4), the quantiles of each
+background ALT's largest magnitude over a set of outputs (all of them, or the ``model_outputs``
+given to :func:`veff.calibrate`: the magnitude of the numeric tag ``<TAG>_VALUE`` and of
+``--info-aggregate max_abs`` of a run whose VCF carries those outputs), the run options the
+background was scored with, and a checksum of the model. The file format is in
 :mod:`veff.writers.calibration`; docs/scores.md ("Calibrated scores") says what the numbers mean.
 
 Percentiles are on a 0-100 scale. A value ``x`` between grid values ``q[k]`` and ``q[k + 1]``
@@ -134,7 +136,8 @@ class Calibration:
     abs_grid, signed_grid
         Per score, float32 (Q, T): quantiles of ``|score|`` and of the score.
     max_abs_grid
-        Per score, float32 (Q,): quantiles of the largest ``|score|`` over the outputs of an ALT.
+        Per score, float32 (Q,): quantiles of the largest ``|score|`` over the outputs
+        :attr:`max_abs_labels` of an ALT.
     counts
         Per score, int64 (T,): background values (not NaN) per output.
     background
@@ -144,6 +147,9 @@ class Calibration:
         with their ``score_kwargs``, ``model``, ...).
     path
         The file it was read from, if any.
+    max_abs_labels
+        The outputs :attr:`max_abs_grid` takes the largest magnitude over (empty: all
+        :attr:`labels`).
     """
 
     labels: list[str]
@@ -154,9 +160,11 @@ class Calibration:
     background: str
     options: dict[str, Any]
     path: Path | None = None
+    max_abs_labels: list[str] = field(default_factory=list)
     n_quantiles: int = field(init=False)
 
     def __post_init__(self) -> None:
+        self.max_abs_labels = list(self.max_abs_labels) or list(self.labels)
         first = next(iter(self.abs_grid.values()), None)
         self.n_quantiles = 0 if first is None else len(first)
 
@@ -259,12 +267,48 @@ class Calibration:
             percentile(self.signed_grid[score][:, cols], v),
         )
 
-    def max_abs_percentile(self, score: str, values: np.ndarray) -> np.ndarray:
-        """Percentile of each ALT's largest ``|value|`` over all outputs; values (n, T) -> (n,)."""
-        v = np.abs(np.asarray(values, dtype=np.float32))
-        best = np.where(np.isnan(v), -1.0, v).max(axis=1)
-        best = np.where(best < 0, np.nan, best)
-        return percentile(self.max_abs_grid[score], best)
+    def covers_max_abs(self, labels: Sequence[str]) -> bool:
+        """Whether :attr:`max_abs_grid` is over exactly the outputs ``labels`` (in any order)."""
+        return set(labels) == set(self.max_abs_labels)
+
+    def max_abs_percentile(self, score: str, values: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+        """Percentile of each ALT's largest ``|value|`` over the outputs ``labels``.
+
+        Parameters
+        ----------
+        score
+            A calibrated score.
+        values
+            float, shape (n, T'): the run's values of ``score`` for the outputs ``labels``.
+        labels
+            The T' labels of the columns of ``values``: the outputs :attr:`max_abs_labels`.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 (n,): NaN where every value of the row is NaN.
+
+        Raises
+        ------
+        InputError
+            When ``labels`` are not the outputs of :attr:`max_abs_grid`.
+        """
+        if not self.covers_max_abs(labels):
+            msg = (
+                f"{self.path or 'calibration'}: its largest |{score}| is over the outputs "
+                f"{','.join(self.max_abs_labels)}, not {','.join(labels)}"
+            )
+            raise InputError(msg)
+        return percentile(self.max_abs_grid[score], _max_abs(np.asarray(values, dtype=np.float64)))
+
+
+def _max_abs(values: np.ndarray) -> np.ndarray:
+    """Largest ``|value|`` of each row of (n, T), NaN ignored; NaN for a row of NaN (and for T = 0)."""
+    v = values.reshape(len(values), -1)
+    if not v.shape[1]:
+        return np.full(len(v), np.nan)
+    mags = np.where(np.isnan(v), -1.0, np.abs(v)).max(axis=1)
+    return np.where(mags < 0, np.nan, mags)
 
 
 def build_calibration(
@@ -274,6 +318,7 @@ def build_calibration(
     background: str,
     options: dict[str, Any],
     n_quantiles: int = DEFAULT_QUANTILES,
+    max_abs_labels: Sequence[str] | None = None,
 ) -> Calibration:
     """Quantile grids of a background's scores.
 
@@ -289,15 +334,24 @@ def build_calibration(
         The run options (see :attr:`Calibration.options`).
     n_quantiles
         Grid points Q (at least 2).
+    max_abs_labels
+        The outputs whose largest magnitude per ALT :attr:`Calibration.max_abs_grid` holds (the
+        outputs a later run's VCF carries, ``--model-outputs``); None: all.
 
     Raises
     ------
     InputError
-        When no background ALT was scored.
+        When no background ALT was scored, or ``max_abs_labels`` names no output of ``labels``.
     """
     if n_quantiles < 2:
         msg = f"n_quantiles must be at least 2, got {n_quantiles}"
         raise InputError(msg)
+    over = list(labels) if not max_abs_labels else list(dict.fromkeys(max_abs_labels))
+    absent = [lab for lab in over if lab not in labels]
+    if absent:
+        msg = f"model output {absent[0]!r} not found; outputs are {list(labels)[:20]}"
+        raise InputError(msg)
+    cols = [list(labels).index(lab) for lab in over]
     abs_grid, signed_grid, max_grid, counts = {}, {}, {}, {}
     for s, arr in predictions.items():
         v = np.asarray(arr, dtype=np.float64).reshape(len(arr), len(labels))
@@ -306,10 +360,11 @@ def build_calibration(
             raise InputError(msg)
         signed_grid[s] = quantile_grid(v, n_quantiles)
         abs_grid[s] = quantile_grid(np.abs(v), n_quantiles)
-        mags = np.where(np.isnan(v), -1.0, np.abs(v)).max(axis=1)
-        max_grid[s] = quantile_grid(np.where(mags < 0, np.nan, mags), n_quantiles)
+        max_grid[s] = quantile_grid(_max_abs(v[:, cols]), n_quantiles)
         counts[s] = (~np.isnan(v)).sum(axis=0).astype(np.int64)
-    return Calibration(list(labels), abs_grid, signed_grid, max_grid, counts, background, options)
+    return Calibration(
+        list(labels), abs_grid, signed_grid, max_grid, counts, background, options, max_abs_labels=over
+    )
 
 
 def run_options(

@@ -10,6 +10,14 @@ writer and :func:`veff.read_scores` handle them as they handle ``s``:
 ``s_null_z``, ``s_null_p``
     z-score and empirical two-sided p-value of ``s`` against the variant's own null windows
     (``--null dinuc-shuffle:N``, :mod:`veff.scoring.nulls`).
+
+and one value per ALT (:meth:`ScoreExtras.per_alt_names`):
+
+``s_value_pctl``
+    percentile (0-100) of the ALT's largest ``|s|`` over the outputs the VCF carries (the
+    magnitude of the numeric tag ``<TAG>_VALUE``) among the background ALTs' largest ``|s|`` over
+    the same outputs (``--calibration``, when the calibration's ``max_abs_labels`` are those
+    outputs).
 """
 
 from __future__ import annotations
@@ -54,6 +62,8 @@ class ScoreExtras:
         Seed and kept core of the null windows (:func:`veff.variants.shuffle.null_windows`).
     spec, aggregation
         The model's outputs and the reduction of profile heads (to score the null windows).
+    columns
+        Indices of the outputs the VCF carries (``model_outputs``); None: all.
     """
 
     jobs: Sequence[ScoreJob]
@@ -64,9 +74,10 @@ class ScoreExtras:
     null_core: int = DEFAULT_NULL_CORE
     spec: OutputSpec | None = None
     aggregation: Aggregation | None = None
+    columns: list[int] | None = None
 
     def __post_init__(self) -> None:
-        clash = set(self.names()) & set(self.scores)
+        clash = (set(self.names()) | set(self.per_alt_names())) & set(self.scores)
         if clash:
             msg = f"score {sorted(clash)[0]!r} has the name of a derived column; rename the score"
             raise InputError(msg)
@@ -89,6 +100,20 @@ class ScoreExtras:
                 out += [f"{s}_null_z", f"{s}_null_p"]
         return out
 
+    @property
+    def kept_labels(self) -> list[str]:
+        """Labels of the outputs the VCF carries (:attr:`columns`)."""
+        return self.labels if self.columns is None else [self.labels[k] for k in self.columns]
+
+    @property
+    def value_percentiles(self) -> bool:
+        """Whether the calibration's largest magnitudes are over the outputs the VCF carries."""
+        return self.calibration is not None and self.calibration.covers_max_abs(self.kept_labels)
+
+    def per_alt_names(self) -> list[str]:
+        """Derived names with one value per ALT (``s_value_pctl``), in column order."""
+        return [f"{s}_value_pctl" for s in self.scores] if self.value_percentiles else []
+
     def descriptions(self) -> dict[str, str]:
         """One-line header description per derived score."""
         out = {}
@@ -101,6 +126,9 @@ class ScoreExtras:
             if self.calibration is not None:
                 out[f"{s}_pctl"] = f"percentile 0-100 of |{s}| among {bg}"
                 out[f"{s}_spctl"] = f"percentile 0-100 of signed {s} among {bg}"
+            if self.value_percentiles:
+                # completed by the VCF writer: "Percentile 0-100 of |<TAG>_VALUE| (...) among ..."
+                out[f"{s}_value_pctl"] = f"among the largest |{s}| across the same outputs of {bg}"
             if self.n_null:
                 out[f"{s}_null_z"] = f"z-score of {s} against {what}"
                 out[f"{s}_null_p"] = (
@@ -161,6 +189,18 @@ class ScoreExtras:
                 null = null_values[s].reshape(len(v), self.n_null, -1)
                 out[f"{s}_null_z"], out[f"{s}_null_p"] = null_statistics(v, null)
         return {k: out[k] for k in self.names()}
+
+    def compute_per_alt(self, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The one-value-per-ALT columns of one chunk: per score values (n, T) -> float32 (n,)."""
+        if not self.value_percentiles or self.calibration is None:
+            return {}
+        kept = self.kept_labels
+        out = {}
+        for s in self.scores:
+            v = values[s].reshape(len(values[s]), -1)
+            shown = v if self.columns is None else v[:, self.columns]
+            out[f"{s}_value_pctl"] = self.calibration.max_abs_percentile(s, shown, kept)
+        return out
 
 
 def _clean(text: str) -> str:

@@ -105,10 +105,10 @@ def read_strings(dset: Any) -> np.ndarray:
     return np.asarray(dset.asstr()[()], dtype=object)
 
 
-def check_format(attrs: Any, path: object, fmt: str, version: str, what: str) -> None:
-    """Raise ``InputError`` unless the HDF5 ``attrs`` name format ``fmt`` at ``version``.
+def check_format(attrs: Any, path: object, fmt: str, version: str | tuple[str, ...], what: str) -> str:
+    """Raise ``InputError`` unless the HDF5 ``attrs`` name format ``fmt`` at ``version`` (or one of them).
 
-    ``what`` names the kind of file in the message (``veff score table``).
+    ``what`` names the kind of file in the message (``veff score table``). Returns the version found.
     """
     from veff.errors import InputError
 
@@ -117,6 +117,8 @@ def check_format(attrs: Any, path: object, fmt: str, version: str, what: str) ->
         msg = f"{path}: not a {what} (HDF5 attribute format={found!r}, expected {fmt!r})"
         raise InputError(msg)
     got = str(attrs.get("format_version"))
-    if got != version:
-        msg = f"{path}: {fmt} format_version {got} is not supported (expected {version})"
+    versions = (version,) if isinstance(version, str) else version
+    if got not in versions:
+        msg = f"{path}: {fmt} format_version {got} is not supported (expected {' or '.join(versions)})"
         raise InputError(msg)
+    return got

@@ -34,9 +34,11 @@ class Hdf5Writer(TableWriter):
         for k in ("format", "format_version", "veff_version"):
             self._h5.attrs[k] = self.meta[k]
         self._h5.attrs["scores"] = np.array(self.scores, dtype=h5py.string_dtype())
+        if self.per_alt:
+            self._h5.attrs["per_alt"] = np.array(self.per_alt, dtype=h5py.string_dtype())
         self._h5.create_dataset("labels", data=np.array(self.labels, dtype=object), dtype=h5py.string_dtype())
         self._app = H5Appender(self._h5)
-        self._write(TableChunk.empty(self.scores, len(self.labels)))
+        self._write(TableChunk.empty(self.scores, len(self.labels), self.per_alt))
         self.block_rows = table_chunk_rows(len(self.labels))
 
     def _write(self, c: TableChunk) -> None:
@@ -46,6 +48,8 @@ class Hdf5Writer(TableWriter):
             app.append(f"variants/{name}", c.features if name == FEATURE else getattr(c, name))
         for s in self.scores:
             app.append(f"scores/{s}", np.asarray(c.values[s], dtype=np.float32))
+        for s in self.per_alt:
+            app.append(f"per_alt/{s}", np.asarray(c.per_alt[s], dtype=np.float32))
 
     def _finish(self) -> None:
         self._h5.close()
@@ -65,4 +69,6 @@ def read_h5(path: Path) -> TableData:
         cols["pos"] = var["pos"][()].astype(np.int64)
         cols["norm_pos"] = var["norm_pos"][()].tolist()
         values = {s: h5["scores"][s][()].astype(np.float32) for s in scores}
-    return TableData(cols, labels, values)
+        per_alt = [s.decode() if isinstance(s, bytes) else str(s) for s in h5.attrs.get("per_alt", [])]
+        alt_cols = {s: h5["per_alt"][s][()].astype(np.float32) for s in per_alt}
+    return TableData(cols, labels, values, alt_cols)

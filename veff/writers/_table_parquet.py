@@ -55,6 +55,7 @@ class ParquetWriter(TableWriter):
         arrays = [meta[name] for name in self.meta_columns]
         for s in self.scores:
             arrays.extend(np.ascontiguousarray(c.values[s].T))
+        arrays.extend(np.asarray(c.per_alt[s], np.float32) for s in self.per_alt)
         self._pw.write_table(self._pa.Table.from_arrays(arrays, schema=self._schema))
 
     def _finish(self) -> None:
@@ -66,7 +67,7 @@ def read_parquet(path: Path) -> TableData:
     import pyarrow.parquet as pq
 
     tab = pq.read_table(path)
-    scores, labels = split_value_columns(path, tab.column_names)
+    scores, labels, per_alt = split_value_columns(path, tab.column_names)
     cols: dict[str, Any] = {c: tab.column(c).to_pylist() for c in meta_columns(FEATURE in tab.column_names)}
     cols["pos"] = np.asarray(cols["pos"], dtype=np.int64)
     values = {
@@ -75,4 +76,5 @@ def read_parquet(path: Path) -> TableData:
         else np.empty((tab.num_rows, 0), np.float32)
         for s in scores
     }
-    return TableData(cols, labels, values)
+    alt_cols = {s: tab.column(s).to_numpy().astype(np.float32) for s in per_alt}
+    return TableData(cols, labels, values, alt_cols)

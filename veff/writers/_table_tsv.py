@@ -73,6 +73,7 @@ class TsvWriter(TableWriter):
         for lo in range(0, len(c), step):
             cols = [m[lo : lo + step] for m in meta]
             cols += [_float_rows(c.values[s][lo : lo + step]) for s in self.scores]
+            cols += [_float_rows(c.per_alt[s][lo : lo + step, None]) for s in self.per_alt]
             self._fh.write_text("".join("\t".join(row) + "\n" for row in zip(*cols, strict=True)))
 
     def _finish(self) -> None:
@@ -90,7 +91,7 @@ def read_tsv(path: Path) -> TableData:
     import pandas as pd
 
     head = pd.read_csv(path, sep="\t", nrows=0).columns.tolist()
-    scores, labels = split_value_columns(path, head)
+    scores, labels, per_alt = split_value_columns(path, head)
     meta = meta_columns(FEATURE in head)
     vcols = [c for c in head if c not in meta]
     dtype: dict[str, Any] = dict.fromkeys((*STR_COLUMNS, FEATURE), str) | {"pos": np.int64, "norm_pos": str}
@@ -104,4 +105,6 @@ def read_tsv(path: Path) -> TableData:
     width = len(labels)
     block = df[vcols].to_numpy(np.float32)
     values = {s: np.ascontiguousarray(block[:, k * width : (k + 1) * width]) for k, s in enumerate(scores)}
-    return TableData(cols, labels, values)
+    grid = len(scores) * width
+    alt_cols = {s: np.ascontiguousarray(block[:, grid + k]) for k, s in enumerate(per_alt)}
+    return TableData(cols, labels, values, alt_cols)

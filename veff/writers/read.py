@@ -16,7 +16,8 @@ Wide form (``wide=True``)
 Long form (``wide=False``)
     Columns ``variant``, ``score``, ``label``, ``value``: one row per wide row, score and output,
     in that order (NaN values included; ``.dropna()`` keeps the scored ones). For an aggregated
-    VCF, one row per wide row and score, ``label`` being the output that was picked.
+    VCF, one row per wide row and score, ``label`` being the output that was picked. A
+    ``<score>_value_pctl`` column gives one row per wide row, with ``label`` ``""``.
 
 For the scored ALTs, ``wide.loc[keys, [f"{score}/{label}" for label in labels]]`` holds the same
 numbers as ``return_predictions[score]`` (exactly for veff-style VCFs and tables; to 8 decimals
@@ -89,7 +90,7 @@ def read_scores(
         from veff.writers.table import read_table
 
         data = read_table(path)
-        parsed = _Parsed(data.columns, data.labels, data.values)
+        parsed = _Parsed(data.columns, data.labels, data.values, per_alt=data.per_alt)
     return parsed.wide() if wide else parsed.long()
 
 
@@ -99,6 +100,7 @@ class _Parsed:
     labels: list[str]
     values: dict[str, np.ndarray]
     picked: dict[str, list[str | None]] = field(default_factory=dict)  # aggregated VCFs
+    per_alt: dict[str, np.ndarray] = field(default_factory=dict)  # one value per row
 
     def keys(self) -> list[str]:
         c = self.columns
@@ -127,16 +129,21 @@ class _Parsed:
                 )
             else:
                 frames.append(pd.DataFrame(arr, index=index, columns=[f"{s}/{lab}" for lab in self.labels]))
+        if self.per_alt:
+            frames.append(pd.DataFrame(self.per_alt, index=index))
         return pd.concat(frames, axis=1)
 
     def long(self) -> pd.DataFrame:
         keys = np.asarray(self.keys(), dtype=object)
         parts = []
-        for s, arr in self.values.items():
+        columns = self.values | {s: v[:, None] for s, v in self.per_alt.items()}
+        for s, arr in columns.items():
             n, width = arr.shape
             labels = (
                 np.asarray(self.picked[s], dtype=object)[:, None]
                 if s in self.picked
+                else np.full((n, 1), "", dtype=object)
+                if s in self.per_alt
                 else np.broadcast_to(np.asarray(self.labels, dtype=object), (n, width))
             )
             parts.append(
@@ -243,6 +250,13 @@ def _read_vcf(path: Path, prefix: str | None) -> _Parsed:
         names = ("chrom", "pos", "id", "ref", "alt", *(("feature",) if features else ()), "status")
         cols: dict[str, list[Any]] = {k: [] for k in names}
         text: dict[str, list[tuple[int, str]]] = {t.score: [] for t in tags}
+        declared = {h["ID"] for h in info}
+        pctl_keys = {
+            f"{t.score}_value_pctl": f"{t.key}_VALUE_PCTL"
+            for t in tags
+            if t.style == "veff" and f"{t.key}_VALUE_PCTL" in declared
+        }
+        pctl: dict[str, list[float]] = {name: [] for name in pctl_keys}
         for v, rec in reader:
             alts = list(v.alts) or ["."]
             row0 = len(cols["alt"])
@@ -256,6 +270,8 @@ def _read_vcf(path: Path, prefix: str | None) -> _Parsed:
                 ):
                     cols[k].append(x)
             cols["status"].extend(statuses)
+            for name, key in pctl_keys.items():
+                pctl[name].extend(_numbers(rec.INFO.get(key), len(alts)))
             for t in tags:
                 raw = rec.INFO.get(t.key)
                 if raw is not None:
@@ -270,7 +286,18 @@ def _read_vcf(path: Path, prefix: str | None) -> _Parsed:
         if t.aggregated:
             picked[t.score] = lab
     labels = ["max_abs"] if tags[0].aggregated else list(tags[0].labels)
-    return _Parsed(cols, labels, values, picked)
+    per_alt = {name: np.asarray(v, dtype=np.float32) for name, v in pctl.items()}
+    return _Parsed(cols, labels, values, picked, per_alt)
+
+
+def _numbers(raw: Any, n_alts: int) -> list[float]:
+    """The values of a ``Number=A,Type=Float`` INFO entry, NaN where missing or absent."""
+    if raw is None:
+        return [float("nan")] * n_alts
+    vals = [
+        float("nan") if x is None else float(x) for x in (raw if isinstance(raw, tuple | list) else (raw,))
+    ]
+    return (vals + [float("nan")] * n_alts)[:n_alts]
 
 
 def _feature_rows(

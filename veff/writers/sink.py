@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -61,18 +61,27 @@ class ScoredChunk:
         order; None: ``windows.alt_slot``.
     features
         The feature of each row (``""`` where none); None: ``""`` for every row.
+    per_alt
+        Columns with one value per row rather than per output (``<score>_value_pctl``, see
+        :mod:`veff.scoring.extras`): float32 of shape (n_rows,) each.
     """
 
     windows: WindowSet
     values: dict[str, np.ndarray]
     slots: np.ndarray | None = None
     features: Sequence[str] | None = None
+    per_alt: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def unscored(cls, windows: WindowSet, scores: Sequence[str], n_labels: int) -> ScoredChunk:
+    def unscored(
+        cls, windows: WindowSet, scores: Sequence[str], n_labels: int, per_alt: Sequence[str] = ()
+    ) -> ScoredChunk:
         """A chunk of which nothing was scored (or no model ran): empty (0, T) values per score."""
         return cls(
-            windows, {s: np.empty((0, n_labels), np.float32) for s in scores}, np.empty((0, 2), np.int64)
+            windows,
+            {s: np.empty((0, n_labels), np.float32) for s in scores},
+            np.empty((0, 2), np.int64),
+            per_alt={s: np.empty(0, np.float32) for s in per_alt},
         )
 
     @property

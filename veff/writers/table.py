@@ -20,6 +20,9 @@ Columns (TSV and Parquet)
 ``<score>/<label>``
     float32, one column per (score, model output), scores in the order asked, outputs in model
     order, e.g. ``diff/task1``. NaN (an empty field in TSV) where the ALT was not scored.
+``<score>_value_pctl``
+    float32, one column per score, after all ``<score>/<label>`` columns, only in runs with a
+    calibration (see :mod:`veff.scoring.extras`): one value per ALT, NaN where not scored.
 
 TSV files have one header line and no comments; floats are the shortest text that reads back to
 the same float32; ``.tsv.gz`` is BGZF (gzip that tabix can index, without time stamps). Parquet files
@@ -39,6 +42,8 @@ HDF5 layout (``format="veff-scores"``, ``format_version="1"``)
     /                      attrs: format, format_version, veff_version, scores (names, in order)
     /labels                (T,)   str      model output labels
     /scores/<score>        (N, T) float32  NaN where the ALT was not scored
+    /per_alt/<name>        (N,)   float32  one value per ALT (``<score>_value_pctl``), names in
+                                           the attribute ``per_alt``; only when the run has them
     /variants/key          (N,)   str      chrom:pos:ref:alt (chrom:pos:ref:alt:feature with a feature)
     /variants/chrom, id, ref, alt, status, norm_ref, norm_alt
                            (N,)   str      norm_ref / norm_alt are "" where unchanged
@@ -59,7 +64,7 @@ from __future__ import annotations
 import os
 import pickle
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -150,6 +155,8 @@ class TableChunk:
         Per score, float32 of shape (n, T); NaN where not scored.
     feature
         The feature of each row (``""`` where none), or None when no row has one.
+    per_alt
+        Per one-value-per-ALT column, float32 of shape (n,); NaN where not scored.
     """
 
     chrom: list[str]
@@ -163,6 +170,7 @@ class TableChunk:
     status: list[str]
     values: dict[str, np.ndarray]
     feature: list[str] | None = None
+    per_alt: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.chrom)
@@ -192,6 +200,7 @@ class TableChunk:
         *,
         slots: np.ndarray | None = None,
         features: Sequence[str] | None = None,
+        per_alt: dict[str, np.ndarray] | None = None,
     ) -> TableChunk:
         """Lay out the scores of a chunk as one row per (record, ALT), or per (record, ALT, feature).
 
@@ -208,9 +217,21 @@ class TableChunk:
             The rows of ``values`` when they are not one per scored ALT (see
             :class:`~veff.writers.sink.ScoredChunk`): an ALT with several rows gets a table row for
             each, with its feature; an ALT without any gets one row, feature ``""``.
+        per_alt
+            One value per row of ``values`` for each one-value-per-ALT column, shape (n_alt,).
         """
         if slots is not None or features is not None:
-            return cls._from_rows(ws, values, n_labels, ws.alt_slot if slots is None else slots, features)
+            rows = cls._from_rows(ws, values, n_labels, ws.alt_slot if slots is None else slots, features)
+            if per_alt:
+                spread = cls._from_rows(
+                    ws,
+                    {k: v[:, None] for k, v in per_alt.items()},
+                    1,
+                    ws.alt_slot if slots is None else slots,
+                    features,
+                )
+                rows.per_alt = {k: v[:, 0] for k, v in spread.values.items()}
+            return rows
         chrom: list[str] = []
         ids: list[str] = []
         ref: list[str] = []
@@ -244,6 +265,11 @@ class TableChunk:
             out = np.full((len(chrom), n_labels), np.nan, dtype=np.float32)
             out[rows] = vals
             full[name] = out
+        alt_cols = {}
+        for name, arr in (per_alt or {}).items():
+            col = np.full(len(chrom), np.nan, dtype=np.float32)
+            col[rows] = np.asarray(arr, dtype=np.float32).reshape(len(rows))
+            alt_cols[name] = col
         return cls(
             chrom,
             np.array(pos, dtype=np.int64),
@@ -255,6 +281,7 @@ class TableChunk:
             norm_alt,
             status,
             full,
+            per_alt=alt_cols,
         )
 
     @classmethod
@@ -316,6 +343,7 @@ class TableChunk:
             pick(self.status),
             {s: v[index] for s, v in self.values.items()},
             None if self.feature is None else pick(self.feature),
+            {s: v[index] for s, v in self.per_alt.items()},
         )
 
     def slice(self, lo: int, hi: int) -> TableChunk:
@@ -332,6 +360,7 @@ class TableChunk:
             self.status[lo:hi],
             {s: v[lo:hi] for s, v in self.values.items()},
             None if self.feature is None else self.feature[lo:hi],
+            {s: v[lo:hi] for s, v in self.per_alt.items()},
         )
 
     @classmethod
@@ -355,14 +384,25 @@ class TableChunk:
             strings("status"),
             {s: np.concatenate([c.values[s] for c in chunks]) for s in chunks[0].values},
             None if all(c.feature is None for c in chunks) else [f for c in chunks for f in c.features],
+            {s: np.concatenate([c.per_alt[s] for c in chunks]) for s in chunks[0].per_alt},
         )
 
     @classmethod
-    def empty(cls, scores: Sequence[str], n_labels: int) -> TableChunk:
+    def empty(cls, scores: Sequence[str], n_labels: int, per_alt: Sequence[str] = ()) -> TableChunk:
         """A chunk without rows (fixes dataset shapes before the first rows arrive)."""
         none = np.empty(0, dtype=np.int64)
         return cls(
-            [], none, [], [], [], none, [], [], [], {s: np.empty((0, n_labels), np.float32) for s in scores}
+            [],
+            none,
+            [],
+            [],
+            [],
+            none,
+            [],
+            [],
+            [],
+            {s: np.empty((0, n_labels), np.float32) for s in scores},
+            per_alt={s: np.empty(0, np.float32) for s in per_alt},
         )
 
 
@@ -382,6 +422,8 @@ class TableWriter(AtomicOutput):
         ``alt`` (:func:`meta_columns`); without, it has none and rows must not carry one.
     tag
         Temporary-name tag (see :class:`~veff.writers._atomic.AtomicPath`).
+    per_alt
+        Names of the one-value-per-ALT columns (after the ``<score>/<label>`` ones).
     """
 
     #: formats whose layout follows the write calls collect rows into blocks of this many rows
@@ -397,6 +439,7 @@ class TableWriter(AtomicOutput):
         labels: Sequence[str],
         features: bool = False,
         tag: str | None = None,
+        per_alt: Sequence[str] = (),
     ) -> None:
         self.path = Path(path)
         if not self.path.parent.is_dir():
@@ -404,7 +447,8 @@ class TableWriter(AtomicOutput):
             raise InputError(msg)
         self.scores = list(scores)
         self.labels = [str(x) for x in labels]
-        self.value_columns = [f"{s}/{lab}" for s in self.scores for lab in self.labels]
+        self.per_alt = list(per_alt)
+        self.value_columns = [f"{s}/{lab}" for s in self.scores for lab in self.labels] + self.per_alt
         self.features = features
         self.meta_columns = meta_columns(features)
         self.rows_written = 0
@@ -418,6 +462,7 @@ class TableWriter(AtomicOutput):
             "format_version": FORMAT_VERSION,
             "scores": self.scores,
             "labels": self.labels,
+            **({"per_alt": self.per_alt} if self.per_alt else {}),
             "veff_version": __version__,
         }
         self._open()
@@ -462,11 +507,17 @@ class TableWriter(AtomicOutput):
 
     def write_scored(self, chunk: ScoredChunk) -> None:
         """Append the rows of one scored chunk, every ALT with its status (a :class:`Sink` call)."""
+        per_alt = {s: chunk.per_alt[s] for s in self.per_alt}
         if chunk.slots is None and chunk.features is None:
-            rows = TableChunk.from_windows(chunk.windows, chunk.values, len(self.labels))
+            rows = TableChunk.from_windows(chunk.windows, chunk.values, len(self.labels), per_alt=per_alt)
         else:
             rows = TableChunk.from_windows(
-                chunk.windows, chunk.values, len(self.labels), slots=chunk.slots, features=chunk.features
+                chunk.windows,
+                chunk.values,
+                len(self.labels),
+                slots=chunk.slots,
+                features=chunk.features,
+                per_alt=per_alt,
             )
         self.write(rows)
 
@@ -516,11 +567,16 @@ def _implementation(fmt: TableFormat) -> tuple[type[TableWriter], Callable[[Path
 
 
 def open_table(
-    path: str | os.PathLike[str], *, scores: Sequence[str], labels: Sequence[str], features: bool = False
+    path: str | os.PathLike[str],
+    *,
+    scores: Sequence[str],
+    labels: Sequence[str],
+    features: bool = False,
+    per_alt: Sequence[str] = (),
 ) -> TableWriter:
     """Open a streaming table writer for ``path`` (format by suffix, see :func:`table_format`)."""
     writer, _ = _implementation(table_format(path))
-    return writer(path, scores=scores, labels=labels, features=features)
+    return writer(path, scores=scores, labels=labels, features=features, per_alt=per_alt)
 
 
 def open_table_part(
@@ -531,6 +587,7 @@ def open_table_part(
     labels: Sequence[str],
     features: bool = False,
     tag: str | None = None,
+    per_alt: Sequence[str] = (),
 ) -> TableWriter:
     """Open a writer of one part of a table in format ``fmt`` (a shard of a sharded run).
 
@@ -543,7 +600,7 @@ def open_table_part(
         from veff.writers._table_tsv import TsvPart
 
         cls = TsvPart
-    return cls(path, scores=scores, labels=labels, features=features, tag=tag)
+    return cls(path, scores=scores, labels=labels, features=features, tag=tag, per_alt=per_alt)
 
 
 @dataclass
@@ -559,11 +616,14 @@ class TableData:
         Model output labels (T).
     values
         Per score, float32 of shape (N, T).
+    per_alt
+        Per one-value-per-ALT column, float32 of shape (N,).
     """
 
     columns: dict[str, Any]
     labels: list[str]
     values: dict[str, np.ndarray]
+    per_alt: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def read_table(path: str | os.PathLike[str]) -> TableData:
@@ -580,25 +640,29 @@ def read_table(path: str | os.PathLike[str]) -> TableData:
     return data
 
 
-def split_value_columns(path: Path, columns: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Return (scores, labels) of ``score/label`` columns laid out score-major.
+def split_value_columns(path: Path, columns: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """Return (scores, labels, per-ALT columns) of ``score/label`` columns laid out score-major.
 
     Parameters
     ----------
     path
         The table (for error messages).
     columns
-        All column names of the table, :data:`META_COLUMNS` included.
+        All column names of the table, :data:`META_COLUMNS` included; the one-value-per-ALT
+        columns (names without ``/``) come after the ``score/label`` ones.
     """
     missing = [c for c in META_COLUMNS if c not in columns]
     if missing:
         msg = f"{path}: not a veff score table (no column {missing[0]!r})"
         raise InputError(msg)
     meta = meta_columns(FEATURE in columns)
-    pairs = [c.split("/", 1) for c in columns if c not in meta]
+    rest = [c for c in columns if c not in meta]
+    grid = [c for c in rest if "/" in c]
+    per_alt = [c for c in rest if "/" not in c]
+    pairs = [c.split("/", 1) for c in grid]
     scores = list(dict.fromkeys(s for s, _ in pairs))
     labels = [lab for s, lab in pairs if s == scores[0]] if scores else []
-    if [f"{s}/{lab}" for s in scores for lab in labels] != [c for c in columns if c not in meta]:
+    if [f"{s}/{lab}" for s in scores for lab in labels] + per_alt != rest:
         msg = f"{path}: score columns are not <score>/<label> for the same labels per score"
         raise InputError(msg)
-    return scores, labels
+    return scores, labels, per_alt

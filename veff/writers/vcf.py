@@ -8,6 +8,9 @@ shortest text that reads back to the same float32. Numeric tags beside each (vef
 ``bcftools view -i``: ``<PREFIX>_<SCORE>_VALUE`` (``Number=A,Type=Float``: the value of a one-output
 model, else the value with the largest magnitude across the outputs) and, for several outputs,
 ``<PREFIX>_<SCORE>_LABEL`` (``Number=A,Type=String``: that output's label); ``.`` when not scored.
+With a calibration, ``<PREFIX>_<SCORE>_VALUE_PCTL`` (``Number=A,Type=Float``): the percentile of
+``|<PREFIX>_<SCORE>_VALUE|`` among the background's largest magnitudes over the same outputs
+(the run's ``<score>_value_pctl``, :mod:`veff.scoring.extras`).
 
 With ``aggregate="max_abs"`` (``--info-aggregate max_abs``, veff style only) each entry is
 ``ALLELE|value|label``: the output with the largest magnitude (first one on ties, NaN ignored) and
@@ -363,6 +366,7 @@ class VcfWriter:
         part: bool = False,
         tag: str | None = None,
         output_type: OutputType | None = None,
+        per_alt: Sequence[str] = (),
     ) -> None:
         if features and style == "kipoi":
             msg = "per-feature scores cannot be written in --info-style kipoi"
@@ -403,11 +407,16 @@ class VcfWriter:
         self.label_tags = (
             {s: f"{self.tags[s]}_LABEL" for s in self.scores} if self.numeric and len(labels) > 1 else {}
         )
+        # the percentile of |_VALUE| among the background's (a calibration's ``<score>_value_pctl``)
+        self.pctl_tags = {
+            s: f"{self.value_tags[s]}_PCTL" for s in self.value_tags if f"{s}_value_pctl" in per_alt
+        }
         declared = [h.info() for h in template.header_iter() if h.type == "INFO"]
         new_tags = {
             *self.tags.values(),
             *self.value_tags.values(),
             *self.label_tags.values(),
+            *self.pctl_tags.values(),
             self.status_tag,
         }
         self._stale = _earlier_tags(declared, prefix, new_tags)
@@ -455,6 +464,14 @@ class VcfWriter:
             out.append(f'##INFO=<ID={self.tags[s]},Number={number},Type=String,Description="{desc}">')
             if s in self.value_tags:
                 out += self._numeric_lines(s, what, labels)
+            if s in self.pctl_tags:
+                among = descriptions.get(f"{s}_value_pctl", "among the background's")
+                pdesc = (
+                    f"Percentile 0-100 of |{self.value_tags[s]}| (the largest |{s}| across the model "
+                    f"outputs in this VCF) {among}, per ALT"
+                )
+                pdesc = " ".join(pdesc.replace('"', "'").replace("\\", "/").split())
+                out.append(f'##INFO=<ID={self.pctl_tags[s]},Number=A,Type=Float,Description="{pdesc}">')
         desc = "veff scoring status, one entry per ALT. Format: ALLELE|status"
         out.append(f'##INFO=<ID={self.status_tag},Number=.,Type=String,Description="{desc}">')
         return out
@@ -515,6 +532,7 @@ class VcfWriter:
         statuses: Sequence[str],
         rows: dict[str, list[str | None]],
         numbers: dict[str, list[tuple[str, str] | None]] | None = None,
+        percentiles: dict[str, list[str | None]] | None = None,
     ) -> None:
         """Annotate and write one record.
 
@@ -532,6 +550,9 @@ class VcfWriter:
         numbers
             Per score, one ``(value, label)`` (or None when not scored) per ALT, for the numeric tags
             (veff style; see :meth:`numeric_values`).
+        percentiles
+            Per score of :attr:`pctl_tags`, one formatted percentile (or None when not scored) per
+            ALT, for ``<TAG>_VALUE_PCTL``.
         """
         entries = []
         if self.style == "kipoi":
@@ -558,6 +579,11 @@ class VcfWriter:
                         entries.append(
                             f"{self.label_tags[s]}=" + ",".join(MISSING if p is None else p[1] for p in pairs)
                         )
+                if percentiles is not None and s in self.pctl_tags:
+                    entries.append(
+                        f"{self.pctl_tags[s]}="
+                        + ",".join(MISSING if p is None else p for p in percentiles[s])
+                    )
         if statuses:
             entries.append(
                 self.status_tag
@@ -604,6 +630,9 @@ class VcfWriter:
                 formatted[s] = self.format_rows(shown)
                 if self.numeric:
                     numeric[s] = list(zip(*self.numeric_values(shown), strict=True))
+        pctl_text = (
+            {s: format_floats(chunk.per_alt[f"{s}_value_pctl"]) for s in self.pctl_tags} if n_rows else {}
+        )
         if self.features:
             self._write_feature_rows(chunk, formatted)
             return
@@ -614,12 +643,16 @@ class VcfWriter:
         for i, (v, rec) in enumerate(zip(ws.variants, ws.records, strict=True)):
             rows: dict[str, list[str | None]] = {s: [] for s in self.scores}
             numbers: dict[str, list[tuple[str, str] | None]] = {s: [] for s in self.scores}
+            pctl: dict[str, list[str | None]] = {s: [] for s in self.pctl_tags}
             for a in range(len(v.alts)):
                 k = slot_of.get((i, a))
                 for s in self.scores:
                     rows[s].append(None if k is None else formatted[s][k])
                     numbers[s].append(None if k is None or not numeric else numeric[s][k])
-            self.write(rec, v.alts, [str(s) for s in ws.statuses[i]], rows, numbers if self.numeric else None)
+                for s in self.pctl_tags:
+                    pctl[s].append(None if k is None else pctl_text[s][k])
+            statuses = [str(s) for s in ws.statuses[i]]
+            self.write(rec, v.alts, statuses, rows, numbers if self.numeric else None, pctl)
 
     def _write_feature_rows(self, chunk: ScoredChunk, formatted: dict[str, list[str]]) -> None:
         """Records whose ALTs have one entry per row: ``ALLELE|feature|values``."""
@@ -695,7 +728,7 @@ def _earlier_tags(declared: list[dict[str, str]], prefix: str, new: set[str]) ->
 
     tags, status = header_tags(declared)
     old = {t.key for t in tags if t.prefix == prefix}
-    numeric = {f"{k}_{kind}" for k in old for kind in ("VALUE", "LABEL")}  # the score tags' numeric twins
+    numeric = {f"{k}_{kind}" for k in old for kind in ("VALUE", "LABEL", "VALUE_PCTL")}  # numeric twins
     old |= {h["ID"] for h in declared if h.get("ID") in numeric}
     if prefix in status:
         old.add(status[prefix])
