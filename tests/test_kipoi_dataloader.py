@@ -61,6 +61,19 @@ def genome(tmp_path: Path) -> Path:
     return write_fasta(tmp_path / "genome.fa")
 
 
+def _ref_alt(model: Path, vcf: Path, fasta: Path, **kw: Any) -> dict[str, pd.DataFrame]:
+    """The ``ref`` and ``alt`` predictions (``return_predictions``) of a run of ``model``."""
+    res = veff.score_variants(model, vcf, fasta, **{"scores": ["ref", "alt"], **kw}, return_predictions=True)
+    assert isinstance(res, dict)
+    return res
+
+
+def _score_cli(vcf: Path, fasta: Path, out: str, *extra: str) -> Any:
+    """``veff score-variants OVERLAP`` in-process, quiet, writing ``out``."""
+    args = ["score-variants", str(OVERLAP), "--vcf", str(vcf), "--fasta", str(fasta), "-o", out, "-q"]
+    return CliRunner().invoke(main, [*args, *extra])
+
+
 # -- overlap mode ---------------------------------------------------------------------------------
 def test_overlap_mode_scores_in_dataloader_regions(
     tmp_path: Path, genome: Path, caplog: pytest.LogCaptureFixture
@@ -125,16 +138,9 @@ def test_overlap_mode_places_indels_by_the_fixed_window_rule(tmp_path: Path, gen
         ("chr1", 11, "too_long", CHR1[10], CHR1[10] + "A" * 60),
     ]
     vcf = write_vcf(tmp_path / "v.vcf", rows)
-    res = veff.score_variants(
-        OVERLAP,
-        vcf,
-        genome,
-        scores=["ref", "alt"],
-        return_predictions=True,
-        table=tmp_path / "t.tsv",
-        dataloader_args={"intervals_file": str(bed)},
+    res = _ref_alt(
+        OVERLAP, vcf, genome, table=tmp_path / "t.tsv", dataloader_args={"intervals_file": str(bed)}
     )
-    assert isinstance(res, dict)
     table = pd.read_csv(tmp_path / "t.tsv", sep="\t")
     assert list(table["status"]) == ["ok", "ok", "ok", "indel_too_long"]
     plus = CHR1[10:18]
@@ -156,15 +162,7 @@ def test_overlap_minus_strand_complemented_allele(tmp_path: Path, genome: Path) 
     bed.write_text("chr1\t40\t48\tr2\t0\t-\n")
     ref = CHR1[40]  # first base of the region = last base of the reverse complement
     vcf = write_vcf(tmp_path / "v.vcf", [("chr1", 41, "v", ref, _alt(ref))])
-    res = veff.score_variants(
-        OVERLAP,
-        vcf,
-        genome,
-        scores=["ref", "alt"],
-        return_predictions=True,
-        dataloader_args={"intervals_file": str(bed)},
-    )
-    assert isinstance(res, dict)
+    res = _ref_alt(OVERLAP, vcf, genome, dataloader_args={"intervals_file": str(bed)})
     ref_seq = CHR1[40:48].translate(_COMP)[::-1]
     alt_seq = ref_seq[:7] + _alt(ref).translate(_COMP)
     assert res["ref"]["weighted"].iloc[0] == pytest.approx(_weighted(ref_seq), abs=1e-5)
@@ -197,15 +195,9 @@ def test_example_tal1_model_runs_its_own_dataloader(tmp_path: Path, monkeypatch:
     header += "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n"
     vcf = write_vcf(tmp_path / "v.vcf", rows, header=header)
     monkeypatch.chdir(model_dir)  # a relative path in the arguments resolves against the current directory
-    res = veff.score_variants(
-        model_dir,
-        vcf,
-        fasta,
-        scores=["ref", "alt"],
-        return_predictions=True,
-        dataloader_args=json.dumps({"intervals_file": "example_files/intervals.tsv"}),
+    res = _ref_alt(
+        model_dir, vcf, fasta, dataloader_args=json.dumps({"intervals_file": "example_files/intervals.tsv"})
     )
-    assert isinstance(res, dict)
     model = load_kipoi_model(model_dir)
     for k, (chrom, pos, _, _, alt) in enumerate(rows):
         seq = seqs[chrom]
@@ -228,16 +220,7 @@ def test_bed_input_mode_matches_by_id_and_passes_other_inputs(tmp_path: Path, ge
     ]
     vcf = write_vcf(tmp_path / "v.vcf", rows)
     for rc in (False, True):
-        res = veff.score_variants(
-            BED,
-            vcf,
-            genome,
-            scores=["ref", "alt"],
-            rc=rc,
-            return_predictions=True,
-            dataloader_args=["scale=2.5"],
-        )
-        assert isinstance(res, dict)
+        res = _ref_alt(BED, vcf, genome, rc=rc, dataloader_args=["scale=2.5"])
         ref, alt = res["ref"], res["alt"]
         assert list(ref.columns) == ["weighted", "dist"]
         assert [k.split(":")[1] for k in ref.index] == ["50", "300", "300", "120"]
@@ -321,47 +304,28 @@ def test_cli_dataloader_args(tmp_path: Path, genome: Path, monkeypatch: pytest.M
     monkeypatch.chdir(tmp_path)
     Path("regions.bed").write_text("chr1\t10\t18\tr1\t0\t+\n")
     vcf = write_vcf(tmp_path / "v.vcf", [("chr1", 12, "a", CHR1[11], _alt(CHR1[11]))])
-    runner = CliRunner()
-    res = runner.invoke(
-        main,
-        [
-            "score-variants",
-            str(OVERLAP),
-            "--vcf",
-            str(vcf),
-            "--fasta",
-            str(genome),
-            "-o",
-            "out.vcf",
-            "-q",
-            "--scores",
-            "weighted_abs",
-            "--dataloader-args",
-            '{"intervals_file": "regions.bed"}',
-        ],
+    res = _score_cli(
+        vcf,
+        genome,
+        "out.vcf",
+        "--scores",
+        "weighted_abs",
+        "--dataloader-args",
+        '{"intervals_file": "regions.bed"}',
     )
     assert res.exit_code == 0, res.output
     body = [line for line in Path("out.vcf").read_text().splitlines() if not line.startswith("#")]
     expected = abs(_weighted(_window(CHR1, 10, 18, "+", 12, _alt(CHR1[11]))) - _weighted(CHR1[10:18]))
     value = float(body[0].split("VEFF_dl_overlap_WEIGHTED_ABS=")[1].split("|")[1])
     assert value == pytest.approx(expected, abs=1e-5)
-    res = runner.invoke(
-        main,
-        [
-            "score-variants",
-            str(OVERLAP),
-            "--vcf",
-            str(vcf),
-            "--fasta",
-            str(genome),
-            "-o",
-            "out2.vcf",
-            "-q",
-            "--dataloader-args",
-            "intervals_file=regions.bed",
-            "--dataloader-args",
-            "bogus=1",
-        ],
+    res = _score_cli(
+        vcf,
+        genome,
+        "out2.vcf",
+        "--dataloader-args",
+        "intervals_file=regions.bed",
+        "--dataloader-args",
+        "bogus=1",
     )
     assert res.exit_code == 1
     assert res.output.startswith(
@@ -486,10 +450,7 @@ def test_dna_with_signal_channels_and_rc_twin_input(tmp_path: Path, genome: Path
     ]
     vcf = write_vcf(tmp_path / "in.vcf", rows)
     args = {"intervals_file": str(bed)}
-    res = veff.score_variants(
-        TRACKS, vcf, genome, scores=["ref", "alt"], return_predictions=True, dataloader_args=args
-    )
-    assert isinstance(res, dict)
+    res = _ref_alt(TRACKS, vcf, genome, dataloader_args=args)
     for k, (start, pos, idx) in enumerate([(20, 25, 0), (60, 72, 1)]):
         ref_seq = CHR1[start : start + 12]
         alt_seq = _window(CHR1, start, start + 12, "+", pos, rows[k][4])
@@ -498,16 +459,7 @@ def test_dna_with_signal_channels_and_rc_twin_input(tmp_path: Path, genome: Path
             np.testing.assert_allclose(got, _tracknet(seq, start, idx), rtol=1e-5)
     assert len(res["ref"]) == 2  # the record outside every region is not scored
     # veff's own reverse complement swaps the twins and reads the signals backwards
-    merged = veff.score_variants(
-        TRACKS,
-        vcf,
-        genome,
-        scores=["ref"],
-        rc=True,  # merged by mean
-        return_predictions=True,
-        dataloader_args=args,
-    )
-    assert isinstance(merged, dict)
+    merged = _ref_alt(TRACKS, vcf, genome, scores=["ref"], rc=True, dataloader_args=args)  # rc merged by mean
     fwd, rev = _tracknet(CHR1[20:32], 20, 0)
     meta = float(np.array([0, 1.0, 0.5]) @ META_W)
     rc_forward = rev + meta  # seq <- reverse-complemented DNA with reversed signals
