@@ -324,6 +324,84 @@ def test_version_1_calibration_files_still_work(ref: Path, tmp_path: Path) -> No
     pd.testing.assert_frame_equal(new, old)
 
 
+def test_background_regions_mean_what_score_variants_regions_mean(ref: Path, tmp_path: Path) -> None:
+    model = wrap(MotifModel())
+    # random SNVs drawn inside region text (1-based, inclusive), as score-variants -r reads it
+    cal = veff.calibrate(
+        model, ref, tmp_path / "r.calib.h5", random_snvs=200, regions="chrA:101-400", rc=False
+    )
+    assert cal.background == "200 random SNVs (seed 0) of ref.fa inside chrA:101-400"
+    fa = Fasta(ref)
+    snvs = random_snvs(fa, 200, seed=0, regions=[Region("chrA", 100, 400)])
+    fa.close()
+    bed = tmp_path / "r.bed"
+    bed.write_text("chrA\t100\t400\n")  # the same bases, 0-based
+    tab = tmp_path / "r.txt"
+    tab.write_text("chrA\t101\t400\n")  # and 1-based, as bcftools -R reads a non-BED file
+    for kw in ({"regions_file": bed}, {"regions_file": tab}, {"regions": ["chrA:101-250", "chrA:200-400"]}):
+        again = veff.calibrate(model, ref, tmp_path / "x.calib.h5", random_snvs=200, rc=False, **kw)
+        np.testing.assert_array_equal(again.abs_grid["diff"], cal.abs_grid["diff"])
+    assert again.options["background"]["regions"] == ["chrA:101-250", "chrA:200-400"]
+    vcf = _write_vcf(tmp_path / "bg.vcf", snvs, Fasta(ref))
+    # a background VCF: only its records in the regions count, as score-variants -r keeps them
+    inside = veff.calibrate(model, ref, tmp_path / "v.calib.h5", vcf=vcf, regions="chrA:1-200", rc=False)
+    expected = sum(s.pos <= 200 for s in snvs)
+    assert 0 < expected < 200 and inside.n_background == expected
+    assert inside.background == f"the {expected} scored ALTs of bg.vcf inside chrA:1-200"
+    kept = veff.score_variants(model, vcf, ref, rc=False, regions="chrA:1-200", return_predictions=True)
+    assert len(kept["diff"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        (
+            {"regions": "r.bed"},
+            "--regions r.bed: expected region text CHR, CHR:POS, CHR:START-END or CHR:START-",
+        ),
+        ({"regions": "chrA:50-10"}, "--regions: 'chrA:50-10': expected 1 <= START <= END"),
+        (
+            {"regions": "chrA:1-9", "regions_file": "r.bed"},
+            "give regions (-r) or a regions file (-R), not both",
+        ),
+        ({"regions": "chrZ:1-100"}, "regions: contig 'chrZ' is not in"),
+        ({"regions_file": "missing.bed"}, "missing.bed: regions file not found"),
+    ],
+)
+def test_bad_background_regions_are_one_line_errors(
+    ref: Path, tmp_path: Path, kw: dict, message: str
+) -> None:
+    (tmp_path / "r.bed").write_text("chrA\t100\t400\n")
+    kw = {k: str(tmp_path / v) if v.endswith(".bed") else v for k, v in kw.items()}
+    with pytest.raises(InputError) as err:
+        veff.calibrate(wrap(MotifModel()), ref, tmp_path / "c.calib.h5", random_snvs=50, rc=False, **kw)
+    assert message in str(err.value).replace(str(tmp_path) + "/", "") and "\n" not in str(err.value)
+    assert not (tmp_path / "c.calib.h5").exists()
+
+
+def test_cli_calibrate_regions_options(ref: Path, tmp_path: Path) -> None:
+    import torch
+    from toy_models import torch_gc_module
+
+    model = tmp_path / "gc.pt"
+    torch.jit.script(torch_gc_module(L)).save(str(model))
+    bed = tmp_path / "r.bed"
+    bed.write_text("chrA\t100\t400\n")
+    args = ["calibrate", str(model), "--fasta", str(ref), "--random-snvs", "50", "--seq-length", str(L), "-q"]
+    runner = CliRunner()
+    for extra in (["-r", "chrA:101-400"], ["--regions", "chrA:101-400"], ["-R", str(bed)]):
+        res = runner.invoke(main, [*args, *extra, "-o", str(tmp_path / "c.calib.h5")])
+        assert res.exit_code == 0, res.output
+        assert read_calibration(tmp_path / "c.calib.h5").background.endswith(
+            ("inside chrA:101-400", "inside r.bed")
+        )
+    res = runner.invoke(main, [*args, "--regions", str(bed), "-o", str(tmp_path / "d.calib.h5")])
+    assert res.exit_code == 1 and res.output.count("\n") == 1
+    assert res.output.startswith("veff: error: --regions ") and "-R/--regions-file" in res.output
+    res = runner.invoke(main, [*args, "-r", "chrA:9-1", "-o", str(tmp_path / "d.calib.h5")])
+    assert res.exit_code == 1 and "expected 1 <= START <= END" in res.output and res.output.count("\n") == 1
+
+
 def test_calibration_file_format(ref: Path, tmp_path: Path) -> None:
     model = wrap(MotifModel())
     veff.calibrate(model, ref, tmp_path / "m.calib.h5", random_snvs=300, seed=1, rc=False, n_quantiles=101)

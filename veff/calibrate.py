@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from veff.engine.outputs import select_columns
 from veff.errors import InputError
-from veff.io.bed import read_regions
 from veff.io.fasta import Fasta
+from veff.io.vcf_regions import RegionSet
 from veff.pipeline import execute
 from veff.run.options import RunOptions
 from veff.scoring.calibration import DEFAULT_QUANTILES, Calibration, build_calibration
@@ -40,7 +40,8 @@ def calibrate(
     *,
     vcf: str | os.PathLike[str] | None = None,
     random_snvs: int | None = None,
-    regions: str | os.PathLike[str] | None = None,
+    regions: str | Sequence[str] | None = None,
+    regions_file: str | os.PathLike[str] | None = None,
     seed: int = 0,
     n_quantiles: int = DEFAULT_QUANTILES,
     scores: Sequence[str | Callable[..., Any]] | None = None,
@@ -74,8 +75,12 @@ def calibrate(
         Background variants (every scored ALT counts once), or None with ``random_snvs``.
     random_snvs
         Draw this many random SNVs from ``fasta`` instead (uniform over its A/C/G/T bases).
-    regions
-        BED file: draw the random SNVs only inside its intervals.
+    regions, regions_file
+        The background is what lies in these regions, as for :func:`veff.score_variants`
+        (``-r/--regions`` text ``CHR``, ``CHR:POS``, ``CHR:START-END`` or ``CHR:START-``, 1-based
+        inclusive, comma-separated or a list; or a file: BED when named ``.bed``/``.bed.gz``, else
+        ``CHROM POS`` / ``CHROM START END``, 1-based): with ``vcf``, its records overlapping them;
+        with ``random_snvs``, SNVs drawn only at positions inside them.
     seed
         Seed of the random SNVs.
     n_quantiles
@@ -99,9 +104,7 @@ def calibrate(
     if (vcf is None) == (random_snvs is None):
         msg = "give a background: either a VCF (--vcf) or a number of random SNVs (--random-snvs)"
         raise InputError(msg)
-    if regions is not None and vcf is not None:
-        msg = "regions (--regions) choose where random SNVs are drawn; give them with --random-snvs"
-        raise InputError(msg)
+    where = _check_regions(regions, regions_file)
     out = Path(output)
     if not out.parent.is_dir():
         msg = f"{out}: output folder {out.parent} does not exist"
@@ -127,20 +130,26 @@ def calibrate(
         kwargs["max_indel_length"] = max_indel_length
     with tempfile.TemporaryDirectory(prefix=".veff-calibrate-", dir=out.parent) as tmp:
         if vcf is not None:
-            background = f"the {{n}} scored ALTs of {Path(vcf).name}"
-            drawn: dict[str, Any] = {"vcf": str(vcf)}
+            background = f"the {{n}} scored ALTs of {Path(vcf).name}{where}"
+            drawn: dict[str, Any] = {"vcf": str(vcf), "regions": regions, "regions_file": _str(regions_file)}
             source = Path(vcf)
+            kwargs |= {"regions": regions, "regions_file": regions_file}
         else:
             ref = Fasta(fasta)
             try:
-                beds = read_regions(regions) if regions is not None else None
-                snvs = draw_snvs(ref, int(random_snvs or 0), seed=seed, regions=beds)
+                chosen = RegionSet.from_options(regions, regions_file)
+                inside = None if chosen is None else chosen.intervals()
+                snvs = draw_snvs(ref, int(random_snvs or 0), seed=seed, regions=inside)
                 source = _write_vcf(Path(tmp) / "background.vcf", snvs, ref)
             finally:
                 ref.close()
-            inside = f" inside {Path(regions).name}" if regions is not None else ""
-            background = f"{{n}} random SNVs (seed {seed}) of {Path(fasta).name}{inside}"
-            drawn = {"random_snvs": random_snvs, "seed": seed, "regions": str(regions) if regions else None}
+            background = f"{{n}} random SNVs (seed {seed}) of {Path(fasta).name}{where}"
+            drawn = {
+                "random_snvs": random_snvs,
+                "seed": seed,
+                "regions": regions,
+                "regions_file": _str(regions_file),
+            }
         run = RunOptions(model=model, vcf=source, fasta=fasta, **kwargs)
         preds = cast("dict[str, pd.DataFrame]", execute(run))  # return_predictions=True
     frames = list(preds.values())
@@ -160,6 +169,30 @@ def calibrate(
     write_calibration(cal, out)
     cal.path = out
     return cal
+
+
+def _check_regions(regions: str | Sequence[str] | None, regions_file: str | os.PathLike[str] | None) -> str:
+    """Check the background's regions (one-line errors); returns `` inside ...`` for its description."""
+    texts = [] if regions is None else [regions] if isinstance(regions, str | os.PathLike) else list(regions)
+    for text in texts:
+        if (
+            isinstance(text, os.PathLike)
+            or str(text).lower().endswith((".bed", ".bed.gz"))
+            or Path(text).is_file()
+        ):
+            msg = (
+                f"--regions {text}: expected region text CHR, CHR:POS, CHR:START-END or CHR:START- "
+                f"(comma-separated, as score-variants -r); give a file with -R/--regions-file {text}"
+            )
+            raise InputError(msg)
+    RegionSet.from_options([str(t) for t in texts] or None, regions_file)  # parses: one-line errors
+    if regions_file is not None:
+        return f" inside {Path(regions_file).name}"
+    return f" inside {','.join(map(str, texts))}" if texts else ""
+
+
+def _str(path: str | os.PathLike[str] | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def _write_vcf(path: Path, snvs: list[RandomSnv], fasta: Fasta) -> Path:

@@ -65,9 +65,19 @@ _SHARED = (
     help="Background of N random SNVs drawn from the FASTA's A/C/G/T bases (ALT uniform among the others).",
 )
 @click.option(
+    "-r",
     "--regions",
+    metavar="CHR:START-END[,...]",
+    help="The background is what lies in these regions (1-based, inclusive; CHR, CHR:POS, "
+    "CHR:START-), as score-variants -r: the --vcf records overlapping them, or --random-snvs drawn "
+    "only inside them.",
+)
+@click.option(
+    "-R",
+    "--regions-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="With --random-snvs: draw only inside the intervals of this BED.",
+    help="The same from a file: BED (.bed, .bed.gz) or CHROM POS / CHROM START END (1-based), "
+    "as score-variants -R.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --random-snvs.")
 @click.option(
@@ -104,6 +114,7 @@ def calibrate_cmd(**opts: Any) -> None:
             vcf=opts["vcf"],
             random_snvs=opts["random_snvs"],
             regions=opts["regions"],
+            regions_file=opts["regions_file"],
             seed=opts["seed"],
             n_quantiles=opts["n_quantiles"],
             model_outputs=split_list(opts["model_outputs"]) or None,

@@ -25,8 +25,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from veff.errors import InputError
+from veff.types import Region
 
-__all__ = ["RegionSet", "parse_region_text"]
+__all__ = ["OPEN_END", "RegionSet", "parse_region_text"]
+
+#: the end of a region given without one (``chr1``, ``chr1:100-``) in :meth:`RegionSet.intervals`
+OPEN_END = 2**62
 
 _REGION = re.compile(
     r"^(?:\{(?P<braced>[^}]+)\}|(?P<name>[^:]+))(?::(?P<start>\d+)?(?P<dash>-)?(?P<end>\d+)?)?$"
@@ -161,6 +165,12 @@ class RegionSet:
             return False
         stop = self.contigs[chrom][k][1]
         return stop is None or stop >= pos
+
+    def intervals(self) -> list[Region]:
+        """The merged regions as 0-based half-open :class:`~veff.types.Region` (an open end: ``OPEN_END``)."""
+        return [
+            Region(c, s - 1, OPEN_END if e is None else e) for c, ivs in self.contigs.items() for s, e in ivs
+        ]
 
     def queries(self, order: Sequence[str]) -> list[tuple[str, int, int | None]]:
         """The merged regions, contigs in ``order`` (the file's), then any others as named."""
