@@ -23,6 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _batch_table import case_batch_table
 from _common import FASTA, ROOT, Timer, deepsea_module, keras_deepsea, make_vcf, tiny_module
+from _framework import case_framework
 from _mutmap import case_fast_ism, case_gradients, case_ism_vs_tangermeme
 from _sharding import case_sharding
 from _spliceai import case_spliceai
@@ -322,6 +323,13 @@ def main(argv: list[str] | None = None) -> int:
         "13_ism_vs_tangermeme": lambda tmp: case_ism_vs_tangermeme(tmp, 1 if q else 2),
         "14_vs_spliceai_cli": lambda tmp: case_spliceai(tmp),
         "15_batch_table": lambda tmp: case_batch_table(),
+        "16_framework_paths": lambda tmp: case_framework(
+            _windows(make_vcf(tmp / "fw.vcf", 64 if q else 256, seed=2), 1000),
+            tmp,
+            rounds,
+            args.batch or 16,
+            ("deepsea", "basset", "keras"),
+        ),
     }
     results = {}
     with tempfile.TemporaryDirectory() as d:
