@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         "12_gradient_maps": lambda tmp: case_gradients(tmp, 4 if q else 16),
         "13_ism_vs_tangermeme": lambda tmp: case_ism_vs_tangermeme(tmp, 1 if q else 2),
         "14_vs_spliceai_cli": lambda tmp: case_spliceai(tmp),
-        "15_batch_table": lambda tmp: case_batch_table(),
+        "15_batch_table": lambda tmp: case_batch_table(rounds, 2048 if q else 4096),
         "16_framework_paths": lambda tmp: case_framework(
             _windows(make_vcf(tmp / "fw.vcf", 64 if q else 256, seed=2), 1000),
             tmp,
