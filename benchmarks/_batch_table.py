@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 import veff
-from veff.engine.batching import auto_batch_size
+from veff.engine.batching import model_batch_size
 
 SIZES = (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 NETS = ((101, 32), (1000, 128), (10_000, 128))
@@ -82,7 +82,7 @@ def case_batch_table(rounds: int = 1, sequences: int = SEQUENCES) -> dict[str, s
     for framework, build in (("torch", _torch_net), ("keras", _keras_net)):
         for length, channels in NETS:
             model = veff.load_model(build(length, channels))
-            auto = auto_batch_size(length, None, model.accelerator, model.activation_floats(length))
+            auto = model_batch_size(model, length)
             sizes = sorted({b for b in SIZES if b * length <= 2**22 or b <= 16} | {auto})
             rates = dict.fromkeys(sizes, 0.0)
             for _ in range(rounds):

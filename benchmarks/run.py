@@ -29,7 +29,7 @@ from _sharding import case_sharding
 from _spliceai import case_spliceai
 
 import veff
-from veff.engine.batching import auto_batch_size
+from veff.engine.batching import model_batch_size
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader
 from veff.variants.sequences import one_hot, reverse_complement_codes
@@ -91,7 +91,7 @@ def case_big(
     fastest = max(best, key=best.__getitem__)
     return {
         "variants": n,
-        "auto_batch": auto_batch_size(length, None, model.accelerator, model.activation_floats(length)),
+        "auto_batch": model_batch_size(model, length),
         "batch": "auto" if batch is None else batch,
         "rounds": rounds,
         "bare_by_batch": " ".join(f"{b}:{v:.1f}" for b, v in best.items()),
@@ -240,7 +240,7 @@ def case_tiny(n: int, tmp: Path, device: str = "cpu", precision: str = "float32"
     floor = n / t.seconds
     return {
         "variants": n,
-        "batch": auto_batch_size(101, None, model.accelerator, model.activation_floats(101)),
+        "batch": model_batch_size(model, 101),
         "variants_per_s": rate,
         "io_floor_variants_per_s": floor,
         "ratio_to_io_floor": rate / floor,

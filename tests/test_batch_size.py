@@ -9,7 +9,15 @@ from helpers import base, other, write_vcf
 from toy_models import GCModel
 
 import veff
-from veff.engine.batching import BATCH_LIMITS, CPU_ACTIVATION_FLOATS, CPU_MIN_BATCH, auto_batch_size
+from veff.engine.batching import (
+    BATCH_LIMITS,
+    CPU_ACTIVATION_FLOATS,
+    CPU_ACTIVATION_MAX,
+    CPU_ACTIVATION_PER_FLOP,
+    CPU_MIN_BATCH,
+    auto_batch_size,
+    model_batch_size,
+)
 from veff.io.vcf import VcfReader
 from veff.models import CallableModel, InputLayout
 
@@ -53,8 +61,35 @@ def test_a_deepsea_size_torch_net_gets_a_small_cpu_batch_and_a_tiny_cnn_a_large_
     deepsea, tiny = veff.load_model(deepsea_module()), veff.load_model(tiny_module())
     assert deepsea.activation_floats(1000) == 320 * 993  # the first convolution's output
     assert tiny.activation_floats(101) == 8 * 93
-    assert auto_batch_size(1000, None, "cpu", deepsea.activation_floats(1000)) == 16
-    assert auto_batch_size(101, None, "cpu", tiny.activation_floats(101)) == 4096
+    assert 800 < (deepsea.flops_per_float(1000) or 0) < 1000  # compute-bound: about 900 FLOPs per float
+    assert model_batch_size(deepsea, 1000) == 32
+    assert auto_batch_size(1000, None, "cpu", deepsea.activation_floats(1000)) == 8  # without the FLOPs
+    assert model_batch_size(tiny, 101) == 4096
+
+
+@pytest.mark.parametrize("flops", [None, 10.0, 256.0, 900.0, 4000.0, 1e6])
+def test_compute_bound_models_get_more_room_up_to_the_limit(flops):
+    act = 300_000
+    room = CPU_ACTIVATION_FLOATS
+    if flops:
+        room = min(CPU_ACTIVATION_MAX, max(room, CPU_ACTIVATION_PER_FLOP * flops))
+    size = auto_batch_size(1000, activation=act, flops_per_float=flops)
+    assert size * act <= room < 2 * size * act
+    assert size >= auto_batch_size(1000, activation=act)  # FLOPs never shrink the batch
+
+
+def test_flops_per_float_counts_convolutions_and_dense_layers_in_both_frameworks():
+    import keras
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Conv1d(4, 8, 3), torch.nn.Flatten(), torch.nn.Linear(72, 2)).eval()
+    inp = keras.Input((11, 4))
+    out = keras.layers.Dense(2)(keras.layers.Flatten()(keras.layers.Conv1D(8, 3)(inp)))
+    flops = 2 * 72 * (4 * 3) + 2 * 2 * 72  # conv: 72 outputs x fan-in 12; dense: 2 x fan-in 72
+    floats = 72 + 72 + 2  # conv, flatten and dense outputs
+    for model in (veff.load_model(net, seq_length=11), veff.load_model(keras.Model(inp, out))):
+        assert model.activation_floats(11) == 72
+        assert model.flops_per_float(11) == pytest.approx(flops / floats)
 
 
 def test_unknown_device_kind_is_refused():
@@ -78,9 +113,9 @@ def test_the_run_uses_the_batch_of_its_device(tmp_path, accelerator):
     chr1.write_text(f">chr1\n{seq}\n")
     rows = [("chr1", p, f"v{p}", seq[p - 1], other(seq[p - 1])) for p in range(600, 640)]
     veff.score_variants(model, write_vcf(tmp_path / "m.vcf", rows), chr1, rc=False, return_predictions=True)
-    expected = auto_batch_size(1000, 80, accelerator, 320 * 993)
+    expected = model_batch_size(model, 1000, 80)
     assert set(seen[2:]) == {expected}  # seen[0:2]: the activation and output probes
-    assert expected == (16 if accelerator == "cpu" else 128)
+    assert expected == (32 if accelerator == "cpu" else 128)
 
 
 def test_default_batch_writes_the_bytes_of_the_same_explicit_batch(tmp_path):

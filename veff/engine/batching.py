@@ -24,6 +24,7 @@ __all__ = [
     "BatchStream",
     "Predictions",
     "auto_batch_size",
+    "model_batch_size",
     "predict_pairs",
     "probe_outputs",
     "submit_pairs",
@@ -32,29 +33,40 @@ __all__ = [
 
 
 # The automatic batch size. A CPU runs fastest while a batch's largest activation stays in its
-# caches (about 32 MB of float32 here); a GPU needs large batches to fill its cores. Without a
-# view into the model, a batch holds about 2**18 input bases. Measured in docs/performance.md,
-# "Batch size".
-CPU_ACTIVATION_FLOATS = 2**23
+# caches (about 16 MB of float32 here, half the L3); a model that does much arithmetic per float
+# it writes (DeepSEA) loses little when it does not, and gets more room (up to 64 MB). A GPU needs
+# large batches to fill its cores. Without a view into the model, a batch holds about 2**18
+# input bases. Measured in docs/performance.md, "Batch size".
+CPU_ACTIVATION_FLOATS = 2**22  # the room of the largest activation, for most models
+CPU_ACTIVATION_PER_FLOP = 2**14  # room per FLOP per activation float, above that...
+CPU_ACTIVATION_MAX = 2**24  # ...up to this
 BATCH_BASES = 2**18
 BATCH_LIMITS = (32, 4096)  # sequences per call, by input bases
 CPU_MIN_BATCH = 4  # by activation: a 15 kb SpliceAI window with 32 channels still gets 4
 
 
 def auto_batch_size(
-    length: int, sequences: int | None = None, device: str = "cpu", activation: int | None = None
+    length: int,
+    sequences: int | None = None,
+    device: str = "cpu",
+    activation: int | None = None,
+    flops_per_float: float | None = None,
 ) -> int:
     """Default sequences per forward call, by device kind, model and window length.
 
     On a CPU, when the model's largest intermediate activation for one sequence is known
     (``activation`` floats, :meth:`veff.models.Model.activation_floats`), as many sequences as
-    keep that activation within ``CPU_ACTIVATION_FLOATS`` (32 MB): 16 for a DeepSEA-size 1 kb net,
-    thousands for a small 101-bp CNN. Otherwise (and on a GPU) about ``BATCH_BASES`` input bases
-    per call. Powers of two, within ``BATCH_LIMITS`` (down to ``CPU_MIN_BATCH`` when cut by
-    activation). When the whole run needs fewer
-    ``sequences``, the batch is the next power of two above them instead, so a handful of variants
-    is not padded to a full batch (see :class:`BatchStream`). The choice depends only on the
-    device kind, the model, the window length and the VCF, so reruns and shards of a run agree.
+    keep that activation within ``CPU_ACTIVATION_FLOATS`` (16 MB): 32 for a 128-channel 1 kb
+    conv net, thousands for a small 101-bp CNN. A model whose convolution and dense layers do
+    many FLOPs per float of output (``flops_per_float``,
+    :meth:`veff.models.Model.flops_per_float`) gets ``CPU_ACTIVATION_PER_FLOP`` floats per unit
+    of it instead, up to ``CPU_ACTIVATION_MAX``: 32 for DeepSEA at 1 kb (about 900 FLOPs per
+    float). Otherwise (and on a GPU) about ``BATCH_BASES`` input bases per call. Powers of two,
+    within ``BATCH_LIMITS`` (down to ``CPU_MIN_BATCH`` when cut by activation). When the whole
+    run needs fewer ``sequences``, the batch is the next power of two above them instead, so a
+    handful of variants is not padded to a full batch (see :class:`BatchStream`). The choice
+    depends only on the device kind, the model, the window length and the VCF, so reruns and
+    shards of a run agree.
 
     Parameters
     ----------
@@ -67,13 +79,18 @@ def auto_batch_size(
         ``cpu`` or ``gpu`` (:attr:`veff.models.Model.accelerator`).
     activation
         Floats of the model's largest activation for one sequence, or None.
+    flops_per_float
+        FLOPs of the model's convolution and dense layers per float of all its layers' outputs,
+        or None.
 
     Examples
     --------
     >>> auto_batch_size(101), auto_batch_size(1000), auto_batch_size(15000)
     (2048, 256, 32)
-    >>> auto_batch_size(1000, activation=320 * 993), auto_batch_size(101, activation=8 * 93)
-    (16, 4096)
+    >>> auto_batch_size(1000, activation=128 * 992), auto_batch_size(101, activation=8 * 93)
+    (32, 4096)
+    >>> auto_batch_size(1000, activation=320 * 993, flops_per_float=900.0)
+    32
     >>> auto_batch_size(1000, device="gpu", activation=320 * 993)
     256
     >>> auto_batch_size(1000, sequences=12)
@@ -84,13 +101,23 @@ def auto_batch_size(
         raise ValueError(msg)
     low, high = BATCH_LIMITS
     if device == "cpu" and activation:
-        low, fit = CPU_MIN_BATCH, CPU_ACTIVATION_FLOATS // activation
+        room = CPU_ACTIVATION_FLOATS
+        if flops_per_float:
+            room = int(min(CPU_ACTIVATION_MAX, max(room, CPU_ACTIVATION_PER_FLOP * flops_per_float)))
+        low, fit = CPU_MIN_BATCH, room // activation
     else:
         fit = BATCH_BASES // max(length, 1)
     size = int(min(high, max(low, 1 << max(0, fit.bit_length() - 1))))
     if sequences is not None and sequences < size:
         size = 1 << max(0, sequences - 1).bit_length()
     return size
+
+
+def model_batch_size(model: Model, length: int, sequences: int | None = None) -> int:
+    """:func:`auto_batch_size` for ``model`` (its device kind, activation and FLOPs per float)."""
+    return auto_batch_size(
+        length, sequences, model.accelerator, model.activation_floats(length), model.flops_per_float(length)
+    )
 
 
 @dataclass(frozen=True)

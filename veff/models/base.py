@@ -228,7 +228,7 @@ class Model:
         ``(L-1)//2``; Kipoi model directories say ``kipoi``, kipoi-veff's ``L//2-1``).
     accelerator
         ``cpu`` or ``gpu``: the kind of device the forward passes run on (with
-        :meth:`activation_floats`, it sets the automatic batch size,
+        :meth:`activation_floats` and :meth:`flops_per_float`, it sets the automatic batch size,
         :func:`veff.engine.batching.auto_batch_size`).
     output_layout
         Layout of position-resolved outputs, ``positions_first`` ((N, P, T)) or ``tasks_first``
@@ -373,6 +373,18 @@ class Model:
         What the automatic CPU batch size is cut to (:func:`veff.engine.batching.auto_batch_size`:
         a batch whose activations stay in the CPU's caches runs fastest). None when the adapter
         cannot see inside the model (the batch then follows the window length alone).
+        """
+        del length
+        return None
+
+    def flops_per_float(self, length: int) -> float | None:
+        """FLOPs of the convolution and dense layers per float of all layer outputs (one sequence).
+
+        How compute-bound the model is for windows of ``length``. With :meth:`activation_floats`,
+        it sets the automatic CPU batch size (:func:`veff.engine.batching.auto_batch_size`): a
+        model that does much arithmetic per float it writes loses little when its activations
+        fall out of the caches, so it gets a larger batch. None when the adapter cannot see
+        inside the model.
         """
         del length
         return None

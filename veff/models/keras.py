@@ -23,6 +23,8 @@ __all__ = ["FRAMEWORK", "KerasModel"]
 
 log = logging.getLogger("veff")
 
+_DENSE_OR_CONV = frozenset({"Conv1D", "Conv2D", "Conv3D", "Dense"})  # FLOPs = 2 x outputs x fan-in
+
 
 def _quiet_tf() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -95,15 +97,31 @@ class KerasModel(Model):
     def activation_floats(self, length: int) -> int | None:
         """Largest output (floats) of any layer for one sequence, from the layers' static shapes."""
         del length  # a Keras model's input length is fixed by its input shape
+        return max((n for n, _ in self._layer_sizes()), default=None)
+
+    def flops_per_float(self, length: int) -> float | None:
+        """FLOPs of the Conv1D/2D/3D and Dense layers per float of all layer outputs (one sequence)."""
+        del length
+        sizes = self._layer_sizes()
+        flops = sum(f for _, f in sizes)
+        return flops / sum(n for n, _ in sizes) if flops else None
+
+    def _layer_sizes(self) -> list[tuple[int, int]]:
+        """(output floats, FLOPs) of each layer with a static output shape, for one sequence."""
         sizes = []
         for layer in getattr(self.model, "layers", ()):
+            if type(layer).__name__ == "InputLayer":  # the input, not an activation
+                continue
             try:
                 outputs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]
                 dims = [tuple(o.shape[1:]) for o in outputs]
             except (AttributeError, ValueError):
                 continue
-            sizes += [int(np.prod(d)) for d in dims if all(isinstance(k, int) for k in d)]
-        return max(sizes, default=None)
+            floats = [int(np.prod(d)) for d in dims if all(isinstance(k, int) for k in d)]
+            kernel = getattr(layer, "kernel", None) if type(layer).__name__ in _DENSE_OR_CONV else None
+            fan_in = int(np.prod(tuple(kernel.shape)[:-1])) if kernel is not None else 0
+            sizes += [(n, 2 * n * fan_in) for n in floats]
+        return sizes
 
     def input_hint(self) -> str:
         """The Keras model's ``input_shape`` (batch axis first, None for any size)."""

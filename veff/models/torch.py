@@ -186,6 +186,7 @@ class TorchModel(Model):
         self.precision = precision
         self._dtype = getattr(torch, precision)
         self.default_rc = bool(getattr(module, "use_rc", False))
+        self._sizes: dict[int, tuple[int, int, int] | None] = {}  # _leaf_sizes per length
 
     @classmethod
     def from_path(
@@ -291,15 +292,41 @@ class TorchModel(Model):
 
         None for TorchScript modules, whose submodules take no hooks.
         """
+        sizes = self._leaf_sizes(length)
+        return None if sizes is None else sizes[0]
+
+    def flops_per_float(self, length: int) -> float | None:
+        """FLOPs of the convolutions and linear layers per float of all leaf outputs (one sequence).
+
+        None for TorchScript modules, and for modules without convolutions or linear layers.
+        """
+        sizes = self._leaf_sizes(length)
+        return None if sizes is None or not sizes[2] else sizes[2] / sizes[1]
+
+    def _leaf_sizes(self, length: int) -> tuple[int, int, int] | None:
+        """(largest, total) leaf output floats and convolution + linear FLOPs of one sequence.
+
+        One all-N sequence of ``length`` goes through the module with forward hooks (once per
+        length); None when the module takes no hooks or rejects the input.
+        """
         import torch
 
+        if length in self._sizes:
+            return self._sizes[length]
         if self.module is None or isinstance(self.module, torch.jit.ScriptModule):
             return None
         sizes: list[int] = []
+        flops = [0]
+        conv, linear = torch.nn.modules.conv._ConvNd, torch.nn.Linear
 
-        def record(_mod: Any, _inp: Any, out: Any) -> None:
+        def record(mod: Any, _inp: Any, out: Any) -> None:
             outs = out if isinstance(out, (tuple, list)) else (out,)
             sizes.extend(int(o.numel()) for o in outs if isinstance(o, torch.Tensor))
+            if isinstance(out, torch.Tensor) and isinstance(mod, conv) and not mod.transposed:
+                fan_in = mod.in_channels // mod.groups * int(np.prod(mod.kernel_size))
+                flops[0] += 2 * out.numel() * fan_in
+            elif isinstance(out, torch.Tensor) and isinstance(mod, linear):
+                flops[0] += 2 * out.numel() * mod.in_features
 
         leaves = [m for m in self.module.modules() if not any(True for _ in m.children())]
         handles = [m.register_forward_hook(record) for m in leaves]
@@ -310,7 +337,9 @@ class TorchModel(Model):
         finally:
             for h in handles:
                 h.remove()
-        return max(sizes, default=None)
+        found = (max(sizes), sum(sizes), flops[0]) if sizes else None
+        self._sizes[length] = found
+        return found
 
     def close(self) -> None:
         """Free the module."""

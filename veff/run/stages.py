@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from veff._version import __version__
-from veff.engine.batching import BatchStream, Predictions, auto_batch_size, submit_pairs, take_pairs
+from veff.engine.batching import BatchStream, Predictions, model_batch_size, submit_pairs, take_pairs
 from veff.engine.outputs import OutputSpec, select_columns
 from veff.engine.progress import ProgressBar
 from veff.engine.threads import BackgroundWorker, prefetch
@@ -161,11 +161,10 @@ def plan_run(opts: RunOptions, hook: ShardHook) -> Plan:
         raise InputError(msg)
     use_rc = mdl.default_rc if opts.rc is None else opts.rc
     run_seqs = _run_sequences(opts.vcf, use_rc, opts.select)
-    batch = opts.batch_size or auto_batch_size(
+    batch = opts.batch_size or model_batch_size(
+        mdl,
         length,
-        None if run_seqs is None else run_seqs * (1 + opts.n_null),  # each null adds a ref and an alt
-        mdl.accelerator,
-        mdl.activation_floats(length),
+        None if run_seqs is None else run_seqs * (1 + opts.n_null),  # a null adds a ref and an alt
     )
     t0 = time.perf_counter()
     spec = None if opts.dump_sequences is not None else hook.probe(mdl, length, opts.output_offset)
