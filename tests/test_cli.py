@@ -123,3 +123,21 @@ def test_threads_option_reaches_the_run(tmp_path, monkeypatch):
     res = _run(_score_args(TORCH_MODEL, E2, HG19, tmp_path / "o.vcf", "-q", "--threads", "1"))
     assert res.exit_code == 0, res.output
     assert seen == [1]
+
+
+def test_shared_options_are_one_definition_in_every_command() -> None:
+    from veff.cli.options import _SHARED, shared_options
+
+    def info(command: str) -> dict[str, dict]:
+        return {p.name: p.to_info_dict() for p in main.commands[command].params if p.name}
+
+    score, mmap, calib = info("score-variants"), info("create-mutation-map"), info("calibrate")
+    names = ["fasta", "score_kwargs", "seq_length", "model_outputs", "output_labels", "input_layout"]
+    names += ["weights", "random_weights", "trust_model", "device"]
+    assert set(_SHARED) <= set(names) | {"weights"}
+    for name in names:
+        assert score[name] == mmap[name], name
+        if name != "model_outputs":  # calibrate's says what it means there
+            assert calib[name] == score[name], name
+    with pytest.raises(ValueError, match="no shared option 'nope'"):
+        shared_options("nope")

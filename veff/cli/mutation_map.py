@@ -15,11 +15,12 @@ from veff.cli.options import (
     fail,
     interrupted,
     log_options,
+    model_kwargs,
     parse_json_list,
     profile_options,
     setup_logging,
+    shared_options,
     split_list,
-    weights_options,
 )
 from veff.errors import InputError, VeffError
 from veff.writers.targets import check_outputs, writing
@@ -62,12 +63,7 @@ def _is_vcf(path: Path) -> bool:
 
 @click.command("create-mutation-map")
 @click.argument("model")
-@click.option(
-    "--fasta",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Reference FASTA (plain or bgzipped).",
-)
+@shared_options("fasta")
 @click.option(
     "--regions",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -85,15 +81,11 @@ def _is_vcf(path: Path) -> bool:
     show_default=True,
     help="Scores, comma-separated or repeated.",
 )
-@click.option(
-    "--score-kwargs",
-    multiple=True,
-    help='JSON object (or file) per --scores entry, e.g. \'{"rc_merging": "max"}\'.',
-)
+@shared_options("score_kwargs")
 @click.option(
     "--rc/--no-rc", default=None, help="Also predict reverse complements (default: as the model declares)."
 )
-@click.option("--seq-length", type=click.IntRange(min=1), help="Window length L (default: the model's).")
+@shared_options("seq_length")
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
@@ -108,8 +100,7 @@ def _is_vcf(path: Path) -> bool:
     show_default=True,
     help="Variant placement for a VCF query, as in score-variants.",
 )
-@click.option("--model-outputs", multiple=True, help="Output labels or indices to keep (comma-separated).")
-@click.option("--output-labels", multiple=True, help="Names of the model outputs (comma-separated).")
+@shared_options("model_outputs", "output_labels")
 @click.option(
     "--bound-regions",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -133,9 +124,7 @@ def _is_vcf(path: Path) -> bool:
     metavar="K",
     help="Mutate only positions within K bases of the query region or variants (default: the whole window).",
 )
-@click.option("--input-layout", help='Per-sequence input layout, e.g. "4,L" or "L,1,4".')
-@weights_options
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N] (PyTorch).")
+@shared_options("input_layout", "weights", "device")
 @click.option(
     "--method",
     type=click.Choice(["auto", "naive", "fast", "saliency", "grad_x_input", "integrated_gradients"]),
@@ -209,14 +198,7 @@ def create_mutation_map_cmd(**opts: Any) -> None:
             method=opts["method"],
             gradient_outputs=opts["gradient_outputs"],
             ig_steps=opts["ig_steps"],
-            model_kwargs={
-                "input_layout": opts["input_layout"],
-                "output_layout": opts["output_layout"],
-                "weights": opts["weights"],
-                "random_weights": opts["random_weights"],
-                "trust_model": opts["trust_model"],
-                "device": opts["device"],
-            },
+            model_kwargs=model_kwargs(opts),
         )
         with mm, writing(opts["output"]):
             if region is not None:

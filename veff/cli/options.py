@@ -22,6 +22,7 @@ __all__ = [
     "fail",
     "log_options",
     "interrupted",
+    "model_kwargs",
     "on_sigterm",
     "parse_json_list",
     "profile_options",
@@ -29,6 +30,7 @@ __all__ = [
     "quiet_htslib",
     "scoring_kwargs",
     "setup_logging",
+    "shared_options",
     "split_list",
     "trust_model_option",
     "weights_options",
@@ -92,6 +94,75 @@ def weights_options(f: F) -> F:
     )(f)
 
 
+#: options that several commands take with the same meaning and help, by parameter name
+#: (:func:`shared_options`); each use makes a fresh :class:`click.Option`
+_SHARED: dict[str, Callable[[Any], Any]] = {
+    "fasta": click.option(
+        "--fasta",
+        required=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Reference FASTA (plain or bgzipped).",
+    ),
+    "score_kwargs": click.option(
+        "--score-kwargs",
+        multiple=True,
+        help='JSON object (or file) per --scores entry, e.g. \'{"rc_merging": "max"}\'.',
+    ),
+    "seq_length": click.option(
+        "--seq-length", type=click.IntRange(min=1), help="Window length L (default: the model's)."
+    ),
+    "model_outputs": click.option(
+        "--model-outputs", multiple=True, help="Output labels or indices to keep (comma-separated)."
+    ),
+    "output_labels": click.option(
+        "--output-labels", multiple=True, help="Names of the model outputs (comma-separated)."
+    ),
+    "input_layout": click.option("--input-layout", help='Per-sequence input layout, e.g. "4,L" or "L,1,4".'),
+    "weights": weights_options,
+    "device": click.option(
+        "--device", default="auto", show_default=True, help="auto, cpu or cuda[:N] (PyTorch)."
+    ),
+}
+
+
+def shared_options(*names: str) -> Callable[[F], F]:
+    """Add the shared options ``names`` (see :data:`_SHARED`), listed in ``--help`` in that order.
+
+    ``weights`` adds ``--weights``, ``--random-weights`` and ``--trust-model`` (:func:`weights_options`).
+
+    Examples
+    --------
+    >>> @click.command()
+    ... @shared_options("seq_length", "device")
+    ... def cmd(**opts): ...
+    >>> [p.name for p in cmd.params]
+    ['seq_length', 'device']
+    """
+    unknown = [n for n in names if n not in _SHARED]
+    if unknown:
+        msg = f"no shared option {unknown[0]!r}; there are {', '.join(_SHARED)}"
+        raise ValueError(msg)
+
+    def apply(f: F) -> F:
+        for name in reversed(names):  # decorators apply bottom-up; --help lists top-down
+            f = _SHARED[name](f)
+        return f
+
+    return apply
+
+
+def model_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
+    """How the commands' model is loaded (``model_kwargs=`` of the API) from the shared model options."""
+    return {
+        "input_layout": opts["input_layout"],
+        "output_layout": opts["output_layout"],
+        "weights": opts["weights"],
+        "random_weights": opts["random_weights"],
+        "trust_model": opts["trust_model"],
+        "device": opts["device"],
+    }
+
+
 def split_list(values: tuple[str, ...]) -> list[str]:
     """Flatten repeated, comma-separated option values: ``("a,b", "c") -> ["a", "b", "c"]``."""
     return [item.strip() for v in values for item in v.split(",") if item.strip()]
@@ -128,15 +199,7 @@ def scoring_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
         "rc_swap_tasks": opts["rc_swap_tasks"],
         "centering": opts["centering"],
         "max_indel_length": opts["max_indel_length"],
-        "model_kwargs": {
-            "input_layout": opts["input_layout"],
-            "output_layout": opts["output_layout"],
-            "weights": opts["weights"],
-            "random_weights": opts["random_weights"],
-            "trust_model": opts["trust_model"],
-            "device": opts["device"],
-            "precision": opts["precision"],
-        },
+        "model_kwargs": model_kwargs(opts) | {"precision": opts["precision"]},
     }
 
 

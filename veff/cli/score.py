@@ -15,8 +15,8 @@ from veff.cli.options import (
     profile_options,
     scoring_kwargs,
     setup_logging,
+    shared_options,
     split_list,
-    weights_options,
 )
 from veff.errors import VeffError
 
@@ -32,12 +32,7 @@ __all__ = ["score_variants_cmd"]
     type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
     help="Input VCF, VCF.gz or BCF; - reads standard input (as it comes; no index).",
 )
-@click.option(
-    "--fasta",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Reference FASTA (plain or bgzipped).",
-)
+@shared_options("fasta")
 @click.option(
     "-o",
     "--output",
@@ -71,11 +66,7 @@ __all__ = ["score_variants_cmd"]
     + ", ".join(["diff", "ref", "alt", "logit", "logit_ref", "logit_alt", "deepsea_effect"])
     + ", or a Kipoi model's own score labels (default: the model's default scores, else diff).",
 )
-@click.option(
-    "--score-kwargs",
-    multiple=True,
-    help='JSON object (or file) per --scores entry, e.g. \'{"rc_merging": "max"}\'.',
-)
+@shared_options("score_kwargs")
 @click.option(
     "--rc/--no-rc", default=None, help="Also score reverse complements (default: as the model declares)."
 )
@@ -98,7 +89,7 @@ __all__ = ["score_variants_cmd"]
     help="The same from a file: BED (.bed, .bed.gz) or CHROM POS / CHROM START END (1-based), "
     "as bcftools view -R.",
 )
-@click.option("--seq-length", type=click.IntRange(min=1), help="Window length L (default: the model's).")
+@shared_options("seq_length")
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
@@ -110,8 +101,7 @@ __all__ = ["score_variants_cmd"]
     help="CPU threads of the model's framework (also per --workers worker; default: all cores, "
     "shared among the workers).",
 )
-@click.option("--model-outputs", multiple=True, help="Output labels or indices to keep (comma-separated).")
-@click.option("--output-labels", multiple=True, help="Names of the model outputs (comma-separated).")
+@shared_options("model_outputs", "output_labels")
 @click.option(
     "--centering",
     type=click.Choice(["exact", "kipoi"]),
@@ -201,9 +191,7 @@ __all__ = ["score_variants_cmd"]
     help="Bases kept around the variant in --null windows (the REF allele, (K-1)//2 before, K//2 after).",
 )
 @profile_options
-@click.option("--input-layout", help='Per-sequence input layout, e.g. "4,L" or "L,1,4".')
-@weights_options
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N] (PyTorch).")
+@shared_options("input_layout", "weights", "device")
 @click.option(
     "--precision", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True
 )
