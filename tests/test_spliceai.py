@@ -16,7 +16,7 @@ import numpy as np
 import pysam
 import pytest
 from click.testing import CliRunner
-from helpers import E1, E2, HG19, HG38, write_vcf
+from helpers import E1, E2, EXAMPLE, HG19, HG38, write_vcf
 
 from veff.cli import main
 from veff.writers.read import read_scores
@@ -238,6 +238,20 @@ def _check_splicenet() -> None:
             "genes_E1_grch38_chr22.txt",
             "E1_hg38_chr22_32000001-32300000.spliceai_D50_M0.vcf",
             {"intergenic_no_gene", "ref_mismatch", "SLC5A1_exon_start_del4", "RFPL2_exon_end_+0"},
+        ),
+        (
+            # a held-out set: 113 records on nine GRCh38 chr2 genes of both strands, at 36 exon
+            # boundaries and deep in introns (SNVs, 1-2 ALTs, deletions of 1-12, insertions of
+            # 1-9 bases), plus a record near the contig start and an intergenic one
+            SPLICE / "chr2_heldout.vcf",
+            EXAMPLE / "reference" / "hg38_chr2_1-2333275.fa.gz",
+            "genes_chr2_grch38.txt",
+            "chr2_heldout.spliceai_D50_M0.vcf",
+            {
+                x.split("\t")[2]
+                for x in (SPLICE / "chr2_heldout.vcf").read_text().splitlines()
+                if not x.startswith("#")
+            },
         ),
         (
             # insertions of 51-300 bases (longer than --max-indel-length): SpliceAI scores them all
