@@ -9,6 +9,9 @@ strands, SpliceAI's deletion and insertion rules), run on the same module.
 from __future__ import annotations
 
 import gzip
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -450,6 +453,25 @@ def test_cli_ensemble_and_errors(tmp_path: Path, members: list[torch.nn.Module])
         main, [*base, "--annotation", str(GENES_E2), "--splice-distance", "5000", "-o", str(out)]
     )
     assert res.exit_code != 0 and "5000" in res.output
+
+
+def test_fasta_of_another_build_is_refused(tmp_path: Path, members: list[torch.nn.Module]) -> None:
+    """No VCF contig in the FASTA: one error, before any work for a file, at the end for a stream."""
+    out = tmp_path / "out.vcf"
+    with pytest.raises(InputError, match=r"none of its contigs \(17\) is in the FASTA .*reference build"):
+        score_splice(members, E2, HG38, out, annotation=GENES_E2, distance=D)
+    assert not out.exists()
+    text = "".join(x for x in E2.read_text().splitlines(keepends=True) if not x.startswith("##contig"))
+    model = tmp_path / "m.pt"
+    torch.save(members[0].state_dict(), model)
+    cls = f"{Path(__file__).parent / 'openspliceai_model.py'}::OpenSpliceAI80"
+    args = ["score-variants", cls, "--weights", str(model), "--vcf", "-", "--fasta", str(HG38)]
+    args += ["--annotation", str(GENES_E2), "--info-style", "spliceai", "-o", str(out), "-q"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    cmd = [sys.executable, "-m", "veff", *args]
+    res = subprocess.run(cmd, input=text, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 1 and "veff: error: -: none of its contigs (17) is in the FASTA" in res.stderr
+    assert not out.exists()
 
 
 def test_ensemble_averages_members_in_score_variants(members: list[torch.nn.Module]) -> None:

@@ -26,8 +26,9 @@ from veff.engine.batching import BatchStream
 from veff.engine.progress import progress_bar
 from veff.errors import InputError
 from veff.io.annotation import TranscriptChoice, read_annotation
+from veff.io.contigs import check_same_build, no_shared_contig
 from veff.io.fasta import Fasta
-from veff.io.vcf import VcfReader
+from veff.io.vcf import STDIN, VcfReader
 from veff.models import Model, cpu_threads, load_model, sanitize_name
 from veff.models.ensemble import EnsembleModel
 from veff.models.splice import SpliceModelInfo, splice_model_info
@@ -153,6 +154,12 @@ def score_splice(
         info = splice_model_info(mdl)
     geo = SpliceGeometry(info.flank, distance, max(0, max_indel_length))
     ref = Fasta(fasta)
+    if str(vcf) != STDIN:  # another build's FASTA: one clear error before any work
+        try:
+            check_same_build(vcf, ref)
+        except BaseException:
+            ref.close()
+            raise
     reader = VcfReader(vcf)
     planner = SplicePlanner(
         ref,
@@ -192,6 +199,7 @@ def score_splice(
     table_writer = next((s for s in sinks if isinstance(s, SpliceTable)), None)
     summary = Summary(output=str(output) if output else None)
     counts: Counter[str] = Counter()
+    contigs: dict[str, None] = {}
     collected: list[tuple[Any, ...]] = []
     stream = BatchStream(mdl, batch_size or 32, rc=False, pad=False, layout=info.layout)
     bar = progress_bar(progress, unit="variants")
@@ -213,6 +221,12 @@ def score_splice(
                 counts.update(map(str, sts))
             summary.records += len(ss)
             bar.update(len(ss))
+            for v in variants[: 8 - len(contigs)]:
+                contigs.setdefault(v.chrom)
+        # a stream the check before could not read: records in genes, none on a FASTA contig
+        unplaced = {str(Status.UNKNOWN_CONTIG), str(Status.OUTSIDE_GENES), str(Status.NO_ALT)}
+        if counts.get(str(Status.UNKNOWN_CONTIG)) and set(counts) <= unplaced:
+            raise no_shared_contig(vcf, contigs, ref)
         commit_all(sinks)
     except BaseException:
         abort_all(sinks)
