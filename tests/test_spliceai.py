@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -253,6 +254,24 @@ def _check_splicenet() -> None:
                 if not x.startswith("#")
             },
         ),
+        *(
+            (  # the same set with SpliceAI's mask, and with -D 300 (every third record, and the skips)
+                SPLICE / "chr2_heldout.vcf",
+                EXAMPLE / "reference" / "hg38_chr2_1-2333275.fa.gz",
+                "genes_chr2_grch38.txt",
+                expected,
+                {
+                    x.split("\t")[2]
+                    for k, x in enumerate(
+                        ln
+                        for ln in (SPLICE / "chr2_heldout.vcf").read_text().splitlines()
+                        if not ln.startswith("#")
+                    )
+                    if k % 3 == 0 or x.split("\t")[2] in ("near_start", "intergenic")
+                },
+            )
+            for expected in ("chr2_heldout.spliceai_D50_M1.vcf", "chr2_heldout.spliceai_D300_M0.vcf")
+        ),
         (
             # insertions of 51-300 bases (longer than --max-indel-length): SpliceAI scores them all
             SPLICE / "E2_long_insertions.vcf",
@@ -280,7 +299,10 @@ def _check_reproduces(tmp: str, vcf_: str, fasta: str, genes: str, expected: str
 
     small = _subset(vcf, ids, tmp_path / "in.vcf")
     out = tmp_path / "out.vcf.gz"
-    score_splice(ENSEMBLE, small, fasta, out, annotation=SPLICE / genes, distance=50)
+    got_dm = re.search(r"_D(\d+)_M([01])\.vcf$", expected)
+    assert got_dm is not None
+    distance, mask = int(got_dm[1]), got_dm[2] == "1"  # the CLI's -D and -M, from the file name
+    score_splice(ENSEMBLE, small, fasta, out, annotation=SPLICE / genes, distance=distance, mask=mask)
     want = _entries(SPLICE / expected, ids)
     got = _entries(out)
     assert len(got) == len(want) >= len(ids)
