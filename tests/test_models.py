@@ -98,6 +98,44 @@ def test_keras_variable_length_needs_seq_length():
 
 
 @pytest.mark.tensorflow
+def test_keras_batches_run_as_one_graph_with_the_numbers_of_predict_on_batch():
+    import keras
+
+    inp = keras.Input((50, 4))
+    x = keras.layers.Conv1D(16, 5, activation="relu")(inp)
+    heads = {"a": keras.layers.Dense(3)(keras.layers.Flatten()(x)), "b": keras.layers.Conv1D(2, 1)(x)}
+    for net in (keras.Model(inp, heads["a"]), keras.Model(inp, [heads["a"], heads["b"]])):
+        m = load_model(net)
+        x = one_hot(np.random.default_rng(0).choice(np.frombuffer(b"ACGTN", np.uint8), (8, 50)))
+        got = m.predict(x)
+        assert m._graph is not False  # the tf.function path ran
+        expected = net.predict_on_batch(x)
+        for g, e in zip(
+            got.values() if isinstance(got, dict) else [got],
+            expected if isinstance(expected, list) else [expected],
+            strict=True,
+        ):
+            assert np.array_equal(g, e)  # byte for byte the same
+
+
+@pytest.mark.tensorflow
+def test_a_keras_model_with_its_own_predict_step_runs_through_predict_on_batch():
+    import keras
+
+    class Doubled(keras.Model):
+        def predict_step(self, data):
+            x = data[0] if isinstance(data, tuple) else data
+            return 2 * self(x, training=False)
+
+    inp = keras.Input((11, 4))
+    net = Doubled(inp, keras.layers.GlobalAveragePooling1D()(keras.layers.Conv1D(1, 1, use_bias=False)(inp)))
+    net.layers[1].set_weights([np.array([0, 1, 1, 0], np.float32).reshape(1, 4, 1)])
+    m = load_model(net)
+    np.testing.assert_allclose(m.predict(SEQS), 2 * GC, rtol=1e-6)
+    assert m._graph is False
+
+
+@pytest.mark.tensorflow
 def test_real_mmsplice_donor_model():
     m = load_model(DONOR_H5)
     assert m.seq_length == 18
