@@ -104,18 +104,20 @@ def test_keras_batches_run_as_one_graph_with_the_numbers_of_predict_on_batch():
     inp = keras.Input((50, 4))
     x = keras.layers.Conv1D(16, 5, activation="relu")(inp)
     heads = {"a": keras.layers.Dense(3)(keras.layers.Flatten()(x)), "b": keras.layers.Conv1D(2, 1)(x)}
+    rng = np.random.default_rng(0)
     for net in (keras.Model(inp, heads["a"]), keras.Model(inp, [heads["a"], heads["b"]])):
         m = load_model(net)
-        x = one_hot(np.random.default_rng(0).choice(np.frombuffer(b"ACGTN", np.uint8), (8, 50)))
-        got = m.predict(x)
-        assert m._graph is not False  # the tf.function path ran
-        expected = net.predict_on_batch(x)
-        for g, e in zip(
-            got.values() if isinstance(got, dict) else [got],
-            expected if isinstance(expected, list) else [expected],
-            strict=True,
-        ):
-            assert np.array_equal(g, e)  # byte for byte the same
+        for n in (8, 8, 5, 3, 1):  # batch shapes vary, as in mutation maps: a shape-general graph
+            x = one_hot(rng.choice(np.frombuffer(b"ACGTN", np.uint8), (n, 50)))
+            got = m.predict(x)
+            assert m._graph is not False  # the tf.function path ran
+            expected = net.predict_on_batch(x)
+            for g, e in zip(
+                got.values() if isinstance(got, dict) else [got],
+                expected if isinstance(expected, list) else [expected],
+                strict=True,
+            ):
+                assert np.array_equal(g, e)  # byte for byte the same
 
 
 @pytest.mark.tensorflow

@@ -160,7 +160,8 @@ def _graph_call(model: Any) -> Any:
         return False
     import tensorflow as tf
 
-    return tf.function(lambda x: model(x, training=False), jit_compile=False)
+    # reduce_retracing as in predict_on_batch: a shape-general graph once batch shapes vary
+    return tf.function(lambda x: model(x, training=False), jit_compile=False, reduce_retracing=True)
 
 
 def _to_numpy(out: Any) -> Any:
