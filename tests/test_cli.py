@@ -65,6 +65,33 @@ def test_torch_example_with_contig_name_mismatch(tmp_path):
     assert "##veff_command=veff score-variants" in out.read_text()
 
 
+def test_header_command_line_lists_every_model_file(tmp_path):
+    import shlex
+    import shutil
+
+    copy = tmp_path / "copy of donor_cnn.pt"  # a space: quoted in the header
+    shutil.copy(TORCH_MODEL, copy)
+    out = tmp_path / "e2.vcf"
+    res = _run(
+        [
+            "score-variants",
+            str(TORCH_MODEL),
+            str(copy),
+            "--vcf",
+            str(E2),
+            "--fasta",
+            str(HG19),
+            "-o",
+            str(out),
+            "-q",
+        ]
+    )
+    assert res.exit_code == 0, res.output
+    line = next(x for x in out.read_text().splitlines() if x.startswith("##veff_command="))
+    words = shlex.split(line.removeprefix("##veff_command="))
+    assert words[:4] == ["veff", "score-variants", str(TORCH_MODEL), str(copy)]
+
+
 def test_torch_donor_model_sees_the_donor_knockout(tmp_path):
     out = tmp_path / "e1.vcf"
     res = _run(_score_args(TORCH_MODEL, E1, HG38, out, "--scores", "diff", "-q"))

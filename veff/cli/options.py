@@ -294,8 +294,8 @@ def command_line() -> str:
         value = ctx.params.get(param.name or "")
         if value in (None, (), False) or param.name in _NOT_RECORDED:
             continue
-        if isinstance(param, click.Argument):
-            parts.append(shlex.quote(str(value)))
+        if isinstance(param, click.Argument):  # nargs=-1 (several model files) gives a tuple
+            parts += [shlex.quote(str(item)) for item in (value if isinstance(value, tuple) else (value,))]
             continue
         flag = max(param.opts, key=len)
         if value is True:
