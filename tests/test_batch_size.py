@@ -1,14 +1,19 @@
-"""The automatic batch size: chosen by device kind and window length, the same in every run and shard."""
+"""Batch sizes: the automatic choice (the same in every run and shard) and --batch-size tune."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
-from helpers import base, other, write_vcf
+from click.testing import CliRunner
+from helpers import base, other, write_fasta, write_vcf
 from toy_models import GCModel
 
 import veff
+from veff.cli import main
 from veff.engine.batching import (
     BATCH_LIMITS,
     CPU_ACTIVATION_FLOATS,
@@ -17,7 +22,9 @@ from veff.engine.batching import (
     CPU_MIN_BATCH,
     auto_batch_size,
     model_batch_size,
+    tune_candidates,
 )
+from veff.errors import InputError
 from veff.io.vcf import VcfReader
 from veff.models import CallableModel, InputLayout
 
@@ -137,3 +144,178 @@ def test_default_batch_writes_the_bytes_of_the_same_explicit_batch(tmp_path):
     )
     assert auto.read_bytes() == explicit.read_bytes()
     assert (tmp_path / "a.tsv").read_bytes() == (tmp_path / "e.tsv").read_bytes()
+
+
+# -- --batch-size tune -------------------------------------------------------------------------------
+
+
+def _tiny():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _common import tiny_module
+
+    return veff.load_model(tiny_module())
+
+
+@pytest.fixture
+def big_vcf(tmp_path: Path) -> tuple[Path, Path]:
+    """4,200 SNVs (more than the 4,096 alleles under which a run is 'small') on a 600-bp chr1."""
+    rows = [
+        ("chr1", 60 + k % 400, f"v{k}", base("chr1", 60 + k % 400), other(base("chr1", 60 + k % 400)))
+        for k in range(4200)
+    ]
+    return write_vcf(tmp_path / "big.vcf", rows), write_fasta(tmp_path / "g.fa")
+
+
+def test_tune_candidates_surround_the_automatic_batch():
+    assert tune_candidates(16) == (4, 8, 16, 32, 64)
+    assert tune_candidates(4096) == (1024, 2048, 4096)  # not above the largest automatic batch
+    assert tune_candidates(1) == (1, 2, 4)
+
+
+def test_tune_picks_a_candidate_and_scores_as_an_explicit_batch(big_vcf):
+    vcf, fa = big_vcf
+    model = _tiny()
+    candidates = tune_candidates(model_batch_size(model, 101))
+    assert candidates == (1024, 2048, 4096)
+    seen: list[int] = []
+    model.module.register_forward_pre_hook(lambda _m, args: seen.append(len(args[0])))
+    tuned = veff.score_variants(
+        model, vcf, fa, rc=True, batch_size="tune", scores=["diff", "logit"], return_predictions=True
+    )
+    calls = seen[2:]  # seen[0:2]: the activation and output probes
+    assert calls[:6] == [1024, 1024, 2048, 2048, 4096, 4096]  # each candidate twice, smallest first
+    chosen = calls[6]
+    assert chosen in candidates and set(calls[6:]) == {chosen}
+    explicit = veff.score_variants(
+        model, vcf, fa, rc=True, batch_size=chosen, scores=["diff", "logit"], return_predictions=True
+    )
+    for score in ("diff", "logit"):
+        assert tuned[score].index.equals(explicit[score].index)
+        np.testing.assert_allclose(tuned[score].to_numpy(), explicit[score].to_numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_tune_chooses_the_fastest_size_and_reports_it(big_vcf, tmp_path):
+    """A model whose every call costs a fixed 30 ms: the largest batch is the fastest per sequence."""
+
+    def slow(x: np.ndarray) -> np.ndarray:
+        time.sleep(0.03)
+        return x.sum(axis=(1, 2))[:, None]
+
+    vcf, fa = big_vcf
+    model = CallableModel(slow, name="slow", seq_length=11, layout=InputLayout.parse("L,4"))
+    summary = veff.score_variants(
+        model, vcf, fa, tmp_path / "o.vcf", rc=True, batch_size="tune", summary_json=tmp_path / "s.json"
+    )
+    assert summary.batch is not None
+    assert summary.batch["tuned"] and summary.batch["size"] == 4096
+    assert summary.batch["candidates"] == [1024, 2048, 4096]
+    assert set(summary.batch["sequences_per_second"]) == {"1024", "2048", "4096"}
+    assert "batch 4096 (tuned)" in summary.line()
+    assert json.loads((tmp_path / "s.json").read_text())["batch"]["size"] == 4096
+
+
+def test_cli_tune_says_what_it_chose(big_vcf, tmp_path):
+    vcf, fa = big_vcf
+    net = tmp_path / "gc.py"
+    net.write_text(
+        "import torch\n"
+        "class GC(torch.nn.Module):\n"
+        "    seq_len = 11\n"
+        "    def forward(self, x):\n"
+        "        return x[:, 1:3].sum(dim=(1, 2))[:, None]\n"
+    )
+    res = CliRunner().invoke(
+        main,
+        [
+            "score-variants",
+            f"{net}::GC",
+            "--vcf",
+            str(vcf),
+            "--fasta",
+            str(fa),
+            "-o",
+            str(tmp_path / "o.vcf"),
+            "--rc",
+            "--batch-size",
+            "tune",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    said = [ln for ln in res.stderr.splitlines() if "--batch-size tune: chose" in ln]
+    assert len(said) == 1, res.stderr
+    assert "(sequences/s by batch size: 1,024: " not in said[0]  # sizes are written plainly
+    assert "1024: " in said[0] and "4096: " in said[0]
+    assert "(tuned)" in res.stderr.splitlines()[-1]
+
+
+def test_tune_on_a_small_vcf_keeps_the_automatic_batch(tmp_path):
+    fn = GCModel(11)
+    vcf = write_vcf(tmp_path / "s.vcf", _many(30))
+    summary = veff.score_variants(
+        _model(fn, "cpu"), vcf, write_fasta(tmp_path / "g.fa"), tmp_path / "o.vcf", batch_size="tune"
+    )
+    # nothing was timed: the automatic batch for the run's 60 sequences, and the summary says so
+    assert summary.batch is not None and summary.batch["size"] == 64 and not summary.batch["tuned"]
+    assert summary.line().endswith(", batch 64 (too few sequences to tune)")
+
+
+def _donor_args(tmp_path: Path) -> list[str]:
+    """``score-variants`` of the donor model on E1, writing ``tmp_path / o.vcf``."""
+    return [
+        "score-variants",
+        str(DONOR),
+        "--vcf",
+        str(E1),
+        "--fasta",
+        str(HG38),
+        "-o",
+        str(tmp_path / "o.vcf"),
+    ]
+
+
+@pytest.mark.parametrize("value", ["0", "fast", "-3", "2.5"])
+def test_bad_batch_size_is_one_usage_line(tmp_path, value):
+    res = CliRunner().invoke(main, [*_donor_args(tmp_path), "--batch-size", value])
+    assert res.exit_code == 2
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("veff: error: Invalid value for '--batch-size'"), (
+        res.stderr
+    )
+    assert "expected a positive number of sequences or 'tune'" in lines[0]
+
+
+def test_tune_is_refused_where_shards_or_splice_scoring_would_need_one_batch(tmp_path):
+    with pytest.raises(InputError, match="batch_size must be a number of sequences, 'tune' or None"):
+        veff.score_variants(DONOR, E1, HG38, tmp_path / "o.vcf", batch_size="fast")  # type: ignore[arg-type]
+    base_args = _donor_args(tmp_path)
+    res = CliRunner().invoke(main, [*base_args, "--batch-size", "tune", "--workers", "2"])
+    assert res.exit_code == 1
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and "shards of a sharded run" in lines[0] and "give a number" in lines[0], (
+        res.stderr
+    )
+    gtf = tmp_path / "g.gtf"
+    gtf.write_text("")
+    res = CliRunner().invoke(main, [*base_args, "--batch-size", "tune", "--annotation", str(gtf)])
+    assert res.exit_code == 2
+    assert res.stderr.splitlines() == [
+        "veff: error: --batch-size tune is not available with --annotation; give a number "
+        "(see 'veff score-variants -h')"
+    ]
+    assert not (tmp_path / "o.vcf").exists()
+
+
+def test_tune_is_skipped_when_the_run_is_shorter_than_the_timing(tmp_path):
+    """5,000 alleles are more than a 'small' VCF, but fewer than the 14,336 sequences the timing needs."""
+    rows = [
+        ("chr1", 60 + k % 400, f"v{k}", base("chr1", 60 + k % 400), other(base("chr1", 60 + k % 400)))
+        for k in range(2500)
+    ]
+    vcf = write_vcf(tmp_path / "mid.vcf", rows)
+    model = _tiny()
+    summary = veff.score_variants(
+        model, vcf, write_fasta(tmp_path / "g.fa"), tmp_path / "o.vcf", rc=False, batch_size="tune"
+    )
+    assert summary.batch is not None and summary.batch["size"] == 4096 and not summary.batch["tuned"]

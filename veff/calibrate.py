@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from veff.engine.outputs import select_columns
 from veff.errors import InputError
@@ -48,7 +48,7 @@ def calibrate(
     score_kwargs: Sequence[dict[str, Any]] | None = None,
     rc: bool | None = None,
     seq_length: int | None = None,
-    batch_size: int | None = None,
+    batch_size: int | Literal["tune"] | None = None,
     threads: int | None = None,
     output_labels: Sequence[str] | None = None,
     model_outputs: Sequence[str | int] | None = None,

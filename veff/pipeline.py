@@ -27,7 +27,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -72,7 +72,7 @@ def score_variants(
     restriction_bed: str | os.PathLike[str] | None = None,
     regions: str | Sequence[str] | None = None,
     regions_file: str | os.PathLike[str] | None = None,
-    batch_size: int | None = None,
+    batch_size: int | Literal["tune"] | None = None,
     threads: int | None = None,
     model_outputs: Sequence[str | int] | None = None,
     output_labels: Sequence[str] | None = None,
@@ -146,6 +146,9 @@ def score_variants(
         Sequences per forward call (reference, alternative and rc copies included); None picks
         one from the window length (:func:`veff.engine.batching.auto_batch_size`). Every call has exactly
         this many: the last batch is padded, so results do not depend on how the VCF is cut.
+        ``"tune"`` times a few sizes around the automatic one on the run's first batches and
+        uses the fastest (reported on stderr and in the summary's ``batch``); its outputs are then
+        not byte-stable across runs, and it is refused for sharded runs (see docs/performance.md).
     threads
         CPU threads of the model's framework during the run (:func:`veff.models.cpu_threads`;
         default: as it is). Also the threads of each worker of a local cluster (``workers``).
@@ -327,10 +330,12 @@ def execute(opts: RunOptions, hook: ShardHook | None = None) -> Summary | dict[s
     t0 = time.perf_counter()
     tally = Tally()
     stages: dict[str, float] = {}
+    predictor: Predictor | None = None
 
     def summarise() -> Summary:
         output = None if opts.output is None else str(opts.output)
         summary = tally.summary(time.perf_counter() - t0, output, stages)
+        summary.batch = None if predictor is None else predictor.batch_report()
         strategy.annotate(summary)
         return summary
 

@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TextIO, TypeVar
 import click
 
 __all__ = [
+    "BatchSize",
     "Terminated",
     "command_line",
     "fail",
@@ -37,6 +38,23 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class BatchSize(click.ParamType):
+    """``--batch-size``: a positive number of sequences, or ``tune``."""
+
+    name = "N|tune"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | str:
+        """The number, or ``"tune"``; anything else is a usage error naming what is expected."""
+        if isinstance(value, int) and value >= 1:
+            return value
+        text = str(value).strip().lower()
+        if text == "tune":
+            return "tune"
+        if text.isdigit() and int(text) >= 1:
+            return int(text)
+        self.fail(f"{value!r}: expected a positive number of sequences or 'tune'", param, ctx)
 
 
 def profile_options(f: F) -> F:

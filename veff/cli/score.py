@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from veff.cli.options import (
+    BatchSize,
     command_line,
     fail,
     interrupted,
@@ -92,8 +93,10 @@ __all__ = ["score_variants_cmd"]
 @shared_options("seq_length")
 @click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
-    help="Sequences per forward call, the last one padded (default: about 2**18 bases, 32..4096).",
+    type=BatchSize(),
+    help="Sequences per forward call, the last one padded (default: by device and model, see "
+    "docs/performance.md); tune: time a few sizes on the first batches and use the fastest "
+    "(outputs then not byte-stable; not with --workers/--scheduler).",
 )
 @click.option(
     "--threads",
@@ -296,6 +299,9 @@ def _score_splice(opts: dict[str, Any]) -> None:
         if opts.get(key):
             msg = f"{flag} is not available with --annotation"
             raise click.UsageError(msg)
+    if opts["batch_size"] == "tune":
+        msg = "--batch-size tune is not available with --annotation; give a number"
+        raise click.UsageError(msg)
     style = "veff" if opts["info_style"] == "veff" else opts["info_style"]
     if style == "kipoi":
         msg = "--info-style kipoi is not available with --annotation; use spliceai or veff"

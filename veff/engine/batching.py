@@ -3,15 +3,19 @@
 The sequences of a chunk are laid out as ``[ref, alt, ref_rc, alt_rc]`` and queued on a
 :class:`BatchStream`, which cuts batches of exactly ``batch_size`` sequences across chunk
 boundaries; each batch is one forward call. Reference windows are predicted once and shared by
-every ALT that uses them.
+every ALT that uses them. With ``--batch-size tune`` the stream's first batches try a few sizes
+(:class:`BatchTuning`) and the rest of the run uses the fastest.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +26,7 @@ from veff.variants.sequences import one_hot, reverse_complement_codes
 
 __all__ = [
     "BatchStream",
+    "BatchTuning",
     "Predictions",
     "auto_batch_size",
     "model_batch_size",
@@ -29,6 +34,7 @@ __all__ = [
     "probe_outputs",
     "submit_pairs",
     "take_pairs",
+    "tune_candidates",
 ]
 
 
@@ -120,6 +126,67 @@ def model_batch_size(model: Model, length: int, sequences: int | None = None) ->
     )
 
 
+TUNE_SPREAD = 2  # --batch-size tune: from auto / 2**TUNE_SPREAD to auto * 2**TUNE_SPREAD
+TUNE_ROUNDS = 2  # forward calls timed per size; the faster counts (the first of a shape warms it up)
+
+
+def tune_candidates(auto: int) -> tuple[int, ...]:
+    """The batch sizes ``--batch-size tune`` times: powers of two around the automatic choice.
+
+    From ``auto / 4`` to ``4 * auto``, within 1 and the largest automatic batch
+    (``BATCH_LIMITS[1]``).
+
+    Examples
+    --------
+    >>> tune_candidates(16), tune_candidates(4096), tune_candidates(2)
+    ((4, 8, 16, 32, 64), (1024, 2048, 4096), (1, 2, 4, 8))
+    """
+    sizes = {
+        min(BATCH_LIMITS[1], max(1, auto << k if k >= 0 else auto >> -k))
+        for k in range(-TUNE_SPREAD, TUNE_SPREAD + 1)
+    }
+    return tuple(sorted(sizes))
+
+
+@dataclass
+class BatchTuning:
+    """What ``--batch-size tune`` measured on the first batches of a run.
+
+    Attributes
+    ----------
+    candidates
+        The sizes tried, in the order they run (smallest first).
+    seconds
+        The fastest of the :data:`TUNE_ROUNDS` forward calls of each size timed so far.
+    chosen
+        The size with the most sequences per second, once every candidate is timed (ties: the
+        smaller); None before.
+    """
+
+    candidates: tuple[int, ...]
+    seconds: dict[int, float] = field(default_factory=dict)
+    chosen: int | None = None
+
+    def rates(self) -> dict[int, float]:
+        """Sequences per second of each size timed."""
+        return {s: s / t if t > 0 else math.inf for s, t in self.seconds.items()}
+
+    def choose(self) -> int:
+        """Fix :attr:`chosen` from the timings; returns it."""
+        rates = self.rates()
+        self.chosen = max(sorted(rates), key=lambda s: rates[s])
+        return self.chosen
+
+    def report(self) -> dict[str, Any]:
+        """JSON-ready: the candidates, the sequences per second of each and the size chosen (or None)."""
+        return {
+            "tuned": self.chosen is not None,
+            "size": self.chosen,
+            "candidates": list(self.candidates),
+            "sequences_per_second": {str(s): round(r, 1) for s, r in sorted(self.rates().items())},
+        }
+
+
 @dataclass(frozen=True)
 class Predictions:
     """Model outputs for reference and alternative windows.
@@ -193,6 +260,14 @@ class BatchStream:
         Layout of the model's profile heads (default: what it declares,
         :meth:`~veff.models.Model.declared_output_layout`); rows are always flattened positions
         first (:func:`veff.engine.outputs.flatten_output`).
+    tune
+        Batch sizes to time on the first batches (``--batch-size tune``,
+        :func:`tune_candidates`): each runs :data:`TUNE_ROUNDS` full batches, smallest first,
+        then the fastest (:attr:`tuning`) is used for the rest; ``batch_size`` is not used. The
+        outputs are those of the same sequences in other batch shapes, so they may differ from an
+        untuned run's in the last bits of a float (and from run to run, as the timings do).
+    on_tuned
+        Called with :attr:`tuning` once the size is chosen.
     """
 
     def __init__(
@@ -203,12 +278,19 @@ class BatchStream:
         rc: bool,
         pad: bool = True,
         layout: OutputLayout | None = None,
+        tune: Sequence[int] | None = None,
+        on_tuned: Callable[[BatchTuning], None] | None = None,
     ) -> None:
         self.model = model
         self.batch_size = int(batch_size)
         self.rc = rc
         self.pad = pad
         self.layout = layout or model.declared_output_layout()
+        self.tuning = BatchTuning(tuple(tune)) if tune else None
+        self._trials: deque[int] = deque(s for s in (tune or ()) for _ in range(TUNE_ROUNDS))
+        self._on_tuned = on_tuned
+        if self._trials:
+            self.batch_size = self._trials[0]
         self._codes: np.ndarray | None = None  # waiting sequences, (n, L) uint8
         self._extra: dict[str, np.ndarray] | None = None
         self._out: list[np.ndarray] = []  # predicted rows not yet taken, float32 (n, F)
@@ -257,12 +339,12 @@ class BatchStream:
         return [rows[bounds[k] : bounds[k + 1]] for k in range(len(sizes))]
 
     def _run(self, *, final: bool) -> None:
-        codes, extra, bs = self._codes, self._extra, self.batch_size
+        codes, extra = self._codes, self._extra
         if codes is None:
             return
-        n = len(codes)
-        stop = n if final else n - n % bs
-        for lo in range(0, stop, bs):
+        n, lo = len(codes), 0
+        while lo < n and (final or n - lo >= self.batch_size):
+            bs = self.batch_size
             rows = codes[lo : lo + bs]
             part = None if extra is None else {k: v[lo : lo + bs] for k, v in extra.items()}
             real = len(rows)
@@ -276,15 +358,34 @@ class BatchStream:
             t = time.perf_counter()
             raw = _call(self.model, one_hot(rows, self.model.n_value), part)
             out = flatten_output(raw, len(rows), self.layout)
-            self.forward_seconds += time.perf_counter() - t
+            seconds = time.perf_counter() - t
+            self.forward_seconds += seconds
             self._out.append(out[:real])
             self._out_rows += real
+            lo += real
+            if self._trials and real == bs:
+                self._timed(bs, seconds)
+        stop = lo
         self._codes = np.ascontiguousarray(codes[stop:]) if stop < n else None
         self._extra = (
             None
             if extra is None or stop >= n
             else {k: np.ascontiguousarray(v[stop:]) for k, v in extra.items()}
         )
+
+    def _timed(self, size: int, seconds: float) -> None:
+        """Record one timed batch of ``--batch-size tune``; after the last, switch to the fastest size."""
+        tuning = self.tuning
+        if tuning is None:  # trials are queued only with a tuning
+            return
+        tuning.seconds[size] = min(seconds, tuning.seconds.get(size, math.inf))
+        self._trials.popleft()
+        if self._trials:
+            self.batch_size = self._trials[0]
+            return
+        self.batch_size = tuning.choose()
+        if self._on_tuned is not None:
+            self._on_tuned(tuning)
 
 
 def submit_pairs(

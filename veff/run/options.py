@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 from veff.engine.progress import DEFAULT_INTERVAL
 from veff.errors import InputError
@@ -77,7 +77,7 @@ class RunOptions:
     restriction_bed: PathLike | None = None
     regions: str | Sequence[str] | None = None
     regions_file: PathLike | None = None
-    batch_size: int | None = None
+    batch_size: int | Literal["tune"] | None = None
     threads: int | None = None
     model_outputs: Sequence[str | int] | None = None
     output_labels: Sequence[str] | None = None
@@ -126,8 +126,9 @@ class RunOptions:
         if self.info_aggregate is not None and self.info_style == "kipoi":
             msg = "--info-aggregate is not available with --info-style kipoi"
             raise InputError(msg)
-        for name, low in (("threads", 1), ("batch_size", 1), ("seq_length", 1), ("shard_records", 1)):
+        for name, low in (("threads", 1), ("seq_length", 1), ("shard_records", 1)):
             _at_least(name, getattr(self, name), low)
+        self._check_batch_size()
         _at_least("max_indel_length", self.max_indel_length, 0)
         _at_least("output_offset", self.output_offset, 0)
         if not self.progress_interval > 0:
@@ -165,6 +166,20 @@ class RunOptions:
             raise InputError(msg)
         if self.table is not None:
             table_format(self.table)
+
+    def _check_batch_size(self) -> None:
+        if not isinstance(self.batch_size, str):
+            _at_least("batch_size", self.batch_size, 1)
+            return
+        if self.batch_size != "tune":
+            msg = f"batch_size must be a number of sequences, 'tune' or None, got {self.batch_size!r}"
+            raise InputError(msg)
+        if self.sharded:
+            msg = (
+                "batch_size 'tune' (--batch-size tune) times batch sizes in one process, so the shards of a "
+                "sharded run (--workers/--scheduler) would choose different ones: give a number"
+            )
+            raise InputError(msg)
 
     def _check_sharding(self) -> None:
         given = [k for k in ("client", "workers", "scheduler") if getattr(self, k) is not None]

@@ -17,12 +17,21 @@ import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from veff._version import __version__
-from veff.engine.batching import BatchStream, Predictions, model_batch_size, submit_pairs, take_pairs
+from veff.engine.batching import (
+    TUNE_ROUNDS,
+    BatchStream,
+    BatchTuning,
+    Predictions,
+    model_batch_size,
+    submit_pairs,
+    take_pairs,
+    tune_candidates,
+)
 from veff.engine.outputs import OutputSpec, select_columns
 from veff.engine.progress import ProgressBar
 from veff.engine.threads import BackgroundWorker, prefetch
@@ -73,6 +82,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("veff")
+summary_log = logging.getLogger("veff.summary")  # lines shown by default (hidden by --quiet)
 # bytes of one-hot input per chunk (with rc): about 2,600 records for 101-bp windows, 260 for 1 kb
 # ones, so that reading the next chunk overlaps this one's forward passes, and the last chunk's
 # writing (which nothing overlaps) stays short; batches do not depend on it (BatchStream)
@@ -95,7 +105,8 @@ class Plan:
     rc
         Whether reverse complements are scored.
     batch_size
-        Sequences per forward call.
+        Sequences per forward call (with :attr:`tune`, the automatic choice the candidates
+        surround).
     chunk
         Records per chunk.
     spec
@@ -112,6 +123,10 @@ class Plan:
     run_options
         The options a calibration records and checks (:func:`veff.scoring.calibration.run_options`),
         when the run has a calibration or ``record_options``; else None.
+    tune
+        The batch sizes ``batch_size="tune"`` times on the run's first batches
+        (:func:`veff.engine.batching.tune_candidates`); empty when the run is too small to time
+        them (it uses :attr:`batch_size`); None without ``tune``.
     features
         Whether the rows carry a feature (:class:`~veff.types.RowKey`): a per-feature score (per
         gene or transcript) gives an ALT one row per feature, and the sinks open with a feature
@@ -132,6 +147,7 @@ class Plan:
     extras: ScoreExtras
     run_options: dict[str, object] | None = None
     features: bool = False
+    tune: tuple[int, ...] | None = None
 
     @property
     def scores(self) -> list[str]:
@@ -161,11 +177,23 @@ def plan_run(opts: RunOptions, hook: ShardHook) -> Plan:
         raise InputError(msg)
     use_rc = mdl.default_rc if opts.rc is None else opts.rc
     run_seqs = _run_sequences(opts.vcf, use_rc, opts.select)
-    batch = opts.batch_size or model_batch_size(
+    auto = model_batch_size(
         mdl,
         length,
         None if run_seqs is None else run_seqs * (1 + opts.n_null),  # a null adds a ref and an alt
     )
+    batch = auto if opts.batch_size in (None, "tune") else int(opts.batch_size)
+    tune: tuple[int, ...] | None = None
+    if opts.batch_size == "tune":
+        tune = () if run_seqs is not None else tune_candidates(auto)
+        per_allele = (2 if use_rc else 1) * (1 + opts.n_null)  # sequences per REF or ALT allele
+        need = -(-TUNE_ROUNDS * sum(tune) // per_allele)  # alleles for two full batches of each size
+        if tune and count_alleles(opts.vcf, need, opts.select) is not None:
+            tune = ()  # the run would end before every size is timed
+        if not tune:
+            summary_log.info(
+                "veff: --batch-size tune: too few sequences to time; using the automatic %d", auto
+            )
     t0 = time.perf_counter()
     spec = None if opts.dump_sequences is not None else hook.probe(mdl, length, opts.output_offset)
     seconds["probe_outputs"] = time.perf_counter() - t0
@@ -207,7 +235,9 @@ def plan_run(opts: RunOptions, hook: ShardHook) -> Plan:
             ",".join(extras.kept_labels),
             ",".join(extras.kept_labels),
         )
-    return Plan(mdl, jobs, length, use_rc, batch, chunk, spec, labels, columns, seconds, extras, options)
+    return Plan(
+        mdl, jobs, length, use_rc, batch, chunk, spec, labels, columns, seconds, extras, options, tune=tune
+    )
 
 
 def log_setup(plan: Plan, reader: VcfReader, threads: int | None) -> None:
@@ -413,8 +443,13 @@ class Predictor:
     """
 
     def __init__(self, plan: Plan) -> None:
-        self._stream = None if plan.spec is None else BatchStream(plan.model, plan.batch_size, rc=plan.rc)
+        self._stream = None
+        if plan.spec is not None:
+            self._stream = BatchStream(
+                plan.model, plan.batch_size, rc=plan.rc, tune=plan.tune, on_tuned=_report_tuning
+            )
         self._extras = plan.extras
+        self._untuned = plan.batch_size if plan.tune == () else None  # tune asked, run too small
 
     def submit(self, ws: WindowSet) -> None:
         """Queue the reference and alt windows of a chunk, and its null windows (full batches run at once)."""
@@ -439,6 +474,23 @@ class Predictor:
     def forward_seconds(self) -> float:
         """Time spent in the model's forward calls so far."""
         return 0.0 if self._stream is None else self._stream.forward_seconds
+
+    def batch_report(self) -> dict[str, Any] | None:
+        """What ``--batch-size tune`` measured and chose (:meth:`BatchTuning.report`), or None."""
+        tuning = None if self._stream is None else self._stream.tuning
+        if tuning is not None:
+            return tuning.report()
+        if self._untuned is not None:
+            return BatchTuning(()).report() | {"size": self._untuned}
+        return None
+
+
+def _report_tuning(tuning: BatchTuning) -> None:
+    """The line ``--batch-size tune`` writes on stderr when it has chosen."""
+    rates = ", ".join(f"{s}: {r:,.0f}" for s, r in sorted(tuning.rates().items()))
+    summary_log.info(
+        "veff: --batch-size tune: chose %s (sequences/s by batch size: %s)", tuning.chosen, rates
+    )
 
 
 class Scorer:

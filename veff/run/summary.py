@@ -43,6 +43,9 @@ class Summary:
     distributed
         For a sharded run (:mod:`veff.distributed.driver`): shards, worker threads, and the seconds spent
         planning the shards and merging their parts.
+    batch
+        For ``--batch-size tune``: the sizes timed, their sequences per second and the size chosen
+        (:meth:`veff.engine.batching.BatchTuning.report`); None otherwise.
     """
 
     records: int = 0
@@ -53,28 +56,43 @@ class Summary:
     output: str | None = None
     distributed: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    batch: dict[str, Any] | None = None
 
     def line(self) -> str:
         """One-line human summary."""
         parts = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items()))
         rate = self.records / self.seconds if self.seconds else 0.0
+        tuned = ""
+        if self.batch is not None:
+            size, done = self.batch["size"], self.batch["tuned"]
+            tuned = (
+                f", batch {size} (tuned)"
+                if done
+                else f", batch {size} (too few sequences to tune)"
+                if size is not None
+                else ", batch not tuned (the run ended before every size was timed)"
+            )
         return (
             f"veff: {self.records} records, {self.alleles} ALT alleles, {self.scored} scored "
-            f"({parts}) in {self.seconds:.1f} s ({rate:.0f} records/s)"
+            f"({parts}) in {self.seconds:.1f} s ({rate:.0f} records/s){tuned}"
         )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        return {
-            "records": self.records,
-            "alleles": self.alleles,
-            "scored": self.scored,
-            "statuses": dict(sorted(self.statuses.items())),
-            "seconds": round(self.seconds, 3),
-            "output": self.output,
-            "veff_version": __version__,
-            "timings": dict(self.timings),
-        } | ({"distributed": self.distributed} if self.distributed is not None else {})
+        return (
+            {
+                "records": self.records,
+                "alleles": self.alleles,
+                "scored": self.scored,
+                "statuses": dict(sorted(self.statuses.items())),
+                "seconds": round(self.seconds, 3),
+                "output": self.output,
+                "veff_version": __version__,
+                "timings": dict(self.timings),
+            }
+            | ({"distributed": self.distributed} if self.distributed is not None else {})
+            | ({"batch": self.batch} if self.batch is not None else {})
+        )
 
 
 class Tally:
