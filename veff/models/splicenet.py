@@ -39,6 +39,9 @@ from veff.variants.sequences import one_hot
 __all__ = ["SpliceNet", "SpliceNetEnsemble", "is_splicenet_file"]
 
 _MAX_BYTES = 256 * 2**20
+# alt windows computed together: each holds up to ~5,000 positions x 32 channels per live node
+# (about 0.6 MB), so 32 of them keep a work item's alt activations near 100 MB
+_ALT_BATCH = 32
 _SUPPORTED = frozenset({"InputLayer", "Conv1D", "BatchNormalization", "Activation", "Add", "Cropping1D"})
 
 
@@ -521,26 +524,7 @@ class SpliceNetEnsemble(Model):
         ]
         alt_parts = np.zeros((n_nets, n_alt, outputs, 3), np.float32)
         filled = np.zeros((n_alt, outputs), bool)
-        batches: list[tuple[int, int, list[tuple[np.ndarray, np.ndarray, int, int]]]] = []
-        lo = 0
-        while lo < n_ref:
-            hi = lo + 1
-            while hi < min(n_ref, lo + ref_batch) and len(ref_codes[hi]) == len(ref_codes[lo]):
-                hi += 1
-            mine = np.nonzero((edits[:, 0] >= lo) & (edits[:, 0] < hi))[0] if n_alt else np.empty(0, int)
-            groups: dict[tuple[int, ...], list[int]] = {}
-            for k in mine.tolist():
-                groups.setdefault(tuple(edits[k, [1, 2, 5, 6]].tolist()), []).append(k)
-            planned = []
-            for key, ks in groups.items():
-                idx = np.array(ks)
-                e = edits[idx].copy()
-                e[:, 0] -= lo
-                o0, o1 = key[2] - self.flank, key[3] - self.flank
-                filled[idx, o0:o1] = True
-                planned.append((idx, e, o0, o1))
-            batches.append((lo, hi, planned))
-            lo = hi
+        batches = self._batches(ref_codes, edits, filled, ref_batch)
 
         def run(item: tuple[int, int]) -> None:
             j, b = item
@@ -584,3 +568,36 @@ class SpliceNetEnsemble(Model):
         alt_out /= scale
         alt_out[~filled] = np.nan
         return ref_out, alt_out
+
+    def _batches(
+        self, ref_codes: Sequence[np.ndarray], edits: np.ndarray, filled: np.ndarray, ref_batch: int
+    ) -> list[tuple[int, int, list[tuple[np.ndarray, np.ndarray, int, int]]]]:
+        """Batches of reference windows, each with its alt groups (marking ``filled`` outputs).
+
+        A batch is up to ``ref_batch`` consecutive windows of one length, ``(lo, hi, groups)``;
+        a group is alt windows of the same changed span and needed outputs (at most
+        ``_ALT_BATCH``): their indices, edits (ref rows relative to ``lo``) and output range.
+        """
+        n_ref, n_alt = len(ref_codes), len(edits)
+        batches: list[tuple[int, int, list[tuple[np.ndarray, np.ndarray, int, int]]]] = []
+        lo = 0
+        while lo < n_ref:
+            hi = lo + 1
+            while hi < min(n_ref, lo + ref_batch) and len(ref_codes[hi]) == len(ref_codes[lo]):
+                hi += 1
+            mine = np.nonzero((edits[:, 0] >= lo) & (edits[:, 0] < hi))[0] if n_alt else np.empty(0, int)
+            groups: dict[tuple[int, ...], list[int]] = {}
+            for k in mine.tolist():
+                groups.setdefault(tuple(edits[k, [1, 2, 5, 6]].tolist()), []).append(k)
+            planned = []
+            for key, ks in groups.items():
+                o0, o1 = key[2] - self.flank, key[3] - self.flank
+                for at in range(0, len(ks), _ALT_BATCH):  # bounded activations for dense VCFs
+                    idx = np.array(ks[at : at + _ALT_BATCH])
+                    e = edits[idx].copy()
+                    e[:, 0] -= lo
+                    filled[idx, o0:o1] = True
+                    planned.append((idx, e, o0, o1))
+            batches.append((lo, hi, planned))
+            lo = hi
+        return batches
