@@ -305,8 +305,12 @@ def test_numeric_tag_percentile_follows_the_calibrated_outputs(
     assert "calibrate with --model-outputs pwm2" in said[0]
     assert "diff_value_pctl" not in mixed.columns and "diff_pctl/pwm2" in mixed.columns
     assert "DIFF_VALUE_PCTL" not in (tmp_path / "mixed.vcf").read_text()
+    counting = MotifModel()
     with pytest.raises(InputError, match="model output 'nope' not found"):
-        veff.calibrate(model, ref, tmp_path / "x.calib.h5", random_snvs=50, rc=False, model_outputs=["nope"])
+        veff.calibrate(
+            wrap(counting), ref, tmp_path / "x.calib.h5", random_snvs=50, rc=False, model_outputs=["nope"]
+        )
+    assert counting.seen == 1  # refused after the output probe, before the background was scored
 
 
 def test_version_1_calibration_files_still_work(ref: Path, tmp_path: Path) -> None:

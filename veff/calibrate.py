@@ -19,7 +19,9 @@ from veff.errors import InputError
 from veff.io.fasta import Fasta
 from veff.io.vcf_regions import RegionSet
 from veff.pipeline import execute
+from veff.run.hooks import LocalHook
 from veff.run.options import RunOptions
+from veff.run.stages import preflight
 from veff.scoring.calibration import DEFAULT_QUANTILES, Calibration, build_calibration
 from veff.scoring.tracks import Aggregation
 from veff.variants.background import RandomSnv
@@ -29,6 +31,9 @@ from veff.writers.calibration import write_calibration
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from veff.engine.outputs import OutputSpec
+    from veff.models import Model
 
 __all__ = ["calibrate"]
 
@@ -151,7 +156,9 @@ def calibrate(
                 "regions_file": _str(regions_file),
             }
         run = RunOptions(model=model, vcf=source, fasta=fasta, **kwargs)
-        preds = cast("dict[str, pd.DataFrame]", execute(run))  # return_predictions=True
+        preflight(run)
+        hook = _OutputsChecked(model_outputs)  # a bad --model-outputs fails before the background is scored
+        preds = cast("dict[str, pd.DataFrame]", execute(run, hook))  # return_predictions=True
     frames = list(preds.values())
     options = dict(frames[0].attrs.get("veff_run_options", {})) if frames else {}
     labels = [str(c) for c in frames[0].columns] if frames else []
@@ -169,6 +176,19 @@ def calibrate(
     write_calibration(cal, out)
     cal.path = out
     return cal
+
+
+class _OutputsChecked(LocalHook):
+    """A run in one process that checks ``model_outputs`` against the model's outputs when probed."""
+
+    def __init__(self, model_outputs: Sequence[str | int] | None) -> None:
+        self.model_outputs = model_outputs
+
+    def probe(self, model: Model, length: int, offset: int | None) -> OutputSpec:
+        """Probe the model, then resolve ``model_outputs`` among its labels (one-line error)."""
+        spec = super().probe(model, length, offset)
+        select_columns(spec.labels(model.output_labels), self.model_outputs)
+        return spec
 
 
 def _check_regions(regions: str | Sequence[str] | None, regions_file: str | os.PathLike[str] | None) -> str:
