@@ -27,9 +27,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from veff.engine.progress import DEFAULT_INTERVAL, ProgressBar
 from veff.io.contigs import no_shared_contig
@@ -55,6 +53,9 @@ from veff.variants.shuffle import DEFAULT_NULL_CORE
 from veff.variants.windows import DEFAULT_MAX_INDEL_LENGTH, WindowSet
 from veff.writers.sink import Sink, abort_all, commit_all
 from veff.writers.vcf import InfoAggregate, InfoStyle, OutputType
+
+if TYPE_CHECKING:  # pandas is imported where frames are made (not at start-up)
+    import pandas as pd
 
 __all__ = ["Summary", "check_run_outputs", "execute", "score_variants", "stream_chunks"]
 

@@ -16,10 +16,9 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from veff._version import __version__
 from veff.engine.batching import BatchStream
@@ -40,6 +39,9 @@ from veff.types import SCORED_STATUSES, Status
 from veff.variants.splice import SpliceGeometry, SplicePlanner, SpliceSet, SpliceStyle
 from veff.writers.sink import abort_all, commit_all
 from veff.writers.splice import SpliceTable, SpliceVcfWriter, format_entry
+
+if TYPE_CHECKING:  # pandas is imported where frames are made (not at start-up)
+    import pandas as pd
 
 __all__ = ["load_splice_model", "score_splice"]
 
@@ -243,6 +245,8 @@ def score_splice(
     summary.timings = {"total": round(summary.seconds, 3)}
     log_summary(summary)
     if return_scores:
+        import pandas as pd
+
         frame = pd.DataFrame(collected, columns=list(_TABLE_NAMES))
         for name in SPLICE_FIELDS[4:]:
             frame[name] = frame[name].astype("Int64")

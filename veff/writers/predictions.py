@@ -6,12 +6,15 @@ import os
 import pickle
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from veff.writers._atomic import AtomicPath
 from veff.writers.sink import ScoredChunk
+
+if TYPE_CHECKING:  # pandas is imported where frames are made (not at start-up)
+    import pandas as pd
 
 __all__ = ["PredictionCollector"]
 
@@ -81,12 +84,16 @@ class PredictionCollector:
 
     def frames(self) -> dict[str, pd.DataFrame]:
         """Per score, a DataFrame of shape (n_rows, T'), index ``variant``, columns the labels."""
+        import pandas as pd
+
         return {
             name: pd.DataFrame(a, index=self._index(), columns=self.labels)
             for name, a in self._arrays().items()
         }
 
     def _index(self) -> pd.Index:
+        import pandas as pd
+
         return pd.Index(self.keys, name="variant")
 
     def _arrays(self) -> dict[str, np.ndarray]:

@@ -30,13 +30,15 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from veff.errors import InputError
 from veff.types import SCORED_STATUSES
+
+if TYPE_CHECKING:  # pandas is imported where frames are made (not at start-up)
+    import pandas as pd
 
 __all__ = ["read_scores"]
 
@@ -113,6 +115,8 @@ class _Parsed:
         return [f"{k}:{f}" if f else k for k, f in zip(keys, c["feature"], strict=True)]
 
     def wide(self) -> pd.DataFrame:
+        import pandas as pd
+
         index = pd.Index(self.keys(), name="variant")
         order = ("chrom", "pos", "id", "ref", "alt", "feature", "norm_pos", "norm_ref", "norm_alt", "status")
         meta = {k: self.columns[k] for k in order if k in self.columns}
@@ -134,6 +138,8 @@ class _Parsed:
         return pd.concat(frames, axis=1)
 
     def long(self) -> pd.DataFrame:
+        import pandas as pd
+
         keys = np.asarray(self.keys(), dtype=object)
         parts = []
         columns = self.values | {s: v[:, None] for s, v in self.per_alt.items()}
