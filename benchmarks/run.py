@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         "9_calibration": lambda tmp: case_calibration(200 if q else 1000, 20, 10_000 if q else 100_000, tmp),
         "10_fast_ism_basset": lambda tmp: case_fast_ism("basset", tmp, 2 if q else 4, 1),
         "11_fast_ism_bpnet": lambda tmp: case_fast_ism("bpnet", tmp, 1 if q else 2, 1),
-        "12_gradient_maps": lambda tmp: case_gradients(tmp, 4 if q else 16),
+        "12_gradient_maps": lambda tmp: case_gradients(tmp, 32 if q else 128),
         "13_ism_vs_tangermeme": lambda tmp: case_ism_vs_tangermeme(tmp, 1 if q else 2),
         "14_vs_spliceai_cli": lambda tmp: case_spliceai(tmp),
         "15_batch_table": lambda tmp: case_batch_table(rounds, 2048 if q else 4096),

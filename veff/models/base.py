@@ -25,8 +25,10 @@ if TYPE_CHECKING:
     from veff.variants.windows import WindowBuilder, WindowSet
 
 __all__ = [
+    "GRADIENT_REDUCERS",
     "OUTPUT_LAYOUTS",
     "DeclaredScore",
+    "GradientTarget",
     "InputLayout",
     "Model",
     "OutputLayout",
@@ -39,6 +41,9 @@ __all__ = [
 OutputLayout = Literal["positions_first", "tasks_first"]
 OUTPUT_LAYOUTS: tuple[OutputLayout, ...] = ("positions_first", "tasks_first")
 _LAYOUT_ALIASES = {"classes_first": "tasks_first"}  # the splice models' name for tasks first
+
+GRADIENT_REDUCERS = ("sum", "mean", "max", "min", "max_abs")
+"""Reductions of a profile head over its positions that :class:`GradientTarget` knows."""
 
 
 @dataclass(frozen=True)
@@ -87,12 +92,14 @@ class InputLayout:
         """Whether the alphabet axis comes before the sequence axis."""
         return self.axes.index("4") < self.axes.index("L")
 
+    def shape(self, n: int, length: int) -> list[int]:
+        """Shape of a batch of ``n`` sequences of ``length`` in this layout (``n`` may be -1)."""
+        return [n] + [length if a == "L" else 4 if a == "4" else 1 for a in self.axes]
+
     def to_model(self, x: np.ndarray) -> np.ndarray:
         """Convert (N, L, 4) to the model's layout (a contiguous array)."""
         base = x.transpose(0, 2, 1) if self.channels_first else x
-        n, length = x.shape[0], x.shape[1]
-        shape = [n] + [length if a == "L" else 4 if a == "4" else 1 for a in self.axes]
-        return np.ascontiguousarray(base).reshape(shape)
+        return np.ascontiguousarray(base).reshape(self.shape(x.shape[0], x.shape[1]))
 
     def __str__(self) -> str:
         return ",".join(self.axes)
@@ -183,6 +190,35 @@ class WindowRequest:
     ref_mismatch: str = "skip"
 
 
+@dataclass(frozen=True)
+class GradientTarget:
+    """What :meth:`Model.input_gradients` differentiates, as plain data.
+
+    The model's heads are reduced to one value per task column, in the order the score columns
+    of a mutation map use (every task of every head): a scalar head (N, T) as it is, a profile
+    head (N, P, T) (or (N, P)) reduced over the positions of its mask.
+
+    Attributes
+    ----------
+    masks
+        Per head, in output order: bool (P,) of the positions a profile head is reduced over, or
+        None for a scalar head.
+    reducer
+        The reduction over those positions: one of :data:`GRADIENT_REDUCERS` (``max_abs``: the
+        signed value of largest magnitude).
+    columns
+        int (K,): the task columns kept, or None for all.
+    outputs
+        ``each`` (every kept column is differentiated on its own) or ``sum`` (their sum, one
+        column).
+    """
+
+    masks: tuple[np.ndarray | None, ...]
+    reducer: str = "sum"
+    columns: np.ndarray | None = None
+    outputs: str = "each"
+
+
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
 
 
@@ -241,8 +277,9 @@ class Model:
     what the engine does, each with the general default: :meth:`declared_scores` and
     :meth:`resolve_scores` (a model's own scores and defaults), :meth:`window_source` (windows
     from the model's own dataloader), :meth:`bound_regions` (the regions such a dataloader
-    returns, for mutation maps) and :meth:`describe`. The engine, the pipeline and mutation maps
-    call only these, never an adapter's module.
+    returns, for mutation maps), :meth:`input_gradients` (gradient maps, for frameworks that can)
+    and :meth:`describe`. The engine, the
+    pipeline and mutation maps call only these, never an adapter's module.
     """
 
     name: str = "model"
@@ -388,6 +425,37 @@ class Model:
         """
         del length
         return None
+
+    def input_gradients(self, x: np.ndarray, target: GradientTarget) -> tuple[np.ndarray, Any]:
+        """Gradients of the target columns with respect to a one-hot batch, and its predictions.
+
+        The rows of a batch are independent (models run in eval mode), so one backward pass of
+        a column summed over the batch gives every row's own gradient.
+
+        Parameters
+        ----------
+        x
+            float32 one-hot sequences (or points on a path to them), shape (N, L, 4).
+        target
+            The columns to differentiate (:class:`GradientTarget`).
+
+        Returns
+        -------
+        tuple
+            ``(gradients, outputs)``: float32 (N, L, 4, T) with T the kept columns (1 for
+            ``outputs="sum"``), and the batch's outputs as :meth:`predict` returns them.
+
+        Raises
+        ------
+        ModelError
+            By default: only adapters of frameworks with automatic differentiation implement it.
+        """
+        del x, target
+        msg = (
+            f"gradient maps need a PyTorch or Keras model; {self.name!r} is a "
+            f"{self.framework or 'Python'} model (use --method naive)"
+        )
+        raise ModelError(msg)
 
     def describe(self) -> dict[str, Any]:
         """What the adapter declares, as a JSON-ready dict (the model is not run).

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from veff.errors import ModelError
-from veff.models.base import InputLayout, Model
+from veff.models._gradients import target_columns
+from veff.models.base import GradientTarget, InputLayout, Model
 from veff.models.registry import Framework, LoadOptions
 
 __all__ = ["FRAMEWORK", "KerasModel"]
@@ -138,6 +139,29 @@ class KerasModel(Model):
         if self._graph is None:
             self._graph = _graph_call(self.model) if self.accelerator == "cpu" else False
         out = self.model.predict_on_batch(x) if self._graph is False else _to_numpy(self._graph(x))
+        return self._named(out)
+
+    def input_gradients(self, x: np.ndarray, target: GradientTarget) -> tuple[np.ndarray, Any]:
+        """Input gradients by ``tf.GradientTape`` (an eager call with ``training=False``).
+
+        See :meth:`veff.models.base.Model.input_gradients`.
+        """
+        import tensorflow as tf
+
+        xt = tf.convert_to_tensor(np.ascontiguousarray(x, dtype=np.float32))
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(xt)
+            base = tf.transpose(xt, (0, 2, 1)) if self.layout.channels_first else xt
+            out = self.model(tf.reshape(base, self.layout.shape(-1, int(xt.shape[1]))), training=False)
+            tasks_first = self.declared_output_layout() == "tasks_first"
+            y = target_columns(out, target, _TF_OPS, tasks_first=tasks_first)
+            totals = [tf.reduce_sum(y[:, t]) for t in range(int(y.shape[1]))]
+        grads = [tape.gradient(t, xt).numpy() for t in totals]
+        del tape
+        return np.stack(grads, axis=-1), self._named(out)
+
+    def _named(self, out: Any) -> Any:
+        """Outputs as float32 numpy: a list becomes a dict by the model's output names."""
         if isinstance(out, (list, tuple)):
             names = list(getattr(self.model, "output_names", None) or [])
             if len(names) != len(out) or len(set(names)) != len(names):
@@ -171,6 +195,71 @@ def _to_numpy(out: Any) -> Any:
     if isinstance(out, (list, tuple)):
         return [np.asarray(v) for v in out]
     return np.asarray(out)
+
+
+class _TfOps:
+    """The tensor operations of :func:`veff.models._gradients.target_columns` for TensorFlow."""
+
+    @staticmethod
+    def float32(h: Any) -> Any:
+        import tensorflow as tf
+
+        return tf.cast(h, tf.float32)
+
+    @staticmethod
+    def flat(h: Any) -> Any:
+        import tensorflow as tf
+
+        return tf.reshape(h, (tf.shape(h)[0], -1))
+
+    @staticmethod
+    def positions_first(h: Any) -> Any:
+        import tensorflow as tf
+
+        return tf.transpose(h, (0, 2, 1)) if len(h.shape) == 3 else h
+
+    @staticmethod
+    def positions(h: Any, mask: np.ndarray) -> Any:
+        import tensorflow as tf
+
+        h = h[:, :, None] if len(h.shape) == 2 else h
+        return tf.boolean_mask(h, mask, axis=1)
+
+    @staticmethod
+    def reduce(v: Any, reducer: str) -> Any:
+        import tensorflow as tf
+
+        if reducer == "sum":
+            return tf.reduce_sum(v, axis=1)
+        if reducer == "mean":
+            return tf.reduce_mean(v, axis=1)
+        if reducer == "max":
+            return tf.reduce_max(v, axis=1)
+        if reducer == "min":
+            return tf.reduce_min(v, axis=1)
+        vt = tf.transpose(v, (0, 2, 1))  # (N, T, P); max_abs: the signed value of largest magnitude
+        return tf.gather(vt, tf.argmax(tf.abs(vt), axis=2), axis=2, batch_dims=2)
+
+    @staticmethod
+    def cat(columns: list[Any]) -> Any:
+        import tensorflow as tf
+
+        return tf.concat(columns, axis=1)
+
+    @staticmethod
+    def take(y: Any, columns: np.ndarray) -> Any:
+        import tensorflow as tf
+
+        return tf.gather(y, columns, axis=1)
+
+    @staticmethod
+    def total(y: Any) -> Any:
+        import tensorflow as tf
+
+        return tf.reduce_sum(y, axis=1, keepdims=True)
+
+
+_TF_OPS = _TfOps()
 
 
 def _accepts(source: Any) -> bool:

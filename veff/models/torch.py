@@ -20,11 +20,12 @@ from typing import Any, Literal
 import numpy as np
 
 from veff.errors import ModelError
+from veff.models._gradients import target_columns
 from veff.models._pyfile import load_python_file
-from veff.models.base import InputLayout, Model, check_device
+from veff.models.base import GradientTarget, InputLayout, Model, check_device
 from veff.models.registry import Framework, LoadOptions
 
-__all__ = ["FRAMEWORK", "TorchModel", "load_module_class", "resolve_device"]
+__all__ = ["FRAMEWORK", "TorchModel", "load_module_class", "resolve_device", "to_numpy"]
 
 Precision = Literal["float32", "bfloat16", "float16"]
 
@@ -281,11 +282,32 @@ class TorchModel(Model):
         )
         with torch.inference_mode(), autocast:
             out = self.module(xt)
-        if isinstance(out, (tuple, list)):
-            return [t.float().cpu().numpy() for t in out]
-        if isinstance(out, dict):
-            return {k: t.float().cpu().numpy() for k, t in out.items()}
-        return out.float().cpu().numpy()
+        return to_numpy(out)
+
+    def input_gradients(self, x: np.ndarray, target: GradientTarget) -> tuple[np.ndarray, Any]:
+        """Input gradients by autograd (float32, no autocast; weights get no gradients).
+
+        See :meth:`veff.models.base.Model.input_gradients`.
+        """
+        import torch
+
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+        xt.requires_grad_()
+        base = xt.transpose(1, 2) if self.layout.channels_first else xt
+        params = [p for p in self.module.parameters() if p.requires_grad]
+        for p in params:  # gradients of the input only: no weight gradients to compute
+            p.requires_grad_(requires_grad=False)
+        try:
+            with torch.enable_grad():
+                out = self.module(base.reshape(self.layout.shape(len(x), x.shape[1])))
+                tasks_first = self.declared_output_layout() == "tasks_first"
+                y = target_columns(out, target, _TORCH_OPS, tasks_first=tasks_first)
+                n = y.shape[1]
+                grads = [torch.autograd.grad(y[:, t].sum(), xt, retain_graph=t < n - 1)[0] for t in range(n)]
+        finally:
+            for p in params:
+                p.requires_grad_()
+        return torch.stack(grads, dim=-1).cpu().numpy(), to_numpy(out)
 
     def activation_floats(self, length: int) -> int | None:
         """Largest output (floats) of any leaf module for one all-N sequence (forward hooks).
@@ -344,6 +366,69 @@ class TorchModel(Model):
     def close(self) -> None:
         """Free the module."""
         self.module = None
+
+
+def to_numpy(out: Any) -> Any:
+    """A module's output (a tensor, or a list/tuple/dict of them) as float32 numpy arrays."""
+    if isinstance(out, (tuple, list)):
+        return [t.detach().float().cpu().numpy() for t in out]
+    if isinstance(out, dict):
+        return {k: t.detach().float().cpu().numpy() for k, t in out.items()}
+    return out.detach().float().cpu().numpy()
+
+
+class _TorchOps:
+    """The tensor operations of :func:`veff.models._gradients.target_columns` for torch tensors."""
+
+    @staticmethod
+    def float32(h: Any) -> Any:
+        return h.float()
+
+    @staticmethod
+    def flat(h: Any) -> Any:
+        return h.reshape(len(h), -1)
+
+    @staticmethod
+    def positions_first(h: Any) -> Any:
+        return h.transpose(1, 2) if h.dim() == 3 else h
+
+    @staticmethod
+    def positions(h: Any, mask: np.ndarray) -> Any:
+        import torch
+
+        h = h[:, :, None] if h.dim() == 2 else h
+        return h[:, torch.from_numpy(mask).to(h.device)]
+
+    @staticmethod
+    def reduce(v: Any, reducer: str) -> Any:
+        if reducer == "sum":
+            return v.sum(dim=1)
+        if reducer == "mean":
+            return v.mean(dim=1)
+        if reducer == "max":
+            return v.amax(dim=1)
+        if reducer == "min":
+            return v.amin(dim=1)
+        return v.gather(1, v.abs().argmax(dim=1, keepdim=True))[:, 0]  # max_abs: signed
+
+    @staticmethod
+    def cat(columns: list[Any]) -> Any:
+        import torch
+
+        return torch.cat(columns, dim=1)
+
+    @staticmethod
+    def take(y: Any, columns: np.ndarray) -> Any:
+        import torch
+
+        return y[:, torch.from_numpy(columns).to(y.device)]
+
+    @staticmethod
+    def total(y: Any) -> Any:
+        return y.sum(dim=1, keepdim=True)
+
+
+_TORCH_OPS = _TorchOps()
 
 
 def _load_module_file(torch: Any, p: Path, *, trust_model: bool) -> Any:

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from veff.engine.batching import Predictions, predict_pairs, probe_outputs
+from veff.engine.batching import Predictions, probe_outputs
 from veff.engine.outputs import OutputSpec, select_columns
 from veff.engine.progress import DEFAULT_INTERVAL, progress_bar
 from veff.errors import InputError
@@ -42,7 +42,13 @@ from veff.io.bed import read_regions
 from veff.io.fasta import Fasta
 from veff.models import Model, load_model
 from veff.mutation_map.engines import METHODS, MutantPredictor, check_method
-from veff.mutation_map.gradients import GRADIENT_METHODS, OUTPUT_REDUCTIONS, Targets, gradient_map
+from veff.mutation_map.gradients import (
+    GRADIENT_METHODS,
+    OUTPUT_REDUCTIONS,
+    Targets,
+    gradient_batch,
+    gradient_maps,
+)
 from veff.mutation_map.hdf5 import (
     FORMAT,
     FORMAT_VERSION,
@@ -83,6 +89,20 @@ __all__ = [
 ]
 
 _MEMORY_BUDGET = 256 * 2**20  # bytes of one-hot input per block of mutants
+Blocks = Iterable[tuple[int, np.ndarray, dict[str, np.ndarray]]]
+"""A window's map in blocks of positions: ``(p0, ref_prediction, {score: (n_pos, 4, T)})``."""
+
+
+def _groups(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive lists of ``size`` items (the last one shorter)."""
+    group: list[Any] = []
+    for item in items:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 @dataclass(frozen=True)
@@ -254,6 +274,7 @@ class MutationMap:
             bound_regions = self.model.bound_regions(dataloader_args, self.fasta.path)
         self.bound = read_bound_regions(bound_regions, self.length)
         self._predictor: MutantPredictor | None = None
+        self._gradient_rows: int | None = None
 
     @property
     def score_names(self) -> list[str]:
@@ -311,23 +332,48 @@ class MutationMap:
 
     # --------------------------------------------------------------- compute
 
-    def _blocks(
-        self, window: Region, focus: Sequence[tuple[int, int]] = ()
-    ) -> Iterator[tuple[int, np.ndarray, dict[str, np.ndarray]]]:
-        """Yield ``(p0, ref_prediction, {score: (n_pos, 4, T)})`` blocks of one window."""
-        if self.gradient:
-            yield self._gradient_block(window, focus)
-            return
-        n_len = self.length
-        labels = self.labels
+    def _window_codes(self, window: Region) -> tuple[str, np.ndarray]:
+        """The window's FASTA contig name and forward-strand codes, uint8 (L,) (read once per window)."""
         chrom = self._contig(window.chrom)
-        ref = self.fasta.fetch_many(chrom, np.array([window.start]), n_len)[0]
-        genome = window.start + np.arange(n_len)
+        return chrom, self.fasta.fetch_many(chrom, np.array([window.start]), self.length)[0]
+
+    def _mutable(self, window: Region, chrom: str, focus: Sequence[tuple[int, int]] = ()) -> np.ndarray:
+        """Positions, bool (L,), inside the contig and, with ``mutate_within``, near the focus."""
+        genome = window.start + np.arange(self.length)
         valid = (genome >= 0) & (genome < self.fasta.lengths[chrom])
         if self.mutate_within is not None and focus:
             k = self.mutate_within
             valid &= np.any([(genome >= s - k) & (genome < e + k) for s, e in focus], axis=0)
-        pos, base = mutant_table(ref, valid)
+        return valid
+
+    def _computed(
+        self, windows: Iterable[tuple[Any, ...]]
+    ) -> Iterator[tuple[tuple[Any, ...], str, np.ndarray, Blocks]]:
+        """Compute the windows ``(window, name[, focus])`` in order.
+
+        Yields ``(item, contig, ref_codes, blocks)``, ``blocks`` an iterable of ``(p0,
+        ref_prediction, {score: (n_pos, 4, T)})``: lazy (computed while iterated) for ISM, a
+        list for gradient maps, which are computed for several windows at once.
+        """
+        if not self.gradient:
+            for item in windows:
+                window, _, *focus = item
+                self._check_window(window)
+                chrom, ref = self._window_codes(window)
+                yield item, chrom, ref, self._ism_blocks(window, chrom, ref, *focus)
+            return
+        per = self.ig_steps if self.method == "integrated_gradients" else 1
+        group = max(1, self.gradient_batch_size // per)
+        for items in _groups(windows, group):
+            yield from self._gradient_group(items)
+
+    def _ism_blocks(
+        self, window: Region, chrom: str, ref: np.ndarray, focus: Sequence[tuple[int, int]] = ()
+    ) -> Iterator[tuple[int, np.ndarray, dict[str, np.ndarray]]]:
+        """Yield ``(p0, ref_prediction, {score: (n_pos, 4, T)})`` blocks of one window."""
+        n_len = self.length
+        labels = self.labels
+        pos, base = mutant_table(ref, self._mutable(window, chrom, focus))
         minus = window.strand == "-"
         rows = max(self.batch_size, _MEMORY_BUDGET // (n_len * 16 * (2 if self.rc else 1)))
         step = max(1, rows // 4)
@@ -380,33 +426,38 @@ class MutationMap:
         if ref_pred is not None and not len(pos):
             yield 0, ref_pred.ref.reshape(-1), {}
 
-    def _gradient_block(
-        self, window: Region, focus: Sequence[tuple[int, int]] = ()
-    ) -> tuple[int, np.ndarray, dict[str, np.ndarray]]:
-        """The whole window's gradient map, ``(0, ref_prediction, {method: (L, 4, T)})``."""
-        n_len = self.length
-        chrom = self._contig(window.chrom)
-        ref = self.fasta.fetch_many(chrom, np.array([window.start]), n_len)[0]
-        minus = window.strand == "-"
-        model_ref = reverse_complement_codes(ref) if minus else ref
-        ref_pred = predict_pairs(self.model, model_ref[None, :], np.empty((0, n_len), np.uint8))
-        values = gradient_map(
+    @property
+    def gradient_batch_size(self) -> int:
+        """Input rows per backward pass of a gradient map (:func:`.gradients.gradient_batch`)."""
+        if self._gradient_rows is None:
+            self._gradient_rows = gradient_batch(self.model, self.length, self.batch_size, len(self.labels))
+        return self._gradient_rows
+
+    def _gradient_group(
+        self, items: list[tuple[Any, ...]]
+    ) -> Iterator[tuple[tuple[Any, ...], str, np.ndarray, Blocks]]:
+        """Gradient maps of several windows, one backward pass per batch of them."""
+        read = []
+        for window, *_ in items:
+            self._check_window(window)
+            read.append(self._window_codes(window))
+        minus = [window.strand == "-" for window, *_ in items]
+        model_codes = np.stack(
+            [reverse_complement_codes(ref) if m else ref for (_, ref), m in zip(read, minus, strict=True)]
+        )
+        maps, preds = gradient_maps(
             self.model,
-            model_ref,
+            model_codes,
             method=self.method,
             targets=Targets(self.output_spec, self.aggregate, self._columns, self.gradient_outputs),
             steps=self.ig_steps,
-            batch_size=self.batch_size,
+            batch_size=self.gradient_batch_size,
         )
-        if minus:
-            values = values[::-1, ::-1]  # back to forward positions and bases
-        genome = window.start + np.arange(n_len)
-        valid = (genome >= 0) & (genome < self.fasta.lengths[chrom])
-        if self.mutate_within is not None and focus:
-            k = self.mutate_within
-            valid &= np.any([(genome >= s - k) & (genome < e + k) for s, e in focus], axis=0)
-        values = np.where(valid[:, None, None], values, np.nan).astype(np.float32)
-        return 0, ref_pred.ref.reshape(-1), {self.method: values}
+        for k, (item, (chrom, ref)) in enumerate(zip(items, read, strict=True)):
+            values = maps[k][::-1, ::-1] if minus[k] else maps[k]  # back to forward positions and bases
+            valid = self._mutable(item[0], chrom, *item[2:])
+            values = np.where(valid[:, None, None], values, np.nan).astype(np.float32)
+            yield item, chrom, ref, [(0, preds[k], {self.method: values})]
 
     def window_scores(self, window: Region) -> WindowResult:
         """Compute the mutation map of one window in memory.
@@ -420,18 +471,15 @@ class MutationMap:
         -------
         WindowResult
         """
-        self._check_window(window)
         t = len(self.labels)
         out = {name: np.full((self.length, 4, t), np.nan, np.float32) for name in self.score_names}
         ref_pred = np.full(t, np.nan, np.float32)
-        for p0, pred, blocks in self._blocks(window):
+        ((_, _, ref, blocks),) = self._computed([(window, "")])
+        for p0, pred, block_of in blocks:
             ref_pred = pred
-            for name, block in blocks.items():
+            for name, block in block_of.items():
                 out[name][p0 : p0 + len(block)] = block
-        seq = codes_to_str(
-            self.fasta.fetch_many(self._contig(window.chrom), np.array([window.start]), self.length)[0]
-        )
-        return WindowResult(window, seq, out, ref_pred, self.method_used[0])
+        return WindowResult(window, codes_to_str(ref), out, ref_pred, self.method_used[0])
 
     def _check_window(self, window: Region) -> None:
         if len(window) != self.length:
@@ -489,10 +537,7 @@ class MutationMap:
             with MutationMapWriter(
                 output, model=self.model.name, scores=self.score_names, labels=labels, meta=meta
             ) as writer:
-                for window, name, *focus in windows:
-                    self._check_window(window)
-                    chrom = self._contig(window.chrom)
-                    seq = codes_to_str(self.fasta.fetch_many(chrom, np.array([window.start]), self.length)[0])
+                for (window, name, *_), chrom, ref, blocks in self._computed(windows):
                     inside = variants.within(chrom, window.start, window.end) if variants else []
                     g = writer.add_entry(
                         chrom=chrom,
@@ -500,12 +545,12 @@ class MutationMap:
                         end=window.end,
                         strand=window.strand,
                         seq_input=self.seq_input,
-                        ref_seq=seq,
+                        ref_seq=codes_to_str(ref),
                         name=name,
                         variants=inside,
                     )
-                    for p0, ref_pred, blocks in self._blocks(window, *focus):
-                        for score, block in blocks.items():
+                    for p0, ref_pred, block_of in blocks:
+                        for score, block in block_of.items():
                             g["scores"][score][p0 : p0 + len(block)] = block
                         if "ref_prediction" not in g:
                             g.create_dataset("ref_prediction", data=ref_pred.astype(np.float32))
