@@ -17,9 +17,9 @@ from fastism_models import AllKinds, ChannelsLast, GlobalFirst, HookedConv, Unkn
 from veff.engine.outputs import flatten_output  # noqa: E402
 from veff.errors import VeffWarning  # noqa: E402
 from veff.models.torch import TorchModel  # noqa: E402
+from veff.models.torch_ism import FastISM  # noqa: E402
 from veff.mutation_map.compute import MutationMap  # noqa: E402
 from veff.mutation_map.engines import outputs_agree  # noqa: E402
-from veff.mutation_map.fastism import FastISM  # noqa: E402
 from veff.mutation_map.mutagenesis import mutant_table, mutate  # noqa: E402
 from veff.types import Region  # noqa: E402
 from veff.variants.sequences import one_hot  # noqa: E402
@@ -37,6 +37,14 @@ def _ref(seed: int = 0) -> np.ndarray:
     ref = rng.choice(np.frombuffer(b"ACGT", np.uint8), L)
     ref[[3, 40, 97]] = ord("N")  # N gets all 4 bases
     return ref
+
+
+def _fast(fast: FastISM, ref: np.ndarray, pos: np.ndarray, base: np.ndarray, batch_size: int) -> np.ndarray:
+    """The fast path's raw outputs, one per batch, flattened and joined: (M, F)."""
+    outs = fast.predict(ref, pos, base, batch_size)
+    sizes = [min(batch_size, len(pos) - lo) for lo in range(0, len(pos), batch_size)]
+    assert len(outs) == len(sizes)  # one raw output per batch (flatten_output checks its rows)
+    return np.concatenate([flatten_output(o, n) for o, n in zip(outs, sizes, strict=True)])
 
 
 def _naive(model: TorchModel, ref: np.ndarray, pos: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -77,7 +85,7 @@ def test_fast_equals_naive_with_every_layer_kind(cls: type, kinds: set[str]) -> 
             assert f"{name}:" in names, name
     ref = _ref()
     pos, base = mutant_table(ref)
-    got = fast.predict(ref, pos, base, batch_size=37)  # batches that cut positions apart
+    got = _fast(fast, ref, pos, base, 37)  # batches that cut positions apart
     want = _naive(model, ref, pos, base)
     assert got.shape == want.shape
     ok, worst = outputs_agree(got, want)
@@ -92,7 +100,7 @@ def test_window_fraction_ends_prefix_and_stays_exact() -> None:
     assert "run in full" in fast.plan.note
     ref = _ref(1)
     pos, base = mutant_table(ref)
-    assert outputs_agree(fast.predict(ref, pos, base, 64), _naive(model, ref, pos, base))[0]
+    assert outputs_agree(_fast(fast, ref, pos, base, 64), _naive(model, ref, pos, base))[0]
 
 
 @pytest.mark.parametrize(
@@ -116,7 +124,7 @@ def test_prefix_ends_at_unknown_operation() -> None:
     assert [line.split(":")[0] for line in fast.plan.layers] == ["x", "c1", "relu"]
     ref = _ref(2)
     pos, base = mutant_table(ref)
-    assert outputs_agree(fast.predict(ref, pos, base, 50), _naive(model, ref, pos, base))[0]
+    assert outputs_agree(_fast(fast, ref, pos, base, 50), _naive(model, ref, pos, base))[0]
 
 
 def test_refuses_torchscript_and_half_precision() -> None:
@@ -193,10 +201,11 @@ def test_self_check_refuses_a_wrong_fast_path(
     net = build(AllKinds, L)
     real = FastISM.predict
 
-    def off_by_a_little(self: FastISM, *args: object, **kw: object) -> np.ndarray:
-        out = real(self, *args, **kw)  # type: ignore[arg-type]
-        out[:, 0] *= 1 + 1e-4  # far below what a plot would show, far above float rounding
-        return out
+    def off_by_a_little(self: FastISM, *args: object, **kw: object) -> list[np.ndarray]:
+        outs = real(self, *args, **kw)  # type: ignore[arg-type]
+        for out in outs:
+            out[:, 0] *= 1 + 1e-4  # far below what a plot would show, far above float rounding
+        return outs
 
     monkeypatch.setattr(FastISM, "predict", off_by_a_little)
     mm = MutationMap(net, fasta, seq_length=L, method="fast", rc=True, model_kwargs={"device": "cpu"})
@@ -235,3 +244,22 @@ def test_outputs_agree_tolerance() -> None:
     track = np.array([[1.0, 1e-3, 0.5]], np.float32)
     assert outputs_agree(track + 5e-6, track, groups=np.zeros(3, np.int64))[0]
     assert not outputs_agree(track + 5e-6, track)[0]  # 5e-6 / 1e-2 per column alone
+
+
+def test_mutant_engine_hook_refuses_with_a_note() -> None:
+    """Models without receptive-field ISM say why; the PyTorch adapter's hook is FastISM."""
+    from veff.errors import ModelError
+
+    plain, _ = toy_model(L)
+    engine = plain.mutant_engine(L)
+    assert not engine.usable and "needs a PyTorch module" in engine.note
+    ref = _ref()
+    pos, base = mutant_table(ref)
+    with pytest.raises(ModelError, match="no receptive-field ISM"):
+        engine.predict(ref, pos, base, 8)
+    model = TorchModel(build(AllKinds, L), device="cpu", seq_length=L)
+    fast = model.mutant_engine(L)
+    assert isinstance(fast, FastISM) and fast.usable and fast.layers == fast.plan.layers
+    model.close()
+    released = model.mutant_engine(L)
+    assert not released.usable and "released" in released.note

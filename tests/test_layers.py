@@ -45,6 +45,8 @@ CONTRACT = Contract(
         "veff.models.torch": "veff.models",
         "veff.models.keras": "veff.models",
         "veff.models.python": "veff.models",
+        # receptive-field ISM is torch code: mutation maps reach it through Model.mutant_engine
+        "veff.models.torch_ism": "veff.models",
     },
 )
 

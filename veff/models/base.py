@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
@@ -31,6 +31,8 @@ __all__ = [
     "GradientTarget",
     "InputLayout",
     "Model",
+    "MutantEngine",
+    "NoMutantEngine",
     "OutputLayout",
     "WindowRequest",
     "check_device",
@@ -277,8 +279,8 @@ class Model:
     what the engine does, each with the general default: :meth:`declared_scores` and
     :meth:`resolve_scores` (a model's own scores and defaults), :meth:`window_source` (windows
     from the model's own dataloader), :meth:`bound_regions` (the regions such a dataloader
-    returns, for mutation maps), :meth:`input_gradients` (gradient maps, for frameworks that can)
-    and :meth:`describe`. The engine, the
+    returns, for mutation maps), :meth:`input_gradients` and :meth:`mutant_engine` (gradient maps
+    and receptive-field ISM, for frameworks that can) and :meth:`describe`. The engine, the
     pipeline and mutation maps call only these, never an adapter's module.
     """
 
@@ -457,6 +459,16 @@ class Model:
         )
         raise ModelError(msg)
 
+    def mutant_engine(self, length: int) -> MutantEngine:
+        """A predictor of single-base mutants of windows of ``length`` that reuses the reference.
+
+        The default refuses (:class:`NoMutantEngine`: naive ISM then runs every mutant through
+        :meth:`predict`); the PyTorch adapter returns its receptive-field ISM when its module
+        can be analysed.
+        """
+        del length
+        return NoMutantEngine(f"{self.framework} model: receptive-field ISM needs a PyTorch module")
+
     def describe(self) -> dict[str, Any]:
         """What the adapter declares, as a JSON-ready dict (the model is not run).
 
@@ -504,6 +516,64 @@ class Model:
             f"{type(self).__name__}(name={self.name!r}, seq_length={self.seq_length}, "
             f"layout={self.layout}, outputs={self.output_labels})"
         )
+
+
+class MutantEngine(Protocol):
+    """Predicts the single-base mutants of one window faster than one forward pass each.
+
+    Attributes
+    ----------
+    usable
+        Whether it applies to the model (False: :attr:`note` says why).
+    note
+        One line for a map's metadata and the log: what is reused, or why nothing is.
+    layers
+        One line per layer it analysed (for ``-vv``).
+    """
+
+    @property
+    def usable(self) -> bool: ...  # noqa: D102
+
+    @property
+    def note(self) -> str: ...  # noqa: D102
+
+    @property
+    def layers(self) -> list[str]: ...  # noqa: D102
+
+    def predict(self, ref_codes: np.ndarray, pos: np.ndarray, base: np.ndarray, batch_size: int) -> list[Any]:
+        """The outputs of the mutants of one window, a batch at a time.
+
+        Parameters
+        ----------
+        ref_codes
+            uint8 codes of the window as the model sees it, shape (L,).
+        pos, base
+            int64, shape (M,): mutated position and new base (index into ACGT).
+        batch_size
+            Mutants per batch.
+
+        Returns
+        -------
+        list
+            One raw output per batch of at most ``batch_size`` mutants, in order, as
+            :meth:`Model.predict` returns them.
+        """
+        ...
+
+
+@dataclass
+class NoMutantEngine:
+    """The :class:`MutantEngine` of a model that has none: it says why and predicts nothing."""
+
+    note: str
+    usable: bool = False
+    layers: list[str] = field(default_factory=list)
+
+    def predict(self, ref_codes: np.ndarray, pos: np.ndarray, base: np.ndarray, batch_size: int) -> list[Any]:
+        """Refuse: there is nothing to reuse (the caller runs naive ISM)."""
+        del ref_codes, pos, base, batch_size
+        msg = f"no receptive-field ISM: {self.note}"
+        raise ModelError(msg)
 
 
 class CallableModel(Model):

@@ -22,7 +22,7 @@ import numpy as np
 from veff.errors import ModelError
 from veff.models._gradients import target_columns
 from veff.models._pyfile import load_python_file
-from veff.models.base import GradientTarget, InputLayout, Model, check_device
+from veff.models.base import GradientTarget, InputLayout, Model, MutantEngine, NoMutantEngine, check_device
 from veff.models.registry import Framework, LoadOptions
 
 __all__ = ["FRAMEWORK", "TorchModel", "load_module_class", "resolve_device", "to_numpy"]
@@ -308,6 +308,18 @@ class TorchModel(Model):
             for p in params:
                 p.requires_grad_()
         return torch.stack(grads, dim=-1).cpu().numpy(), to_numpy(out)
+
+    def mutant_engine(self, length: int) -> MutantEngine:
+        """The module's receptive-field ISM for windows of ``length`` (:class:`.torch_ism.FastISM`).
+
+        Its ``usable`` is False, with a note, when the module cannot be analysed (TorchScript,
+        half precision, nothing local after the input, a released module).
+        """
+        if self.module is None:
+            return NoMutantEngine("the module was released (model closed)")
+        from veff.models.torch_ism import FastISM
+
+        return FastISM(self, length)
 
     def activation_floats(self, length: int) -> int | None:
         """Largest output (floats) of any leaf module for one all-N sequence (forward hooks).

@@ -2,7 +2,8 @@
 
 :class:`MutantPredictor` chooses the method once per run. ``naive`` runs every mutant through
 the model (:func:`veff.engine.batching.predict_pairs`). ``fast`` (and ``auto``, where it
-applies) uses :class:`veff.mutation_map.fastism.FastISM` for PyTorch modules. On the first
+applies) uses the model's :meth:`~veff.models.base.Model.mutant_engine` (receptive-field ISM
+for PyTorch modules, :class:`veff.models.torch_ism.FastISM`). On the first
 window the fast path is used for, a handful of its mutants are also predicted naively; if any
 output differs by more than :data:`SELF_CHECK_RTOL` (relative to the largest magnitude of that
 model output, a head's whole track for a profile head, among the checked mutants), or the fast
@@ -15,13 +16,13 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any
 
 import numpy as np
 
 from veff.engine.batching import Predictions, predict_pairs
+from veff.engine.outputs import flatten_output
 from veff.errors import InputError, VeffWarning
-from veff.models.base import Model
+from veff.models.base import Model, MutantEngine
 from veff.mutation_map.gradients import GRADIENT_METHODS
 from veff.variants.sequences import reverse_complement_codes
 
@@ -128,27 +129,22 @@ class MutantPredictor:
         self.method = "naive"
         self.note = "naive ISM requested" if method == "naive" else ""
         self.layers: list[str] = []
-        self._fast: Any = None
+        self._fast: MutantEngine | None = None
         self._checked = False
         if method in ("auto", "fast"):
             self._setup_fast()
 
     def _setup_fast(self) -> None:
-        if self.model.framework != "pytorch" or getattr(self.model, "module", None) is None:
-            self._refuse(f"{self.model.framework} model: receptive-field ISM needs a PyTorch module")
-            return
-        from veff.mutation_map.fastism import FastISM
-
         try:
-            fast = FastISM(self.model, self.length)
+            fast = self.model.mutant_engine(self.length)
         except Exception as exc:  # an analysis failure must never stop a map: naive ISM is exact
             self._refuse(f"analysis failed: {type(exc).__name__}: {exc}")
             return
-        self.layers = fast.plan.layers
+        self.layers = fast.layers
         if not fast.usable:
-            self._refuse(fast.plan.note)
+            self._refuse(fast.note)
             return
-        self._fast, self.method, self.note = fast, "fast", fast.plan.note
+        self._fast, self.method, self.note = fast, "fast", fast.note
         log.info("mutation map: fast ISM: %s", self.note)
         for line in self.layers:
             log.debug("mutation map:   %s", line)
@@ -179,14 +175,13 @@ class MutantPredictor:
             int64 (M,): each mutant's position and base (ACGT index) in the model's orientation.
         """
         naive = lambda: predict_pairs(self.model, ref_in, alt, rc=self.rc, batch_size=self.batch_size)  # noqa: E731
-        if self._fast is None or not len(alt):
+        fast = self._fast
+        if fast is None or not len(alt):
             return naive()
         try:
-            fwd = self._fast.predict(model_ref, pos, base, self.batch_size)
+            fwd = self._fast_predict(fast, model_ref, pos, base)
             rev = (
-                self._fast.predict(
-                    reverse_complement_codes(model_ref), self.length - 1 - pos, 3 - base, self.batch_size
-                )
+                self._fast_predict(fast, reverse_complement_codes(model_ref), self.length - 1 - pos, 3 - base)
                 if self.rc
                 else None
             )
@@ -201,6 +196,18 @@ class MutantPredictor:
                 return naive()
         ref = predict_pairs(self.model, ref_in, alt[:0], rc=self.rc, batch_size=self.batch_size)
         return Predictions(ref.ref, fwd, ref.ref_rc, rev)
+
+    def _fast_predict(
+        self, fast: MutantEngine, model_ref: np.ndarray, pos: np.ndarray, base: np.ndarray
+    ) -> np.ndarray:
+        """The fast path's predictions of the mutants ``pos``/``base``, flat float32 (M, F)."""
+        outs = fast.predict(model_ref, pos, base, self.batch_size)
+        sizes = [min(self.batch_size, len(pos) - lo) for lo in range(0, len(pos), self.batch_size)]
+        if len(outs) != len(sizes):
+            msg = f"the fast path returned {len(outs)} batches for {len(sizes)}"
+            raise ValueError(msg)
+        layout = self.model.declared_output_layout()
+        return np.concatenate([flatten_output(o, n, layout) for o, n in zip(outs, sizes, strict=True)])
 
     def _self_check(self, alt: np.ndarray, fwd: np.ndarray, rev: np.ndarray | None) -> str:
         """Compare a few mutants with naive ISM; return why they disagree, or ""."""

@@ -23,9 +23,10 @@ activations (cached once per window) elsewhere. The local nodes that full nodes 
 and the rest of the graph runs on batches of them as in a normal forward pass.
 
 The result equals the naive forward pass up to float rounding (the slices are summed in another
-order). :mod:`veff.mutation_map.compute` checks that on the first window of a run and falls back
-to naive ISM when it is not so. torch is imported only by this module, which is imported only for
-PyTorch models.
+order). Mutation maps (:mod:`veff.mutation_map.engines`) check that on the first window of a run
+and fall back to naive ISM when it is not so. They reach this module only through
+:meth:`veff.models.torch.TorchModel.mutant_engine` (the :class:`~veff.models.base.MutantEngine`
+hook); torch is imported lazily, inside functions.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from veff.engine.outputs import flatten_output
+from veff.models.torch import to_numpy
 from veff.variants.sequences import one_hot
 
 __all__ = ["FastISM", "analyse"]
@@ -358,20 +359,20 @@ def _walk(
             if not all(a in local for a in ins):
                 continue
             rule = _classify(gm, node, ins, local, values, pointwise, binary)
+            if isinstance(rule, str):
+                why[node] = f"{node.name}: {rule}"
+                continue
             reason = _accept(node, rule, values[node], max_fraction)
             if reason:
                 why[node] = reason
             else:
-                assert isinstance(rule, _Node)
                 local[node] = rule
     return values, depends, local, why
 
 
-def _accept(node: Any, rule: _Node | str, out: Any, max_fraction: float) -> str:
+def _accept(node: Any, rule: _Node, out: Any, max_fraction: float) -> str:
     """Why ``rule`` cannot make ``node`` local ("" when it can; places the rule's window)."""
     torch = _torch()
-    if isinstance(rule, str):
-        return f"{node.name}: {rule}"
     if (
         not torch.is_tensor(out)
         or out.dim() != 3
@@ -674,6 +675,9 @@ def local_length(local: dict[Any, _Node], node: Any) -> int:
 class FastISM:
     """Predict single-base mutants of one window at a time with receptive-field reuse.
 
+    The PyTorch adapter's :class:`~veff.models.base.MutantEngine`
+    (:meth:`veff.models.torch.TorchModel.mutant_engine`).
+
     Parameters
     ----------
     model
@@ -688,13 +692,14 @@ class FastISM:
     plan
         What the analysis found (:class:`Plan`); ``plan.usable`` is False when fast ISM does
         not apply, and ``plan.note`` says why.
+    usable, note, layers
+        The plan's, as the :class:`~veff.models.base.MutantEngine` protocol names them.
     """
 
     def __init__(self, model: Any, length: int, *, max_fraction: float = MAX_WINDOW_FRACTION) -> None:
         self.model = model
         self.length = int(length)
         self.device = getattr(model, "device", "cpu")
-        self._layout = model.declared_output_layout()
         if getattr(model, "precision", "float32") != "float32":
             self.plan = Plan(usable=False, note=f"precision {model.precision}: fast ISM is float32 only")
             return
@@ -711,6 +716,12 @@ class FastISM:
         nodes = list(self._gm.graph.nodes)
         self._input = nodes[0]
         self._order = [n for n in nodes if n in self._local and n is not self._input]
+        steps = [(n, self._local[n], self._local[n].fn) for n in self._order]
+        missing = [n.name for n, _, fn in steps if fn is None]
+        if missing:  # only the input has no computation; refuse rather than fail per mutant
+            self.plan = Plan(usable=False, note=f"local layers without a computation: {', '.join(missing)}")
+            return
+        self._steps = [(n, r, fn) for n, r, fn in steps if fn is not None]
         self._boundary = {n for n in self._local if any(u not in self._local for u in n.users)}
         self._suffix = [n for n in nodes if n not in self._local and n not in self._consts]
         dev = self.device
@@ -724,6 +735,16 @@ class FastISM:
     def usable(self) -> bool:
         """Whether the fast path applies to this model."""
         return self.plan.usable
+
+    @property
+    def note(self) -> str:
+        """Where the local prefix ends, or why there is none."""
+        return self.plan.note
+
+    @property
+    def layers(self) -> list[str]:
+        """One line per local layer: name, kind, length and mutant window width."""
+        return self.plan.layers
 
     def _prepare(self, ref_codes: np.ndarray) -> None:
         """Run the reference window through the graph and keep every local node's activation."""
@@ -791,25 +812,12 @@ class FastISM:
             out = out.transpose(1, 2)
         return out
 
-    def predict(
-        self, ref_codes: np.ndarray, pos: np.ndarray, base: np.ndarray, batch_size: int
-    ) -> np.ndarray:
-        """Predict the mutants of one window.
+    def predict(self, ref_codes: np.ndarray, pos: np.ndarray, base: np.ndarray, batch_size: int) -> list[Any]:
+        """Predict the mutants of one window (see :meth:`veff.models.base.MutantEngine.predict`).
 
-        Parameters
-        ----------
-        ref_codes
-            uint8 codes of the window as the model sees it, shape (L,).
-        pos, base
-            int64, shape (M,): mutated position and new base (index into ACGT).
-        batch_size
-            Mutants per forward call of the full part of the network.
-
-        Returns
-        -------
-        numpy.ndarray
-            float32, shape (M, F): the flattened model outputs, as
-            :func:`veff.engine.outputs.flatten_output` lays them out.
+        ``ref_codes`` (L,) is the window as the model sees it, ``pos``/``base`` (M,) the
+        mutations; the result is one raw output per batch of ``batch_size`` mutants, as
+        :meth:`~veff.models.torch.TorchModel.predict` returns them.
         """
         torch = _torch()
         self._prepare(ref_codes)
@@ -820,17 +828,12 @@ class FastISM:
             for lo in range(0, len(pos_all), batch_size):
                 p, b = pos_all[lo : lo + batch_size], base_all[lo : lo + batch_size]
                 win: dict[Any, Any] = {self._input: self._eye[b][:, :, None]}
-                for node in self._order:
-                    r = self._local[node]
+                for node, r, fn in self._steps:
                     s = self._starts[node][p] * r.stride + r.shift
                     w_in = (r.width - 1) * r.stride + r.span
-                    xs = [self._materialize(node, m, s, w_in, p, win) for m in r.inputs]
-                    assert r.fn is not None
-                    win[node] = r.fn(*xs)
-                out.append(flatten_output(self._finish(p, win), len(p), self._layout))
-        if not out:
-            return np.empty((0, 0), np.float32)
-        return np.concatenate(out)
+                    win[node] = fn(*[self._materialize(node, m, s, w_in, p, win) for m in r.inputs])
+                out.append(self._finish(p, win))
+        return out
 
     def _finish(self, pos: Any, win: dict) -> Any:
         """Run the full part of the graph on the boundary activations of a batch."""
@@ -846,12 +849,4 @@ class FastISM:
             args = torch.fx.node.map_arg(node.args, lambda a: env[a] if a in env else self._consts[a])
             kwargs = torch.fx.node.map_arg(node.kwargs, lambda a: env[a] if a in env else self._consts[a])
             env[node] = _run_node(self._gm, node, args, kwargs)
-        return _to_numpy(result)
-
-
-def _to_numpy(out: Any) -> Any:
-    if isinstance(out, (tuple, list)):
-        return [t.float().cpu().numpy() for t in out]
-    if isinstance(out, dict):
-        return {k: t.float().cpu().numpy() for k, t in out.items()}
-    return out.float().cpu().numpy()
+        return to_numpy(result)
