@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 import veff
 import veff.mutation_map.compute as mm_mod
+import veff.mutation_map.windows as windows_mod
 from veff.cli.mutation_map import create_mutation_map_cmd, parse_region
 from veff.errors import InputError
 from veff.mutation_map.compute import MutationMap, load_mutation_map, mutant_table, tile_region
@@ -118,7 +119,7 @@ def test_blocks_give_same_values(data: dict[str, Path], monkeypatch: pytest.Monk
     model, _ = toy_model(20)
     mm = MutationMap(model, data["fasta"], scores=("diff", "alt"), rc=True, batch_size=4)
     whole = mm.window_scores(Region("chrA", 10, 30))
-    monkeypatch.setattr(mm_mod, "_MEMORY_BUDGET", 1)  # one block per batch of positions
+    monkeypatch.setattr(windows_mod, "_MEMORY_BUDGET", 1)  # one block per batch of positions
     pieces = mm.window_scores(Region("chrA", 10, 30))
     for s in ("diff", "alt"):
         np.testing.assert_array_equal(whole.scores[s], pieces.scores[s])

@@ -1,7 +1,8 @@
 """Mutation maps: computing, storing and plotting them.
 
-Mutation maps: computing them (:mod:`.compute`, :mod:`.mutagenesis`), their HDF5 format
-(:mod:`.hdf5`) and plots (:mod:`.plot`).
+Computing them: queries and files (:mod:`.compute`), one window's map (:mod:`.windows`), how
+mutants are predicted (:mod:`.engines`), gradient maps (:mod:`.gradients`), tiling and mutant
+tables (:mod:`.mutagenesis`); their HDF5 format (:mod:`.hdf5`) and plots (:mod:`.plot`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Mutation maps: in-silico saturation mutagenesis of model-length windows, streamed to HDF5.
+"""Mutation maps of queries: the windows of a region, BED, VCF or bound-region query, streamed to HDF5.
+
+:class:`MutationMap` holds a run's options, the model and the reference; it finds the windows of
+a query and writes each window's map (computed by :class:`veff.mutation_map.windows.WindowMapper`)
+to an HDF5 file in the format of :mod:`veff.mutation_map.hdf5`.
 
 For every window of length L, each of the L positions is changed to each base other than the
 reference (3 mutants per position; a reference ``N`` gets all 4), the mutants are predicted with
@@ -22,32 +26,30 @@ positions and written before the next one starts.
 ``method`` chooses how: ``naive`` ISM, receptive-field ``fast`` ISM for PyTorch modules
 (:mod:`veff.mutation_map.engines`, with its self-check; ``auto`` uses it where it applies), or a
 gradient map (``saliency``, ``grad_x_input``, ``integrated_gradients``:
-:mod:`veff.mutation_map.gradients`), stored in the same layout with the method's name as score.
+:mod:`veff.mutation_map.gradients`, several windows per backward pass), stored in the same
+layout with the method's name as score.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from veff.engine.batching import Predictions, probe_outputs
+from veff.engine.batching import probe_outputs
 from veff.engine.outputs import OutputSpec, select_columns
 from veff.engine.progress import DEFAULT_INTERVAL, progress_bar
 from veff.errors import InputError
 from veff.io.bed import read_regions
 from veff.io.fasta import Fasta
 from veff.models import Model, load_model
-from veff.mutation_map.engines import METHODS, MutantPredictor, check_method
+from veff.mutation_map.engines import METHODS, check_method
 from veff.mutation_map.gradients import (
     GRADIENT_METHODS,
     OUTPUT_REDUCTIONS,
-    Targets,
-    gradient_batch,
-    gradient_maps,
 )
 from veff.mutation_map.hdf5 import (
     FORMAT,
@@ -61,19 +63,17 @@ from veff.mutation_map.mutagenesis import (
     VariantIndex,
     group_variant_windows,
     mutant_table,
-    mutate,
     query_tiles,
     read_bound_regions,
     read_placed_variants,
-    resolve_contig,
     tile_region,
 )
-from veff.scoring.apply import score_predictions
+from veff.mutation_map.windows import MapSettings, WindowMapper
 from veff.scoring.registry import resolve_score_jobs
 from veff.scoring.tracks import Aggregation
 from veff.types import Region, Variant
 from veff.variants.regions import CENTERINGS, Centering, window_start
-from veff.variants.sequences import codes_to_str, reverse_complement_codes
+from veff.variants.sequences import codes_to_str
 
 __all__ = [
     "FORMAT",
@@ -87,22 +87,6 @@ __all__ = [
     "mutant_table",
     "tile_region",
 ]
-
-_MEMORY_BUDGET = 256 * 2**20  # bytes of one-hot input per block of mutants
-Blocks = Iterable[tuple[int, np.ndarray, dict[str, np.ndarray]]]
-"""A window's map in blocks of positions: ``(p0, ref_prediction, {score: (n_pos, 4, T)})``."""
-
-
-def _groups(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """Consecutive lists of ``size`` items (the last one shorter)."""
-    group: list[Any] = []
-    for item in items:
-        group.append(item)
-        if len(group) == size:
-            yield group
-            group = []
-    if group:
-        yield group
 
 
 @dataclass(frozen=True)
@@ -273,8 +257,7 @@ class MutationMap:
         if bound_regions is None:
             bound_regions = self.model.bound_regions(dataloader_args, self.fasta.path)
         self.bound = read_bound_regions(bound_regions, self.length)
-        self._predictor: MutantPredictor | None = None
-        self._gradient_rows: int | None = None
+        self._mapper: WindowMapper | None = None
 
     @property
     def score_names(self) -> list[str]:
@@ -284,20 +267,33 @@ class MutationMap:
     @property
     def method_used(self) -> tuple[str, str]:
         """``(method, note)``: what made the map so far and why (see docs/mutation_map.md)."""
-        if self.gradient:
-            return self.method, f"{self.method}, outputs: {self.gradient_outputs}"
-        if self._predictor is None:
-            return ("naive", "") if self.method == "naive" else (self.method, "not resolved yet")
-        return self._predictor.method, self._predictor.note
+        return self._window_mapper().method_used
 
-    def _mutant_predictor(self) -> MutantPredictor:
-        if self._predictor is None:
-            heads = self.output_spec.heads
-            groups = np.repeat(np.arange(len(heads)), [h.size for h in heads])
-            self._predictor = MutantPredictor(
-                self.model, self.length, self.method, rc=self.rc, batch_size=self.batch_size, groups=groups
+    @property
+    def gradient_batch_size(self) -> int:
+        """Input rows per backward pass of a gradient map (:func:`.gradients.gradient_batch`)."""
+        return self._window_mapper().gradient_batch_size
+
+    def _window_mapper(self) -> WindowMapper:
+        """The run's window computation, made once the model's outputs are known."""
+        if self._mapper is None:
+            spec, labels = self._learn_outputs()
+            settings = MapSettings(
+                length=self.length,
+                method=self.method,
+                jobs=self.jobs,
+                spec=spec,
+                aggregate=self.aggregate,
+                columns=self._columns,
+                labels=labels,
+                rc=self.rc,
+                batch_size=self.batch_size,
+                mutate_within=self.mutate_within,
+                gradient_outputs=self.gradient_outputs,
+                ig_steps=self.ig_steps,
             )
-        return self._predictor
+            self._mapper = WindowMapper(self.model, self.fasta, settings)
+        return self._mapper
 
     # ------------------------------------------------------------------ setup
 
@@ -327,137 +323,7 @@ class MutationMap:
         """Structure of the model's outputs (learned with :attr:`labels`)."""
         return self._learn_outputs()[0]
 
-    def _contig(self, chrom: str) -> str:
-        return resolve_contig(self.fasta, chrom)
-
     # --------------------------------------------------------------- compute
-
-    def _window_codes(self, window: Region) -> tuple[str, np.ndarray]:
-        """The window's FASTA contig name and forward-strand codes, uint8 (L,) (read once per window)."""
-        chrom = self._contig(window.chrom)
-        return chrom, self.fasta.fetch_many(chrom, np.array([window.start]), self.length)[0]
-
-    def _mutable(self, window: Region, chrom: str, focus: Sequence[tuple[int, int]] = ()) -> np.ndarray:
-        """Positions, bool (L,), inside the contig and, with ``mutate_within``, near the focus."""
-        genome = window.start + np.arange(self.length)
-        valid = (genome >= 0) & (genome < self.fasta.lengths[chrom])
-        if self.mutate_within is not None and focus:
-            k = self.mutate_within
-            valid &= np.any([(genome >= s - k) & (genome < e + k) for s, e in focus], axis=0)
-        return valid
-
-    def _computed(
-        self, windows: Iterable[tuple[Any, ...]]
-    ) -> Iterator[tuple[tuple[Any, ...], str, np.ndarray, Blocks]]:
-        """Compute the windows ``(window, name[, focus])`` in order.
-
-        Yields ``(item, contig, ref_codes, blocks)``, ``blocks`` an iterable of ``(p0,
-        ref_prediction, {score: (n_pos, 4, T)})``: lazy (computed while iterated) for ISM, a
-        list for gradient maps, which are computed for several windows at once.
-        """
-        if not self.gradient:
-            for item in windows:
-                window, _, *focus = item
-                self._check_window(window)
-                chrom, ref = self._window_codes(window)
-                yield item, chrom, ref, self._ism_blocks(window, chrom, ref, *focus)
-            return
-        per = self.ig_steps if self.method == "integrated_gradients" else 1
-        group = max(1, self.gradient_batch_size // per)
-        for items in _groups(windows, group):
-            yield from self._gradient_group(items)
-
-    def _ism_blocks(
-        self, window: Region, chrom: str, ref: np.ndarray, focus: Sequence[tuple[int, int]] = ()
-    ) -> Iterator[tuple[int, np.ndarray, dict[str, np.ndarray]]]:
-        """Yield ``(p0, ref_prediction, {score: (n_pos, 4, T)})`` blocks of one window."""
-        n_len = self.length
-        labels = self.labels
-        pos, base = mutant_table(ref, self._mutable(window, chrom, focus))
-        minus = window.strand == "-"
-        rows = max(self.batch_size, _MEMORY_BUDGET // (n_len * 16 * (2 if self.rc else 1)))
-        step = max(1, rows // 4)
-        ref_pred: Predictions | None = None
-        predictor = self._mutant_predictor()
-        model_ref = reverse_complement_codes(ref) if minus else ref
-        for p0 in range(0, n_len, step):
-            p1 = min(n_len, p0 + step)
-            lo, hi = (int(x) for x in np.searchsorted(pos, [p0, p1]))
-            if lo == hi and ref_pred is not None:
-                continue
-            alt = mutate(ref, pos[lo:hi], base[lo:hi])
-            ref_in = ref[None, :] if ref_pred is None else np.empty((0, n_len), np.uint8)
-            if minus:
-                alt, ref_in = reverse_complement_codes(alt), reverse_complement_codes(ref_in)
-            mpos = pos[lo:hi] if not minus else n_len - 1 - pos[lo:hi]
-            mbase = base[lo:hi] if not minus else 3 - base[lo:hi]
-            preds = predictor.predict(ref_in, alt, model_ref, mpos, mbase)
-            if ref_pred is None:
-                ref_pred = Predictions(preds.ref, preds.ref[:0], preds.ref_rc)
-            if hi == lo:
-                continue
-            zeros = np.zeros(hi - lo, dtype=np.int64)
-            geometry = np.stack([mpos, np.ones_like(mpos), np.ones_like(mpos)], axis=1)
-            values_of = score_predictions(
-                self.jobs,
-                self.output_spec,
-                self.aggregate,
-                ref_pred.ref[zeros],
-                preds.alt,
-                None if ref_pred.ref_rc is None else ref_pred.ref_rc[zeros],
-                preds.alt_rc,
-                geometry,
-            )
-            blocks = {}
-            for job in self.jobs:
-                values = values_of[job.name]
-                if self._columns is not None:
-                    values = values[:, self._columns]
-                if values.shape[1] != len(labels):
-                    msg = (
-                        f"score {job.name!r} returned {values.shape[1]} values per mutant; "
-                        f"expected one per output ({len(labels)})"
-                    )
-                    raise InputError(msg)
-                block = np.full((p1 - p0, 4, len(labels)), np.nan, dtype=np.float32)
-                block[pos[lo:hi] - p0, base[lo:hi]] = values
-                blocks[job.name] = block
-            yield p0, ref_pred.ref.reshape(-1), blocks
-        if ref_pred is not None and not len(pos):
-            yield 0, ref_pred.ref.reshape(-1), {}
-
-    @property
-    def gradient_batch_size(self) -> int:
-        """Input rows per backward pass of a gradient map (:func:`.gradients.gradient_batch`)."""
-        if self._gradient_rows is None:
-            self._gradient_rows = gradient_batch(self.model, self.length, self.batch_size, len(self.labels))
-        return self._gradient_rows
-
-    def _gradient_group(
-        self, items: list[tuple[Any, ...]]
-    ) -> Iterator[tuple[tuple[Any, ...], str, np.ndarray, Blocks]]:
-        """Gradient maps of several windows, one backward pass per batch of them."""
-        read = []
-        for window, *_ in items:
-            self._check_window(window)
-            read.append(self._window_codes(window))
-        minus = [window.strand == "-" for window, *_ in items]
-        model_codes = np.stack(
-            [reverse_complement_codes(ref) if m else ref for (_, ref), m in zip(read, minus, strict=True)]
-        )
-        maps, preds = gradient_maps(
-            self.model,
-            model_codes,
-            method=self.method,
-            targets=Targets(self.output_spec, self.aggregate, self._columns, self.gradient_outputs),
-            steps=self.ig_steps,
-            batch_size=self.gradient_batch_size,
-        )
-        for k, (item, (chrom, ref)) in enumerate(zip(items, read, strict=True)):
-            values = maps[k][::-1, ::-1] if minus[k] else maps[k]  # back to forward positions and bases
-            valid = self._mutable(item[0], chrom, *item[2:])
-            values = np.where(valid[:, None, None], values, np.nan).astype(np.float32)
-            yield item, chrom, ref, [(0, preds[k], {self.method: values})]
 
     def window_scores(self, window: Region) -> WindowResult:
         """Compute the mutation map of one window in memory.
@@ -474,17 +340,12 @@ class MutationMap:
         t = len(self.labels)
         out = {name: np.full((self.length, 4, t), np.nan, np.float32) for name in self.score_names}
         ref_pred = np.full(t, np.nan, np.float32)
-        ((_, _, ref, blocks),) = self._computed([(window, "")])
+        ((_, _, ref, blocks),) = self._window_mapper().computed([(window, "")])
         for p0, pred, block_of in blocks:
             ref_pred = pred
             for name, block in block_of.items():
                 out[name][p0 : p0 + len(block)] = block
         return WindowResult(window, codes_to_str(ref), out, ref_pred, self.method_used[0])
-
-    def _check_window(self, window: Region) -> None:
-        if len(window) != self.length:
-            msg = f"window {window.chrom}:{window.start}-{window.end} is not L = {self.length} bp"
-            raise InputError(msg)
 
     # ---------------------------------------------------------------- queries
 
@@ -537,7 +398,7 @@ class MutationMap:
             with MutationMapWriter(
                 output, model=self.model.name, scores=self.score_names, labels=labels, meta=meta
             ) as writer:
-                for (window, name, *_), chrom, ref, blocks in self._computed(windows):
+                for (window, name, *_), chrom, ref, blocks in self._window_mapper().computed(windows):
                     inside = variants.within(chrom, window.start, window.end) if variants else []
                     g = writer.add_entry(
                         chrom=chrom,
