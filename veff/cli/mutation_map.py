@@ -91,7 +91,7 @@ def _is_vcf(path: Path) -> bool:
     type=click.IntRange(min=1),
     default=256,
     show_default=True,
-    help="Sequences per forward call.",
+    help="Sequences per forward call (gradient maps: at most this many, see docs/mutation_map.md).",
 )
 @click.option(
     "--centering",

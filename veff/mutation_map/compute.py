@@ -133,7 +133,8 @@ class MutationMap:
     seq_length
         Window length L (default: the model's input length).
     batch_size
-        Sequences per forward call.
+        Sequences per forward call (gradient maps: at most this many inputs per backward pass,
+        fewer when the model's automatic CPU batch is smaller; :attr:`gradient_batch_size`).
     centering
         Variant placement for :meth:`query_vcf`: ``exact`` or ``kipoi`` (as ``score-variants``).
     model_outputs
