@@ -141,10 +141,12 @@ def _max_rel(a: Path, b: Path, score: str = "diff") -> float:
 
 
 def case_fast_ism(
-    which: str, tmp: Path, n_fast: int, n_naive: int, batch: int = 128
+    which: str, tmp: Path, n_fast: int, n_naive: int, batch: int = 128, rounds: int = 2
 ) -> dict[str, float | str]:
     """Windows/s of fast and naive ISM on the same 1 kb windows (naive on the first ``n_naive``),
-    and the largest difference of their diff scores relative to the largest reference score."""
+    in alternating rounds (fast, naive, fast, ...; the best of each is kept, so that a burst of
+    other work during one run does not decide the ratio), and the largest difference of their
+    diff scores relative to the largest reference score."""
     import torch
 
     import veff
@@ -154,14 +156,19 @@ def case_fast_ism(
     agg: dict = {"scores": ("diff", "ref")}
     if which != "basset":
         agg["aggregate"] = "all sum"
-    fast, fast_out = _map_rate(module, "fast", n_fast, tmp, 1000, batch, **agg)
-    naive, naive_out = _map_rate(module, "naive", n_naive, tmp, 1000, batch, **agg)
+    fast = naive = 0.0
+    for _ in range(rounds):
+        rate, fast_out = _map_rate(module, "fast", n_fast, tmp, 1000, batch, **agg)
+        fast = max(fast, rate)
+        rate, naive_out = _map_rate(module, "naive", n_naive, tmp, 1000, batch, **agg)
+        naive = max(naive, rate)
     return {
         "fast_windows_per_s": fast,
         "naive_windows_per_s": naive,
         "ratio": fast / naive,
         "max_rel_diff": _max_rel(fast_out, naive_out),
         "method": veff.load_mutation_map(fast_out).method,
+        "rounds": float(rounds),
     }
 
 
