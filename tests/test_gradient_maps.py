@@ -20,7 +20,7 @@ from veff.cli.mutation_map import create_mutation_map_cmd, plot_mutation_map_cmd
 from veff.errors import InputError  # noqa: E402
 from veff.mutation_map.compute import MutationMap, load_mutation_map  # noqa: E402
 from veff.types import Region  # noqa: E402
-from veff.variants.sequences import one_hot, str_to_codes  # noqa: E402
+from veff.variants.sequences import one_hot, reverse_complement_codes, str_to_codes  # noqa: E402
 
 L = 100
 EXAMPLE = Path(__file__).parents[1] / "example_data"
@@ -220,3 +220,53 @@ def test_cli_methods(tmp_path: Path) -> None:
         [model, "--fasta", str(fasta), "--region", "chr22:1-10", "-o", "x.h5", "--method", "shap"],
     )
     assert res.exit_code == 2 and "shap" in res.output
+
+
+@pytest.mark.parametrize(("method", "batch"), [("saliency", 2), ("integrated_gradients", 8)])
+def test_windows_share_backward_passes(
+    fasta: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str, batch: int
+) -> None:
+    """Several windows per forward/backward call give each window the map it gets alone, and the
+    saliency forward pass is the stored reference prediction."""
+    from veff.engine.outputs import flatten_output
+    from veff.models.torch import TorchModel
+
+    net = build(Smooth, L)
+    calls: list[int] = []
+    real = TorchModel.input_gradients
+
+    def counting(self: TorchModel, x: np.ndarray, target: object) -> tuple[np.ndarray, object]:
+        calls.append(len(x))
+        return real(self, x, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TorchModel, "input_gradients", counting)
+    windows = [
+        (Region("chrA", 20, 120), "a"),
+        (Region("chrA", -30, 70), "b"),  # hangs over the contig start: NaN there
+        (Region("chrA", 150, 250, "-"), "c"),
+        (Region("chrA", 200, 300), "d", [(240, 241)]),  # mutate_within counts from the focus
+        (Region("chrA", 100, 200, "-"), "e"),
+    ]
+    kw: dict = {"seq_length": L, "method": method, "ig_steps": 4, "mutate_within": 5}
+    kw["model_kwargs"] = {"device": "cpu"}
+    together = MutationMap(net, fasta, batch_size=batch, **kw)
+    assert together.gradient_batch_size == batch
+    res = together.query_windows(windows, output=tmp_path / "together.h5")
+    steps = 4 if method == "integrated_gradients" else 1
+    assert calls == ([8, 8, 4] if steps > 1 else [2, 2, 1])  # 2 windows a call (IG: 4 rows each)
+    calls.clear()
+    alone = MutationMap(net, fasta, batch_size=steps, **kw)
+    one = alone.query_windows(windows, output=tmp_path / "alone.h5")
+    assert calls == [steps] * len(windows)
+    for e1, e2, (window, *_) in zip(res.entries, one.entries, windows, strict=True):
+        a, b = e1.scores[method], e2.scores[method]
+        assert np.array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * np.nanmax(np.abs(b)))
+        np.testing.assert_allclose(e1.ref_prediction, e2.ref_prediction, rtol=1e-5, atol=1e-6)
+        codes = str_to_codes(e1.ref_seq)
+        if window.strand == "-":
+            codes = reverse_complement_codes(codes)
+        want = flatten_output(together.model.predict(one_hot(codes[None])), 1)[0]
+        np.testing.assert_allclose(e1.ref_prediction, want, rtol=1e-5, atol=1e-6)
+    assert np.isnan(res.entries[1].scores[method][:30]).all()
+    assert np.isnan(res.entries[3].scores[method][:35]).all()  # beyond 5 bases of the focus
