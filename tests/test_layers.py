@@ -66,6 +66,47 @@ def test_every_module_says_what_it_is_for() -> None:
     assert missing == []
 
 
+FRAMEWORKS = {"torch", "tensorflow", "keras"}
+
+
+def _framework_imports(tree: ast.Module) -> list[tuple[int, bool]]:
+    """``(line, at module level)`` of every import of a deep-learning framework in ``tree``."""
+    top = {id(n) for n in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        else:
+            continue
+        if any(n.split(".")[0] in FRAMEWORKS for n in names):
+            found.append((node.lineno, id(node) in top))
+    return found
+
+
+def test_frameworks_are_imported_lazily_and_only_in_models() -> None:
+    """torch, TensorFlow and Keras are imported inside functions of veff/models/ only.
+
+    Mutation maps' receptive-field ISM and gradients reach them through the Model hooks
+    (``mutant_engine``, ``input_gradients``); ``import veff`` imports no framework.
+    """
+    problems = []
+    for path in sorted(VEFF.rglob("*.py")):
+        rel = path.relative_to(VEFF.parent)
+        for line, module_level in _framework_imports(ast.parse(path.read_text())):
+            if rel.parts[1] != "models":
+                problems.append(f"{rel}:{line} imports a framework outside veff/models/")
+            elif module_level:
+                problems.append(f"{rel}:{line} imports a framework at module level")
+    assert problems == []
+
+
+def test_the_framework_check_sees_both_kinds() -> None:
+    tree = ast.parse("import torch\n\ndef f():\n    from tensorflow import keras\n    import numpy\n")
+    assert _framework_imports(tree) == [(1, True), (4, False)]
+
+
 def _package(root: Path, files: dict[str, str]) -> Path:
     for rel, text in files.items():
         path = root / "pkg" / rel
