@@ -22,6 +22,7 @@ from veff.engine.batching import (
     CPU_MIN_BATCH,
     auto_batch_size,
     model_batch_size,
+    model_threads,
     tune_candidates,
 )
 from veff.errors import InputError
@@ -319,3 +320,33 @@ def test_tune_is_skipped_when_the_run_is_shorter_than_the_timing(tmp_path):
         model, vcf, write_fasta(tmp_path / "g.fa"), tmp_path / "o.vcf", rc=False, batch_size="tune"
     )
     assert summary.batch is not None and summary.batch["size"] == 4096 and not summary.batch["tuned"]
+
+
+def test_a_cheap_model_runs_on_one_cpu_thread_unless_told_otherwise(tmp_path):
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _common import deepsea_module, tiny_module
+
+    tiny, deepsea = veff.load_model(tiny_module()), veff.load_model(deepsea_module())
+    assert model_threads(tiny, 101) == 1  # 57,000 FLOPs per sequence
+    assert model_threads(deepsea, 1000) is None  # 1.1 GFLOP: torch's own threads
+    assert model_threads(veff.load_model(DONOR), 101) is None  # TorchScript: no view inside
+    tiny.accelerator = "gpu"  # type: ignore[assignment]
+    assert model_threads(tiny, 101) is None
+    tiny.accelerator = "cpu"  # type: ignore[assignment]
+    seen: list[int] = []
+    tiny.module.register_forward_pre_hook(lambda _m, _a: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    seq = "".join("ACGT"[(k * 7 + k // 3) % 4] for k in range(400))
+    chr1 = tmp_path / "chr1.fa"
+    chr1.write_text(f">chr1\n{seq}\n")
+    vcf = write_vcf(
+        tmp_path / "t.vcf", [("chr1", p, f"v{p}", seq[p - 1], other(seq[p - 1])) for p in range(100, 140)]
+    )
+    veff.score_variants(tiny, vcf, chr1, tmp_path / "a.vcf")
+    assert seen[-1] == 1 and torch.get_num_threads() == before  # the batch's call; restored after
+    veff.score_variants(tiny, vcf, chr1, tmp_path / "b.vcf", threads=2)
+    assert seen[-1] == 2

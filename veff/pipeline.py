@@ -349,9 +349,9 @@ def execute(opts: RunOptions, hook: ShardHook | None = None) -> Summary | dict[s
     try:
         bar = strategy.progress(opts, sources.reader)
         if strategy.part is None:
-            log_setup(plan, sources.reader, opts.threads)
+            log_setup(plan, sources.reader, plan.threads)
         sinks = open_sinks(opts, plan, sources.reader, strategy.part, summarise)
-        with cpu_threads(opts.threads):
+        with cpu_threads(plan.threads, None if opts.threads else plan.model.framework):
             predictor = Predictor(plan)
             writer = ChunkWriter(Scorer(plan, opts.aggregation), sinks, tally, bar, predictor)
             stream_chunks(sources.chunks, predictor, writer)

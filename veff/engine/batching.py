@@ -30,6 +30,7 @@ __all__ = [
     "Predictions",
     "auto_batch_size",
     "model_batch_size",
+    "model_threads",
     "predict_pairs",
     "probe_outputs",
     "submit_pairs",
@@ -46,6 +47,7 @@ __all__ = [
 CPU_ACTIVATION_FLOATS = 2**22  # the room of the largest activation, for most models
 CPU_ACTIVATION_PER_FLOP = 2**14  # room per FLOP per activation float, above that...
 CPU_ACTIVATION_MAX = 2**24  # ...up to this
+CPU_ONE_THREAD_FLOPS = 2**22  # a model below this many FLOPs per sequence runs on one CPU thread
 BATCH_BASES = 2**18
 BATCH_LIMITS = (32, 4096)  # sequences per call, by input bases
 CPU_MIN_BATCH = 4  # by activation: a 15 kb SpliceAI window with 32 channels still gets 4
@@ -185,6 +187,21 @@ class BatchTuning:
             "candidates": list(self.candidates),
             "sequences_per_second": {str(s): round(r, 1) for s, r in sorted(self.rates().items())},
         }
+
+
+def model_threads(model: Model, length: int) -> int | None:
+    """Default CPU threads of the model's framework for a run: 1 for a cheap model, else None.
+
+    A PyTorch model on a CPU whose convolution and dense layers do fewer than ``CPU_ONE_THREAD_FLOPS``
+    FLOPs per sequence (a small 101-bp CNN: 57,000) spends less time computing than veff spends
+    reading and writing its records; its second thread then mostly waits for the first while
+    veff's reader thread wants the core (measured in docs/performance.md, case 6). None leaves
+    the framework's threads as they are.
+    """
+    if model.accelerator != "cpu" or model.framework != "pytorch":  # TensorFlow fixes them at start
+        return None
+    flops = model.flops_per_sequence(length)
+    return 1 if flops is not None and flops < CPU_ONE_THREAD_FLOPS else None
 
 
 @dataclass(frozen=True)

@@ -265,8 +265,11 @@ def describe_model(path: str | Path) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def cpu_threads(n: int | None) -> Iterator[None]:
+def cpu_threads(n: int | None, only: str | None = None) -> Iterator[None]:
     """Run the block with ``n`` CPU threads in every framework that runs and can set them.
+
+    ``only`` names the one framework (its ``kind``, e.g. ``pytorch``) to set, for a choice veff made itself
+    (:func:`veff.engine.batching.model_threads`), which must leave other libraries alone.
 
     That is PyTorch (its previous setting is restored afterwards) and TensorFlow when it has not
     started; frameworks declare this as :attr:`Framework.threads <veff.models.registry.Framework>`.
@@ -278,7 +281,8 @@ def cpu_threads(n: int | None) -> Iterator[None]:
     if n is None:
         yield
         return
-    restore = [undo for fw in frameworks() if fw.threads is not None and (undo := fw.threads(n)) is not None]
+    chosen = [fw for fw in frameworks() if fw.threads is not None and only in (None, fw.kind)]
+    restore = [undo for fw in chosen if fw.threads is not None and (undo := fw.threads(n)) is not None]
     try:
         yield
     finally:

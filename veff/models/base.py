@@ -416,6 +416,16 @@ class Model:
         del length
         return None
 
+    def flops_per_sequence(self, length: int) -> int | None:
+        """FLOPs of the convolution and dense layers for one sequence of length ``length``.
+
+        A model this cheap runs with one CPU thread by default
+        (:func:`veff.engine.batching.model_threads`). None when the adapter cannot see inside the
+        model.
+        """
+        del length
+        return None
+
     def flops_per_float(self, length: int) -> float | None:
         """FLOPs of the convolution and dense layers per float of all layer outputs (one sequence).
 

@@ -111,6 +111,11 @@ class KerasModel(Model):
         flops = sum(f for _, f in sizes)
         return flops / sum(n for n, _ in sizes) if flops else None
 
+    def flops_per_sequence(self, length: int) -> int | None:
+        """FLOPs of the Conv1D/2D/3D and Dense layers for one sequence."""
+        del length
+        return sum(f for _, f in self._layer_sizes()) or None
+
     def _layer_sizes(self) -> list[tuple[int, int]]:
         """(output floats, FLOPs) of each layer with a static output shape, for one sequence."""
         sizes = []

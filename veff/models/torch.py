@@ -337,6 +337,11 @@ class TorchModel(Model):
         sizes = self._leaf_sizes(length)
         return None if sizes is None or not sizes[2] else sizes[2] / sizes[1]
 
+    def flops_per_sequence(self, length: int) -> int | None:
+        """FLOPs of the convolutions and linear layers for one sequence (None: TorchScript)."""
+        sizes = self._leaf_sizes(length)
+        return None if sizes is None or not sizes[2] else sizes[2]
+
     def _leaf_sizes(self, length: int) -> tuple[int, int, int] | None:
         """(largest, total) leaf output floats and convolution + linear FLOPs of one sequence.
 

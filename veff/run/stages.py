@@ -28,6 +28,7 @@ from veff.engine.batching import (
     BatchTuning,
     Predictions,
     model_batch_size,
+    model_threads,
     submit_pairs,
     take_pairs,
     tune_candidates,
@@ -132,6 +133,9 @@ class Plan:
         gene or transcript) gives an ALT one row per feature, and the sinks open with a feature
         column. No built-in score does yet; such a score sets it here and gives its rows in
         :meth:`Scorer.__call__` (:class:`~veff.writers.sink.ScoredChunk` ``slots`` and ``features``).
+    threads
+        CPU threads of the model's framework during the run: the ``threads`` option, else 1 for a
+        cheap model (:func:`veff.engine.batching.model_threads`), else None (as they are).
     """
 
     model: Model
@@ -148,6 +152,7 @@ class Plan:
     run_options: dict[str, object] | None = None
     features: bool = False
     tune: tuple[int, ...] | None = None
+    threads: int | None = None
 
     @property
     def scores(self) -> list[str]:
@@ -236,7 +241,20 @@ def plan_run(opts: RunOptions, hook: ShardHook) -> Plan:
             ",".join(extras.kept_labels),
         )
     return Plan(
-        mdl, jobs, length, use_rc, batch, chunk, spec, labels, columns, seconds, extras, options, tune=tune
+        mdl,
+        jobs,
+        length,
+        use_rc,
+        batch,
+        chunk,
+        spec,
+        labels,
+        columns,
+        seconds,
+        extras,
+        options,
+        tune=tune,
+        threads=opts.threads or model_threads(mdl, length),
     )
 
 
