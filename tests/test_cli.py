@@ -146,7 +146,7 @@ def test_threads_option_reaches_the_run(tmp_path, monkeypatch):
 
     seen = []
     real = veff.pipeline.cpu_threads
-    monkeypatch.setattr(veff.pipeline, "cpu_threads", lambda n: seen.append(n) or real(n))
+    monkeypatch.setattr(veff.pipeline, "cpu_threads", lambda n, *only: seen.append(n) or real(n, *only))
     res = _run(_score_args(TORCH_MODEL, E2, HG19, tmp_path / "o.vcf", "-q", "--threads", "1"))
     assert res.exit_code == 0, res.output
     assert seen == [1]
