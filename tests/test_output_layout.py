@@ -239,3 +239,38 @@ def test_ensemble_members_must_share_a_layout(inputs):
     assert EnsembleModel([a, b]).declared_output_layout() == "tasks_first"
     with pytest.raises(ModelError, match="different output layouts"):
         EnsembleModel([a, c])
+
+
+def test_a_sharded_run_warns_once(inputs, tmp_path):
+    """The driver's probe warns; the workers' probes of the same model do not repeat it."""
+    pytest.importorskip("distributed")
+    import subprocess
+    import sys
+
+    import pysam
+
+    net, fa, vcf = inputs
+    gz = tmp_path / "in.vcf.gz"
+    pysam.tabix_compress(str(vcf), str(gz))
+    pysam.tabix_index(str(gz), preset="vcf")
+    args = [f"{net}::TasksFirst", "--vcf", str(gz), "--fasta", str(fa), "-o", str(tmp_path / "o.vcf.gz")]
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "veff",
+            "score-variants",
+            *args,
+            "--workers",
+            "2",
+            "--shard-records",
+            "4",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("veff: warning: output '0' has per-sequence shape"), lines

@@ -27,6 +27,7 @@ from veff.distributed.shards import Shard
 from veff.engine.batching import probe_outputs
 from veff.engine.outputs import OutputSpec
 from veff.engine.progress import ProgressBar
+from veff.errors import VeffWarning
 from veff.io.fasta import Fasta
 from veff.io.vcf import VcfReader
 from veff.models import Model
@@ -178,13 +179,19 @@ class WorkerHook:
         return _worker_fasta(path)
 
     def probe(self, model: Model, length: int, offset: int | None) -> OutputSpec:
-        """:func:`veff.engine.batching.probe_outputs`, once per run and worker."""
+        """:func:`veff.engine.batching.probe_outputs`, once per run and worker.
+
+        Its warnings (an output layout that looks tasks first) are dropped: the driver's probe of
+        the same model gave them once, on the command's stderr.
+        """
         state = _worker_state()
         key = (self.job.token, length, ("offset", offset))
         with state.lock:
             spec = state.probes.get(key)
             if spec is None:
-                spec = state.probes[key] = probe_outputs(model, length, offset=offset)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", VeffWarning)
+                    spec = state.probes[key] = probe_outputs(model, length, offset=offset)
             return spec
 
     def progress(self, opts: RunOptions, reader: VcfReader) -> ProgressBar:
