@@ -422,7 +422,10 @@ def local_cluster(workers: int, *, threads: int | None = None, processes: bool =
                 **({"host": "127.0.0.1", "protocol": "tcp://"} if processes else {}),
                 dashboard_address=None,
                 scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # its HTTP server: loopback too
-                silence_logs=logging.ERROR,
+                # a worker's own errors reach the driver as the task's exception; what the worker
+                # processes would print themselves (a heartbeat the scheduler missed while a run is
+                # being stopped) is noise on the user's stderr
+                silence_logs=logging.CRITICAL,
             )
     finally:
         # the nanny sets these in the driver's own environment too: undo that
