@@ -272,5 +272,7 @@ def test_a_sharded_run_warns_once(inputs, tmp_path):
         timeout=300,
     )
     assert res.returncode == 0, res.stderr
-    lines = res.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("veff: warning: output '0' has per-sequence shape"), lines
+    lines = res.stderr.splitlines()  # (Dask may add lines of its own on a busy machine)
+    warned = [ln for ln in lines if "per-sequence shape" in ln]
+    assert len(warned) == 1, lines
+    assert warned[0].startswith("veff: warning: output '0' has per-sequence shape"), lines
