@@ -276,3 +276,26 @@ def test_a_sharded_run_warns_once(inputs, tmp_path):
     warned = [ln for ln in lines if "per-sequence shape" in ln]
     assert len(warned) == 1, lines
     assert warned[0].startswith("veff: warning: output '0' has per-sequence shape"), lines
+
+
+def _layout_row(text: str) -> str:
+    """The value of the ``output layout`` row of ``veff models info``."""
+    (row,) = [ln for ln in text.splitlines() if ln.startswith("output layout")]
+    return row.split(None, 2)[2]
+
+
+@pytest.mark.filterwarnings("default::veff.errors.VeffWarning")
+def test_models_info_reads_and_reports_the_layout(inputs):
+    net, _, _ = inputs
+    runner = CliRunner()
+    res = runner.invoke(main, ["models", "info", f"{net}::TasksFirst", "--output-layout", "tasks_first"])
+    assert res.exit_code == 0, res.output
+    assert "3 tasks x 91 positions" in res.stdout
+    assert _layout_row(res.stdout) == "tasks_first"
+    assert "warning" not in res.stderr
+    res = runner.invoke(main, ["models", "info", f"{net}::TasksFirst", "--json"])
+    assert res.exit_code == 0, res.output
+    assert '"layout": null' in res.stdout and '"positions": 3' in res.stdout
+    assert "--output-layout tasks_first" in res.stderr  # the shape looks tasks first
+    res = runner.invoke(main, ["models", "info", f"{net}::PositionsFirst"])
+    assert _layout_row(res.stdout) == "positions_first (not declared)"

@@ -26,10 +26,12 @@ def models() -> None:
     """Inspect models: what veff reads from a model directory, and which models it can find."""
 
 
-def _info(model: str, seq_length: int | None = None, trust_model: bool = False) -> dict[str, Any]:
+def _info(
+    model: str, seq_length: int | None = None, trust_model: bool = False, output_layout: str | None = None
+) -> dict[str, Any]:
     from veff.engine.describe import describe_model
 
-    return describe_model(model, seq_length, trust_model=trust_model)
+    return describe_model(model, seq_length, trust_model=trust_model, output_layout=output_layout)
 
 
 def _labels_text(labels: list[str] | None, count: int | None) -> str:
@@ -68,6 +70,8 @@ def _print_info(info: dict[str, Any]) -> None:
             else tasks
         )
         rows.append((f"output {head['name'] or 'head'}", shape))
+    if any(head["positions"] is not None for head in outputs.get("heads") or []):
+        rows.append(("output layout", outputs.get("layout") or "positions_first (not declared)"))
     rows += [
         ("rc", str(info.get("rc"))),
         ("variant effects", info.get("variant_effects") or "not declared"),
@@ -91,15 +95,22 @@ def _print_info(info: dict[str, Any]) -> None:
     type=click.IntRange(min=1),
     help="Input length for models that take any length (to report their outputs).",
 )
+@click.option(
+    "--output-layout",
+    type=click.Choice(["positions_first", "tasks_first"]),
+    help="Read position-resolved outputs as (N, P, T) or (N, T, P) (default: as the model declares).",
+)
 @trust_model_option
-def info_cmd(model: str, as_json: bool, seq_length: int | None, trust_model: bool) -> None:
+def info_cmd(
+    model: str, as_json: bool, seq_length: int | None, output_layout: str | None, trust_model: bool
+) -> None:
     """Show what veff understands of MODEL (a directory, a model file or a name on the search path).
 
     A model file is run once on an all-N window to report its outputs (with --seq-length when
     the model takes any length).
     """
     try:
-        info = _info(model, seq_length, trust_model)
+        info = _info(model, seq_length, trust_model, output_layout)
     except VeffError as exc:
         fail(exc)
         return
