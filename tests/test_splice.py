@@ -25,7 +25,10 @@ from openspliceai_model import OpenSpliceAI80
 
 from veff import InputError, score_splice
 from veff.cli import main
+from veff.errors import ModelError
 from veff.io.annotation import Transcript, read_annotation
+from veff.models import load_model
+from veff.models.splice import splice_model_info
 from veff.scoring.splice import align_alt, delta_scores
 
 SPLICE = DATA / "spliceai"
@@ -493,3 +496,16 @@ def test_ensemble_averages_members_in_score_variants(members: list[torch.nn.Modu
     one = [score_variants(m, E1, HG38, **kw)["diff"] for m in members]  # type: ignore[index]
     assert both.shape == one[0].shape and len(both) > 50 and both.shape[1] == 3
     assert not np.allclose(one[0].values, one[1].values)
+
+
+def test_declared_layout_takes_the_place_of_the_probe(members: list[torch.nn.Module]) -> None:
+    """OpenSpliceAI's (N, 3, P), declared tasks first (or by its splice name): the probe's scores."""
+    kw = {"annotation": GENES_E1, "return_scores": True}
+    probed = score_splice(members[:1], E1, HG38, **kw)
+    for layout in ("tasks_first", "classes_first"):
+        model = load_model(members[0], output_layout=layout)
+        assert splice_model_info(model).layout == "tasks_first"
+        declared = score_splice(model, E1, HG38, **kw)
+        assert declared.equals(probed)  # type: ignore[union-attr]
+    with pytest.raises(ModelError, match=r"read positions_first has \d+ classes, not 3"):
+        splice_model_info(load_model(members[0], output_layout="positions_first"))

@@ -89,7 +89,13 @@ def splice_model_info(model: Model) -> SpliceModelInfo:
         else:
             msg = f"model {model.name!r}: no class axis of size 3 in its output shape {shape}"
             raise ModelError(msg)
-    positions = shape[1] if layout == "positions_first" else shape[2]
+    positions, classes = (shape[1], shape[2]) if layout == "positions_first" else (shape[2], shape[1])
+    if classes != 3:
+        msg = (
+            f"model {model.name!r}: output shape {shape} read {layout} has {classes} classes, not 3; "
+            "check --output-layout (output_layout)"
+        )
+        raise ModelError(msg)
     if flank is None:
         if (length - positions) % 2 or positions > length:
             msg = f"model {model.name!r}: {positions} outputs for {length} inputs is not a centred crop"
