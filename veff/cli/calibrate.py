@@ -132,3 +132,6 @@ def calibrate_cmd(**opts: Any) -> None:
 
 
 calibrate_cmd.params[-1:-1] = [copy.copy(p) for p in score_variants_cmd.params if p.name in _SHARED]
+for _p in calibrate_cmd.params:  # calibrate runs in one process: no --workers to mention
+    if _p.name == "threads" and isinstance(_p, click.Option):
+        _p.help = "CPU threads of the model's framework (default: all cores; one for a small PyTorch model)."

@@ -102,7 +102,7 @@ __all__ = ["score_variants_cmd"]
     "--threads",
     type=click.IntRange(min=1),
     help="CPU threads of the model's framework (also per --workers worker; default: all cores, "
-    "shared among the workers).",
+    "shared among the workers; one for a small PyTorch model).",
 )
 @shared_options("model_outputs", "output_labels")
 @click.option(

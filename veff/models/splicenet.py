@@ -454,7 +454,7 @@ class SpliceNetEnsemble(Model):
         Model name (default: the first file's stem without its trailing digits).
     """
 
-    framework = "torch"
+    framework = "pytorch"  # as veff.models.torch names it
     output_layout = "positions_first"
     #: reference windows may cover records this many bases apart (:mod:`veff.variants.splice`):
     #: a SpliceAI-10k window costs about 10,000 + 1.4 x its outputs positions of work, so sharing
