@@ -186,7 +186,7 @@ def _check_splicenet() -> None:
         ss = planner.build(variants)
         kinds = {tuple(x) for x in ss.alt_alleles.tolist()}
         assert {(1, 1), (2, 1), (1, 2)} <= kinds  # SNVs, deletions and insertions
-        ref, alt = net.predict_splice(ss.ref_codes, ss.alt_codes, _edits(ss, geo))
+        ref, alt = net.predict_splice(ss.ref_codes, ss.alt_codes, _edits(ss))
         full_alt = net.predict(one_hot(ss.alt_codes))
         np.testing.assert_allclose(np.stack(ref), net.predict(one_hot(np.stack(ss.ref_codes))), atol=1e-6)
         used = ~np.isnan(alt)
@@ -194,7 +194,7 @@ def _check_splicenet() -> None:
         np.testing.assert_allclose(alt[used], full_alt[used], atol=1e-5)
     # an ensemble's items run on worker threads; the bytes do not depend on how many
     pair = SpliceNetEnsemble([MODEL, MODEL.with_name("spliceai2.h5")])
-    edits = _edits(ss, geo)
+    edits = _edits(ss)
     runs = [pair.predict_splice(ss.ref_codes, ss.alt_codes, edits, workers=w) for w in (1, 2)]
     assert [r.tobytes() for r in runs[0][0]] == [r.tobytes() for r in runs[1][0]]
     assert runs[0][1].tobytes() == runs[1][1].tobytes()
@@ -208,7 +208,7 @@ def _check_splicenet() -> None:
                 Fasta(fasta), read_annotation(SPLICE / genes), geo, style="veff", span=span
             )
             ss = planner.build(variants)
-            ref, alt = net.predict_splice(ss.ref_codes, ss.alt_codes, _edits(ss, geo))
+            ref, alt = net.predict_splice(ss.ref_codes, ss.alt_codes, _edits(ss))
             fwd = [t[::-1] if m else t for t, m in zip(ref, ss.ref_minus.tolist(), strict=True)]
             at = [fwd[r][o : o + geo.cov] for r, o in zip(ss.alt_ref, ss.alt_offset, strict=True)]
             got.append((len(ss.ref_codes), np.stack(at), alt, set(ss.ref_minus.tolist())))

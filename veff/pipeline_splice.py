@@ -266,8 +266,9 @@ def _chunks(reader: VcfReader, size: int) -> Iterator[tuple[list[Any], list[Any]
 _TABLE_NAMES = ("chrom", "pos", "id", "ref", "alt", "symbol", "transcript", "status", *SPLICE_FIELDS)
 
 
-def _edits(ss: SpliceSet, geo: SpliceGeometry) -> np.ndarray:
+def _edits(ss: SpliceSet) -> np.ndarray:
     """Per alt window: ref row, changed span, shifts and needed outputs (SpliceNet.predict_edits)."""
+    geo = ss.geometry
     n = len(ss.alt_codes)
     length, q, at = geo.length, geo.outputs, geo.flank + geo.distance
     r, a = ss.alt_alleles[:, 0], ss.alt_alleles[:, 1]
@@ -294,7 +295,7 @@ def _predict(
     geo = ss.geometry
     ref_tracks: list[np.ndarray]
     if isinstance(mdl, SpliceNetEnsemble):
-        ref_tracks, alt_tracks = mdl.predict_splice(ss.ref_codes, ss.alt_codes, _edits(ss, geo))
+        ref_tracks, alt_tracks = mdl.predict_splice(ss.ref_codes, ss.alt_codes, _edits(ss))
     else:  # the planner cut every window to the geometry's length (no span)
         ref_codes = np.stack(ss.ref_codes) if ss.ref_codes else np.empty((0, geo.length), np.uint8)
         stream.submit([ref_codes, ss.alt_codes])

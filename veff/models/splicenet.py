@@ -287,7 +287,6 @@ class SpliceNet:
         alt: Any,
         edits: np.ndarray,
         ref_cache: dict[int, tuple[int, Any]],
-        outputs: int,
     ) -> Any:
         """Outputs of alt windows computed from their reference windows' activations.
 
@@ -302,8 +301,6 @@ class SpliceNet:
             All rows share ``c0, c1, out_lo, out_hi``.
         ref_cache
             :meth:`forward_ref` of the reference windows.
-        outputs
-            Output positions P of a window.
 
         Returns
         -------
@@ -537,7 +534,7 @@ class SpliceNetEnsemble(Model):
                     ref_parts[j][r][:] = got[r - lo]
                 for idx, e, o0, o1 in planned:
                     a = torch.from_numpy(one_hot(alt_codes[idx]))
-                    alt_parts[j, idx, o0:o1] = net.predict_edits(a, e, cache, outputs).numpy()
+                    alt_parts[j, idx, o0:o1] = net.predict_edits(a, e, cache).numpy()
 
         # the costliest items first, so that the last ones to finish are short (an alt window
         # costs about a quarter of a reference window of the alt's length); the order changes no
