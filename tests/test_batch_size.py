@@ -19,6 +19,7 @@ from veff.engine.batching import (
     CPU_ACTIVATION_MAX,
     CPU_ACTIVATION_PER_FLOP,
     CPU_MIN_BATCH,
+    CPU_UNBOUND_BASES,
     auto_batch_size,
     model_batch_size,
     model_threads,
@@ -97,6 +98,21 @@ def test_flops_per_float_counts_convolutions_and_dense_layers_in_both_frameworks
     for model in (veff.load_model(net, seq_length=11), veff.load_model(keras.Model(inp, out))):
         assert model.activation_floats(11) == 72
         assert model.flops_per_float(11) == pytest.approx(flops / floats)
+
+
+def test_a_keras_model_on_a_cpu_gets_the_batch_of_its_input_bases():
+    """TensorFlow's kernels have no cache cliff (case 15): the batch follows the window length, with
+    more bases per batch than an opaque model gets."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _common import keras_deepsea
+
+    model = veff.load_model(keras_deepsea())
+    assert model.activation_floats(1000) is not None  # it can be looked into...
+    assert not model.cpu_cache_bound  # ...but its batch does not follow the activation
+    assert model_batch_size(model, 1000) == auto_batch_size(1000, bases=CPU_UNBOUND_BASES) == 512
+    assert model_batch_size(model, 1000, 40) == 64  # a small run still gets a small batch
 
 
 def test_unknown_device_kind_is_refused():

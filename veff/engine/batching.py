@@ -49,6 +49,7 @@ CPU_ACTIVATION_PER_FLOP = 2**14  # room per FLOP per activation float, above tha
 CPU_ACTIVATION_MAX = 2**24  # ...up to this
 CPU_ONE_THREAD_FLOPS = 2**22  # a model below this many FLOPs per sequence runs on one CPU thread
 BATCH_BASES = 2**18
+CPU_UNBOUND_BASES = 2**19  # a framework without the cache cliff (TensorFlow) gains up to large batches
 BATCH_LIMITS = (32, 4096)  # sequences per call, by input bases
 CPU_MIN_BATCH = 4  # by activation: a 15 kb SpliceAI window with 32 channels still gets 4
 
@@ -59,6 +60,7 @@ def auto_batch_size(
     device: str = "cpu",
     activation: int | None = None,
     flops_per_float: float | None = None,
+    bases: int = BATCH_BASES,
 ) -> int:
     """Default sequences per forward call, by device kind, model and window length.
 
@@ -69,7 +71,7 @@ def auto_batch_size(
     many FLOPs per float of output (``flops_per_float``,
     :meth:`veff.models.Model.flops_per_float`) gets ``CPU_ACTIVATION_PER_FLOP`` floats per unit
     of it instead, up to ``CPU_ACTIVATION_MAX``: 32 for DeepSEA at 1 kb (about 900 FLOPs per
-    float). Otherwise (and on a GPU) about ``BATCH_BASES`` input bases per call. Powers of two,
+    float). Otherwise (and on a GPU) about ``bases`` input bases per call. Powers of two,
     within ``BATCH_LIMITS`` (down to ``CPU_MIN_BATCH`` when cut by activation). When the whole
     run needs fewer ``sequences``, the batch is the next power of two above them instead, so a
     handful of variants is not padded to a full batch (see :class:`BatchStream`). The choice
@@ -90,6 +92,9 @@ def auto_batch_size(
     flops_per_float
         FLOPs of the model's convolution and dense layers per float of all its layers' outputs,
         or None.
+    bases
+        Input bases per call when the batch does not follow the activation (``BATCH_BASES``;
+        ``CPU_UNBOUND_BASES`` for a framework whose CPU kernels are not cache-bound).
 
     Examples
     --------
@@ -114,7 +119,7 @@ def auto_batch_size(
             room = int(min(CPU_ACTIVATION_MAX, max(room, CPU_ACTIVATION_PER_FLOP * flops_per_float)))
         low, fit = CPU_MIN_BATCH, room // activation
     else:
-        fit = BATCH_BASES // max(length, 1)
+        fit = bases // max(length, 1)
     size = int(min(high, max(low, 1 << max(0, fit.bit_length() - 1))))
     if sequences is not None and sequences < size:
         size = 1 << max(0, sequences - 1).bit_length()
@@ -122,7 +127,15 @@ def auto_batch_size(
 
 
 def model_batch_size(model: Model, length: int, sequences: int | None = None) -> int:
-    """:func:`auto_batch_size` for ``model`` (its device kind, activation and FLOPs per float)."""
+    """:func:`auto_batch_size` for ``model``.
+
+    Its device kind, and its activation and FLOPs per float where its framework's CPU kernels
+    are cache-bound (:attr:`veff.models.Model.cpu_cache_bound`); otherwise the batch follows the
+    input bases (``CPU_UNBOUND_BASES`` of them on a CPU: 512 sequences of 1 kb).
+    """
+    if not model.cpu_cache_bound:
+        bases = CPU_UNBOUND_BASES if model.accelerator == "cpu" else BATCH_BASES
+        return auto_batch_size(length, sequences, model.accelerator, bases=bases)
     return auto_batch_size(
         length, sequences, model.accelerator, model.activation_floats(length), model.flops_per_float(length)
     )

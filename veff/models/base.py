@@ -272,6 +272,11 @@ class Model:
         Layout of position-resolved outputs, ``positions_first`` ((N, P, T)) or ``tasks_first``
         ((N, T, P)); None: not declared (read as positions first; see
         :meth:`declared_output_layout`).
+    cpu_cache_bound
+        Whether the framework's CPU kernels slow down once a batch's activations leave the
+        caches, so that the automatic CPU batch follows :meth:`activation_floats` (True: PyTorch's
+        oneDNN kernels); False: the batch follows the input bases, more of them than for a model
+        veff cannot look into (TensorFlow's kernels, measured without that cliff).
 
     Notes
     -----
@@ -294,6 +299,7 @@ class Model:
     default_centering: Centering = "exact"
     accelerator: Literal["cpu", "gpu"] = "cpu"
     output_layout: OutputLayout | None = None
+    cpu_cache_bound: bool = True
     available_scores: Sequence[str] = ()
     default_scores: Sequence[str] = ()
     _wrapped: Any = None  # the framework object (module, Keras model, callable) the adapter runs

@@ -53,6 +53,10 @@ class KerasModel(Model):
     """
 
     framework = "keras"
+    # TensorFlow's CPU kernels (oneDNN off) keep their rate as a batch outgrows the caches: the
+    # conv nets of benchmark case 15 ran fastest at 2048-4096 sequences (101 bp), 128-4096 (1 kb)
+    # and 256 (10 kb), so the automatic batch follows the input bases (docs/performance.md)
+    cpu_cache_bound = False
 
     def __init__(
         self,
