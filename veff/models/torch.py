@@ -13,7 +13,7 @@ import importlib.util
 import sys
 import warnings
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -188,6 +188,10 @@ class TorchModel(Model):
         self._dtype = getattr(torch, precision)
         self.default_rc = bool(getattr(module, "use_rc", False))
         self._sizes: dict[int, tuple[int, int, int] | None] = {}  # _leaf_sizes per length
+        from veff.models.torch_kernels import has_wide_convs
+
+        # float32 on a CPU: wide convolutions (profile heads) through oneDNN's channels-last path
+        self.wide_convs = self.accelerator == "cpu" and precision == "float32" and has_wide_convs(self.module)
 
     @classmethod
     def from_path(
@@ -271,6 +275,18 @@ class TorchModel(Model):
             found.append("it declares " + " and ".join(declared))
         return "; ".join(found)
 
+    def kernels(self) -> AbstractContextManager[Any]:
+        """The context the module's forward passes run in.
+
+        Wide convolutions go channels-last on a CPU in float32
+        (:func:`veff.models.torch_kernels.wide_conv_kernels`); otherwise nothing changes.
+        """
+        if not self.wide_convs:
+            return nullcontext()
+        from veff.models.torch_kernels import wide_conv_kernels
+
+        return wide_conv_kernels()
+
     def _forward(self, x: np.ndarray) -> Any:
         import torch
 
@@ -280,7 +296,7 @@ class TorchModel(Model):
             if self.precision != "float32"
             else nullcontext()
         )
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), autocast, self.kernels():
             out = self.module(xt)
         return to_numpy(out)
 

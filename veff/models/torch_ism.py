@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import operator
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -819,14 +820,20 @@ class FastISM:
         mutations; the result is one raw output per batch of ``batch_size`` mutants, as
         :meth:`~veff.models.torch.TorchModel.predict` returns them.
         """
+        kernels = self.model.kernels() if hasattr(self.model, "kernels") else nullcontext()
+        with kernels:  # the model's CPU kernels (wide convolutions channels-last), as in its forward
+            return self._predict(ref_codes, pos, base, batch_size)
+
+    def _predict(self, ref_codes: np.ndarray, pos: np.ndarray, base: np.ndarray, batch: int) -> list[Any]:
+        """:meth:`predict` inside the model's kernel context."""
         torch = _torch()
         self._prepare(ref_codes)
         out = []
         with torch.inference_mode():
             pos_all = torch.as_tensor(np.asarray(pos, np.int64), device=self.device)
             base_all = torch.as_tensor(np.asarray(base, np.int64), device=self.device)
-            for lo in range(0, len(pos_all), batch_size):
-                p, b = pos_all[lo : lo + batch_size], base_all[lo : lo + batch_size]
+            for lo in range(0, len(pos_all), batch):
+                p, b = pos_all[lo : lo + batch], base_all[lo : lo + batch]
                 win: dict[Any, Any] = {self._input: self._eye[b][:, :, None]}
                 for node, r, fn in self._steps:
                     s = self._starts[node][p] * r.stride + r.shift
