@@ -1,4 +1,4 @@
-"""Wide 1-D convolutions run channels-last on a CPU: same values up to round-off, nothing else changed."""
+"""Wide 1-D convolutions take faster paths on a CPU: same values up to round-off, nothing else changed."""
 
 from __future__ import annotations
 
@@ -37,9 +37,9 @@ def _codes(n: int, length: int) -> np.ndarray:
 
 
 def _counting(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
-    """Record the weight shapes the channels-last path runs (None results are not counted)."""
+    """Record the weight shapes the faster paths run (calls they decline are not counted)."""
     seen: list[tuple[int, ...]] = []
-    plain = torch_kernels._channels_last
+    plain = torch_kernels._wide_conv
 
     def spy(x, weight, *args, **kwargs):  # type: ignore[no-untyped-def]
         out = plain(x, weight, *args, **kwargs)
@@ -47,11 +47,11 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
             seen.append(tuple(weight.shape))
         return out
 
-    monkeypatch.setattr(torch_kernels, "_channels_last", spy)
+    monkeypatch.setattr(torch_kernels, "_wide_conv", spy)
     return seen
 
 
-def test_a_wide_profile_head_runs_channels_last_with_the_plain_values(monkeypatch):
+def test_a_wide_profile_head_takes_the_fast_path_with_the_plain_values(monkeypatch):
     module = ProfileNet().eval()
     model = veff.load_model(module, device="cpu")
     assert model.wide_convs
@@ -91,11 +91,15 @@ def test_half_precision_keeps_the_plain_kernels():
         ({"in_channels": 32, "out_channels": 3, "kernel_size": 21, "dilation": 3, "padding": (7,)}, True),
         ({"in_channels": 32, "out_channels": 3, "kernel_size": 31, "padding": "same"}, True),
         ({"in_channels": 32, "out_channels": 3, "kernel_size": 31, "padding": "valid", "bias": False}, True),
+        ({"in_channels": 32, "out_channels": 2, "kernel_size": 20, "padding": "same"}, True),  # even K
+        ({"in_channels": 32, "out_channels": 2, "kernel_size": 75, "padding": 37}, True),  # BPNet head
+        ({"in_channels": 32, "out_channels": 16, "kernel_size": 25, "padding": 12}, True),  # channels-last
         ({"in_channels": 32, "out_channels": 4, "kernel_size": 25, "groups": 2}, False),  # grouped: plain
         ({"in_channels": 4, "out_channels": 32, "kernel_size": 25}, False),  # one-hot input: plain
         ({"in_channels": 32, "out_channels": 3, "kernel_size": 15}, False),  # narrow kernel: plain
     ],
 )
+@pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel")
 def test_every_conv1d_argument_form_gives_the_plain_result(monkeypatch, conv, taken):
     torch.manual_seed(2)
     layer = torch.nn.Conv1d(**conv).eval()
@@ -113,6 +117,22 @@ def test_every_conv1d_argument_form_gives_the_plain_result(monkeypatch, conv, ta
     assert torch.allclose(got, plain, rtol=1e-5, atol=1e-5 * float(plain.abs().max()))
     assert torch.allclose(functional, plain, rtol=1e-5, atol=1e-5 * float(plain.abs().max()))
     assert has_wide_convs(torch.nn.Sequential(layer)) == taken
+
+
+def test_the_matrix_product_path_cut_into_parts_and_with_nan_inputs_gives_the_plain_result(monkeypatch):
+    torch.manual_seed(4)
+    layer = torch.nn.Conv1d(32, 2, 75, padding=37).eval()
+    x = torch.randn(7, 32, 150)
+    x[2, 5, 40] = float("nan")  # reaches the outputs 3..77 of row 2, as in the plain convolution
+    monkeypatch.setattr(torch_kernels, "GEMM_TAPS_FLOATS", 2 * 150 * 150)  # two rows per product
+    with torch.inference_mode():
+        plain = layer(x)
+        with wide_conv_kernels():
+            got = layer(x)
+    assert torch.equal(torch.isnan(got), torch.isnan(plain))
+    assert torch.isnan(plain[2, :, 3:78]).all() and not torch.isnan(plain[2, :, 78:]).any()
+    ok = ~torch.isnan(plain)
+    assert torch.allclose(got[ok], plain[ok], rtol=1e-5, atol=1e-5 * float(plain[ok].abs().max()))
 
 
 def test_unbatched_input_and_calls_outside_the_context_are_untouched(monkeypatch):

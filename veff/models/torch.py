@@ -190,7 +190,7 @@ class TorchModel(Model):
         self._sizes: dict[int, tuple[int, int, int] | None] = {}  # _leaf_sizes per length
         from veff.models.torch_kernels import has_wide_convs
 
-        # float32 on a CPU: wide convolutions (profile heads) through oneDNN's channels-last path
+        # float32 on a CPU: wide convolutions (profile heads) by faster paths than oneDNN's plain one
         self.wide_convs = self.accelerator == "cpu" and precision == "float32" and has_wide_convs(self.module)
 
     @classmethod
@@ -278,7 +278,7 @@ class TorchModel(Model):
     def kernels(self) -> AbstractContextManager[Any]:
         """The context the module's forward passes run in.
 
-        Wide convolutions go channels-last on a CPU in float32
+        Wide convolutions take faster paths on a CPU in float32
         (:func:`veff.models.torch_kernels.wide_conv_kernels`); otherwise nothing changes.
         """
         if not self.wide_convs:

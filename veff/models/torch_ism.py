@@ -821,7 +821,7 @@ class FastISM:
         :meth:`~veff.models.torch.TorchModel.predict` returns them.
         """
         kernels = self.model.kernels() if hasattr(self.model, "kernels") else nullcontext()
-        with kernels:  # the model's CPU kernels (wide convolutions channels-last), as in its forward
+        with kernels:  # the model's CPU kernels (wide convolutions), as in its forward
             return self._predict(ref_codes, pos, base, batch_size)
 
     def _predict(self, ref_codes: np.ndarray, pos: np.ndarray, base: np.ndarray, batch: int) -> list[Any]:
