@@ -109,6 +109,16 @@ def keras_deepsea(seed: int = 0):
     return keras.Model(inp, out, name="keras_deepsea")
 
 
+def keras_tiny(seed: int = 0):
+    """The tiny 101-bp CNN in Keras: conv 4->8 (k=9), dense to 2 sigmoid outputs."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((101, 4))
+    x = keras.layers.Flatten()(keras.layers.Conv1D(8, 9, activation="relu")(inp))
+    return keras.Model(inp, keras.layers.Dense(2, activation="sigmoid")(x), name="keras_tiny")
+
+
 class Timer:
     def __enter__(self) -> Timer:
         self.t0 = time.perf_counter()

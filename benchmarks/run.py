@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _batch_table import case_batch_table
-from _common import FASTA, ROOT, Timer, deepsea_module, keras_deepsea, make_vcf, tiny_module
+from _common import FASTA, ROOT, Timer, deepsea_module, keras_deepsea, keras_tiny, make_vcf, tiny_module
 from _framework import case_framework
 from _mutmap import case_fast_ism, case_gradients, case_ism_vs_tangermeme
 from _sharding import case_sharding
@@ -229,14 +229,17 @@ def case_multiallelic(n: int, tmp: Path) -> dict[str, float]:
 
 
 def case_tiny(
-    n: int, tmp: Path, device: str = "cpu", precision: str = "float32", rounds: int = 1
+    n: int, tmp: Path, device: str = "cpu", precision: str = "float32", rounds: int = 1, keras: bool = False
 ) -> dict[str, float | int | None]:
-    """The tiny CNN end to end with default options, best of ``rounds`` runs, against a bare
-    cyvcf2 read-and-write pass of the same VCF."""
+    """The tiny CNN (PyTorch, or its Keras twin) end to end with default options, best of
+    ``rounds`` runs, against a bare cyvcf2 read-and-write pass of the same VCF."""
     from cyvcf2 import VCF, Writer
 
     vcf = make_vcf(tmp / "tiny.vcf", n, seed=5)
-    model = veff.load_model(tiny_module(), device=device, precision=precision)
+    if keras:
+        model = veff.load_model(keras_tiny())
+    else:
+        model = veff.load_model(tiny_module(), device=device, precision=precision)
     e2e_rate(model, make_vcf(tmp / "warm2.vcf", 16), 16, None, tmp / "w2.vcf")
     rate = max(e2e_rate(model, vcf, n, None, tmp / "tiny.out.vcf.gz") for _ in range(rounds))
     with Timer() as t:
@@ -324,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         "4_writing_919_outputs": lambda tmp: case_writing(500 if q else 5000, tmp),
         "5_multiallelic": lambda tmp: case_multiallelic(2000 if q else 10_000, tmp),
         "6_tiny_cnn": lambda tmp: case_tiny(20_000, tmp, args.device, args.precision, rounds + 1),
+        "6_tiny_cnn_keras": lambda tmp: case_tiny(20_000, tmp, rounds=rounds + 1, keras=True),
         "7_sharding": lambda tmp: case_sharding(200 if q else 1000, tmp),
         "8_vs_tangermeme": lambda tmp: case_tangermeme(deepsea_module, 256 if q else 1000, tmp, rounds),
         "9_calibration": lambda tmp: case_calibration(200 if q else 1000, 20, 10_000 if q else 100_000, tmp),
