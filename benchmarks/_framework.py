@@ -7,7 +7,9 @@ the same passed through ``torch.jit.optimize_for_inference``, the same two from
 risk of baking in one input's control flow), ``torch.compile`` (its cold compile time and the
 sequences after which it pays back), a channels-last input (the (N, L, 4) one-hot seen through a
 transposed view instead of a contiguous (N, 4, L) array), oneDNN (``torch.backends.mkldnn``)
-off, and 1 instead of 2 threads. Keras (the DeepSEA architecture): ``predict_on_batch`` (veff's
+off, 1 instead of 2 threads, and the module inside veff's
+``wide_conv_kernels`` (what veff's adapter runs for nets with wide convolutions: the BPNet-like
+net of case 11, whose profile head is one). Keras (the DeepSEA architecture): ``predict_on_batch`` (veff's
 path), a ``tf.function`` with a fixed input signature (``jit_compile=False``, and XLA), and the
 eager call ``model(x, training=False)``, each with ``TF_ENABLE_ONEDNN_OPTS`` 0 and 1 (read when
 TensorFlow starts, so one subprocess per setting and round).
@@ -31,8 +33,9 @@ from typing import Any
 
 import numpy as np
 from _common import ROOT, deepsea_module, keras_deepsea
-from _mutmap import basset_module
+from _mutmap import basset_module, bpnet_module
 
+from veff.models.torch_kernels import wide_conv_kernels
 from veff.variants.sequences import one_hot
 
 Forward = Callable[[Any], Any]
@@ -63,6 +66,10 @@ def _torch_paths(module: Any, x: Any) -> tuple[dict[str, tuple[Forward, Any]], d
 
         return run
 
+    def wide(t: Any) -> Any:
+        with wide_conv_kernels():
+            return module(t)
+
     def no_mkldnn(t: Any) -> Any:
         with torch.backends.mkldnn.flags(enabled=False):
             return module(t)
@@ -86,6 +93,7 @@ def _torch_paths(module: Any, x: Any) -> tuple[dict[str, tuple[Forward, Any]], d
         "eager_channels_last": (module, "channels_last"),
         "eager_mkldnn_off": (no_mkldnn, "contiguous"),
         "eager_1_thread": (threads(1, module), "contiguous"),
+        "wide_conv_kernels": (wide, "contiguous"),
         **{name: (graph, "contiguous") for name, graph in built.items()},
         "script_freeze_ofi_1_thread": (threads(1, built["script_freeze_ofi"]), "contiguous"),
     }
@@ -105,6 +113,11 @@ def _torch_paths(module: Any, x: Any) -> tuple[dict[str, tuple[Forward, Any]], d
     return paths, setup
 
 
+def _first(out: Any) -> Any:
+    """The first output of a net with several (BPNet: profile, counts)."""
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
 def _torch_case(name: str, module: Any, codes: np.ndarray, batch: int, rounds: int) -> dict[str, Any]:
     import torch
 
@@ -115,12 +128,13 @@ def _torch_case(name: str, module: Any, codes: np.ndarray, batch: int, rounds: i
     }
     with torch.inference_mode():
         paths, setup = _torch_paths(module, inputs["contiguous"][0])
-        reference = module(inputs["contiguous"][0]).numpy()
+        reference = _first(module(inputs["contiguous"][0])).numpy()
         best: dict[str, float] = {}
         for _ in range(rounds):
             for path, (fn, kind) in paths.items():
                 best[path] = max(best.get(path, 0.0), _time(fn, inputs[kind]))
-        diff = {p: float(np.abs(fn(inputs[k][0]).numpy() - reference).max()) for p, (fn, k) in paths.items()}
+        first = {p: _first(fn(inputs[k][0])).numpy() for p, (fn, k) in paths.items()}
+        diff = {p: float(np.abs(y - reference).max()) for p, y in first.items()}
     out: dict[str, Any] = {"net": name, "batch": batch, "sequences": len(hot) * batch}
     for path, rate in best.items():
         out[f"{path}_seq_per_s"] = round(rate, 1)
@@ -213,7 +227,7 @@ def case_framework(
     codes: np.ndarray, tmp: Path, rounds: int, batch: int = 16, nets: tuple[str, ...] = ("deepsea", "basset")
 ) -> dict[str, Any]:
     """All paths of both frameworks on ``codes`` ((n, 1000) uint8 windows) at batch ``batch``."""
-    builders = {"deepsea": deepsea_module, "basset": basset_module}
+    builders = {"deepsea": deepsea_module, "basset": basset_module, "bpnet": bpnet_module}
     out: dict[str, Any] = {}
     for net in nets:
         if net == "keras":

@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             tmp,
             rounds,
             args.batch or 16,
-            ("deepsea", "basset", "keras"),
+            ("deepsea", "basset", "bpnet", "keras"),
         ),
     }
     results = {}
