@@ -17,7 +17,7 @@ from click.testing import CliRunner  # noqa: E402
 from fastism_models import AllKinds, Smooth, build  # noqa: E402
 
 from veff.cli.mutation_map import create_mutation_map_cmd, plot_mutation_map_cmd  # noqa: E402
-from veff.errors import InputError  # noqa: E402
+from veff.errors import InputError, ModelError  # noqa: E402
 from veff.mutation_map.compute import MutationMap, load_mutation_map  # noqa: E402
 from veff.types import Region  # noqa: E402
 from veff.variants.sequences import one_hot, reverse_complement_codes, str_to_codes  # noqa: E402
@@ -270,3 +270,88 @@ def test_windows_share_backward_passes(
         np.testing.assert_allclose(e1.ref_prediction, want, rtol=1e-5, atol=1e-6)
     assert np.isnan(res.entries[1].scores[method][:30]).all()
     assert np.isnan(res.entries[3].scores[method][:35]).all()  # beyond 5 bases of the focus
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_integrated_gradients_builds_its_path_a_batch_at_a_time(fasta: Path, tmp_path: Path) -> None:
+    """A huge ig_steps (10^12) was a numpy MemoryError traceback: the whole path was built first.
+    Now each backward call gets its batch of path rows, alpha_k * x, made as it is needed."""
+    net = build(Smooth, L)
+    mm = MutationMap(
+        net,
+        fasta,
+        seq_length=L,
+        method="integrated_gradients",
+        ig_steps=10**12,
+        model_kwargs={"device": "cpu"},
+    )
+    seen: list[np.ndarray] = []
+
+    def first_batch_only(x: np.ndarray, target: object) -> None:
+        seen.append(np.array(x))
+        raise _Stop
+
+    mm.model.input_gradients = first_batch_only  # type: ignore[method-assign]
+    out = tmp_path / "ig.h5"
+    with pytest.raises(_Stop):
+        mm.query_region("chrA", 100, 200, output=out)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    (rows,) = seen
+    assert len(rows) == mm.gradient_batch_size
+    x = one_hot(str_to_codes(CONTIGS["chrA"][100:200]))
+    alphas = (np.arange(len(rows), dtype=np.float32) + 0.5) / np.float32(10**12)
+    np.testing.assert_array_equal(rows, (alphas[:, None, None] * x[None]).astype(np.float32))
+
+
+def test_integrated_gradients_path_rows_are_the_old_path() -> None:
+    """The rows made a slice at a time equal the path as a whole array (same bytes, any slice)."""
+    from veff.mutation_map.gradients import _PathRows
+
+    x = one_hot(np.random.default_rng(3).integers(0, 5, size=(3, 17)).astype(np.uint8))
+    for steps in (1, 7, 50):
+        alphas = (np.arange(steps, dtype=np.float32) + 0.5) / steps
+        whole = (alphas[None, :, None, None] * x[:, None]).astype(np.float32).reshape(-1, 17, 4)
+        rows = _PathRows(x, steps)
+        assert rows.shape == whole.shape
+        for lo, hi in ((0, len(whole)), (0, 5), (4, 11), (len(whole) - 3, len(whole) + 9)):
+            np.testing.assert_array_equal(rows[lo:hi], whole[lo:hi])
+
+
+class _Detached(torch.nn.Module):
+    """Outputs cut from the graph (``.detach()``): no gradient reaches the input."""
+
+    seq_len = L
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x.mean(-1)).detach()
+
+
+class _Argmax(torch.nn.Module):
+    """Integer-valued outputs (an argmax): not differentiable."""
+
+    seq_len = L
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.argmax(1).float()[:, :2]
+
+
+@pytest.mark.parametrize("net", [_Detached(), _Argmax()], ids=["detached", "argmax"])
+@pytest.mark.parametrize("method", ["saliency", "integrated_gradients"])
+def test_a_torch_model_without_input_gradients_is_a_model_error(
+    fasta: Path, tmp_path: Path, net: torch.nn.Module, method: str
+) -> None:
+    """Was torch's 'element 0 of tensors does not require grad' RuntimeError."""
+    out = tmp_path / "g.h5"
+    out.write_bytes(b"old")
+    mm = MutationMap(net, fasta, method=method, ig_steps=4, model_kwargs={"device": "cpu"})
+    with pytest.raises(ModelError, match=r"no gradient with respect to the input.*use --method naive"):
+        mm.query_region("chrA", 100, 200, output=out)
+    assert out.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.h5"]

@@ -179,6 +179,14 @@ def test_device_and_precision_options():
     np.testing.assert_allclose(bf16.predict(SEQS), GC, atol=1e-2)  # bfloat16 keeps ~3 significant digits
 
 
+@pytest.mark.parametrize("kind", ["callable", "keras"])
+def test_unknown_precision_is_refused_whatever_the_framework(kind):
+    """Only the PyTorch adapter checked it: a Keras model or a callable took 'junk' silently."""
+    source = DONOR_H5 if kind == "keras" else (lambda x: x.sum(axis=(1, 2))[:, None])
+    with pytest.raises(ModelError, match="unknown precision 'junk'; expected float32, bfloat16 or float16"):
+        load_model(source, precision="junk")
+
+
 def test_input_layout_override_for_callables():
     seen = []
 

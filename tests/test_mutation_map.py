@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import h5py
@@ -413,3 +414,111 @@ def test_cli_create_errors(
     assert res.output.startswith("veff: error: ")
     assert message in res.output
     assert len(res.output.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------- bad options and faults
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"ig_steps": 1.5}, "ig_steps must be a whole number (at least 1), got 1.5"),
+        ({"ig_steps": "5"}, "ig_steps must be a whole number (at least 1), got '5'"),
+        ({"ig_steps": True}, "ig_steps must be a whole number (at least 1), got True"),
+        ({"ig_steps": 0}, "ig_steps must be at least 1, got 0"),
+        ({"batch_size": "8"}, "batch_size must be a whole number (at least 1), got '8'"),
+        ({"batch_size": None}, "batch_size must be a whole number (at least 1), got None"),
+        ({"batch_size": 1.5}, "batch_size must be a whole number (at least 1), got 1.5"),
+        ({"seq_length": 0}, "seq_length must be at least 1, got 0"),
+        ({"mutate_within": 1.5}, "mutate_within must be a whole number (at least 0), got 1.5"),
+        ({"output_offset": -1}, "output_offset must be at least 0, got -1"),
+    ],
+)
+def test_bad_option_values_are_input_errors(data: dict[str, Path], change: dict, message: str) -> None:
+    """Each was accepted (1.5, True, -1: the run went on) or a TypeError from a comparison."""
+    model, _ = toy_model(10)
+    with pytest.raises(InputError, match=re.escape(message)):
+        MutationMap(model, data["fasta"], **change)
+
+
+def test_query_region_takes_whole_coordinates(data: dict[str, Path], tmp_path: Path) -> None:
+    model, _ = toy_model(10)
+    with pytest.raises(InputError, match=re.escape("start must be a whole number (at least 0), got 10.5")):
+        MutationMap(model, data["fasta"]).query_region("chrA", 10.5, 30, output=tmp_path / "x.h5")  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_model_outputs_one_label_alone_and_an_index_out_of_range(
+    data: dict[str, Path], tmp_path: Path
+) -> None:
+    model, _ = toy_model(10)
+    res = MutationMap(model, data["fasta"], model_outputs="out1").query_region(
+        "chrA", 10, 20, output=tmp_path / "one.h5"
+    )
+    assert res.labels == ("out1",)  # not the characters 'o', 'u', 't', '1'
+    assert MutationMap(model, data["fasta"], model_outputs=[-1]).labels == ["out1"]
+    with pytest.raises(
+        InputError, match=re.escape("model output '2' not found: not a label and not an index in -2..1")
+    ):
+        _ = MutationMap(model, data["fasta"], model_outputs=[2]).labels
+
+
+def test_bed_interval_outside_its_contig_fails_before_any_window(
+    data: dict[str, Path], tmp_path: Path
+) -> None:
+    bed = tmp_path / "q.bed"
+    bed.write_text("chrA\t10\t30\tfine\nchrA\t290\t310\tpast_end\n")
+    out = tmp_path / "old.h5"
+    out.write_bytes(b"a map from before")
+    model, fn = toy_model(10)
+    with pytest.raises(InputError) as err:
+        MutationMap(model, data["fasta"]).query_bed(bed, output=out)
+    assert str(err.value) == (
+        f"{bed}, interval 2 (past_end): query region chrA:291-310 (1-based; 0-based [290, 310)) is "
+        "empty or outside the contig chrA (1-300)"
+    )
+    assert fn.calls == []  # checked before the model ran at all
+    assert out.read_bytes() == b"a map from before"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.h5", "q.bed"]
+
+
+@pytest.mark.parametrize("fault", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_a_run_stopped_part_way_keeps_the_old_file_and_says_how_far_it_got(
+    data: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], fault: BaseException
+) -> None:
+    model, fn = toy_model(10)
+    real = fn.__class__.__call__
+
+    def flaky(x: np.ndarray) -> np.ndarray:
+        if len(fn.calls) > 6:
+            raise fault
+        return real(fn, x)
+
+    model._fn = flaky
+    out = tmp_path / "m.h5"
+    out.write_bytes(b"a map from before")
+    mm = MutationMap(model, data["fasta"], batch_size=16, progress=True, progress_interval=3600)
+    with pytest.raises(type(fault)):
+        mm.query_region("chrA", 0, 100, output=out)
+    assert out.read_bytes() == b"a map from before"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.h5"]
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("veff: progress: ") and "/10 windows" in last and "(100%)" not in last, last
+
+
+def test_cli_existing_map_survives_a_run_that_fails_part_way(tmp_path: Path) -> None:
+    fasta = EXAMPLE / "reference" / "hg38_chr22_32000001-32300000.padded.fa.gz"
+    bed = tmp_path / "q.bed"
+    bed.write_text("chr22\t32068400\t32068600\tgood\nchr22\t32299990\t32300100\tbad\n")
+    out = tmp_path / "map.h5"
+    out.write_bytes(b"a map from before")
+    model = EXAMPLE / "models" / "donor_cnn" / "donor_cnn.pt"
+    args = [str(model), "--fasta", str(fasta), "--regions", str(bed), "-q", "-o", str(out)]
+    res = CliRunner().invoke(create_mutation_map_cmd, args)
+    assert res.exit_code == 1, res.output
+    assert res.output == (
+        f"veff: error: {bed}, interval 2 (bad): query region chr22:32299991-32300100 (1-based; 0-based "
+        "[32299990, 32300100)) is empty or outside the contig chr22 (1-32300000)\n"
+    )
+    assert out.read_bytes() == b"a map from before"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.h5", "q.bed"]

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import h5py
 import matplotlib
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 from _mutmap_fixtures import CONTIGS, toy_model, write_genome, write_vcf
 from click.testing import CliRunner
@@ -159,3 +163,78 @@ def test_cli_plot(maps: dict[str, MutationMapFile], tmp_path: Path) -> None:
 def test_reference_letters_follow_the_genome(maps: dict[str, MutationMapFile]) -> None:
     e = maps["long"].entries[0]
     assert e.ref_seq == CONTIGS["chrA"][10:290]
+
+
+def _damaged(source: Path, target: Path, change: Callable[[h5py.File], None]) -> Path:
+    shutil.copyfile(source, target)
+    with h5py.File(target, "a") as fh:
+        change(fh)
+    return target
+
+
+def _replace_scores(fh: h5py.File) -> None:
+    del fh["entries/0/scores/diff"]
+    fh["entries/0/scores/diff"] = np.zeros((5, 3), np.float32)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda fh: fh.__delitem__("entries"), "the root: group 'entries' is missing"),
+        (lambda fh: fh.attrs.__delitem__("output_labels"), "attribute 'output_labels' is missing"),
+        (lambda fh: fh.attrs.__setitem__("format_version", "two"), "format version 'two' is not supported"),
+        (lambda fh: fh.__delitem__("entries/0"), "entry 0: group entries/0 is missing"),
+        (lambda fh: fh["entries/0"].attrs.__delitem__("start"), "entry 0 (entries/0): attribute 'start'"),
+        (lambda fh: fh["entries/0"].attrs.__delitem__("ref_seq"), "attribute 'ref_seq' is missing"),
+        (lambda fh: fh["entries/0"].attrs.__setitem__("ref_seq", "ACGT"), "ref_seq must be end - start"),
+        (lambda fh: fh.__delitem__("entries/0/scores"), "dataset scores/diff is missing"),
+        (lambda fh: fh.__delitem__("entries/0/variants/pos"), "dataset variants/pos is missing"),
+        (_replace_scores, "scores/diff must have shape (280, 4, 1) (L, 4, T), found (5, 3)"),
+    ],
+)
+def test_cli_plot_of_a_damaged_map_is_one_line_naming_the_file(
+    maps: dict[str, MutationMapFile], tmp_path: Path, change: Callable[[h5py.File], None], message: str
+) -> None:
+    """A map missing what the format requires: one line naming the file and what is missing (each
+    case was a KeyError, IndexError or ValueError traceback); no figure is written."""
+    bad = _damaged(maps["long"].path, tmp_path / "bad.h5", change)
+    fig = tmp_path / "fig.png"
+    fig.write_bytes(b"old figure")
+    res = CliRunner().invoke(plot_mutation_map_cmd, [str(bad), "-o", str(fig)])
+    assert res.exit_code == 1, res.output
+    assert len(res.output.splitlines()) == 1, res.output
+    assert res.output.startswith(f"veff: error: {bad}: "), res.output
+    assert message in res.output
+    assert fig.read_bytes() == b"old figure"
+    with pytest.raises(InputError, match=re.escape(message)):
+        plot_mutation_map(bad)
+
+
+@pytest.mark.parametrize("size", [0, 3000, None])
+def test_cli_plot_of_a_file_that_is_not_a_whole_hdf5_file(
+    maps: dict[str, MutationMapFile], tmp_path: Path, size: int | None
+) -> None:
+    data = maps["long"].path.read_bytes()
+    bad = tmp_path / "cut.h5"
+    bad.write_bytes(b"not hdf5 at all\n" if size is None else data[:size])
+    res = CliRunner().invoke(plot_mutation_map_cmd, [str(bad), "-o", str(tmp_path / "f.png")])
+    assert res.exit_code == 1 and len(res.output.splitlines()) == 1, res.output
+    assert res.output.startswith(f"veff: error: {bad}: ")
+    assert "not an HDF5 file" in res.output or "cannot read the HDF5 file" in res.output
+    assert not (tmp_path / "f.png").exists()
+
+
+def test_cli_plot_entry_and_zoom_out_of_range_name_the_option(
+    maps: dict[str, MutationMapFile], tmp_path: Path
+) -> None:
+    path = str(maps["long"].path)
+    e = maps["long"].entries[0]
+    res = CliRunner().invoke(plot_mutation_map_cmd, [path, "--entry", "3", "-o", str(tmp_path / "f.png")])
+    assert res.exit_code == 1, res.output
+    want = f"veff: error: {path}: entry (--entry) 3 out of range; the map has 1 entries, 0 to 0\n"
+    assert res.output == want
+    zoom = ["--limit-region-genomic", str(e.end - 5), str(e.end + 5)]
+    res = CliRunner().invoke(plot_mutation_map_cmd, [path, *zoom, "-o", str(tmp_path / "f.png")])
+    assert res.exit_code == 1 and len(res.output.splitlines()) == 1, res.output
+    assert "--limit-region-genomic" in res.output and f"START < END <= {e.end}" in res.output
+    assert not (tmp_path / "f.png").exists()

@@ -78,6 +78,18 @@ def test_the_bar_reaches_100_percent_when_the_run_ends():
     assert "100%" in out.getvalue().split("\r")[-1]
 
 
+@pytest.mark.parametrize("tty", [False, True])
+def test_work_stopped_part_way_is_not_shown_as_100_percent(tty):
+    """After an error or Ctrl-C the last line said 700/700 (100%) of a 1,981-window map."""
+    out = io.StringIO()
+    bar = Progress(unit="windows", total=100, interval=3600, stream=out, tty=tty)
+    bar.update(40)
+    bar.close(complete=False)
+    last = out.getvalue().replace("\r", "\n").strip().splitlines()[-1]
+    assert "40/100" in last and "40%" in last, last
+    assert "100%" not in last
+
+
 def test_a_reader_tells_the_bytes_read_and_the_index_count(e1_gz, tmp_path):
     reader = VcfReader(e1_gz)
     assert reader.indexed_records() == 45

@@ -43,6 +43,25 @@ def _started(folder: Path, workers: bool) -> bool:
     return any(p.is_file() and p.stat().st_size > 0 for p in candidates)
 
 
+def _signal_once_writing(args: list[str], folder: Path, sig: int, *, workers: bool) -> tuple[int, str]:
+    """Run ``args`` in ``folder``, send ``sig`` once it writes its output; return (exit status, stderr)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(args, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while not _started(folder, workers):
+            assert proc.poll() is None, f"the run ended before it was signalled: {proc.stderr.read()!r}"  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the run did not start writing"
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, err.decode()
+
+
 _INT = (signal.SIGINT, 130, "veff: interrupted; no output written")
 _TERM = (signal.SIGTERM, 143, "veff: terminated; no output written")
 
@@ -65,22 +84,27 @@ def test_a_signal_while_writing_ends_the_run_cleanly(tmp_path, big_vcf, sig, cod
     args += ["--fasta", str(HG38), "-o", str(out), "--table", str(table), "-q", "--batch-size", "64"]
     if workers:
         args += ["--workers", str(workers), "--shard-records", "20000"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 240
-        while not _started(tmp_path, bool(workers)):
-            assert proc.poll() is None, f"the run ended before it was signalled: {proc.stderr.read()!r}"  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "the run did not start writing"
-            time.sleep(0.05)
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == code, err.decode()
-    assert err.decode().splitlines() == [line]
+    returncode, err = _signal_once_writing(args, tmp_path, sig, workers=bool(workers))
+    assert returncode == code, err
+    assert err.splitlines() == [line]
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temp file, no work folder
     for path, data in old.items():
         assert path.read_bytes() == data
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code", "line"), [_INT, _TERM], ids=["sigint", "sigterm"])
+def test_a_signal_while_a_mutation_map_is_written_keeps_the_old_map(tmp_path, sig, code, line):
+    out = tmp_path / "map.h5"
+    out.write_bytes(b"a map from before")
+    args = [sys.executable, "-m", "veff", "create-mutation-map", str(TORCH_MODEL), "--fasta", str(HG38)]
+    args += ["--region", "chr22:32000001-32290000", "--method", "naive", "-o", str(out)]
+    args += ["--progress-interval", "0.2"]
+    returncode, err = _signal_once_writing(args, tmp_path, sig, workers=False)
+    lines = err.splitlines()
+    assert returncode == code, lines
+    assert lines[-1] == line
+    assert all(x.startswith("veff: progress: ") for x in lines[:-1]), lines
+    assert "(100%)" not in lines[-2]  # the last progress line says how far it got
+    assert out.read_bytes() == b"a map from before"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.h5"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -509,3 +510,20 @@ def test_declared_layout_takes_the_place_of_the_probe(members: list[torch.nn.Mod
         assert declared.equals(probed)  # type: ignore[union-attr]
     with pytest.raises(ModelError, match=r"read positions_first has \d+ classes, not 3"):
         splice_model_info(load_model(members[0], output_layout="positions_first"))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"batch_size": "tune"}, "batch_size 'tune' (--batch-size tune) is not available with a gene"),
+        ({"batch_size": 1.5}, "batch_size must be a whole number (at least 1), got 1.5"),
+        ({"threads": 0}, "threads must be at least 1, got 0"),
+        ({"threads": "4"}, "threads must be a whole number (at least 1), got '4'"),
+    ],
+)
+def test_score_splice_refuses_bad_counts_before_any_work(tmp_path, change, message):
+    """In Python these were TypeErrors ('<' between str and int) or went through to the run."""
+    out = tmp_path / "out.vcf"
+    with pytest.raises(InputError, match=re.escape(message)):
+        score_splice("m.h5", "in.vcf", "ref.fa", out, annotation="genes.txt", **change)
+    assert list(tmp_path.iterdir()) == []

@@ -6,7 +6,9 @@ one line on stderr and a non-zero exit code, never a traceback.
 
 from __future__ import annotations
 
-__all__ = ["InputError", "ModelError", "OutputError", "VeffError", "VeffWarning"]
+import numbers
+
+__all__ = ["InputError", "ModelError", "OutputError", "VeffError", "VeffWarning", "check_int"]
 
 
 class VeffError(ValueError):
@@ -27,3 +29,26 @@ class OutputError(VeffError):
 
 class VeffWarning(UserWarning):
     """Warnings emitted by veff (filter them with ``warnings.filterwarnings``)."""
+
+
+def check_int(name: str, value: object, low: int, *, optional: bool = True) -> None:
+    """Raise :class:`InputError` unless ``value`` is a whole number of at least ``low`` (or None).
+
+    ``bool`` is refused (``True`` is not a count); numpy integers are accepted.
+
+    Examples
+    --------
+    >>> check_int("batch_size", 16, 1)
+    >>> check_int("batch_size", 1.5, 1)
+    Traceback (most recent call last):
+    ...
+    veff.errors.InputError: batch_size must be a whole number (at least 1), got 1.5
+    """
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        msg = f"{name} must be a whole number (at least {low}), got {value!r}"
+        raise InputError(msg)
+    if value < low:
+        msg = f"{name} must be at least {low}, got {value}"
+        raise InputError(msg)

@@ -23,7 +23,7 @@ import numpy as np
 from veff._version import __version__
 from veff.engine.batching import BatchStream
 from veff.engine.progress import progress_bar
-from veff.errors import InputError
+from veff.errors import InputError, check_int
 from veff.io.annotation import TranscriptChoice, read_annotation
 from veff.io.contigs import check_same_build, no_shared_contig
 from veff.io.fasta import Fasta
@@ -138,6 +138,7 @@ def score_splice(
     Summary or pandas.DataFrame
     """
     t0 = time.perf_counter()
+    check_int("distance", distance, 0, optional=False)
     if not 0 <= distance <= 4999:
         msg = f"splice distance must be between 0 and 4999, got {distance}"
         raise InputError(msg)
@@ -147,9 +148,11 @@ def score_splice(
     if output is None and table is None and not return_scores:
         msg = "nothing to do: give an output VCF, a table or return_scores=True"
         raise InputError(msg)
-    if batch_size is not None and batch_size < 1:
-        msg = f"batch_size must be at least 1, got {batch_size}"
+    if batch_size == "tune":
+        msg = "batch_size 'tune' (--batch-size tune) is not available with a gene annotation; give a number"
         raise InputError(msg)
+    check_int("batch_size", batch_size, 1)
+    check_int("threads", threads, 1)
     genes = read_annotation(annotation, transcripts=transcripts)
     mdl = load_splice_model(model, incremental=incremental, **(model_kwargs or {}))
     with cpu_threads(threads):
@@ -207,6 +210,7 @@ def score_splice(
     bar = progress_bar(progress, unit="variants")
     limited = cpu_threads(threads)
     limited.__enter__()
+    complete = False
     try:
         for variants, records in _chunks(reader, _CHUNK):
             ss = planner.build(variants, records)
@@ -230,12 +234,13 @@ def score_splice(
         if counts.get(str(Status.UNKNOWN_CONTIG)) and set(counts) <= unplaced:
             raise no_shared_contig(vcf, contigs, ref)
         commit_all(sinks)
+        complete = True
     except BaseException:
         abort_all(sinks)
         raise
     finally:
         limited.__exit__(None, None, None)
-        bar.close()
+        bar.close(complete=complete)
         reader.close()
         ref.close()
     summary.statuses = dict(counts)

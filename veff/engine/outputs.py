@@ -317,14 +317,18 @@ def _warn_layout(name: str, positions: int, tasks: int, input_length: int) -> No
     warnings.warn(msg, VeffWarning, stacklevel=4)
 
 
-def select_columns(labels: list[str], wanted: Sequence[str | int] | None) -> np.ndarray | None:
+def select_columns(labels: list[str], wanted: Sequence[str | int] | str | int | None) -> np.ndarray | None:
     """Return the column indices of ``wanted`` output labels or indices (None keeps all).
+
+    One label or index may be given alone (not as a list).
 
     Examples
     --------
     >>> select_columns(["a", "b", "c"], ["c", 0]).tolist()
     [2, 0]
     """
+    if isinstance(wanted, (str, int, np.integer)):  # one label or index, not its characters
+        wanted = [wanted] if str(wanted) else []
     if not wanted:
         return None
     return np.array([_column_index(labels, item) for item in wanted], dtype=np.int64)
@@ -337,5 +341,7 @@ def _column_index(labels: list[str], item: str | int, what: str = "model output"
         return labels.index(text)
     if text.lstrip("-").isdigit() and -len(labels) <= int(text) < len(labels):
         return int(text) % len(labels)
-    msg = f"{what} {text!r} not found; outputs are {labels[:20]}"
+    n = len(labels)
+    index = f"an index in {-n}..{n - 1}" if n else "an index (the model has no outputs)"
+    msg = f"{what} {text!r} not found: not a label and not {index}; outputs are {labels[:20]}"
     raise InputError(msg)

@@ -35,7 +35,7 @@ class _NoBar:
     def update(self, n: int) -> None:
         pass
 
-    def close(self) -> None:
+    def close(self, *, complete: bool = True) -> None:
         pass
 
 
@@ -137,18 +137,25 @@ class Progress:
         self._printed = self.count
         print(self.line(), file=self._stream, flush=True)
 
-    def close(self) -> None:
-        """Finish: the bar at 100 % (the count is the total now), or a last plain line."""
+    def close(self, *, complete: bool = True) -> None:
+        """Finish: the bar at 100 % (the count is the total now), or a last plain line.
+
+        With ``complete=False`` (the work stopped part way) the total is left as it was, so the
+        last line shows how far the work got, not 100 %.
+        """
         if self._bar is not None:
-            self._bar.total = self.count
+            if complete:
+                self._bar.total = self.count
             self._bar.refresh()
             self._bar.close()
             self._bar = None
             return
         if not self._closed:
             self._closed = True
-            if self._printed != self.count or self.total != self.count:
+            if complete and self.total != self.count:
                 self.total = self.count
+                self._line()
+            elif self._printed != self.count:
                 self._line()
 
 

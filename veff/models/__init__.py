@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 MODEL_PATH_ENV = "VEFF_MODEL_PATH"
+PRECISIONS = ("float32", "bfloat16", "float16")
 ENTRY_POINT_GROUP = "veff.models"
 
 
@@ -106,8 +107,13 @@ def load_model(
         When no registered framework loads the path, or the framework fails to.
     InputError
         For an unknown device or output layout.
+    ModelError
+        Also for an unknown precision (whatever the framework).
     """
     check_device(device)
+    if precision not in PRECISIONS:  # checked for every framework, not only those that use it
+        msg = f"unknown precision {precision!r}; expected {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}"
+        raise ModelError(msg)
     options = LoadOptions(
         seq_length=seq_length,
         layout=InputLayout.parse(input_layout) if input_layout else None,

@@ -318,6 +318,13 @@ class TorchModel(Model):
                 out = self.module(base.reshape(self.layout.shape(len(x), x.shape[1])))
                 tasks_first = self.declared_output_layout() == "tasks_first"
                 y = target_columns(out, target, _TORCH_OPS, tasks_first=tasks_first)
+                if not y.requires_grad:
+                    msg = (
+                        f"model {self.name!r}: its outputs have no gradient with respect to the input "
+                        "(detached, integer-valued or not computed from it); gradient maps need a "
+                        "differentiable model (use --method naive)"
+                    )
+                    raise ModelError(msg)
                 n = y.shape[1]
                 grads = [torch.autograd.grad(y[:, t].sum(), xt, retain_graph=t < n - 1)[0] for t in range(n)]
         finally:

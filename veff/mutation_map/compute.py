@@ -42,7 +42,7 @@ import numpy as np
 from veff.engine.batching import probe_outputs
 from veff.engine.outputs import OutputSpec, select_columns
 from veff.engine.progress import DEFAULT_INTERVAL, progress_bar
-from veff.errors import InputError
+from veff.errors import InputError, check_int
 from veff.io.bed import read_regions
 from veff.io.fasta import Fasta
 from veff.models import Model, load_model
@@ -61,6 +61,7 @@ from veff.mutation_map.hdf5 import (
 )
 from veff.mutation_map.mutagenesis import (
     VariantIndex,
+    check_query,
     group_variant_windows,
     mutant_table,
     query_tiles,
@@ -193,7 +194,7 @@ class MutationMap:
         seq_length: int | None = None,
         batch_size: int = 256,
         centering: Centering = "exact",
-        model_outputs: Sequence[str | int] | None = None,
+        model_outputs: Sequence[str | int] | str | int | None = None,
         output_labels: Sequence[str] | None = None,
         output_layout: str | None = None,
         aggregate: str | Sequence[str] | Aggregation | None = None,
@@ -213,14 +214,16 @@ class MutationMap:
         if gradient_outputs not in OUTPUT_REDUCTIONS:
             msg = f"gradient_outputs must be one of {', '.join(OUTPUT_REDUCTIONS)}, got {gradient_outputs!r}"
             raise InputError(msg)
-        if ig_steps < 1:
-            msg = f"ig_steps must be at least 1, got {ig_steps}"
-            raise InputError(msg)
+        for name, value, low in (
+            ("ig_steps", ig_steps, 1),
+            ("batch_size", batch_size, 1),
+            ("seq_length", seq_length, 1),
+            ("mutate_within", mutate_within, 0),
+            ("output_offset", output_offset, 0),
+        ):
+            check_int(name, value, low, optional=name in ("seq_length", "mutate_within", "output_offset"))
         self.gradient_outputs, self.ig_steps = gradient_outputs, ig_steps
         self.gradient = method in GRADIENT_METHODS
-        if batch_size < 1:
-            msg = f"batch_size must be at least 1, got {batch_size}"
-            raise InputError(msg)
         if centering not in CENTERINGS:
             msg = f"unknown centering {centering!r}; expected one of {CENTERINGS}"
             raise InputError(msg)
@@ -242,13 +245,14 @@ class MutationMap:
         self.progress_interval = progress_interval
         self._owns_model = self.model is not model
         self.seq_input = str(getattr(self.model, "seq_input", None) or "seq")
-        self._model_outputs = list(model_outputs) if model_outputs else None
+        self._model_outputs = (  # one label or index alone, not its characters
+            model_outputs
+            if isinstance(model_outputs, (str, int)) or not model_outputs
+            else list(model_outputs)
+        )
         self.aggregate = Aggregation.parse(
             aggregate if aggregate is not None or not self.gradient else "all sum"
         )
-        if mutate_within is not None and mutate_within < 0:
-            msg = f"mutate_within must be at least 0, got {mutate_within}"
-            raise InputError(msg)
         self.mutate_within = mutate_within
         self._output_offset = output_offset
         self._rc_swap = rc_swap_tasks or self.model.declared("rc_swap_tasks")
@@ -395,6 +399,7 @@ class MutationMap:
                 meta["ig_steps"] = self.ig_steps
                 meta["ig_baseline"] = "zeros"
         bar = progress_bar(self.progress, unit="windows", total=total, interval=self.progress_interval)
+        complete = False
         try:
             with MutationMapWriter(
                 output, model=self.model.name, scores=self.score_names, labels=labels, meta=meta
@@ -418,8 +423,9 @@ class MutationMap:
                             g.create_dataset("ref_prediction", data=ref_pred.astype(np.float32))
                     writer.set_method(*self.method_used)
                     bar.update(1)
+            complete = True
         finally:
-            bar.close()
+            bar.close(complete=complete)
         return load_mutation_map(output)
 
     def query_region(
@@ -448,6 +454,8 @@ class MutationMap:
         if strand not in ("+", "-", "."):
             msg = f"strand must be '+', '-' or '.', got {strand!r}"
             raise InputError(msg)
+        check_int("start", start, 0, optional=False)
+        check_int("end", end, 0, optional=False)
         region = Region(chrom, int(start), int(end), strand)  # type: ignore[arg-type]
         tiles = list(query_tiles(self.fasta, self.length, self.bound, [region]))
         return self.query_windows(
@@ -466,6 +474,9 @@ class MutationMap:
         if not regions:
             msg = f"{path}: no intervals"
             raise InputError(msg)
+        if self.bound is None:  # every interval, before any window is computed
+            for k, r in enumerate(regions, start=1):
+                check_query(self.fasta, r, f"{path}, interval {k}" + (f" ({r.name})" if r.name else ""))
         total = sum(len(tile_region(r, self.length)) for r in regions) if self.bound is None else None
         return self.query_windows(
             query_tiles(self.fasta, self.length, self.bound, regions),

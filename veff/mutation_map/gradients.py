@@ -144,9 +144,7 @@ def gradient_maps(
     target = targets.for_model()
     x = one_hot(codes, model.n_value)  # (W, L, 4)
     if method == "integrated_gradients":
-        alphas = (np.arange(steps, dtype=np.float32) + 0.5) / steps
-        path = (alphas[None, :, None, None] * x[:, None]).astype(np.float32)  # baseline 0
-        grads, _ = _row_gradients(model, path.reshape(-1, *x.shape[1:]), target, batch_size, steps)
+        grads, _ = _row_gradients(model, _PathRows(x, steps), target, batch_size, steps)
         grads /= steps
         ref = predict_pairs(model, codes, codes[:0], batch_size=batch_size).ref
     else:
@@ -156,12 +154,33 @@ def gradient_maps(
     return grads.astype(np.float32, copy=False), ref.reshape(len(codes), -1)
 
 
+class _PathRows:
+    """The integration path of integrated gradients as rows (W * steps, L, 4), made a slice at a time.
+
+    Row ``w * steps + k`` is ``alpha_k * x[w]`` with ``alpha_k = (k + 0.5) / steps`` (the all-zero
+    baseline); slicing builds only the rows asked for, so memory does not grow with ``steps``.
+    """
+
+    def __init__(self, x: np.ndarray, steps: int) -> None:
+        self.x, self.steps = x, steps
+        self.shape = (len(x) * steps, *x.shape[1:])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        index = np.arange(*rows.indices(len(self)))
+        alphas = (np.asarray(index % self.steps, dtype=np.float32) + np.float32(0.5)) / self.steps
+        return (alphas[:, None, None] * self.x[index // self.steps]).astype(np.float32)
+
+
 def _row_gradients(
-    model: Any, rows: np.ndarray, target: GradientTarget, batch_size: int, per: int
+    model: Any, rows: np.ndarray | _PathRows, target: GradientTarget, batch_size: int, per: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gradients of ``rows`` (W * per, L, 4), summed over each window's ``per`` consecutive rows.
 
-    Returns ``(gradients (W, L, 4, T), flat outputs (W * per, F))``.
+    Returns ``(gradients (W, L, 4, T), flat outputs (W * per, F))``; with ``per > 1`` (an
+    integration path, whose outputs nobody reads) the outputs are not kept and come back empty.
     """
     total: np.ndarray | None = None
     outputs = []
@@ -170,7 +189,8 @@ def _row_gradients(
     for lo in range(0, len(rows), batch_size):
         part = rows[lo : lo + batch_size]
         grads, out = model.input_gradients(part, target)
-        outputs.append(flatten_output(out, len(part), layout))
+        if per == 1:
+            outputs.append(flatten_output(out, len(part), layout))
         if total is None:
             total = np.zeros((n_win, *grads.shape[1:]), np.float32)
         if per == 1:
@@ -181,4 +201,4 @@ def _row_gradients(
         total[win[first]] += np.add.reduceat(grads, first, axis=0)
     if total is None:
         return np.zeros((0, rows.shape[1], 4, 0), np.float32), np.zeros((0, 0), np.float32)
-    return total, np.concatenate(outputs)
+    return total, np.concatenate(outputs) if outputs else np.zeros((len(rows), 0), np.float32)

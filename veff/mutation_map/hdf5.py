@@ -54,6 +54,7 @@ FORMAT_VERSION = 2
 READ_VERSIONS = (1, 2)
 _STR = h5py.string_dtype()
 _VARIANT_FIELDS = ("chrom", "pos", "id", "ref", "alt")
+_ENTRY_ATTRS = ("chrom", "start", "end", "ref_seq")
 
 
 def _text(value: Any) -> str:
@@ -137,6 +138,7 @@ class _Entries(Sequence[MapEntry]):
     n: int
     labels: tuple[str, ...]
     method: str = "naive"
+    scores: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return self.n
@@ -157,8 +159,15 @@ class _Entries(Sequence[MapEntry]):
         if not 0 <= k < self.n:
             msg = f"entry {i} out of range; the map has {self.n} entries"
             raise IndexError(msg)
-        with h5py.File(self.path, "r") as fh:
-            return _read_entry(fh["entries"][str(k)], k, self.labels, self.method)
+        try:
+            with h5py.File(self.path, "r") as fh:
+                group = fh["entries"].get(str(k))
+                if not isinstance(group, h5py.Group):
+                    raise _malformed(self.path, f"entry {k}", f"group entries/{k} is missing")
+                return _read_entry(group, k, self.labels, self.method, self.path, self.scores)
+        except OSError as exc:  # a damaged file (HDF5 reports it as an OSError)
+            msg = f"{self.path}: cannot read entry {k} ({' '.join(str(exc).split())})"
+            raise InputError(msg) from None
 
     def __iter__(self) -> Iterator[MapEntry]:
         for k in range(self.n):
@@ -204,7 +213,53 @@ class MutationMapFile:
         return len(self.entries)
 
 
-def _read_entry(g: h5py.Group, index: int, labels: tuple[str, ...], method: str = "naive") -> MapEntry:
+def _malformed(path: Path | None, where: str, what: str) -> InputError:
+    """The error for a map file that lacks what the format requires (see docs/mutation_map.md)."""
+    return InputError(f"{path or 'mutation map'}: {where}: {what} (not a valid veff mutation map)")
+
+
+def _check_entry(
+    g: h5py.Group, index: int, labels: tuple[str, ...], path: Path | None, scores: tuple[str, ...] = ()
+) -> None:
+    """Raise InputError unless entry ``g`` has the format's attributes, arrays (``scores``) and shapes."""
+    where = f"entry {index} (entries/{index})"
+    absent = [k for k in _ENTRY_ATTRS if k not in g.attrs]
+    if absent:
+        raise _malformed(path, where, f"attribute {absent[0]!r} is missing")
+    try:
+        length = int(g.attrs["end"]) - int(g.attrs["start"])
+    except (TypeError, ValueError):
+        raise _malformed(path, where, "attributes 'start' and 'end' must be integers") from None
+    if length < 1 or len(_text(g.attrs["ref_seq"])) != length:
+        raise _malformed(path, where, f"ref_seq must be end - start = {length} bases long")
+    held = g.get("scores")
+    held = held if isinstance(held, h5py.Group) else {}
+    absent = [name for name in scores if name not in held]
+    if absent:
+        raise _malformed(path, where, f"dataset scores/{absent[0]} is missing")
+    for name, ds in held.items():
+        want = (length, 4, len(labels))
+        if not isinstance(ds, h5py.Dataset) or ds.shape != want:
+            found = ds.shape if isinstance(ds, h5py.Dataset) else "a group"
+            raise _malformed(path, where, f"scores/{name} must have shape {want} (L, 4, T), found {found}")
+    v = g.get("variants")
+    if v is not None:
+        absent = [k for k in _VARIANT_FIELDS if not isinstance(v.get(k), h5py.Dataset)]
+        if absent:
+            raise _malformed(path, where, f"dataset variants/{absent[0]} is missing")
+        if len({v[k].shape for k in _VARIANT_FIELDS}) != 1:
+            raise _malformed(path, where, "the variants/ datasets must have one length")
+
+
+def _read_entry(
+    g: h5py.Group,
+    index: int,
+    labels: tuple[str, ...],
+    method: str = "naive",
+    path: Path | None = None,
+    scores: tuple[str, ...] = (),
+) -> MapEntry:
+    _check_entry(g, index, labels, path, scores)
     a = g.attrs
     variants: list[Variant] = []
     if "variants" in g:
@@ -221,7 +276,7 @@ def _read_entry(g: h5py.Group, index: int, labels: tuple[str, ...], method: str 
                     _text(cols["id"][k]),
                 )
             )
-    scores = {name: ds[()] for name, ds in g["scores"].items()} if "scores" in g else {}
+    arrays = {name: ds[()] for name, ds in g["scores"].items()} if "scores" in g else {}
     return MapEntry(
         index=index,
         chrom=_text(a["chrom"]),
@@ -231,7 +286,7 @@ def _read_entry(g: h5py.Group, index: int, labels: tuple[str, ...], method: str 
         seq_input=_text(a.get("seq_input", "seq")),
         name=_text(a.get("name", "")),
         ref_seq=_text(a["ref_seq"]),
-        scores=scores,
+        scores=arrays,
         labels=labels,
         variants=tuple(variants),
         ref_prediction=g["ref_prediction"][()] if "ref_prediction" in g else None,
@@ -266,21 +321,41 @@ def load_mutation_map(path: str | os.PathLike[str]) -> MutationMapFile:
     if not h5py.is_hdf5(p):
         msg = f"{p}: not an HDF5 file (expected a veff mutation map)"
         raise InputError(msg)
-    with h5py.File(p, "r") as fh:
-        attrs = {k: fh.attrs[k] for k in fh.attrs}
-        n = len(fh["entries"]) if "entries" in fh else 0
+    try:
+        with h5py.File(p, "r") as fh:
+            attrs = {k: fh.attrs[k] for k in fh.attrs}
+            entries = fh.get("entries")
+            n = len(entries) if isinstance(entries, h5py.Group) else -1
+            finished = fh.attrs.get("n_entries")  # what the writer finished; a missing group is an error
+    except OSError as exc:  # HDF5's signature, but a truncated or damaged file
+        msg = f"{p}: cannot read the HDF5 file ({' '.join(str(exc).split())})"
+        raise InputError(msg) from None
     fmt = _text(attrs.get("format", ""))
     if fmt != FORMAT:
         found = f"format={fmt!r}" if fmt else "no 'format' attribute"
         msg = f"{p}: not a veff mutation map (expected format={FORMAT!r}, found {found})"
         raise InputError(msg)
-    version = int(attrs.get("format_version", -1))
+    raw = attrs.get("format_version", -1)
+    try:
+        version, shown = int(raw), str(int(raw))
+    except (TypeError, ValueError):
+        version, shown = -1, repr(_text(raw))
     if version not in READ_VERSIONS:
         msg = (
-            f"{p}: mutation map format version {version} is not supported by veff "
+            f"{p}: mutation map format version {shown} is not supported by veff "
             f"{__version__} (it reads versions {', '.join(map(str, READ_VERSIONS))})"
         )
         raise InputError(msg)
+    for key in ("output_labels", "scores"):
+        if key not in attrs:
+            raise _malformed(p, "the root", f"attribute {key!r} is missing")
+    if n < 0:
+        raise _malformed(p, "the root", "group 'entries' is missing")
+    if finished is not None:
+        try:
+            n = max(n, int(np.asarray(finished).item()))
+        except (TypeError, ValueError):
+            raise _malformed(p, "the root", "attribute 'n_entries' must be an integer") from None
     labels = _texts(attrs.get("output_labels"))
     method = _text(attrs.get("method", "naive"))
     return MutationMapFile(
@@ -292,7 +367,7 @@ def load_mutation_map(path: str | os.PathLike[str]) -> MutationMapFile:
         labels=labels,
         method=method,
         attrs=attrs,
-        entries=_Entries(p, n, labels, method),
+        entries=_Entries(p, n, labels, method, _texts(attrs.get("scores"))),
     )
 
 

@@ -19,6 +19,7 @@ from veff.types import Region, Variant
 
 __all__ = [
     "VariantIndex",
+    "check_query",
     "group_variant_windows",
     "mutant_table",
     "mutate",
@@ -210,15 +211,29 @@ def query_tiles(
                 if fasta.resolve(b.chrom) == chrom and b.start < q.end and q.start < b.end:
                     yield b, name, [(q.start, q.end)]
             continue
-        size = fasta.lengths[chrom]
-        if q.start < 0 or q.end > size or q.start >= q.end:
-            msg = (
-                f"query region {q.chrom}:{q.start}-{q.end} (0-based) is empty or "
-                f"outside the contig (length {size})"
-            )
-            raise InputError(msg)
+        check_query(fasta, q)
         for w in tile_region(q, length):
             yield w, name, [(q.start, q.end)]
+
+
+def check_query(fasta: Fasta, q: Region, where: str = "") -> None:
+    """Raise InputError unless ``q`` is a non-empty region inside a contig of ``fasta``.
+
+    ``where`` (e.g. ``regions.bed, interval 3``) starts the message.
+    """
+    prefix = f"{where}: " if where else ""
+    try:
+        chrom = resolve_contig(fasta, q.chrom)
+    except InputError as exc:
+        msg = f"{prefix}{exc}"
+        raise InputError(msg) from None
+    size = fasta.lengths[chrom]
+    if q.start < 0 or q.end > size or q.start >= q.end:
+        msg = (
+            f"{prefix}query region {q.chrom}:{q.start + 1}-{q.end} (1-based; 0-based [{q.start}, {q.end})) "
+            f"is empty or outside the contig {chrom} (1-{size})"
+        )
+        raise InputError(msg)
 
 
 def resolve_contig(fasta: Fasta, chrom: str) -> str:

@@ -100,7 +100,10 @@ def select_entry(
             msg = f"{data.path}: the mutation map has no entries"
             raise InputError(msg)
         if not -len(data.entries) <= entry < len(data.entries):
-            msg = f"entry {entry} out of range; the map has {len(data.entries)} entries (0-based)"
+            msg = (
+                f"{data.path}: entry (--entry) {entry} out of range; the map has {len(data.entries)} "
+                f"entries, 0 to {len(data.entries) - 1}"
+            )
             raise InputError(msg)
         data = data.entries[entry]
     if seq_input is not None and seq_input != data.seq_input:
@@ -111,6 +114,9 @@ def select_entry(
 
 def _pick_score(entry: MapEntry, score: str | None) -> str:
     names = list(entry.scores)
+    if not names:
+        msg = f"entry {entry.index} holds no scores to plot"
+        raise InputError(msg)
     if score is None:
         if len(names) == 1:
             return names[0]
@@ -406,8 +412,9 @@ def plot_mutation_map(
         lo, hi = (int(x) for x in limit_region_genomic)
         if not e.start <= lo < hi <= e.end:
             msg = (
-                f"limit_region_genomic ({lo}, {hi}) must satisfy {e.start} <= start < end <= "
-                f"{e.end} (0-based half-open, inside entry {e.index})"
+                f"limit_region_genomic (--limit-region-genomic) {lo} {hi} must satisfy {e.start} <= "
+                f"START < END <= {e.end} (0-based half-open, inside entry {e.index}, "
+                f"{e.chrom}:{e.start + 1}-{e.end} 1-based)"
             )
             raise InputError(msg)
     values = values[lo - e.start : hi - e.start]

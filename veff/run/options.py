@@ -7,6 +7,7 @@ nothing again. A bad option is one :class:`~veff.errors.InputError` line, raised
 
 from __future__ import annotations
 
+import numbers
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from veff.engine.progress import DEFAULT_INTERVAL
-from veff.errors import InputError
+from veff.errors import InputError, check_int
 from veff.io.vcf import STDIN
 from veff.io.vcf_regions import RegionSet
 from veff.models import parse_output_layout
@@ -39,12 +40,6 @@ def _choice(name: str, value: Any, kind: Any, *, optional: bool = False) -> None
     choices = " or ".join([*map(repr, allowed), *(["None"] if optional else [])])
     msg = f"{name} must be {choices}, got {value!r}"
     raise InputError(msg)
-
-
-def _at_least(name: str, value: int | None, low: int) -> None:
-    if value is not None and value < low:
-        msg = f"{name} must be at least {low}, got {value}"
-        raise InputError(msg)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,11 +122,13 @@ class RunOptions:
             msg = "--info-aggregate is not available with --info-style kipoi"
             raise InputError(msg)
         for name, low in (("threads", 1), ("seq_length", 1), ("shard_records", 1)):
-            _at_least(name, getattr(self, name), low)
+            check_int(name, getattr(self, name), low)
         self._check_batch_size()
-        _at_least("max_indel_length", self.max_indel_length, 0)
-        _at_least("output_offset", self.output_offset, 0)
-        if not self.progress_interval > 0:
+        check_int("max_indel_length", self.max_indel_length, 0, optional=False)
+        check_int("output_offset", self.output_offset, 0)
+        if isinstance(self.progress_interval, bool) or not (
+            isinstance(self.progress_interval, numbers.Real) and self.progress_interval > 0
+        ):
             msg = f"progress_interval must be more than 0 seconds, got {self.progress_interval}"
             raise InputError(msg)
         if (
@@ -146,7 +143,7 @@ class RunOptions:
             raise InputError(msg)
         self._check_sharding()
         object.__setattr__(self, "n_null", parse_null(self.null))
-        _at_least("null_core", self.null_core, 1)
+        check_int("null_core", self.null_core, 1, optional=False)
         if self.dump_sequences is not None and (self.calibration is not None or self.n_null):
             msg = "dump_sequences runs no model: give it without calibration or null"
             raise InputError(msg)
@@ -169,7 +166,7 @@ class RunOptions:
 
     def _check_batch_size(self) -> None:
         if not isinstance(self.batch_size, str):
-            _at_least("batch_size", self.batch_size, 1)
+            check_int("batch_size", self.batch_size, 1)
             return
         if self.batch_size != "tune":
             msg = f"batch_size must be a number of sequences, 'tune' or None, got {self.batch_size!r}"
@@ -186,7 +183,7 @@ class RunOptions:
         if len(given) > 1:
             msg = f"give one of client, workers and scheduler, not {' and '.join(given)}"
             raise InputError(msg)
-        _at_least("workers", self.workers, 1)
+        check_int("workers", self.workers, 1)
         if given and self.dump_sequences is not None:
             msg = "dump_sequences is not sharded; run it without workers, scheduler or client"
             raise InputError(msg)
