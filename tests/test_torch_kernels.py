@@ -79,9 +79,11 @@ def test_a_model_without_wide_convolutions_runs_exactly_as_its_module(monkeypatc
     assert seen == []
 
 
-def test_half_precision_keeps_the_plain_kernels():
+def test_half_precision_and_torchscript_keep_the_plain_kernels():
     model = veff.load_model(ProfileNet().eval(), device="cpu", precision="bfloat16")
     assert not model.wide_convs
+    scripted = veff.load_model(torch.jit.script(ProfileNet().eval()), device="cpu", seq_length=200)
+    assert not scripted.wide_convs  # TorchScript runs its own graph, which the context cannot reach
 
 
 @pytest.mark.parametrize(
