@@ -233,9 +233,34 @@ def case_gradients(tmp: Path, n: int, rounds: int = 3, n_ig: int = 4) -> dict[st
     }
 
 
-def case_ism_vs_tangermeme(tmp: Path, n: int, batch: int = 128) -> dict[str, float | str]:
+def bpnet_summed(seed: int = 0):
+    """The BPNet-like net of case 11 with one (N, 4) output: the profile summed over positions,
+    and the counts (tangermeme's ISM takes a model with one output)."""
+    import torch
+
+    bpnet = bpnet_module(seed)
+
+    class Summed(torch.nn.Module):
+        seq_len = bpnet.seq_len
+        input_layout = "4,L"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = bpnet
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            profile, counts = self.net(x)
+            return torch.cat([profile.sum(dim=1), counts], dim=1)
+
+    return Summed().eval()
+
+
+def case_ism_vs_tangermeme(
+    tmp: Path, n: int, batch: int = 128, net: str = "basset"
+) -> dict[str, float | str]:
     """veff's ISM (method auto: fast here) vs tangermeme's saturation_mutagenesis (its own fast
-    path, the default, and fast=False) on the Basset-like model and the same 1 kb windows."""
+    path, the default, and fast=False) on the Basset-like model (``net`` "basset") or the
+    BPNet-like one with its outputs summed ("bpnet") and the same 1 kb windows."""
     import torch
 
     try:
@@ -247,7 +272,7 @@ def case_ism_vs_tangermeme(tmp: Path, n: int, batch: int = 128) -> dict[str, flo
     from veff.variants.sequences import one_hot
 
     torch.set_num_threads(1)
-    module = basset_module()
+    module = basset_module() if net == "basset" else bpnet_summed()
     fa = Fasta(FASTA)
     codes = fa.fetch_many(CHROM, np.array([w.start for w, _ in _windows(n, 1000)]), 1000)
     x = torch.from_numpy(np.ascontiguousarray(one_hot(codes).transpose(0, 2, 1)))

@@ -335,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         "11_fast_ism_bpnet": lambda tmp: case_fast_ism("bpnet", tmp, 1 if q else 2, 1, rounds=rounds),
         "12_gradient_maps": lambda tmp: case_gradients(tmp, 32 if q else 128),
         "13_ism_vs_tangermeme": lambda tmp: case_ism_vs_tangermeme(tmp, 1 if q else 2),
+        "13_ism_vs_tangermeme_bpnet": lambda tmp: case_ism_vs_tangermeme(tmp, 1 if q else 2, net="bpnet"),
         "14_vs_spliceai_cli": lambda tmp: case_spliceai(tmp),
         "15_batch_table": lambda tmp: case_batch_table(rounds, 2048 if q else 4096),
         "16_framework_paths": lambda tmp: case_framework(
