@@ -84,7 +84,7 @@ def test_work_stopped_part_way_is_not_shown_as_100_percent(tty):
     out = io.StringIO()
     bar = Progress(unit="windows", total=100, interval=3600, stream=out, tty=tty)
     bar.update(40)
-    bar.close(complete=False)
+    bar.stop()
     last = out.getvalue().replace("\r", "\n").strip().splitlines()[-1]
     assert "40/100" in last and "40%" in last, last
     assert "100%" not in last

@@ -35,21 +35,23 @@ def big_vcf(tmp_path_factory):
     return path
 
 
-def _started(folder: Path, workers: bool) -> bool:
+def _started(folder: Path, workers: bool, min_bytes: int = 1) -> bool:
     """Whether the run has written records: a temporary output (or, sharded, a part) with data."""
     candidates = list(folder.glob(".*veff-tmp-*"))
     if workers:
         candidates += list(folder.glob(".veff-work-*/parts/*"))
-    return any(p.is_file() and p.stat().st_size > 0 for p in candidates)
+    return any(p.is_file() and p.stat().st_size >= min_bytes for p in candidates)
 
 
-def _signal_once_writing(args: list[str], folder: Path, sig: int, *, workers: bool) -> tuple[int, str]:
-    """Run ``args`` in ``folder``, send ``sig`` once it writes its output; return (exit status, stderr)."""
+def _signal_once_writing(
+    args: list[str], folder: Path, sig: int, *, workers: bool, min_bytes: int = 1
+) -> tuple[int, str]:
+    """Run ``args`` in ``folder``; send ``sig`` once its output has ``min_bytes``; return (status, stderr)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(args, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 240
-        while not _started(folder, workers):
+        while not _started(folder, workers, min_bytes):
             assert proc.poll() is None, f"the run ended before it was signalled: {proc.stderr.read()!r}"  # type: ignore[union-attr]
             assert time.monotonic() < deadline, "the run did not start writing"
             time.sleep(0.05)
@@ -100,7 +102,8 @@ def test_a_signal_while_a_mutation_map_is_written_keeps_the_old_map(tmp_path, si
     args = [sys.executable, "-m", "veff", "create-mutation-map", str(TORCH_MODEL), "--fasta", str(HG38)]
     args += ["--region", "chr22:32000001-32290000", "--method", "naive", "-o", str(out)]
     args += ["--progress-interval", "0.2"]
-    returncode, err = _signal_once_writing(args, tmp_path, sig, workers=False)
+    # signalled once windows are counted (about 5 KB each in the file)
+    returncode, err = _signal_once_writing(args, tmp_path, sig, workers=False, min_bytes=400_000)
     lines = err.splitlines()
     assert returncode == code, lines
     assert lines[-1] == line
@@ -108,3 +111,17 @@ def test_a_signal_while_a_mutation_map_is_written_keeps_the_old_map(tmp_path, si
     assert "(100%)" not in lines[-2]  # the last progress line says how far it got
     assert out.read_bytes() == b"a map from before"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map.h5"]
+
+
+@pytest.mark.slow
+def test_the_last_progress_line_of_an_interrupted_run_says_how_far_it_got(tmp_path, big_vcf):
+    """It said N/N (100%) just before 'interrupted': the count became the total on closing."""
+    args = [sys.executable, "-m", "veff", "score-variants", str(TORCH_MODEL), "--vcf", str(big_vcf)]
+    args += ["--fasta", str(HG38), "-o", str(tmp_path / "out.vcf"), "--progress-interval", "0.2"]
+    # signalled once records are counted: a chunk (4,096 records, about 250 KB) is written before it is
+    returncode, err = _signal_once_writing(args, tmp_path, signal.SIGINT, workers=False, min_bytes=600_000)
+    lines = [x for x in err.splitlines() if not x.startswith("veff: warning: ")]
+    assert returncode == 130, lines
+    assert lines[-1] == _INT[2]
+    assert lines[-2].startswith("veff: progress: ") and "(100%)" not in lines[-2], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

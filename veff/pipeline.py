@@ -346,6 +346,7 @@ def execute(opts: RunOptions, hook: ShardHook | None = None) -> Summary | dict[s
     sinks: list[Sink] = []
     bar: ProgressBar | None = None
     writer = None
+    complete = False
     try:
         bar = strategy.progress(opts, sources.reader)
         if strategy.part is None:
@@ -365,14 +366,15 @@ def execute(opts: RunOptions, hook: ShardHook | None = None) -> Summary | dict[s
             t_finish = time.perf_counter()
             commit_all(sinks)
             stages["finish_outputs"] = time.perf_counter() - t_finish
+        complete = True
     except BaseException:
         if writer is not None:
             writer.stop()  # before the sinks go: it may be writing to them
         abort_all(sinks)
         raise
     finally:
-        if bar is not None:
-            bar.close()
+        if bar is not None:  # a bar stopped part way does not claim 100 % (if it can tell)
+            bar.close() if complete else getattr(bar, "stop", bar.close)()
         sources.close()
     summary = summarise()
     if strategy.part is None:

@@ -240,7 +240,7 @@ def score_splice(
         raise
     finally:
         limited.__exit__(None, None, None)
-        bar.close(complete=complete)
+        bar.close() if complete else bar.stop()
         reader.close()
         ref.close()
     summary.statuses = dict(counts)

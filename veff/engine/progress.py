@@ -20,7 +20,11 @@ DEFAULT_INTERVAL = 10.0  # seconds between plain progress lines
 
 
 class ProgressBar(Protocol):
-    """What the pipeline asks of a progress bar (:class:`Progress` and the stand-ins)."""
+    """What the pipeline asks of a progress bar (:class:`Progress` and the stand-ins).
+
+    A bar may also have ``stop()``, called instead of :meth:`close` when the work stopped part way
+    (:meth:`Progress.stop`).
+    """
 
     def update(self, n: int) -> Any:
         """Count ``n`` more."""
@@ -35,7 +39,10 @@ class _NoBar:
     def update(self, n: int) -> None:
         pass
 
-    def close(self, *, complete: bool = True) -> None:
+    def close(self) -> None:
+        pass
+
+    def stop(self) -> None:
         pass
 
 
@@ -137,12 +144,15 @@ class Progress:
         self._printed = self.count
         print(self.line(), file=self._stream, flush=True)
 
-    def close(self, *, complete: bool = True) -> None:
-        """Finish: the bar at 100 % (the count is the total now), or a last plain line.
+    def close(self) -> None:
+        """Finish: the bar at 100 % (the count is the total now), or a last plain line."""
+        self._end(complete=True)
 
-        With ``complete=False`` (the work stopped part way) the total is left as it was, so the
-        last line shows how far the work got, not 100 %.
-        """
+    def stop(self) -> None:
+        """End work stopped part way (an error, Ctrl-C): the last line shows how far it got, not 100 %."""
+        self._end(complete=False)
+
+    def _end(self, *, complete: bool) -> None:
         if self._bar is not None:
             if complete:
                 self._bar.total = self.count

@@ -425,7 +425,7 @@ class MutationMap:
                     bar.update(1)
             complete = True
         finally:
-            bar.close(complete=complete)
+            bar.close() if complete else bar.stop()
         return load_mutation_map(output)
 
     def query_region(
