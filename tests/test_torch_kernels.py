@@ -165,3 +165,18 @@ def test_fast_ism_of_a_wide_head_matches_naive_ism(tmp_path):
     fast, naive = res["fast"].scores["diff"], res["naive"].scores["diff"]
     assert np.array_equal(np.isnan(fast), np.isnan(naive))
     assert np.nanmax(np.abs(fast - naive)) <= 1e-5 * np.abs(res["naive"].ref_prediction).max()
+
+
+def test_a_run_says_in_its_verbose_log_that_the_faster_kernels_are_used(tmp_path, caplog):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    vcf = root / "example_data" / "vcf" / "E1_hg38_chr22_32000001-32300000.vcf"
+    fasta = root / "example_data" / "reference" / "hg38_chr22_32000001-32300000.padded.fa.gz"
+    for kernel, said in ((75, True), (9, False)):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="veff"):
+            veff.score_variants(
+                ProfileNet(kernel).eval(), vcf, fasta, tmp_path / f"k{kernel}.vcf.gz", aggregate="all sum"
+            )
+        assert any("faster CPU kernels" in r.getMessage() for r in caplog.records) == said

@@ -277,6 +277,8 @@ def log_setup(plan: Plan, reader: VcfReader, threads: int | None) -> None:
         getattr(mdl, "device", "cpu"),
         running,
     )
+    if getattr(mdl, "wide_convs", False):
+        log.info("wide convolutions (kernel >= 20 over >= 16 channels): veff's faster CPU kernels")
     log.info("input: %s", reader.path)
 
 
