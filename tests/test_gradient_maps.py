@@ -355,3 +355,17 @@ def test_a_torch_model_without_input_gradients_is_a_model_error(
         mm.query_region("chrA", 100, 200, output=out)
     assert out.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.h5"]
+
+
+def test_a_keras_model_without_input_gradients_is_a_model_error(fasta: Path, tmp_path: Path) -> None:
+    """Was ``AttributeError: 'NoneType' object has no attribute 'numpy'`` from the tape."""
+    keras = pytest.importorskip("keras")
+    inp = keras.Input((L, 4))
+    frozen = keras.layers.Lambda(lambda t: keras.ops.stop_gradient(t))(inp)
+    net = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(frozen)))
+    out = tmp_path / "g.h5"
+    out.write_bytes(b"old")
+    mm = MutationMap(net, fasta, method="saliency")
+    with pytest.raises(ModelError, match=r"no gradient with respect to the input.*use --method naive"):
+        mm.query_region("chrA", 100, 200, output=out)
+    assert out.read_bytes() == b"old"

@@ -13,7 +13,17 @@ import numpy as np
 from veff.errors import InputError, ModelError
 from veff.models.base import GRADIENT_REDUCERS, GradientTarget
 
-__all__ = ["TensorOps", "output_heads", "target_columns"]
+__all__ = ["TensorOps", "no_input_gradient", "output_heads", "target_columns"]
+
+
+def no_input_gradient(name: str) -> ModelError:
+    """The error for a model whose gradient-map targets do not depend on its input differentiably."""
+    msg = (
+        f"model {name!r}: its outputs have no gradient with respect to the input "
+        "(detached, integer-valued or not computed from it); gradient maps need a "
+        "differentiable model (use --method naive)"
+    )
+    return ModelError(msg)
 
 
 class TensorOps(Protocol):

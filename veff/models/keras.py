@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from veff.errors import ModelError
-from veff.models._gradients import target_columns
+from veff.models._gradients import no_input_gradient, target_columns
 from veff.models.base import GradientTarget, InputLayout, Model
 from veff.models.registry import Framework, LoadOptions
 
@@ -165,8 +165,11 @@ class KerasModel(Model):
             tasks_first = self.declared_output_layout() == "tasks_first"
             y = target_columns(out, target, _TF_OPS, tasks_first=tasks_first)
             totals = [tf.reduce_sum(y[:, t]) for t in range(int(y.shape[1]))]
-        grads = [tape.gradient(t, xt).numpy() for t in totals]
+        grads = [tape.gradient(t, xt) for t in totals]
         del tape
+        if any(g is None for g in grads):  # a stop_gradient, or an output not computed from the input
+            raise no_input_gradient(self.name)
+        grads = [g.numpy() for g in grads]
         return np.stack(grads, axis=-1), self._named(out)
 
     def _named(self, out: Any) -> Any:

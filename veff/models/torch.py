@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from veff.errors import ModelError
-from veff.models._gradients import target_columns
+from veff.models._gradients import no_input_gradient, target_columns
 from veff.models._pyfile import load_python_file
 from veff.models.base import GradientTarget, InputLayout, Model, MutantEngine, NoMutantEngine, check_device
 from veff.models.registry import Framework, LoadOptions
@@ -319,12 +319,7 @@ class TorchModel(Model):
                 tasks_first = self.declared_output_layout() == "tasks_first"
                 y = target_columns(out, target, _TORCH_OPS, tasks_first=tasks_first)
                 if not y.requires_grad:
-                    msg = (
-                        f"model {self.name!r}: its outputs have no gradient with respect to the input "
-                        "(detached, integer-valued or not computed from it); gradient maps need a "
-                        "differentiable model (use --method naive)"
-                    )
-                    raise ModelError(msg)
+                    raise no_input_gradient(self.name)
                 n = y.shape[1]
                 grads = [torch.autograd.grad(y[:, t].sum(), xt, retain_graph=t < n - 1)[0] for t in range(n)]
         finally:
