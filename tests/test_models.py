@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from helpers import DONOR_H5, EXAMPLE
@@ -185,6 +187,18 @@ def test_unknown_precision_is_refused_whatever_the_framework(kind):
     source = DONOR_H5 if kind == "keras" else (lambda x: x.sum(axis=(1, 2))[:, None])
     with pytest.raises(ModelError, match="unknown precision 'junk'; expected float32, bfloat16 or float16"):
         load_model(source, precision="junk")
+
+
+def test_a_keras_model_warns_that_device_and_precision_are_pytorch_options():
+    from veff.errors import VeffWarning
+
+    with pytest.warns(VeffWarning, match=r"--precision float16 applies to PyTorch models only"):
+        load_model(DONOR_H5, precision="float16")
+    with pytest.warns(VeffWarning, match=r"--device cuda and --precision bfloat16 apply to PyTorch"):
+        load_model(DONOR_H5, device="cuda", precision="bfloat16")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_model(DONOR_H5, device="cpu")  # the defaults and the CPU say nothing
 
 
 def test_input_layout_override_for_callables():

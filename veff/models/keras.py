@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from veff.errors import ModelError
+from veff.errors import ModelError, VeffWarning
 from veff.models._gradients import no_input_gradient, target_columns
 from veff.models.base import GradientTarget, InputLayout, Model
 from veff.models.registry import Framework, LoadOptions
@@ -281,9 +282,28 @@ def _accepts(source: Any) -> bool:
 
 
 def _load(source: Any, options: LoadOptions) -> Model:
-    if isinstance(source, Path):
-        return KerasModel.from_path(source, **options.overrides())
-    return KerasModel(source, **options.overrides())
+    model = (
+        KerasModel.from_path(source, **options.overrides())
+        if isinstance(source, Path)
+        else KerasModel(source, **options.overrides())
+    )
+    asked = [
+        a
+        for a, given in (
+            (f"--device {options.device}", options.device not in ("auto", "cpu")),
+            (f"--precision {options.precision}", options.precision != "float32"),
+        )
+        if given
+    ]
+    if asked:  # TensorFlow places the model itself and runs it in the model's own dtype
+        verb = "applies" if len(asked) == 1 else "apply"
+        warnings.warn(
+            f"{model.name}: {' and '.join(asked)} {verb} to PyTorch models only; "
+            "this Keras model runs where TensorFlow places it, in its own precision",
+            VeffWarning,
+            stacklevel=2,
+        )
+    return model
 
 
 def _threads(n: int) -> None:
