@@ -137,6 +137,13 @@ def test_the_matrix_product_path_cut_into_parts_and_with_nan_inputs_gives_the_pl
     assert torch.allclose(got[ok], plain[ok], rtol=1e-5, atol=1e-5 * float(plain[ok].abs().max()))
 
 
+def test_a_lazy_convolution_is_looked_at_once_it_has_a_shape():
+    lazy = torch.nn.Sequential(torch.nn.LazyConv1d(2, 75, padding=37))
+    assert not has_wide_convs(lazy)  # no shape before its first call (and no error)
+    lazy(torch.randn(1, 64, 100))
+    assert has_wide_convs(lazy)
+
+
 def test_unbatched_input_and_calls_outside_the_context_are_untouched(monkeypatch):
     layer = torch.nn.Conv1d(32, 3, 25).eval()
     seen = _counting(monkeypatch)

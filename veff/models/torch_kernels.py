@@ -44,8 +44,13 @@ def has_wide_convs(module: Any) -> bool:
     """Whether ``module`` holds an ungrouped ``nn.Conv1d`` with a wide kernel (:func:`is_wide`)."""
     import torch
 
+    lazy = torch.nn.parameter.UninitializedParameter  # a LazyConv1d before its first call: no shape yet
     return any(
-        isinstance(m, torch.nn.Conv1d) and m.groups == 1 and is_wide(m.weight) for m in module.modules()
+        isinstance(m, torch.nn.Conv1d)
+        and m.groups == 1
+        and not isinstance(m.weight, lazy)
+        and is_wide(m.weight)
+        for m in module.modules()
     )
 
 
