@@ -247,6 +247,12 @@ def score_variants_cmd(**opts: Any) -> None:
     if opts["annotation"] is not None or opts["info_style"] == "spliceai":
         _score_splice(opts)
         return
+    if opts["batch_size"] == "tune" and (opts["workers"] or opts["scheduler"]):
+        msg = (
+            "--batch-size tune is not available with --workers/--scheduler "
+            "(each shard would choose its own size); give a number"
+        )
+        raise click.UsageError(msg)
     try:
         scores = split_list(opts["scores"])
         score_variants(
