@@ -114,12 +114,18 @@ def test_a_signal_while_a_mutation_map_is_written_keeps_the_old_map(tmp_path, si
 
 
 @pytest.mark.slow
-def test_the_last_progress_line_of_an_interrupted_run_says_how_far_it_got(tmp_path, big_vcf):
-    """It said N/N (100%) just before 'interrupted': the count became the total on closing."""
+@pytest.mark.parametrize("workers", [None, 2], ids=["local", "workers2"])
+def test_the_last_progress_line_of_an_interrupted_run_says_how_far_it_got(tmp_path, big_vcf, workers):
+    """It said N/N (100%) just before 'interrupted': the count became the total on closing (and a
+    sharded run's driver closed its bar as if complete)."""
     args = [sys.executable, "-m", "veff", "score-variants", str(TORCH_MODEL), "--vcf", str(big_vcf)]
     args += ["--fasta", str(HG38), "-o", str(tmp_path / "out.vcf"), "--progress-interval", "0.2"]
+    if workers:
+        args += ["--workers", str(workers), "--shard-records", "20000"]
     # signalled once records are counted: a chunk (4,096 records, about 250 KB) is written before it is
-    returncode, err = _signal_once_writing(args, tmp_path, signal.SIGINT, workers=False, min_bytes=600_000)
+    returncode, err = _signal_once_writing(
+        args, tmp_path, signal.SIGINT, workers=bool(workers), min_bytes=600_000
+    )
     lines = [x for x in err.splitlines() if not x.startswith("veff: warning: ")]
     assert returncode == 130, lines
     assert lines[-1] == _INT[2]

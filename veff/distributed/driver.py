@@ -199,14 +199,17 @@ class DriverHook:
             for s in shards
         ]
 
-    def stop(self) -> None:
-        """Cancel what still runs (after an error) and close the progress bar."""
+    def stop(self, *, complete: bool = True) -> None:
+        """Cancel what still runs (after an error) and close the progress bar.
+
+        A run that did not complete leaves the bar where it got (not at 100 %).
+        """
         with contextlib.suppress(Exception):
             self.client.cancel(self.futures)
         with contextlib.suppress(Exception):
             self.client.unsubscribe_topic(self.topic)
         if self.bar is not None:
-            self.bar.close()
+            self.bar.close() if complete else getattr(self.bar, "stop", self.bar.close)()
 
     def load_model(self, opts: RunOptions) -> Model:
         """The run's model, loaded in the driver too (for the outputs' header and columns)."""
@@ -316,11 +319,14 @@ def score_distributed(opts: RunOptions) -> Summary | dict[str, pd.DataFrame]:
             if not isinstance(model_ref, str):
                 model_ref = client.scatter(model_ref, broadcast=True, hash=False)
             hook = DriverHook(client, opts, model_ref, work, opts.shard_records)
+            complete = False
             try:
                 hook.start()  # the shards run while the driver loads the model and opens the outputs
-                return execute(opts, hook)
+                summary = execute(opts, hook)
+                complete = True
+                return summary
             finally:
-                hook.stop()
+                hook.stop(complete=complete)
     finally:  # after the local cluster is closed: no worker writes there any more
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
