@@ -21,6 +21,7 @@ from veff.models.base import (
     Model,
     WindowRequest,
     check_device,
+    check_precision,
     parse_output_layout,
     sanitize_name,
 )
@@ -47,7 +48,6 @@ __all__ = [
 ]
 
 MODEL_PATH_ENV = "VEFF_MODEL_PATH"
-PRECISIONS = ("float32", "bfloat16", "float16")
 ENTRY_POINT_GROUP = "veff.models"
 
 
@@ -111,9 +111,7 @@ def load_model(
         Also for an unknown precision (whatever the framework).
     """
     check_device(device)
-    if precision not in PRECISIONS:  # checked for every framework, not only those that use it
-        msg = f"unknown precision {precision!r}; expected {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}"
-        raise ModelError(msg)
+    check_precision(precision)  # for every framework, not only those that use it
     options = LoadOptions(
         seq_length=seq_length,
         layout=InputLayout.parse(input_layout) if input_layout else None,

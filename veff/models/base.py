@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GRADIENT_REDUCERS",
     "OUTPUT_LAYOUTS",
+    "PRECISIONS",
     "DeclaredScore",
     "GradientTarget",
     "InputLayout",
@@ -36,6 +37,7 @@ __all__ = [
     "OutputLayout",
     "WindowRequest",
     "check_device",
+    "check_precision",
     "parse_output_layout",
     "sanitize_name",
 ]
@@ -222,6 +224,17 @@ class GradientTarget:
 
 
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
+
+
+PRECISIONS = ("float32", "bfloat16", "float16")
+
+
+def check_precision(precision: str) -> str:
+    """Return ``precision`` when it is one of :data:`PRECISIONS`; else raise :class:`ModelError`."""
+    if precision not in PRECISIONS:
+        msg = f"unknown precision {precision!r}; expected {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}"
+        raise ModelError(msg)
+    return precision
 
 
 def check_device(device: str) -> str:

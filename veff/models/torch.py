@@ -22,7 +22,15 @@ import numpy as np
 from veff.errors import ModelError
 from veff.models._gradients import no_input_gradient, target_columns
 from veff.models._pyfile import load_python_file
-from veff.models.base import GradientTarget, InputLayout, Model, MutantEngine, NoMutantEngine, check_device
+from veff.models.base import (
+    GradientTarget,
+    InputLayout,
+    Model,
+    MutantEngine,
+    NoMutantEngine,
+    check_device,
+    check_precision,
+)
 from veff.models.registry import Framework, LoadOptions
 
 __all__ = ["FRAMEWORK", "TorchModel", "load_module_class", "resolve_device", "to_numpy"]
@@ -181,10 +189,7 @@ class TorchModel(Model):
         self.layout = layout or InputLayout.parse(getattr(module, "input_layout", "4,L"))
         labels = output_labels or getattr(module, "output_labels", None)
         self.output_labels = tuple(map(str, labels)) if labels is not None else None
-        if precision not in ("float32", "bfloat16", "float16"):
-            msg = f"unknown precision {precision!r}; expected float32, bfloat16 or float16"
-            raise ModelError(msg)
-        self.precision = precision
+        self.precision = check_precision(precision)
         self._dtype = getattr(torch, precision)
         self.default_rc = bool(getattr(module, "use_rc", False))
         self._sizes: dict[int, tuple[int, int, int] | None] = {}  # _leaf_sizes per length
