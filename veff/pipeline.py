@@ -373,8 +373,8 @@ def execute(opts: RunOptions, hook: ShardHook | None = None) -> Summary | dict[s
         abort_all(sinks)
         raise
     finally:
-        if bar is not None:  # a bar stopped part way does not claim 100 % (if it can tell)
-            bar.close() if complete else getattr(bar, "stop", bar.close)()
+        if bar is not None:  # a bar stopped part way does not claim 100 %
+            bar.close() if complete else bar.stop()
         sources.close()
     summary = summarise()
     if strategy.part is None:

@@ -209,7 +209,7 @@ class DriverHook:
         with contextlib.suppress(Exception):
             self.client.unsubscribe_topic(self.topic)
         if self.bar is not None:
-            self.bar.close() if complete else getattr(self.bar, "stop", self.bar.close)()
+            self.bar.close() if complete else self.bar.stop()
 
     def load_model(self, opts: RunOptions) -> Model:
         """The run's model, loaded in the driver too (for the outputs' header and columns)."""

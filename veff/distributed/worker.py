@@ -147,6 +147,8 @@ class _EventBar:
     def close(self) -> None:
         self._send()
 
+    stop = close  # a shard stopped part way reports how far it got, as at its end
+
     def _send(self) -> None:
         with contextlib.suppress(Exception):  # progress is best effort
             from distributed import get_worker

@@ -20,11 +20,7 @@ DEFAULT_INTERVAL = 10.0  # seconds between plain progress lines
 
 
 class ProgressBar(Protocol):
-    """What the pipeline asks of a progress bar (:class:`Progress` and the stand-ins).
-
-    A bar may also have ``stop()``, called instead of :meth:`close` when the work stopped part way
-    (:meth:`Progress.stop`).
-    """
+    """What the pipeline asks of a progress bar (:class:`Progress` and the stand-ins)."""
 
     def update(self, n: int) -> Any:
         """Count ``n`` more."""
@@ -32,6 +28,10 @@ class ProgressBar(Protocol):
 
     def close(self) -> Any:
         """End the bar."""
+        ...
+
+    def stop(self) -> Any:
+        """End the bar of work stopped part way (an error, Ctrl-C): not at 100 %."""
         ...
 
 
