@@ -20,6 +20,7 @@ the module itself is not changed. torch is imported inside the functions.
 
 from __future__ import annotations
 
+import functools
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -156,6 +157,15 @@ def wide_conv_kernels() -> AbstractContextManager[Any]:
     >>> fast.shape == plain.shape, fast.is_contiguous(), bool(torch.allclose(fast, plain, atol=1e-5))
     (True, True, True)
     """
+    return _mode_class()()
+
+
+@functools.cache
+def _mode_class() -> Any:
+    """The ``TorchFunctionMode`` that reroutes wide ``torch.conv1d`` calls to :func:`_wide_conv`.
+
+    Made once, on first use (torch is imported lazily), not on every forward pass.
+    """
     import torch
     from torch.overrides import TorchFunctionMode
 
@@ -172,4 +182,4 @@ def wide_conv_kernels() -> AbstractContextManager[Any]:
                     return out
             return func(*args, **kwargs)
 
-    return _WideConvs()
+    return _WideConvs
