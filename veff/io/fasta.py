@@ -12,7 +12,7 @@ import os
 import struct
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,9 +21,13 @@ from veff.errors import InputError
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-__all__ = ["Fasta", "contig_aliases", "match_contig"]
+__all__ = ["Contig", "Fasta", "contig_aliases", "match_contig"]
 
 N_CODE = ord("N")
+BLOCK_SHIFT = 20
+"""A contig is read in blocks of ``2**BLOCK_SHIFT`` bases (1 Mb) until :data:`WHOLE_AFTER_BLOCKS`."""
+WHOLE_AFTER_BLOCKS = 16
+"""A contig of which a run reads more blocks than this is read whole (a dense VCF: one read)."""
 
 
 def contig_aliases(name: str) -> list[str]:
@@ -198,15 +202,114 @@ def _bgzf_reader(path: Path, gzi: Path) -> Callable[[int, int], bytes]:
     return read_at
 
 
+class Contig:
+    """One FASTA contig as upper-case uint8 codes, read from the file as far as it is used.
+
+    Indexed like a 1-D ``numpy.ndarray`` (an int, a slice, an int array of any shape) and
+    ``len()``; ``numpy.asarray(contig)`` is the whole sequence. A contig of up to two blocks is
+    read at once; a longer one in 1 Mb blocks (:data:`BLOCK_SHIFT`), each read once, until more
+    than :data:`WHOLE_AFTER_BLOCKS` are needed, when it is read whole. A handful of variants on
+    a 250 Mb chromosome thus reads a few Mb, not the chromosome (1 s and 750 MB for chr1), and a
+    dense VCF reads each contig once, as a whole.
+
+    Parameters
+    ----------
+    read
+        ``read(start, end)``: bases ``[start, end)`` as upper-case uint8 codes.
+    length
+        Bases in the contig.
+    """
+
+    def __init__(self, read: Callable[[int, int], np.ndarray], length: int) -> None:
+        self._read = read
+        self._length = length
+        self._blocks: dict[int, np.ndarray] = {}
+        self._whole: np.ndarray | None = read(0, length) if length <= 2 << BLOCK_SHIFT else None
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self.whole if dtype is None else self.whole.astype(dtype)
+
+    @property
+    def whole(self) -> np.ndarray:
+        """The whole contig, shape (length,), read-only."""
+        if self._whole is None:
+            self._whole = self._read(0, self._length)
+            self._blocks.clear()
+        return self._whole
+
+    def _block(self, b: int) -> np.ndarray:
+        """Block ``b``: bases ``[b << BLOCK_SHIFT, (b + 1) << BLOCK_SHIFT)`` (fewer at the end)."""
+        lo = b << BLOCK_SHIFT
+        if self._whole is not None:
+            return self._whole[lo : lo + (1 << BLOCK_SHIFT)]
+        block = self._blocks.get(b)
+        if block is None:
+            if len(self._blocks) >= WHOLE_AFTER_BLOCKS:
+                return self.whole[lo : lo + (1 << BLOCK_SHIFT)]
+            block = self._blocks[b] = self._read(lo, min(self._length, lo + (1 << BLOCK_SHIFT)))
+        return block
+
+    def _positions(self, key: Any) -> np.ndarray:
+        """``key`` as int64 positions within the contig (negative ones from the end, as numpy)."""
+        idx = np.asarray(key)
+        if idx.dtype.kind not in "iu":
+            msg = f"contig positions must be integers, not {idx.dtype}"
+            raise IndexError(msg)
+        idx = idx.astype(np.int64, copy=False)
+        if idx.size and idx.min() < 0:
+            idx = np.where(idx < 0, idx + self._length, idx)
+        if idx.size and (idx.min() < 0 or idx.max() >= self._length):
+            msg = f"position out of bounds for a contig of {self._length} bases"
+            raise IndexError(msg)
+        return idx
+
+    def __getitem__(self, key: Any) -> Any:
+        if self._whole is not None:
+            return self._whole[key]
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self._length)
+            if step != 1:
+                return self.whole[key]
+            if stop <= start:
+                return self.whole[:0]
+            first, last = start >> BLOCK_SHIFT, (stop - 1) >> BLOCK_SHIFT
+            lo = first << BLOCK_SHIFT
+            if first == last:
+                return self._block(first)[start - lo : stop - lo]
+            if last - first >= WHOLE_AFTER_BLOCKS:
+                return self.whole[key]
+            return np.concatenate([self._block(b) for b in range(first, last + 1)])[start - lo : stop - lo]
+        if isinstance(key, (int, np.integer)):
+            i = int(self._positions(key))
+            return self._block(i >> BLOCK_SHIFT)[i & ((1 << BLOCK_SHIFT) - 1)]
+        idx = self._positions(key)
+        if idx.size == 0:
+            return np.empty(idx.shape, dtype=np.uint8)
+        which = idx >> BLOCK_SHIFT
+        blocks = np.unique(which).tolist()
+        if len(blocks) == 1:
+            return self._block(blocks[0])[idx - (blocks[0] << BLOCK_SHIFT)]
+        if len(set(blocks) | set(self._blocks)) > WHOLE_AFTER_BLOCKS:
+            return self.whole[idx]
+        out = np.empty(idx.shape, dtype=np.uint8)
+        for b in blocks:
+            here = which == b
+            out[here] = self._block(b)[idx[here] - (b << BLOCK_SHIFT)]
+        return out
+
+
 class Fasta:
-    """A reference genome read with pysam, contigs cached as uint8 arrays.
+    """A reference genome read with pysam, contigs cached as uint8 codes (:class:`Contig`).
 
     Parameters
     ----------
     path
         FASTA file, plain or BGZF-compressed. A missing index is built when the folder is writable.
     max_cached_contigs
-        How many whole contigs to keep in memory (a sorted VCF needs one).
+        How many contigs to keep in memory (a sorted VCF needs one).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, max_cached_contigs: int = 2) -> None:
@@ -223,7 +326,7 @@ class Fasta:
             msg = f"{self.path}: cannot open as FASTA: {exc}"
             raise InputError(msg) from exc
         self.lengths: dict[str, int] = dict(zip(self._fa.references, self._fa.lengths, strict=True))
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[str, Contig] = OrderedDict()
         self._max_cached = max(1, max_cached_contigs)
         self._names: dict[str, str | None] = {}
 
@@ -239,18 +342,21 @@ class Fasta:
             self._names[chrom] = match_contig(chrom, self.lengths)
         return self._names[chrom]
 
-    def contig(self, name: str) -> np.ndarray:
-        """Return the whole contig ``name`` (a FASTA name) as upper-case uint8 codes."""
-        arr = self._cache.get(name)
-        if arr is not None:
+    def contig(self, name: str) -> Contig:
+        """Return contig ``name`` (a FASTA name) as upper-case uint8 codes, read as it is used."""
+        found = self._cache.get(name)
+        if found is not None:
             self._cache.move_to_end(name)
-            return arr
-        seq = self._fa.fetch(reference=name)
-        arr = np.frombuffer(seq.upper().encode("ascii"), dtype=np.uint8)  # read-only
-        self._cache[name] = arr
+            return found
+
+        def read(start: int, end: int) -> np.ndarray:
+            seq = self._fa.fetch(reference=name, start=start, end=end)
+            return np.frombuffer(seq.upper().encode("ascii"), dtype=np.uint8)  # read-only
+
+        contig = self._cache[name] = Contig(read, self.lengths[name])
         while len(self._cache) > self._max_cached:
             self._cache.popitem(last=False)
-        return arr
+        return contig
 
     def fetch(self, chrom: str, start: int, end: int) -> np.ndarray:
         """Return ``[start, end)`` of FASTA contig ``chrom`` as uint8 codes, N outside the contig."""

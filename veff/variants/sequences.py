@@ -25,10 +25,14 @@ For an SNV this is the reference window with one base replaced.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from veff.types import Status
+
+if TYPE_CHECKING:
+    from veff.io.fasta import Contig
 
 __all__ = [
     "COMPLEMENT",
@@ -148,13 +152,14 @@ def allele_status(ref: str, alt: str) -> Status | None:
     return None
 
 
-def normalize_allele(contig: np.ndarray, start: int, ref: str, alt: str) -> tuple[int, str, str]:
+def normalize_allele(contig: np.ndarray | Contig, start: int, ref: str, alt: str) -> tuple[int, str, str]:
     """Trim shared bases and left-align an allele in repeats, as ``bcftools norm`` does.
 
     Parameters
     ----------
     contig
-        The whole contig as uint8 codes (REF must match it at ``start``).
+        The whole contig as uint8 codes, or the FASTA's :class:`~veff.io.fasta.Contig` (REF
+        must match it at ``start``).
     start
         0-based start of ``ref``.
     ref, alt

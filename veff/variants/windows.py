@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from veff.io.bed import BedIndex
-from veff.io.fasta import Fasta
+from veff.io.fasta import Contig, Fasta
 from veff.types import Region, RowKey, Status, Variant
 from veff.variants.regions import Centering, centre_index, restricted_window
 from veff.variants.sequences import allele_status, codes_to_str, normalize_allele, str_to_codes
@@ -283,7 +283,7 @@ class WindowBuilder:
         i: int,
         j: int,
         chrom: str,
-        contig: np.ndarray,
+        contig: Contig,
         start: int,
         ref: str,
         alt: str,
