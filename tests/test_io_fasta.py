@@ -173,3 +173,14 @@ def test_windows_read_in_blocks_equal_whole_contig_windows(long_contig):
     for row, s in zip(got, starts, strict=True):
         want = "".join(chr(expected[p]) if 0 <= p < 5000 else "N" for p in range(s, s + 20))
         assert codes_to_str(row) == want
+
+
+def test_neighbouring_blocks_are_read_once_for_every_request_within_them(long_contig):
+    path, expected = long_contig
+    contig = Fasta(path).contig("c")
+    calls = _reads(contig)
+    for lo in (300, 400, 500, 700):  # blocks 1-3, as the windows of a sorted chunk fall
+        idx = lo + np.arange(40)[None, :] + np.array([[0], [30]])
+        np.testing.assert_array_equal(contig[idx], expected[idx])
+    np.testing.assert_array_equal(contig[260:780], expected[260:780])
+    assert sorted(calls) == [(256, 512), (512, 768), (768, 1024)]

@@ -210,7 +210,9 @@ class Contig:
     read at once; a longer one in 1 Mb blocks (:data:`BLOCK_SHIFT`), each read once, until more
     than :data:`WHOLE_AFTER_BLOCKS` are needed, when it is read whole. A handful of variants on
     a 250 Mb chromosome thus reads a few Mb, not the chromosome (1 s and 750 MB for chr1), and a
-    dense VCF reads each contig once, as a whole.
+    dense VCF reads each contig once, as a whole. A request over neighbouring blocks is served
+    from one array of them (kept for the next request), so the windows of a chunk are cut with
+    one gather, as from the whole contig.
 
     Parameters
     ----------
@@ -224,6 +226,7 @@ class Contig:
         self._read = read
         self._length = length
         self._blocks: dict[int, np.ndarray] = {}
+        self._run: tuple[int, np.ndarray] | None = None  # (start, bases) of the last neighbouring blocks
         self._whole: np.ndarray | None = read(0, length) if length <= 2 << BLOCK_SHIFT else None
 
     def __len__(self) -> int:
@@ -238,6 +241,7 @@ class Contig:
         if self._whole is None:
             self._whole = self._read(0, self._length)
             self._blocks.clear()
+            self._run = None
         return self._whole
 
     def _block(self, b: int) -> np.ndarray:
@@ -251,6 +255,25 @@ class Contig:
                 return self.whole[lo : lo + (1 << BLOCK_SHIFT)]
             block = self._blocks[b] = self._read(lo, min(self._length, lo + (1 << BLOCK_SHIFT)))
         return block
+
+    def _span(self, lo: int, hi: int) -> tuple[np.ndarray, int]:
+        """``(bases, offset)``: an array holding positions ``[lo, hi)`` at ``position - offset``."""
+        if self._whole is not None:
+            return self._whole, 0
+        first, last = lo >> BLOCK_SHIFT, (hi - 1) >> BLOCK_SHIFT
+        if first == last:
+            return self._block(first), first << BLOCK_SHIFT
+        if self._run is not None:
+            start, bases = self._run
+            if start <= lo and hi <= start + len(bases):
+                return bases, start
+        if last - first >= WHOLE_AFTER_BLOCKS:
+            return self.whole, 0
+        parts = [self._block(b) for b in range(first, last + 1)]
+        if self._whole is not None:  # the blocks went past the limit: read whole meanwhile
+            return self._whole, 0
+        self._run = (first << BLOCK_SHIFT, np.concatenate(parts))
+        return self._run[1], self._run[0]
 
     def _positions(self, key: Any) -> np.ndarray:
         """``key`` as int64 positions within the contig (negative ones from the end, as numpy)."""
@@ -275,23 +298,21 @@ class Contig:
                 return self.whole[key]
             if stop <= start:
                 return self.whole[:0]
-            first, last = start >> BLOCK_SHIFT, (stop - 1) >> BLOCK_SHIFT
-            lo = first << BLOCK_SHIFT
-            if first == last:
-                return self._block(first)[start - lo : stop - lo]
-            if last - first >= WHOLE_AFTER_BLOCKS:
-                return self.whole[key]
-            return np.concatenate([self._block(b) for b in range(first, last + 1)])[start - lo : stop - lo]
+            bases, offset = self._span(start, stop)
+            return bases[start - offset : stop - offset]
         if isinstance(key, (int, np.integer)):
             i = int(self._positions(key))
             return self._block(i >> BLOCK_SHIFT)[i & ((1 << BLOCK_SHIFT) - 1)]
         idx = self._positions(key)
         if idx.size == 0:
             return np.empty(idx.shape, dtype=np.uint8)
+        lo, hi = int(idx.min()), int(idx.max()) + 1
+        if (hi - 1 >> BLOCK_SHIFT) - (lo >> BLOCK_SHIFT) < WHOLE_AFTER_BLOCKS:
+            bases, offset = self._span(lo, hi)
+            return bases[idx - offset]
+        # far apart (a few variants along a chromosome): the blocks they fall in, or all of it
         which = idx >> BLOCK_SHIFT
         blocks = np.unique(which).tolist()
-        if len(blocks) == 1:
-            return self._block(blocks[0])[idx - (blocks[0] << BLOCK_SHIFT)]
         if len(set(blocks) | set(self._blocks)) > WHOLE_AFTER_BLOCKS:
             return self.whole[idx]
         out = np.empty(idx.shape, dtype=np.uint8)
