@@ -261,6 +261,68 @@ def case_tiny(
     }
 
 
+def case_sparse_contig(tmp: Path, mb: int, n: int, rounds: int) -> dict[str, float | int]:
+    """A few SNVs spread along one long contig (``mb`` Mb of random bases, plain FASTA with its
+    index), scored end to end with the example model: veff's block reading of the contig
+    (``veff.io.fasta.Contig``) against reading it whole (``WHOLE_AFTER_BLOCKS = 0``, what veff
+    did before session 8); best of ``rounds`` alternating runs, and the peak memory each way in
+    a fresh process (``VmHWM``; ``ru_maxrss`` would carry the parent's over ``exec``)."""
+    import veff.io.fasta as fasta_mod
+
+    fa = tmp / "long.fa"
+    length = mb * 1_000_000
+    rng = np.random.default_rng(11)
+    seq = np.frombuffer(b"ACGT", dtype=np.uint8)[rng.integers(0, 4, length)].tobytes()
+    with open(fa, "wb") as fh:
+        fh.write(b">chrL\n")
+        fh.writelines(seq[k : k + 60] + b"\n" for k in range(0, length, 60))
+    Fasta(fa).close()  # the .fai, outside the timing
+    pos = np.sort(rng.choice(np.arange(1000, length - 1000), size=n, replace=False))
+    vcf = tmp / "sparse.vcf"
+    with open(vcf, "w") as fh:
+        fh.write(f"##fileformat=VCFv4.2\n##contig=<ID=chrL,length={length}>\n")
+        fh.write("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+        for p in pos.tolist():
+            ref = chr(seq[p])
+            fh.write(f"chrL\t{p + 1}\t.\t{ref}\t{'C' if ref != 'C' else 'G'}\t.\t.\t.\n")
+    model_path = ROOT / "example_data" / "models" / "donor_cnn" / "donor_cnn.pt"
+    model = veff.load_model(str(model_path))
+    default = fasta_mod.WHOLE_AFTER_BLOCKS
+    times: dict[str, list[float]] = {"blocks": [], "whole": []}
+    try:
+        for _ in range(rounds):
+            for way in times:
+                fasta_mod.WHOLE_AFTER_BLOCKS = default if way == "blocks" else 0
+                with Timer() as t:
+                    veff.score_variants(model, vcf, fa, tmp / f"sparse.{way}.vcf")
+                times[way].append(t.seconds)
+    finally:
+        fasta_mod.WHOLE_AFTER_BLOCKS = default
+    same = (tmp / "sparse.blocks.vcf").read_bytes() == (tmp / "sparse.whole.vcf").read_bytes()
+    probe = (
+        "import sys, veff, veff.io.fasta as f\n"
+        "f.WHOLE_AFTER_BLOCKS = int(sys.argv[1]) if sys.argv[1] != 'default' else f.WHOLE_AFTER_BLOCKS\n"
+        f"veff.score_variants({str(model_path)!r}, {str(vcf)!r}, {str(fa)!r}, {str(tmp / 'rss.vcf')!r})\n"
+        "print(next(int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmHWM')) // 1024)\n"
+    )
+
+    def peak_mb(arg: str) -> int:
+        run = subprocess.run([sys.executable, "-c", probe, arg], capture_output=True, text=True, check=True)
+        return int(run.stdout)
+
+    rss = {"blocks": peak_mb("default"), "whole": peak_mb("0")}
+    return {
+        "contig_mb": mb,
+        "variants": n,
+        "blocks_s": min(times["blocks"]),
+        "whole_s": min(times["whole"]),
+        "speedup": min(times["whole"]) / min(times["blocks"]),
+        "blocks_peak_mb": rss["blocks"],
+        "whole_peak_mb": rss["whole"],
+        "same_bytes": same,
+    }
+
+
 def case_calibration(n: int, n_null: int, n_snvs: int, tmp: Path) -> dict[str, float]:
     """``--null dinuc-shuffle:N`` against plain scoring, and ``veff calibrate`` of random SNVs, with the
     example PyTorch model (donor_cnn, 101 bp)."""
@@ -345,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
             args.batch or 16,
             ("deepsea", "basset", "bpnet", "keras"),
         ),
+        "17_sparse_contig": lambda tmp: case_sparse_contig(tmp, 50 if q else 200, 20, rounds),
     }
     results = {}
     with tempfile.TemporaryDirectory() as d:
