@@ -639,20 +639,19 @@ class VcfWriter:
         if chunk.features is not None and any(chunk.features):
             msg = f"{self.path}: rows carry features, but the VCF was opened without them"
             raise ValueError(msg)
-        slot_of = {(int(i), int(a)): k for k, (i, a) in enumerate(chunk.row_slots)}
+        slot_of = {(i, a): k for k, (i, a) in enumerate(np.asarray(chunk.row_slots).tolist())}
+        scores, pctl_tags = self.scores, self.pctl_tags
         for i, (v, rec) in enumerate(zip(ws.variants, ws.records, strict=True)):
-            rows: dict[str, list[str | None]] = {s: [] for s in self.scores}
-            numbers: dict[str, list[tuple[str, str] | None]] = {s: [] for s in self.scores}
-            pctl: dict[str, list[str | None]] = {s: [] for s in self.pctl_tags}
-            for a in range(len(v.alts)):
-                k = slot_of.get((i, a))
-                for s in self.scores:
-                    rows[s].append(None if k is None else formatted[s][k])
-                    numbers[s].append(None if k is None or not numeric else numeric[s][k])
-                for s in self.pctl_tags:
-                    pctl[s].append(None if k is None else pctl_text[s][k])
+            ks = [slot_of.get((i, a)) for a in range(len(v.alts))]
+            rows = {s: [None if k is None else formatted[s][k] for k in ks] for s in scores}
+            numbers = (
+                {s: [None if k is None else numeric[s][k] for k in ks] for s in scores}
+                if self.numeric
+                else None
+            )
+            pctl = {s: [None if k is None else pctl_text[s][k] for k in ks] for s in pctl_tags}
             statuses = [str(s) for s in ws.statuses[i]]
-            self.write(rec, v.alts, statuses, rows, numbers if self.numeric else None, pctl)
+            self.write(rec, v.alts, statuses, rows, numbers, pctl)
 
     def _write_feature_rows(self, chunk: ScoredChunk, formatted: dict[str, list[str]]) -> None:
         """Records whose ALTs have one entry per row: ``ALLELE|feature|values``."""
