@@ -725,6 +725,10 @@ class FastISM:
         self._steps = [(n, r, fn) for n, r, fn in steps if fn is not None]
         self._boundary = {n for n in self._local if any(u not in self._local for u in n.users)}
         self._suffix = [n for n in nodes if n not in self._local and n not in self._consts]
+        last_use = {a: k for k, n in enumerate(self._suffix) for a in n.all_input_nodes}
+        self._frees: list[list[Any]] = [[] for _ in self._suffix]  # values no later node reads
+        for a, k in last_use.items():
+            self._frees[k].append(a)
         dev = self.device
         self._starts = {n: torch.as_tensor(r.start, device=dev) for n, r in self._local.items()}
         self._eye = torch.eye(4, device=dev)
@@ -847,7 +851,7 @@ class FastISM:
         torch = _torch()
         env: dict[Any, Any] = {n: self._full(n, pos, win) for n in self._boundary}
         result: Any = None
-        for node in self._suffix:
+        for node, frees in zip(self._suffix, self._frees, strict=True):
             if node.op == "output":
                 result = torch.fx.node.map_arg(
                     node.args[0], lambda a: env[a] if a in env else self._consts[a]
@@ -856,4 +860,6 @@ class FastISM:
             args = torch.fx.node.map_arg(node.args, lambda a: env[a] if a in env else self._consts[a])
             kwargs = torch.fx.node.map_arg(node.kwargs, lambda a: env[a] if a in env else self._consts[a])
             env[node] = _run_node(self._gm, node, args, kwargs)
+            for a in frees:  # as a forward pass frees them: the batch's activations stay in cache
+                env.pop(a, None)
         return to_numpy(result)
