@@ -99,7 +99,9 @@ def _windows(n: int, length: int) -> list:
     ]
 
 
-def _map_rate(module, method: str, n: int, tmp: Path, length: int, batch: int, **kw) -> tuple[float, Path]:
+def _map_rate(
+    module, method: str, n: int, tmp: Path, length: int, batch: int | None, **kw
+) -> tuple[float, Path]:
     import veff
 
     out = tmp / f"map_{method}_{id(module)}.h5"
@@ -141,9 +143,10 @@ def _max_rel(a: Path, b: Path, score: str = "diff") -> float:
 
 
 def case_fast_ism(
-    which: str, tmp: Path, n_fast: int, n_naive: int, batch: int = 128, rounds: int = 2
+    which: str, tmp: Path, n_fast: int, n_naive: int, batch: int | None = None, rounds: int = 2
 ) -> dict[str, float | str]:
     """Windows/s of fast and naive ISM on the same 1 kb windows (naive on the first ``n_naive``),
+    each with veff's automatic batch unless ``batch`` is given,
     in alternating rounds (fast, naive, fast, ...; the best of each is kept, so that a burst of
     other work during one run does not decide the ratio), and the largest difference of their
     diff scores relative to the largest reference score."""

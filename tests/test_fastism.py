@@ -263,3 +263,71 @@ def test_mutant_engine_hook_refuses_with_a_note() -> None:
     model.close()
     released = model.mutant_engine(L)
     assert not released.usable and "released" in released.note
+
+
+class _ConvDense(torch.nn.Module):
+    """conv 4->8 (k=3, same) -> ReLU -> flatten -> linear to 2: a known cost per mutant."""
+
+    seq_len = L
+    input_layout = "4,L"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv1d(4, 8, 3, padding=1)
+        self.dense = torch.nn.Linear(8 * L, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense(torch.relu(self.conv(x)).flatten(1))
+
+
+def test_fast_path_reports_one_mutants_cost_where_it_runs_in_full() -> None:
+    fast = FastISM(TorchModel(_ConvDense().eval()), L)
+    assert fast.usable
+    # the ReLU output is rebuilt at full length (8 x L floats); then flatten (8 L) and the dense layer
+    assert fast.activation_floats == 8 * L
+    assert fast.flops_per_float == pytest.approx(2 * 2 * 8 * L / (8 * L + 2))
+
+
+def _batches(model: TorchModel, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Rows of every forward call of ``model`` (naive ISM, the reference, the self-check)."""
+    seen: list[int] = []
+    forward = model._forward
+
+    def counted(x: np.ndarray) -> object:
+        seen.append(len(x))
+        return forward(x)
+
+    monkeypatch.setattr(model, "_forward", counted)
+    return seen
+
+
+def test_automatic_batch_follows_the_model_for_naive_and_the_fast_path(
+    fasta: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from veff.engine.batching import auto_batch_size, model_batch_size
+    from veff.mutation_map.engines import FAST_ISM_MAX_BATCH, MutantPredictor
+
+    model = TorchModel(build(AllKinds, L))
+    naive = MutantPredictor(model, L, "naive", rc=False, batch_size=None)
+    assert naive.batch_size == model_batch_size(model, L)
+    fast = MutantPredictor(model, L, "fast", rc=False, batch_size=None)
+    engine = model.mutant_engine(L)
+    rule = auto_batch_size(L, None, "cpu", engine.activation_floats, engine.flops_per_float)
+    assert fast.method == "fast" and fast.fast_batch == min(FAST_ISM_MAX_BATCH, rule)
+    given = MutantPredictor(model, L, "fast", rc=False, batch_size=5)
+    assert given.batch_size == given.fast_batch == 5
+
+    wide = TorchModel(
+        torch.nn.Sequential(torch.nn.Conv1d(4, 512, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    )
+    wide.module(torch.zeros(1, 4, L))
+    auto = model_batch_size(wide, L)
+    assert auto < 3 * L  # 512 x 98 floats per sequence: 64
+    seen = _batches(wide, monkeypatch)
+    MutationMap(wide, fasta, method="naive", rc=False, seq_length=L).window_scores(Region("chrA", 0, L))
+    assert max(seen) == auto  # the mutants of the window in calls of the automatic size
+    seen.clear()
+    MutationMap(wide, fasta, method="naive", rc=False, seq_length=L, batch_size=7).window_scores(
+        Region("chrA", 0, L)
+    )
+    assert max(seen) == 7

@@ -427,7 +427,7 @@ def test_cli_create_errors(
         ({"ig_steps": True}, "ig_steps must be a whole number (at least 1), got True"),
         ({"ig_steps": 0}, "ig_steps must be at least 1, got 0"),
         ({"batch_size": "8"}, "batch_size must be a whole number (at least 1), got '8'"),
-        ({"batch_size": None}, "batch_size must be a whole number (at least 1), got None"),
+        ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
         ({"batch_size": 1.5}, "batch_size must be a whole number (at least 1), got 1.5"),
         ({"seq_length": 0}, "seq_length must be at least 1, got 0"),
         ({"mutate_within": 1.5}, "mutate_within must be a whole number (at least 0), got 1.5"),

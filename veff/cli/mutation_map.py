@@ -89,9 +89,9 @@ def _is_vcf(path: Path) -> bool:
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=256,
-    show_default=True,
-    help="Sequences per forward call (gradient maps: at most this many, see docs/mutation_map.md).",
+    default=None,
+    help="Sequences per forward call (default: automatic, by device and model; gradient maps: at "
+    "most this many; see docs/mutation_map.md).",
 )
 @click.option(
     "--centering",

@@ -558,6 +558,11 @@ class MutantEngine(Protocol):
         One line for a map's metadata and the log: what is reused, or why nothing is.
     layers
         One line per layer it analysed (for ``-vv``).
+    activation_floats, flops_per_float
+        For the part of the network it runs in full on each mutant: its largest activation of
+        one mutant (floats) and its FLOPs per float of output, or None; they set the automatic
+        batch of mutants as :meth:`Model.activation_floats` and :meth:`Model.flops_per_float`
+        set a forward pass's.
     """
 
     @property
@@ -568,6 +573,12 @@ class MutantEngine(Protocol):
 
     @property
     def layers(self) -> list[str]: ...  # noqa: D102
+
+    @property
+    def activation_floats(self) -> int | None: ...  # noqa: D102
+
+    @property
+    def flops_per_float(self) -> float | None: ...  # noqa: D102
 
     def predict(self, ref_codes: np.ndarray, pos: np.ndarray, base: np.ndarray, batch_size: int) -> list[Any]:
         """The outputs of the mutants of one window, a batch at a time.
@@ -597,6 +608,8 @@ class NoMutantEngine:
     note: str
     usable: bool = False
     layers: list[str] = field(default_factory=list)
+    activation_floats: int | None = None
+    flops_per_float: float | None = None
 
     def predict(self, ref_codes: np.ndarray, pos: np.ndarray, base: np.ndarray, batch_size: int) -> list[Any]:
         """Refuse: there is nothing to reuse (the caller runs naive ISM)."""

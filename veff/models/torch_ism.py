@@ -119,11 +119,20 @@ class Plan:
         One line for the map's metadata and the log: where the prefix ends, or why it is empty.
     layers
         One line per local node: name, kind, length and mutant window width.
+    activation_floats
+        Largest activation of one mutant, in floats: a local node's mutant window, a boundary
+        node rebuilt at full length, or a node after it; None when not usable.
+    flops_per_float
+        FLOPs of the convolutions and linear layers run in full per float of the outputs of
+        the nodes run in full (as :meth:`veff.models.base.Model.flops_per_float` for a whole
+        forward pass); None when there are none.
     """
 
     usable: bool
     note: str
     layers: list[str] = field(default_factory=list)
+    activation_floats: int | None = None
+    flops_per_float: float | None = None
 
 
 _POINTWISE_MODULES = (
@@ -318,7 +327,46 @@ def analyse(
     )
     if stops:
         note += f"; in full from: {'; '.join(stops[:3])}"
-    return Plan(usable=True, note=note, layers=layers), gm, local, consts
+    largest, per_float = _full_cost(gm, nodes, values, depends, local, set(boundary))
+    plan = Plan(usable=True, note=note, layers=layers, activation_floats=largest, flops_per_float=per_float)
+    return plan, gm, local, consts
+
+
+def _full_cost(
+    gm: Any,
+    nodes: list[Any],
+    values: dict[Any, Any],
+    depends: set[Any],
+    local: dict[Any, _Node],
+    boundary: set[Any],
+) -> tuple[int, float | None]:
+    """What one mutant costs, from the reference pass's ``values``.
+
+    Returns ``(largest activation in floats, convolution + linear FLOPs per output float)``.
+    The activation is the largest of a local node's mutant window, a boundary node (rebuilt at
+    full length for each mutant) and any input-dependent node after them; the FLOPs are those
+    of the part run in full.
+    """
+    torch = _torch()
+    conv, linear = torch.nn.modules.conv._ConvNd, torch.nn.Linear
+    sizes, outputs, flops = [0], 0, 0
+    for node in nodes:
+        value = values.get(node)
+        if node not in depends or not isinstance(value, torch.Tensor):
+            continue
+        if node in local:  # a mutant's window of it, or all of it when rebuilt for the full part
+            channels = int(value.numel()) // max(1, local[node].length)
+            sizes.append(int(value.numel()) if node in boundary else channels * local[node].width)
+            continue
+        n = int(value.numel())
+        sizes.append(n)
+        outputs += n
+        mod = gm.get_submodule(node.target) if node.op == "call_module" else None
+        if isinstance(mod, conv) and not mod.transposed:
+            flops += 2 * n * (mod.in_channels // mod.groups) * int(np.prod(mod.kernel_size))
+        elif isinstance(mod, linear):
+            flops += 2 * n * mod.in_features
+    return max(sizes), (flops / outputs if flops and outputs else None)
 
 
 def _walk(
@@ -693,7 +741,7 @@ class FastISM:
     plan
         What the analysis found (:class:`Plan`); ``plan.usable`` is False when fast ISM does
         not apply, and ``plan.note`` says why.
-    usable, note, layers
+    usable, note, layers, activation_floats, flops_per_float
         The plan's, as the :class:`~veff.models.base.MutantEngine` protocol names them.
     """
 
@@ -750,6 +798,16 @@ class FastISM:
     def layers(self) -> list[str]:
         """One line per local layer: name, kind, length and mutant window width."""
         return self.plan.layers
+
+    @property
+    def activation_floats(self) -> int | None:
+        """Largest activation (floats) of one mutant: a local window or a node run in full."""
+        return self.plan.activation_floats
+
+    @property
+    def flops_per_float(self) -> float | None:
+        """Convolution and linear FLOPs run in full per float of those nodes' outputs."""
+        return self.plan.flops_per_float
 
     def _prepare(self, ref_codes: np.ndarray) -> None:
         """Run the reference window through the graph and keep every local node's activation."""

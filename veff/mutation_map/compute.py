@@ -134,8 +134,12 @@ class MutationMap:
     seq_length
         Window length L (default: the model's input length).
     batch_size
-        Sequences per forward call (gradient maps: at most this many inputs per backward pass,
-        fewer when the model's automatic CPU batch is smaller; :attr:`gradient_batch_size`).
+        Sequences per forward call. None (default): automatic, by device and model as in
+        ``score-variants``: naive ISM takes the model's automatic batch
+        (:func:`veff.engine.batching.model_batch_size`), fast ISM the same rule applied to one
+        mutant's cost in the fast path, at most 256 mutants (:class:`.engines.MutantPredictor`).
+        Gradient maps: at most this many inputs per backward pass, fewer when the model's
+        automatic CPU batch is smaller (:attr:`gradient_batch_size`).
     centering
         Variant placement for :meth:`query_vcf`: ``exact`` or ``kipoi`` (as ``score-variants``).
     model_outputs
@@ -192,7 +196,7 @@ class MutationMap:
         score_kwargs: Sequence[dict[str, Any]] | dict[str, Any] | None = None,
         rc: bool | None = None,
         seq_length: int | None = None,
-        batch_size: int = 256,
+        batch_size: int | None = None,
         centering: Centering = "exact",
         model_outputs: Sequence[str | int] | str | int | None = None,
         output_labels: Sequence[str] | None = None,
@@ -221,7 +225,8 @@ class MutationMap:
             ("mutate_within", mutate_within, 0),
             ("output_offset", output_offset, 0),
         ):
-            check_int(name, value, low, optional=name in ("seq_length", "mutate_within", "output_offset"))
+            optional = name in ("batch_size", "seq_length", "mutate_within", "output_offset")
+            check_int(name, value, low, optional=optional)
         self.gradient_outputs, self.ig_steps = gradient_outputs, ig_steps
         self.gradient = method in GRADIENT_METHODS
         if centering not in CENTERINGS:

@@ -85,17 +85,17 @@ class Targets:
         return GradientTarget(tuple(masks), self.aggregate.reducer, self.columns, self.outputs)
 
 
-def gradient_batch(model: Any, length: int, batch_size: int, n_columns: int) -> int:
+def gradient_batch(model: Any, length: int, batch_size: int | None, n_columns: int) -> int:
     """Input rows per backward call.
 
     The model's automatic batch (:func:`veff.engine.batching.model_batch_size`: on a CPU, its
     largest activation kept within the caches, more for compute-bound models), at most
-    ``batch_size``, and at most as many rows as keep their
+    ``batch_size`` (None: no other bound), and at most as many rows as keep their
     gradients of ``n_columns`` outputs within 256 MiB.
     """
     auto = model_batch_size(model, length)
     fit = _GRADIENT_BYTES // (length * 4 * max(1, n_columns) * 4)
-    return int(max(1, min(batch_size, auto, fit)))
+    return int(max(1, min(batch_size or auto, auto, fit)))
 
 
 def gradient_maps(

@@ -63,7 +63,8 @@ class MapSettings:
     rc
         Also predict reverse complements (ISM only).
     batch_size
-        Sequences per forward call.
+        Sequences per forward call; None: automatic (see :class:`.engines.MutantPredictor` and
+        :func:`.gradients.gradient_batch`).
     mutate_within
         Mutate only positions within this many bases of the focus (None: all).
     gradient_outputs, ig_steps
@@ -78,7 +79,7 @@ class MapSettings:
     columns: np.ndarray | None
     labels: Sequence[str]
     rc: bool
-    batch_size: int
+    batch_size: int | None
     mutate_within: int | None = None
     gradient_outputs: str = "each"
     ig_steps: int = 50
@@ -202,7 +203,7 @@ class WindowMapper:
         n_len = s.length
         pos, base = mutant_table(ref, self._mutable(window, chrom, focus))
         minus = window.strand == "-"
-        rows = max(s.batch_size, _MEMORY_BUDGET // (n_len * 16 * (2 if s.rc else 1)))
+        rows = max(s.batch_size or 1, _MEMORY_BUDGET // (n_len * 16 * (2 if s.rc else 1)))
         step = max(1, rows // 4)
         ref_pred: Predictions | None = None
         predictor = self._mutant_predictor()
