@@ -135,3 +135,91 @@ class Smooth(nn.Module):
         h = nn.functional.softplus(self.c2(h)) + h
         profile = self.head(h)[:, :, 20:-20].transpose(1, 2)
         return profile, self.fc(self.ap(h).flatten(1))
+
+
+class ValidPadding(nn.Module):
+    """padding='valid' and 'same' (even kernel) given as strings, a depthwise conv without bias."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv1d(4, 8, 5, padding="valid")
+        self.c2 = nn.Conv1d(8, 8, 4, dilation=3, padding="same", groups=8, bias=False)
+        self.fc = nn.LazyLinear(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.c1(x))
+        return self.fc(torch.relu(self.c2(h)).flatten(1))
+
+
+class InPlace(nn.Module):
+    """In-place changes of tensors other layers also read, before and after the change."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv1d(4, 8, 5, padding=2)
+        self.c2 = nn.Conv1d(8, 8, 3, padding=1)
+        self.c3 = nn.Conv1d(8, 8, 3, padding=2, dilation=2)
+        self.act = nn.ReLU(inplace=True)
+        self.fc = nn.LazyLinear(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.c1(x)
+        a = self.c2(h)  # reads h before the change
+        h.relu_()
+        h.mul_(0.5)
+        nn.functional.leaky_relu(a, 0.1, inplace=True)
+        b = self.act(self.c3(h))  # reads h after it
+        return self.fc((a + b + h).flatten(1))
+
+
+class InPlaceView(nn.Module):
+    """Changes part of a tensor through a view: the whole tensor changes (fast ISM refuses)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv1d(4, 8, 5, padding=2)
+        self.c2 = nn.Conv1d(8, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.c1(x)
+        h[:, :4].relu_()
+        return self.c2(h).amax(-1)
+
+
+class AliasedAdd(nn.Module):
+    """``h += ...`` changes ``h`` in place, which torch.fx records as ``h + ...`` (fast ISM refuses)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv1d(4, 8, 5, padding=2)
+        self.c2 = nn.Conv1d(8, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.c1(x)
+        kept = h
+        h += self.c2(h)
+        return kept.amax(-1)
+
+
+class BatchStatistics(nn.Module):
+    """Normalises with the batch's statistics: each output depends on the other sequences."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv1d(4, 8, 5, padding=2)
+        self.c2 = nn.Conv1d(8, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.c1(x))
+        return self.c2(nn.functional.batch_norm(h, None, None, training=True)).mean(-1)
+
+
+class ArgmaxHead(nn.Module):
+    """Outputs the position of each channel's maximum: float rounding could move it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv1d(4, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c1(x).argmax(-1).float()

@@ -12,7 +12,20 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from _mutmap_fixtures import toy_model, write_genome  # noqa: E402
-from fastism_models import AllKinds, ChannelsLast, GlobalFirst, HookedConv, UnknownMiddle, build  # noqa: E402
+from fastism_models import (  # noqa: E402
+    AliasedAdd,
+    AllKinds,
+    ArgmaxHead,
+    BatchStatistics,
+    ChannelsLast,
+    GlobalFirst,
+    HookedConv,
+    InPlace,
+    InPlaceView,
+    UnknownMiddle,
+    ValidPadding,
+    build,
+)
 
 from veff.engine.outputs import flatten_output  # noqa: E402
 from veff.errors import VeffWarning  # noqa: E402
@@ -91,6 +104,33 @@ def test_fast_equals_naive_with_every_layer_kind(cls: type, kinds: set[str]) -> 
     ok, worst = outputs_agree(got, want)
     assert ok, worst
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("cls", [ValidPadding, InPlace])
+def test_fast_equals_naive_with_string_padding_and_in_place_changes(cls: type) -> None:
+    model = TorchModel(build(cls, L), device="cpu", seq_length=L)
+    fast = FastISM(model, L, max_fraction=1.0)
+    assert fast.usable, fast.plan.note
+    ref = _ref(3)
+    pos, base = mutant_table(ref)
+    got, want = _fast(fast, ref, pos, base, 41), _naive(model, ref, pos, base)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+@pytest.mark.parametrize(
+    ("cls", "why"),
+    [
+        (InPlaceView, "in-place operation relu_ changes a tensor that other operations also read"),
+        (AliasedAdd, "graph of the module does not reproduce its output"),
+        (BatchStatistics, "depends on the other sequences of its batch"),
+        (ArgmaxHead, "argmax turns activations into whole numbers"),
+    ],
+)
+def test_refuses_models_it_cannot_reproduce_exactly(cls: type, why: str) -> None:
+    model = TorchModel(build(cls, L), device="cpu", seq_length=L)
+    fast = FastISM(model, L, max_fraction=1.0)
+    assert not fast.usable
+    assert why in fast.plan.note
 
 
 def test_window_fraction_ends_prefix_and_stays_exact() -> None:

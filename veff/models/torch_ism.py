@@ -14,6 +14,15 @@ classified:
   hooks or their own ``forward``). A local layer whose affected span would cover more than half
   of its length is also run in full: recomputing it in slices would cost as much as running it.
 
+Before that, the module is refused (naive ISM, with the reason as the note) when the graph
+cannot stand in for it exactly: the graph's output differs from the module's on a random batch
+(torch.fx records ``h += y`` as ``h + y``, losing what it does to other names of ``h``); one
+sequence's output depends on the others of its batch (batch statistics); an in-place change
+reaches a tensor that other operations read through a view or another name; or activations
+become integers, booleans or steps (argmax, comparisons, ``round``), where a rounding
+difference could change the result by a step. Other in-place changes (``nn.ReLU(inplace=True)``,
+``h.relu_()``) run on a copy, with the operations after them reading their result.
+
 For every local node and every input position ``p`` the span of the node's positions that a
 change at ``p`` can alter is known (an interval; see :class:`_Node`). A mutant is then computed
 by running each local node only on a window of fixed width ``W`` that contains that interval,
@@ -49,6 +58,8 @@ log = logging.getLogger("veff")
 
 MAX_WINDOW_FRACTION = 0.5
 """A local layer whose mutant window would exceed this fraction of its length runs in full."""
+PROBE_RTOL = 1e-5
+"""Largest difference :func:`_probe` accepts, relative to each output tensor's largest value."""
 
 
 @dataclass
@@ -156,8 +167,11 @@ _POINTWISE_MODULES = (
     "Dropout1d",
     "AlphaDropout",
 )
-_POINTWISE_METHODS = {"relu", "sigmoid", "tanh", "exp", "abs", "neg", "contiguous", "clone", "square", "sqrt"}
+_POINTWISE_METHODS = {"relu", "sigmoid", "tanh", "exp", "abs", "neg", "square", "sqrt"}
 _BINARY_METHODS = {"add", "sub", "mul", "div"}
+# their in-place forms too: a node that changes its input runs on a copy (_mark_inplace)
+_POINTWISE_METHODS |= {f"{m}_" for m in _POINTWISE_METHODS} | {"contiguous", "clone", "float"}
+_BINARY_METHODS |= {f"{m}_" for m in _BINARY_METHODS}
 _TRANSPOSE_AXES = ({1, 2}, {-1, -2}, {1, -1}, {-2, 2})
 
 
@@ -236,6 +250,8 @@ class _Tracer:
 
 
 def _run_node(gm: Any, node: Any, args: Any, kwargs: Any) -> Any:
+    if node.meta.get(_INPLACE) and args and _torch().is_tensor(args[0]):
+        args = (args[0].clone(), *args[1:])  # the tensor it changes is read by nothing else (_mark_inplace)
     if node.op == "call_module":
         return gm.get_submodule(node.target)(*args, **kwargs)
     if node.op == "call_function":
@@ -249,6 +265,191 @@ def _run_node(gm: Any, node: Any, args: Any, kwargs: Any) -> Any:
         return obj
     msg = f"cannot run fx node {node.op}"
     raise ValueError(msg)
+
+
+_INPLACE = "veff_inplace"
+"""fx node meta key: the node changes its first argument in place (run on a copy; :func:`_mark_inplace`)."""
+_INPLACE_OPERATORS = {
+    operator.iadd,
+    operator.isub,
+    operator.imul,
+    operator.itruediv,
+    operator.ifloordiv,
+    operator.imod,
+    operator.ipow,
+    operator.iand,
+    operator.ior,
+    operator.ixor,
+    operator.ilshift,
+    operator.irshift,
+    operator.imatmul,
+    operator.setitem,
+}
+_ALIAS_MODULES = (
+    "Identity",
+    "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "Dropout3d",
+    "AlphaDropout",
+    "FeatureAlphaDropout",
+)
+"""torch.nn layers that may return their input itself (in eval mode)."""
+
+
+def _changes_input(gm: Any, node: Any) -> bool:
+    """Whether ``node`` writes into its first argument (``relu_``, ``inplace=True``, ``x[i] = v``)."""
+    import inspect
+
+    if node.op == "call_module":
+        return getattr(gm.get_submodule(node.target), "inplace", False) is True
+    if node.op == "call_method":
+        name = str(node.target)
+        return name.endswith("_") and not name.startswith("_")
+    if node.op != "call_function":
+        return False
+    if node.target in _INPLACE_OPERATORS:
+        return True
+    name = getattr(node.target, "__name__", "")
+    if name.endswith("_") and not name.startswith("_"):
+        return True
+    try:
+        bound = inspect.signature(node.target).bind(*node.args, **node.kwargs)
+    except (TypeError, ValueError):  # builtins without a signature, or arguments it does not take
+        return False
+    return bound.arguments.get("inplace") is True
+
+
+def _fresh(gm: Any, node: Any) -> bool:
+    """Whether ``node`` makes a new tensor (never a view or its input itself)."""
+    torch = _torch()
+    if node.op == "call_module":
+        mod = gm.get_submodule(node.target)
+        nn = torch.nn
+        aliases = tuple(getattr(nn, n) for n in (*_ALIAS_MODULES, "Flatten", "Unflatten") if hasattr(nn, n))
+        hooks = mod._forward_hooks or mod._forward_pre_hooks
+        return type(mod).__module__.startswith("torch.nn") and not isinstance(mod, aliases) and not hooks
+    known = _pointwise_functions() | _binary_functions()
+    if node.op == "call_function":
+        return node.target in known or node.target is torch.nn.functional.conv1d
+    if node.op == "call_method":
+        return node.target in (_POINTWISE_METHODS - {"contiguous", "float"}) | _BINARY_METHODS
+    return False
+
+
+def _same_tensor(gm: Any, node: Any) -> bool:
+    """Whether ``node`` may return its first argument itself (an in-place change, Identity, ...)."""
+    if node.meta.get(_INPLACE):
+        return True
+    if node.op == "call_module":
+        return _plain(gm.get_submodule(node.target), _ALIAS_MODULES)
+    return node.op == "call_method" and node.target in ("contiguous", "float")
+
+
+def _read_before(gm: Any, tensor: Any, change: Any, order: dict[Any, int]) -> bool:
+    """Whether every other node reading ``tensor`` runs before ``change`` and makes a new tensor."""
+    return all(
+        user is change or (order[user] < order[change] and not user.meta.get(_INPLACE) and _fresh(gm, user))
+        for user in tensor.users
+    )
+
+
+def _own_tensor(gm: Any, node: Any, order: dict[Any, int]) -> bool:
+    """Whether ``node``'s tensor is no other node's.
+
+    It is a new tensor, or one that earlier nodes changed in place or renamed, with nothing
+    reading it after them (:func:`_read_before`).
+    """
+    while _same_tensor(gm, node):
+        parent = node.args[0] if node.args else None
+        if not hasattr(parent, "op") or not _read_before(gm, parent, node, order):
+            return False
+        node = parent
+    return _fresh(gm, node)
+
+
+def _mark_inplace(gm: Any, nodes: list[Any]) -> str:
+    """Mark the nodes that change a tensor in place; why fast ISM cannot follow one ("" if it can).
+
+    An in-place change of a tensor ``t`` is followed when ``t`` is no view or other name of a
+    tensor read elsewhere (:func:`_own_tensor`), the nodes that read ``t`` before the change make
+    new tensors from it, and the change returns ``t``: the nodes that read ``t`` after the
+    change then read the change's result instead (the same tensor in the module). Marked nodes
+    run on a copy (:func:`_run_node`), so each node sees ``t`` as the module has it when it runs,
+    and the reference activations the fast path keeps stay as they were.
+    """
+    order = {n: k for k, n in enumerate(nodes)}
+    rewired = False
+    for node in nodes:
+        if not _changes_input(gm, node):
+            continue
+        node.meta[_INPLACE] = True
+        changed: Any = node.args[0] if node.args else None
+        why = f"in-place operation {node.name} changes a tensor that other operations also read"
+        if not hasattr(changed, "op") or not _own_tensor(gm, changed, order):
+            return why
+        after = [u for u in changed.users if order[u] > order[node]]
+        if after and node.target is operator.setitem:  # returns nothing to read the change from
+            return why
+        for user in after:
+            user.replace_input_with(changed, node)
+            rewired = True
+        if not _read_before(gm, changed, node, order):  # a view, or another name, of the tensor
+            return why
+    if rewired:
+        gm.recompile()
+    return ""
+
+
+def _flat_tensors(out: Any) -> list[Any]:
+    """The tensors of a module's output (a tensor, or nested tuples/lists/dicts of them)."""
+    if isinstance(out, (tuple, list)):
+        return [t for o in out for t in _flat_tensors(o)]
+    if isinstance(out, dict):
+        return [t for k in sorted(out, key=str) for t in _flat_tensors(out[k])]
+    return [out] if _torch().is_tensor(out) else []
+
+
+def _same_outputs(a: Any, b: Any, rtol: float) -> bool:
+    """Whether two outputs have the same tensors up to ``rtol`` of each tensor's largest value."""
+    torch = _torch()
+    xs, ys = _flat_tensors(a), _flat_tensors(b)
+    if len(xs) != len(ys):
+        return False
+    for x, y in zip(xs, ys, strict=True):
+        if x.shape != y.shape or not torch.equal(torch.isfinite(x), torch.isfinite(y)):
+            return False
+        x, y = torch.nan_to_num(x.double()), torch.nan_to_num(y.double())
+        scale = float(y.abs().max()) if y.numel() else 0.0
+        if y.numel() and float((x - y).abs().max()) > rtol * max(scale, 1e-30):
+            return False
+    return True
+
+
+def _probe(module: Any, gm: Any, layout: Any, length: int, device: Any) -> str:
+    """Why the traced graph cannot stand in for ``module`` ("" if it can).
+
+    A batch of two random sequences is run through the module and through the graph (they must
+    agree), and through the module again with the first sequence changed (the second must keep
+    its output: no batch statistics or other mixing of the sequences of a batch, which would
+    make each mutant depend on the others). Same shapes each time, so the same kernels.
+    """
+    torch = _torch()
+    codes = np.random.default_rng(0).choice(np.frombuffer(b"ACGT", np.uint8), (3, length))
+    x = torch.from_numpy(layout.to_model(one_hot(codes))).to(device)
+    try:
+        with torch.inference_mode():
+            want = module(x[:2].clone())
+            traced = gm(x[:2].clone())
+            other = module(x[[2, 1]])
+    except Exception as exc:  # whatever the module raises: no fast path, naive ISM
+        return f"the traced module cannot be run: {type(exc).__name__}: {str(exc)[:160]}"
+    if not _same_outputs(traced, want, PROBE_RTOL):
+        return "torch.fx's graph of the module does not reproduce its output"
+    rows = [t[1:] for t in _flat_tensors(want)]
+    if not _same_outputs([t[1:] for t in _flat_tensors(other)], rows, PROBE_RTOL):
+        return "the output for a sequence depends on the other sequences of its batch"
+    return ""
 
 
 def _interval(
@@ -303,9 +504,13 @@ def analyse(
     inputs = [n for n in nodes if n.op == "placeholder"]
     if len(inputs) != 1:
         return _refused(f"the module takes {len(inputs)} inputs; fast ISM needs one")
+    device = next(iter(module.parameters()), torch.zeros(0)).device
+    unsafe = _mark_inplace(gm, nodes) or _probe(module, gm, layout, length, device)
+    if unsafe:
+        return _refused(unsafe)
     # one reference pass for shapes and constant values
     x0 = one_hot(np.frombuffer(b"ACGT" * (length // 4 + 1), np.uint8)[None, :length])
-    xm = torch.from_numpy(layout.to_model(x0)).to(next(iter(module.parameters()), torch.zeros(0)).device)
+    xm = torch.from_numpy(layout.to_model(x0)).to(device)
     walked = _walk(gm, nodes, xm, length, axes == ("L", "4"), max_fraction)
     if isinstance(walked, str):
         return _refused(walked)
@@ -381,6 +586,7 @@ def _walk(
     depends: set[Any] = set()
     local: dict[Any, _Node] = {}
     why: dict[Any, str] = {}
+    rounded: set[Any] = set()  # nodes whose fast-path values may differ from naive ISM's by rounding
     pos = np.arange(length, dtype=np.int64)
     pointwise, binary = _pointwise_functions(), _binary_functions()
     with torch.inference_mode():
@@ -405,6 +611,15 @@ def _walk(
             if not ins:
                 continue  # a constant
             depends.add(node)
+            if _flat_tensors(values[node]):  # shapes and sizes are exact
+                steps = _discrete(gm, node, values[node])
+                if steps and any(a in rounded for a in ins):
+                    return (
+                        f"{node.name} turns activations into whole numbers, booleans or steps "
+                        "(float rounding in the fast path could change them)"
+                    )
+                if any(a in rounded for a in ins) or not (steps or _copies(node)):
+                    rounded.add(node)
             if not all(a in local for a in ins):
                 continue
             rule = _classify(gm, node, ins, local, values, pointwise, binary)
@@ -417,6 +632,49 @@ def _walk(
             else:
                 local[node] = rule
     return values, depends, local, why
+
+
+_STEPS = {
+    "round",
+    "floor",
+    "ceil",
+    "trunc",
+    "fix",
+    "sign",
+    "sgn",
+    "frac",
+    "heaviside",
+    "floor_divide",
+    "floordiv",
+    "fmod",
+    "remainder",
+    "mod",
+    "threshold",
+    "hardshrink",
+}
+"""Functions with jumps: a rounding difference in their input can change their output by a step."""
+_COPIES = {"transpose", "permute", "contiguous", "clone", "float", "getitem", "flatten", "view", "reshape"}
+"""Operations that move values without computing: exact when their inputs are."""
+
+
+def _op_name(gm: Any, node: Any) -> str:
+    if node.op == "call_module":
+        return type(gm.get_submodule(node.target)).__name__.lower()
+    return str(getattr(node.target, "__name__", node.target)).strip("_")
+
+
+def _discrete(gm: Any, node: Any, value: Any) -> bool:
+    """Whether ``node`` makes integers or booleans (argmax, comparisons), or has jumps (round)."""
+    torch = _torch()
+    if torch.is_tensor(value) and not (value.is_floating_point() or value.is_complex()):
+        return True
+    if node.kwargs.get("rounding_mode") is not None:  # x.div(y, rounding_mode="floor")
+        return True
+    return node.op in ("call_module", "call_function", "call_method") and _op_name(gm, node) in _STEPS
+
+
+def _copies(node: Any) -> bool:
+    return node.op in ("call_function", "call_method") and _op_name(None, node) in _COPIES
 
 
 def _accept(node: Any, rule: _Node, out: Any, max_fraction: float) -> str:
@@ -496,7 +754,9 @@ def _classify_module(gm: Any, node: Any, first: _Node, ins: list[Any]) -> _Node 
             return "BatchNorm1d in training mode or without running statistics"
         return _pointwise(node, first, ins, lambda x: mod(x))
     if _plain(mod, _POINTWISE_MODULES):
-        return _pointwise(node, first, ins, lambda x: mod(x))
+        if mod.training and "Dropout" in type(mod).__name__:
+            return f"{type(mod).__name__} in training mode"
+        return _pointwise(node, first, ins, lambda x: _run_node(gm, node, (x,), {}))
     return f"module {type(mod).__name__} is not a known local layer"
 
 
@@ -525,7 +785,10 @@ def _conv_rule(node: Any, mod: Any, src: _Node, arg: Any) -> _Node | str:
     if mod.padding_mode != "zeros":
         return f"Conv1d with padding_mode={mod.padding_mode!r}"
     k, d, s = mod.kernel_size[0], mod.dilation[0], mod.stride[0]
-    left, right = _same_padding(mod) if mod.padding == "same" else (mod.padding[0], mod.padding[0])
+    if isinstance(mod.padding, str):  # "same" or "valid"
+        left, right = _same_padding(mod) if mod.padding == "same" else (0, 0)
+    else:
+        left = right = mod.padding[0]
     span = d * (k - 1) + 1
     length = (src.length + left + right - span) // s + 1
     lo, hi = _interval(src.lo, src.hi, -left, s, span, length)
@@ -756,9 +1019,12 @@ class FastISM:
         if module is None:
             self.plan = Plan(usable=False, note="not a PyTorch module")
             return
-        self.plan, self._gm, self._local, self._consts = analyse(
-            module, model.layout, self.length, max_fraction
-        )
+        try:
+            self.plan, self._gm, self._local, self._consts = analyse(
+                module, model.layout, self.length, max_fraction
+            )
+        except Exception as exc:  # an analysis failure must never stop a map: naive ISM is exact
+            self.plan = Plan(usable=False, note=f"analysis failed: {type(exc).__name__}: {exc}")
         if not self.plan.usable:
             return
         torch = _torch()
