@@ -426,30 +426,31 @@ def _same_outputs(a: Any, b: Any, rtol: float) -> bool:
     return True
 
 
-def _probe(module: Any, gm: Any, layout: Any, length: int, device: Any) -> str:
+def _probe(module: Any, x: Any, traced: Any) -> str:
     """Why the traced graph cannot stand in for ``module`` ("" if it can).
 
-    A batch of two random sequences is run through the module and through the graph (they must
-    agree), and through the module again with the first sequence changed (the second must keep
-    its output: no batch statistics or other mixing of the sequences of a batch, which would
-    make each mutant depend on the others). Same shapes each time, so the same kernels.
+    ``traced`` is the graph's output for the sequences ``x[:2]`` (A, B), as :func:`_walk` ran
+    it. The module must give B the same output beside another sequence (``x[2]``): otherwise
+    either the graph does not reproduce the module, or the module mixes the sequences of a batch
+    (batch statistics), which would make each mutant depend on the others. Same shapes each
+    time, so the same kernels; a second pass on (A, B), only when they differ, says which.
     """
     torch = _torch()
-    codes = np.random.default_rng(0).choice(np.frombuffer(b"ACGT", np.uint8), (3, length))
-    x = torch.from_numpy(layout.to_model(one_hot(codes))).to(device)
     try:
         with torch.inference_mode():
-            want = module(x[:2].clone())
-            traced = gm(x[:2].clone())
             other = module(x[[2, 1]])
+            if _same_outputs(_rows(traced), _rows(other), PROBE_RTOL):
+                return ""
+            if not _same_outputs(traced, module(x[:2].clone()), PROBE_RTOL):
+                return "torch.fx's graph of the module does not reproduce its output"
     except Exception as exc:  # whatever the module raises: no fast path, naive ISM
-        return f"the traced module cannot be run: {type(exc).__name__}: {str(exc)[:160]}"
-    if not _same_outputs(traced, want, PROBE_RTOL):
-        return "torch.fx's graph of the module does not reproduce its output"
-    rows = [t[1:] for t in _flat_tensors(want)]
-    if not _same_outputs([t[1:] for t in _flat_tensors(other)], rows, PROBE_RTOL):
-        return "the output for a sequence depends on the other sequences of its batch"
-    return ""
+        return f"the module cannot be run: {type(exc).__name__}: {str(exc)[:160]}"
+    return "the output for a sequence depends on the other sequences of its batch"
+
+
+def _rows(out: Any) -> list[Any]:
+    """The second sequence's rows of each output tensor."""
+    return [t[1:] for t in _flat_tensors(out)]
 
 
 def _interval(
@@ -505,16 +506,19 @@ def analyse(
     if len(inputs) != 1:
         return _refused(f"the module takes {len(inputs)} inputs; fast ISM needs one")
     device = next(iter(module.parameters()), torch.zeros(0)).device
-    unsafe = _mark_inplace(gm, nodes) or _probe(module, gm, layout, length, device)
+    unsafe = _mark_inplace(gm, nodes)
     if unsafe:
         return _refused(unsafe)
-    # one reference pass for shapes and constant values
-    x0 = one_hot(np.frombuffer(b"ACGT" * (length // 4 + 1), np.uint8)[None, :length])
-    xm = torch.from_numpy(layout.to_model(x0)).to(device)
-    walked = _walk(gm, nodes, xm, length, axes == ("L", "4"), max_fraction)
+    # one pass of two random sequences (A, B) for shapes, constant values and the probe
+    codes = np.random.default_rng(0).choice(np.frombuffer(b"ACGT", np.uint8), (3, length))
+    x = torch.from_numpy(layout.to_model(one_hot(codes))).to(device)
+    walked = _walk(gm, nodes, x[:2], length, axes == ("L", "4"), max_fraction)
     if isinstance(walked, str):
         return _refused(walked)
     values, depends, local, why = walked
+    unsafe = _probe(module, x, torch.fx.node.map_arg(nodes[-1].args[0], lambda a: values[a]))
+    if unsafe:
+        return _refused(unsafe)
     consts = {n: v for n, v in values.items() if n not in depends}
     boundary = [n for n in local if any(u not in local for u in n.users)]
     real = [n for n, r in local.items() if r.kind in ("conv", "pool")]
@@ -586,7 +590,6 @@ def _walk(
     depends: set[Any] = set()
     local: dict[Any, _Node] = {}
     why: dict[Any, str] = {}
-    rounded: set[Any] = set()  # nodes whose fast-path values may differ from naive ISM's by rounding
     pos = np.arange(length, dtype=np.int64)
     pointwise, binary = _pointwise_functions(), _binary_functions()
     with torch.inference_mode():
@@ -611,15 +614,6 @@ def _walk(
             if not ins:
                 continue  # a constant
             depends.add(node)
-            if _flat_tensors(values[node]):  # shapes and sizes are exact
-                steps = _discrete(gm, node, values[node])
-                if steps and any(a in rounded for a in ins):
-                    return (
-                        f"{node.name} turns activations into whole numbers, booleans or steps "
-                        "(float rounding in the fast path could change them)"
-                    )
-                if any(a in rounded for a in ins) or not (steps or _copies(node)):
-                    rounded.add(node)
             if not all(a in local for a in ins):
                 continue
             rule = _classify(gm, node, ins, local, values, pointwise, binary)
@@ -631,7 +625,30 @@ def _walk(
                 why[node] = reason
             else:
                 local[node] = rule
-    return values, depends, local, why
+    steps = _steps_after_rounding(gm, nodes, values, local)
+    return steps or (values, depends, local, why)
+
+
+def _steps_after_rounding(gm: Any, nodes: list[Any], values: dict[Any, Any], local: dict[Any, _Node]) -> str:
+    """Why a rounding difference could change the output by a step ("" if it cannot).
+
+    The local layers the fast path computes on windows may differ from the module's values in
+    the last bits, and so may everything computed from them; an operation with jumps (integers,
+    booleans, ``round``) on any of those is refused.
+    """
+    rounded: set[Any] = set()
+    for node in nodes:
+        if node.op in ("placeholder", "output") or not _flat_tensors(values.get(node)):
+            continue  # the input, and shapes and sizes, are exact
+        after = any(a in rounded for a in node.all_input_nodes)
+        if after and _discrete(gm, node, values[node]):
+            return (
+                f"{node.name} turns activations into whole numbers, booleans or steps "
+                "(float rounding in the fast path could change them)"
+            )
+        if after or (node in local and not _copies(node) and local[node].fn is not None):
+            rounded.add(node)
+    return ""
 
 
 _STEPS = {
