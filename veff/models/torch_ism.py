@@ -429,19 +429,20 @@ def _same_outputs(a: Any, b: Any, rtol: float) -> bool:
 def _probe(module: Any, x: Any, traced: Any) -> str:
     """Why the traced graph cannot stand in for ``module`` ("" if it can).
 
-    ``traced`` is the graph's output for the sequences ``x[:2]`` (A, B), as :func:`_walk` ran
-    it. The module must give B the same output beside another sequence (``x[2]``): otherwise
-    either the graph does not reproduce the module, or the module mixes the sequences of a batch
-    (batch statistics), which would make each mutant depend on the others. Same shapes each
-    time, so the same kernels; a second pass on (A, B), only when they differ, says which.
+    ``traced`` is the graph's output for the sequences ``x[:3]`` (A, B, C), as :func:`_walk`
+    ran it. The module must give B the same output between two other sequences (``x[3]``,
+    ``x[4]``): otherwise either the graph does not reproduce the module, or the module mixes the
+    sequences of a batch (batch statistics, ``h + h[:1]``), which would make each mutant depend
+    on the others. Same shapes each time, so the same kernels; a second pass on (A, B, C), only
+    when they differ, says which.
     """
     torch = _torch()
     try:
         with torch.inference_mode():
-            other = module(x[[2, 1]])
+            other = module(x[[3, 1, 4]])
             if _same_outputs(_rows(traced), _rows(other), PROBE_RTOL):
                 return ""
-            if not _same_outputs(traced, module(x[:2].clone()), PROBE_RTOL):
+            if not _same_outputs(traced, module(x[:3].clone()), PROBE_RTOL):
                 return "torch.fx's graph of the module does not reproduce its output"
     except Exception as exc:  # whatever the module raises: no fast path, naive ISM
         return f"the module cannot be run: {type(exc).__name__}: {str(exc)[:160]}"
@@ -449,8 +450,8 @@ def _probe(module: Any, x: Any, traced: Any) -> str:
 
 
 def _rows(out: Any) -> list[Any]:
-    """The second sequence's rows of each output tensor."""
-    return [t[1:] for t in _flat_tensors(out)]
+    """The second sequence's row of each output tensor."""
+    return [t[1:2] for t in _flat_tensors(out)]
 
 
 def _interval(
@@ -509,10 +510,10 @@ def analyse(
     unsafe = _mark_inplace(gm, nodes)
     if unsafe:
         return _refused(unsafe)
-    # one pass of two random sequences (A, B) for shapes, constant values and the probe
-    codes = np.random.default_rng(0).choice(np.frombuffer(b"ACGT", np.uint8), (3, length))
+    # one pass of three random sequences (A, B, C) for shapes, constant values and the probe
+    codes = np.random.default_rng(0).choice(np.frombuffer(b"ACGT", np.uint8), (5, length))
     x = torch.from_numpy(layout.to_model(one_hot(codes))).to(device)
-    walked = _walk(gm, nodes, x[:2], length, axes == ("L", "4"), max_fraction)
+    walked = _walk(gm, nodes, x[:3], length, axes == ("L", "4"), max_fraction)
     if isinstance(walked, str):
         return _refused(walked)
     values, depends, local, why = walked
