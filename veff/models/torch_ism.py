@@ -381,6 +381,8 @@ def _mark_inplace(gm: Any, nodes: list[Any]) -> str:
     order = {n: k for k, n in enumerate(nodes)}
     rewired = False
     for node in nodes:
+        if "out" in node.kwargs:  # torch.add(a, b, out=c) writes into c
+            return f"{node.name} writes its result into a tensor given as out="
         if not _changes_input(gm, node):
             continue
         node.meta[_INPLACE] = True
