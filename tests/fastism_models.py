@@ -172,13 +172,17 @@ class InPlace(nn.Module):
         return self.fc((a + b + h).flatten(1))
 
 
-class InPlaceView(nn.Module):
-    """Changes part of a tensor through a view: the whole tensor changes (fast ISM refuses)."""
+class _TwoConvs(nn.Module):
+    """Two convolutions; subclasses combine them in ways fast ISM must refuse."""
 
     def __init__(self) -> None:
         super().__init__()
         self.c1 = nn.Conv1d(4, 8, 5, padding=2)
         self.c2 = nn.Conv1d(8, 8, 3, padding=1)
+
+
+class InPlaceView(_TwoConvs):
+    """Changes part of a tensor through a view: the whole tensor changes."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.c1(x)
@@ -186,13 +190,8 @@ class InPlaceView(nn.Module):
         return self.c2(h).amax(-1)
 
 
-class AliasedAdd(nn.Module):
-    """``h += ...`` changes ``h`` in place, which torch.fx records as ``h + ...`` (fast ISM refuses)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.c1 = nn.Conv1d(4, 8, 5, padding=2)
-        self.c2 = nn.Conv1d(8, 8, 3, padding=1)
+class AliasedAdd(_TwoConvs):
+    """``h += ...`` changes ``h`` in place, which torch.fx records as ``h + ...``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.c1(x)
@@ -201,37 +200,24 @@ class AliasedAdd(nn.Module):
         return kept.amax(-1)
 
 
-class BatchStatistics(nn.Module):
+class BatchStatistics(_TwoConvs):
     """Normalises with the batch's statistics: each output depends on the other sequences."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.c1 = nn.Conv1d(4, 8, 5, padding=2)
-        self.c2 = nn.Conv1d(8, 8, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.c1(x))
         return self.c2(nn.functional.batch_norm(h, None, None, training=True)).mean(-1)
 
 
-class LastInBatch(nn.Module):
+class LastInBatch(_TwoConvs):
     """Adds the batch's last sequence to each: invisible when the probed sequence comes last."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.c1 = nn.Conv1d(4, 8, 5, padding=2)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.c1(x)
+        h = self.c2(self.c1(x))
         return (h + h[-1:]).amax(-1)
 
 
-class ArgmaxHead(nn.Module):
+class ArgmaxHead(_TwoConvs):
     """Outputs the position of each channel's maximum: float rounding could move it."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.c1 = nn.Conv1d(4, 8, 3, padding=1)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c1(x).argmax(-1).float()
+        return self.c2(self.c1(x)).argmax(-1).float()
