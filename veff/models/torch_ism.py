@@ -428,21 +428,22 @@ def _same_outputs(a: Any, b: Any, rtol: float) -> bool:
     return True
 
 
-def _probe(module: Any, x: Any, traced: Any) -> str:
+def _probe(module: Any, gm: Any, layout: Any, length: int, device: Any) -> str:
     """Why the traced graph cannot stand in for ``module`` ("" if it can).
 
-    ``traced`` is the graph's output for the sequences ``x[:3]`` (A, B, C), as :func:`_walk`
-    ran it. The module must give B the same output between two other sequences (``x[3]``,
-    ``x[4]``): otherwise either the graph does not reproduce the module, or the module mixes the
-    sequences of a batch (batch statistics, ``h + h[:1]``), which would make each mutant depend
-    on the others. Same shapes each time, so the same kernels; a second pass on (A, B, C), only
-    when they differ, says which.
+    The graph runs three random sequences (A, B, C), the module B between two others: B's
+    outputs must agree. Otherwise either the graph does not reproduce the module, or the module
+    mixes the sequences of a batch (batch statistics, ``h + h[:1]``), which would make each
+    mutant depend on the others. Same shapes each time, so the same kernels; a module pass on
+    (A, B, C), only when they differ, says which.
     """
     torch = _torch()
+    codes = np.random.default_rng(0).choice(np.frombuffer(b"ACGT", np.uint8), (5, length))
+    x = torch.from_numpy(layout.to_model(one_hot(codes))).to(device)
     try:
         with torch.inference_mode():
-            other = module(x[[3, 1, 4]])
-            if _same_outputs(_rows(traced), _rows(other), PROBE_RTOL):
+            traced = gm(x[:3].clone())
+            if _same_outputs(_rows(traced), _rows(module(x[[3, 1, 4]])), PROBE_RTOL):
                 return ""
             if not _same_outputs(traced, module(x[:3].clone()), PROBE_RTOL):
                 return "torch.fx's graph of the module does not reproduce its output"
@@ -509,19 +510,16 @@ def analyse(
     if len(inputs) != 1:
         return _refused(f"the module takes {len(inputs)} inputs; fast ISM needs one")
     device = next(iter(module.parameters()), torch.zeros(0)).device
-    unsafe = _mark_inplace(gm, nodes)
+    unsafe = _mark_inplace(gm, nodes) or _probe(module, gm, layout, length, device)
     if unsafe:
         return _refused(unsafe)
-    # one pass of three random sequences (A, B, C) for shapes, constant values and the probe
-    codes = np.random.default_rng(0).choice(np.frombuffer(b"ACGT", np.uint8), (5, length))
-    x = torch.from_numpy(layout.to_model(one_hot(codes))).to(device)
-    walked = _walk(gm, nodes, x[:3], length, axes == ("L", "4"), max_fraction)
+    # one reference pass for shapes and constant values
+    x0 = one_hot(np.frombuffer(b"ACGT" * (length // 4 + 1), np.uint8)[None, :length])
+    xm = torch.from_numpy(layout.to_model(x0)).to(device)
+    walked = _walk(gm, nodes, xm, length, axes == ("L", "4"), max_fraction)
     if isinstance(walked, str):
         return _refused(walked)
     values, depends, local, why = walked
-    unsafe = _probe(module, x, torch.fx.node.map_arg(nodes[-1].args[0], lambda a: values[a]))
-    if unsafe:
-        return _refused(unsafe)
     consts = {n: v for n, v in values.items() if n not in depends}
     boundary = [n for n in local if any(u not in local for u in n.users)]
     real = [n for n, r in local.items() if r.kind in ("conv", "pool")]
