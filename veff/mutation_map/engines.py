@@ -149,6 +149,8 @@ class MutantPredictor:
         self._checked = False
         if method in ("auto", "fast"):
             self._setup_fast()
+        if self.method == "naive":
+            log.info("mutation map: %d sequences per batch", self.batch_size)
 
     def _setup_fast(self) -> None:
         try:
