@@ -428,21 +428,37 @@ def _same_outputs(a: Any, b: Any, rtol: float) -> bool:
     return True
 
 
-def _probe(module: Any, gm: Any, layout: Any, length: int, device: Any) -> str:
+def _interpret(gm: Any, nodes: list[Any], x: Any) -> Any:
+    """The graph's output for ``x``, each node run as the fast path runs it (:func:`_run_node`)."""
+    torch = _torch()
+    values: dict[Any, Any] = {}
+    for node in nodes:
+        if node.op == "placeholder":
+            values[node] = x
+            continue
+        args = torch.fx.node.map_arg(node.args, lambda a: values[a])
+        if node.op == "output":
+            return args[0]
+        values[node] = _run_node(gm, node, args, torch.fx.node.map_arg(node.kwargs, lambda a: values[a]))
+    return None
+
+
+def _probe(module: Any, gm: Any, nodes: list[Any], layout: Any, length: int, device: Any) -> str:
     """Why the traced graph cannot stand in for ``module`` ("" if it can).
 
-    The graph runs three random sequences (A, B, C), the module B between two others: B's
-    outputs must agree. Otherwise either the graph does not reproduce the module, or the module
-    mixes the sequences of a batch (batch statistics, ``h + h[:1]``), which would make each
-    mutant depend on the others. Same shapes each time, so the same kernels; a module pass on
-    (A, B, C), only when they differ, says which.
+    The graph runs three random sequences (A, B, C) as the fast path runs it (in-place changes
+    on copies, :func:`_interpret`), the module B between two others: B's outputs must agree.
+    Otherwise either the graph does not reproduce the module, or the module mixes the sequences
+    of a batch (batch statistics, ``h + h[:1]``), which would make each mutant depend on the
+    others. Same shapes each time, so the same kernels; a module pass on (A, B, C), only when
+    they differ, says which.
     """
     torch = _torch()
     codes = np.random.default_rng(0).choice(np.frombuffer(b"ACGT", np.uint8), (5, length))
     x = torch.from_numpy(layout.to_model(one_hot(codes))).to(device)
     try:
         with torch.inference_mode():
-            traced = gm(x[:3].clone())
+            traced = _interpret(gm, nodes, x[:3].clone())
             if _same_outputs(_rows(traced), _rows(module(x[[3, 1, 4]])), PROBE_RTOL):
                 return ""
             if not _same_outputs(traced, module(x[:3].clone()), PROBE_RTOL):
@@ -510,7 +526,7 @@ def analyse(
     if len(inputs) != 1:
         return _refused(f"the module takes {len(inputs)} inputs; fast ISM needs one")
     device = next(iter(module.parameters()), torch.zeros(0)).device
-    unsafe = _mark_inplace(gm, nodes) or _probe(module, gm, layout, length, device)
+    unsafe = _mark_inplace(gm, nodes) or _probe(module, gm, nodes, layout, length, device)
     if unsafe:
         return _refused(unsafe)
     # one reference pass for shapes and constant values
