@@ -221,3 +221,10 @@ class ArgmaxHead(_TwoConvs):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.c2(self.c1(x)).argmax(-1).float()
+
+
+class VarArgs(_TwoConvs):
+    """``forward(*xs)``: torch.fx's one placeholder is the tuple of inputs, not the batch."""
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return self.c2(self.c1(xs[0])).amax(-1)
