@@ -432,7 +432,8 @@ def _interpret(gm: Any, nodes: list[Any], x: Any) -> Any:
     """The graph's output for ``x``, each node run as the fast path runs it (:func:`_run_node`)."""
     torch = _torch()
     values: dict[Any, Any] = {}
-    for node in nodes:
+    last = {a: k for k, n in enumerate(nodes) for a in n.all_input_nodes}
+    for k, node in enumerate(nodes):
         if node.op == "placeholder":
             values[node] = x
             continue
@@ -440,6 +441,9 @@ def _interpret(gm: Any, nodes: list[Any], x: Any) -> Any:
         if node.op == "output":
             return args[0]
         values[node] = _run_node(gm, node, args, torch.fx.node.map_arg(node.kwargs, lambda a: values[a]))
+        for a in node.all_input_nodes:
+            if last[a] == k:  # as a forward pass frees it
+                values.pop(a, None)
     return None
 
 
