@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _annotation import case_annotation
 from _batch_table import case_batch_table
 from _common import FASTA, ROOT, Timer, deepsea_module, keras_deepsea, keras_tiny, make_vcf, tiny_module
 from _framework import case_framework
@@ -408,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
             ("deepsea", "basset", "bpnet", "keras"),
         ),
         "17_sparse_contig": lambda tmp: case_sparse_contig(tmp, 50 if q else 200, 20, rounds),
+        "18_annotation": lambda tmp: case_annotation(tmp, 1000 if q else 10_000, rounds),
     }
     results = {}
     with tempfile.TemporaryDirectory() as d:

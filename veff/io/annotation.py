@@ -32,13 +32,17 @@ not depend on the order of lines in the file (SpliceAI's own table is already so
 
 from __future__ import annotations
 
-import gzip
+import contextlib
+import functools
+import gc
+import io
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
+from urllib.parse import unquote
 
 import numpy as np
 
@@ -51,6 +55,7 @@ TranscriptChoice = Literal["canonical", "mane", "all"]
 # tags that make a transcript a gene's canonical one, best first (prefixes: appris_principal_1..5)
 _PREFERRED = ("Ensembl_canonical", "MANE_Select", "appris_principal", "CCDS", "basic")
 _TABLE_HEADER = ("#NAME", "CHROM", "STRAND", "TX_START", "TX_END", "EXON_START", "EXON_END")
+_BLOCK = 1 << 20  # bytes read at a time
 _TX_TYPES = frozenset(
     {"transcript", "mrna", "lnc_rna", "ncrna", "mirna", "snrna", "snorna", "rrna", "trna"}
     | {"primary_transcript"}
@@ -86,12 +91,14 @@ class Transcript:
     exon_ends: np.ndarray
     transcript_id: str = ""
     gene_id: str = ""
-    boundaries: np.ndarray = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        # SpliceAI's exon boundaries, 1-based: first base of every exon and last base of every exon
-        bounds = np.union1d(self.exon_starts + 1, self.exon_ends).astype(np.int64)
-        object.__setattr__(self, "boundaries", bounds)
+    @functools.cached_property
+    def boundaries(self) -> np.ndarray:
+        """SpliceAI's exon boundaries, 1-based, sorted: first and last base of every exon.
+
+        Computed on first use (a genome-wide annotation has 10^5 transcripts, a run few variants).
+        """
+        return np.union1d(self.exon_starts + 1, self.exon_ends).astype(np.int64)
 
     @property
     def feature(self) -> str:
@@ -151,14 +158,23 @@ class GeneAnnotation:
 
 
 def _open_text(path: Path) -> Iterator[str]:
-    with path.open("rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        with gzip.open(path, "rt", encoding="utf-8") as gz:
-            yield from gz
-    else:
-        with path.open(encoding="utf-8") as fh2:
-            yield from fh2
+    """The lines of a plain or gzipped UTF-8 text file (universal newlines), read in 1 MB blocks.
+
+    Gzip is inflated by ISA-L (``isal``, 2-3x faster than zlib). A read error, a damaged gzip
+    stream or bad UTF-8 anywhere in the file is an :class:`InputError` naming the file.
+    """
+    from isal import igzip, isal_zlib
+
+    damaged = cast("type[Exception]", isal_zlib.error)  # (typed as an instance in isal's stubs)
+    try:
+        with path.open("rb") as fh:
+            gz = fh.read(2) == b"\x1f\x8b"
+        raw = io.BufferedReader(igzip.open(path, "rb"), _BLOCK) if gz else path.open("rb", buffering=_BLOCK)
+        with io.TextIOWrapper(raw, encoding="utf-8") as text:
+            yield from text
+    except (OSError, EOFError, UnicodeDecodeError, damaged) as exc:
+        msg = f"{path}: cannot read the annotation ({exc})"
+        raise InputError(msg) from exc
 
 
 def read_annotation(
@@ -187,12 +203,9 @@ def read_annotation(
     if not p.is_file():
         msg = f"{p}: annotation file not found"
         raise InputError(msg)
-    try:
-        first = next((ln for ln in _open_text(p) if ln.strip() and not ln.startswith("##")), "")
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
-        msg = f"{p}: cannot read the annotation ({exc})"
-        raise InputError(msg) from exc
-    units = _read_table(p) if first.startswith("#NAME") else _read_gtf(p, transcripts)
+    first = next((ln for ln in _open_text(p) if ln.strip() and not ln.startswith("##")), "")
+    with _gc_paused():
+        units = _read_table(p) if first.startswith("#NAME") else _read_gtf(p, transcripts)
     if not units:
         msg = f"{p}: no transcripts with exons found (expected SpliceAI's gene table, a GTF or a GFF3)"
         raise InputError(msg)
@@ -267,14 +280,25 @@ def _read_table(p: Path) -> list[Transcript]:
     return out
 
 
+# GTF attribute items as they have always been read: ``key "value"`` or ``key value``, ";" after.
 _GTF_ATTR = re.compile(r'\s*([^\s";]+)\s+"?([^";]*)"?\s*;?')
+_WANTED = ("transcript_id", "gene_id", "gene_name", "tag", "ID", "Name", "Parent")  # keys read
+# per wanted key, its plain items: GTF ``; key "value"`` up to the next ";", GFF3 ``;key=value``
+# (the column is searched with "; " or ";" put in front: _gtf_column, _gff3_column)
+_GTF_PLAIN = {k: re.compile(f'; {k} "([^";]*)"(?=;|\\Z)') for k in _WANTED}
+_GFF3_PLAIN = {k: re.compile(f";{k}=([^;]*)") for k in _WANTED}
+_FEATURES = _TX_TYPES | {"exon", "gene"}  # the feature types read; all other lines are skipped
 
 
-def _attributes(text: str, gff3: bool) -> dict[str, list[str]]:
+def _all_attributes(text: str, gff3: bool) -> dict[str, list[str]]:
+    """Every attribute of a GTF/GFF3 attribute column: key -> its values in file order.
+
+    GFF3: ``key=value,value;...`` (keys stripped, values %-unescaped). GTF: the items
+    :data:`_GTF_ATTR` finds. This is the reference reading; the reader itself pulls out the few
+    keys it uses with :func:`_gtf_values` and :func:`_gff3_values`, which give the same values.
+    """
     out: dict[str, list[str]] = {}
     if gff3:
-        from urllib.parse import unquote
-
         for item in text.strip().strip(";").split(";"):
             if "=" in item:
                 k, v = item.split("=", 1)
@@ -282,6 +306,55 @@ def _attributes(text: str, gff3: bool) -> dict[str, list[str]]:
         return out
     for m in _GTF_ATTR.finditer(text):
         out.setdefault(m.group(1), []).append(m.group(2))
+    return out
+
+
+def _gtf_column(text: str) -> str:
+    """A GTF attribute column as :func:`_gtf_values` searches it."""
+    return "; " + text
+
+
+def _gff3_column(text: str) -> str:
+    """A GFF3 attribute column as :func:`_gff3_values` searches it."""
+    return ";" + text.strip().strip(";")
+
+
+def _pieces_with(col: str, key: str) -> Iterator[str]:
+    """The ";"-separated pieces of ``col`` that contain ``key``, in order."""
+    i = col.find(key)
+    while i >= 0:
+        start, end = col.rfind(";", 0, i) + 1, col.find(";", i)
+        end = len(col) if end < 0 else end
+        yield col[start:end]
+        i = col.find(key, end)
+
+
+def _gtf_values(col: str, key: str) -> list[str]:
+    """The values of ``key`` in a GTF attribute column (from :func:`_gtf_column`), in file order.
+
+    :data:`_GTF_ATTR` never reads across a ";", so only the ";"-separated pieces that contain
+    ``key`` matter. When every occurrence of ``key`` is the key of a plain ``key "value"`` piece
+    (the usual case) those are the values; else the pieces with ``key`` are read as always.
+    """
+    found = _GTF_PLAIN[key].findall(col)
+    if col.count(key) == len(found):
+        return found
+    return [v for piece in _pieces_with(col, key) for k, v in _GTF_ATTR.findall(piece) if k == key]
+
+
+def _gff3_values(col: str, key: str) -> list[str]:
+    """The values of ``key`` in a GFF3 attribute column (from :func:`_gff3_column`), in file order.
+
+    As :func:`_gtf_values`: the plain ``;key=value`` items when every occurrence of ``key`` is one,
+    else each ";"-separated item that contains ``key``, split at its first "=" (key stripped).
+    """
+    items = _GFF3_PLAIN[key].findall(col)
+    if col.count(key) != len(items):
+        split = (piece.partition("=") for piece in _pieces_with(col, key))
+        items = [v for k, eq, v in split if eq and k.strip() == key]
+    out: list[str] = []
+    for v in items:
+        out.extend([unquote(x) for x in v.split(",")] if "%" in v else v.split(","))
     return out
 
 
@@ -293,92 +366,141 @@ class _Tx:
     gene_name: str = ""
     tags: set[str] = field(default_factory=set)
     span: tuple[int, int] | None = None
-    exons: list[tuple[int, int]] = field(default_factory=list)
+    # exons in file order, as two lists of ints (no tuple per exon to allocate and track)
+    starts: list[int] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
 
 
 @dataclass
 class _GtfState:
     txs: dict[str, _Tx] = field(default_factory=dict)
     gene_names: dict[str, str] = field(default_factory=dict)
-    order: list[str] = field(default_factory=list)  # contigs in order of first appearance
+    order: dict[str, int] = field(default_factory=dict)  # contig -> rank of its first appearance
     gff3: bool | None = None
 
 
-def _first(attrs: dict[str, list[str]], *keys: str) -> str:
-    return next((attrs[k][0] for k in keys if attrs.get(k)), "")
+class _BadLine(Exception):
+    """A feature line that does not fit its format; the reader names the file and line."""
 
 
-def _gtf_line(st: _GtfState, cols: list[str], where: str) -> None:
-    """Add one GTF/GFF3 feature line to ``st``."""
-    if len(cols) != 9:
-        msg = f"{where}: expected 9 tab-separated GTF/GFF3 columns, got {len(cols)}"
-        raise InputError(msg)
-    if st.gff3 is None:
-        st.gff3 = "=" in cols[8] and '"' not in cols[8]
-    chrom, kind, strand = cols[0], cols[2].lower(), cols[6]
-    if kind not in _TX_TYPES and kind not in ("exon", "gene"):
-        return
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector (if it runs) for the block.
+
+    Reading a genome-wide annotation keeps about 10^6 containers (transcripts, their exon lists
+    and tag sets) that form no cycles; the collector would walk them again and again, a fifth of
+    the reading time. Reference counting still frees everything else as usual.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
     try:
-        start, end = int(cols[3]) - 1, int(cols[4])
-    except ValueError as exc:
-        msg = f"{where}: start and end (columns 4 and 5) must be integers"
-        raise InputError(msg) from exc
-    attrs = _attributes(cols[8], st.gff3)
-    if kind == "gene":
-        gid, gname = _first(attrs, "ID", "gene_id"), _first(attrs, "gene_name", "Name")
-        if gid and gname:
-            st.gene_names[gid] = gname
-        return
-    if strand not in ("+", "-"):
-        return
-    if chrom not in st.order:
-        st.order.append(chrom)
-    id_key = ("Parent" if kind == "exon" else "ID") if st.gff3 else "transcript_id"
-    ids = attrs.get(id_key, [])
-    if not ids and kind == "exon":
-        msg = f"{where}: exon without a {id_key} attribute"
-        raise InputError(msg)
-    for tid in ids:
-        tx = st.txs.setdefault(tid, _Tx(chrom, strand))
-        if kind == "exon":
-            tx.exons.append((start, end))
-            tx.gene_id = tx.gene_id or _first(attrs, "gene_id")
-        else:
-            tx.span = (start, end)
-            tx.gene_id = _first(attrs, "gene_id", "Parent")
-            tx.gene_name = _first(attrs, "gene_name", "Name")
-        tx.gene_name = tx.gene_name or _first(attrs, "gene_name")
-        tx.tags.update(attrs.get("tag", []))
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
-def _read_gtf(p: Path, choice: TranscriptChoice) -> list[Transcript]:
+def _first(values: Callable[[str, str], list[str]], col: str, *keys: str) -> str:
+    """The first value of the first of ``keys`` that has one, else ""."""
+    for key in keys:
+        found = values(col, key)
+        if found:
+            return found[0]
+    return ""
+
+
+def _read_features(p: Path) -> _GtfState:
+    """Read the genes, transcripts and exons of a GTF/GFF3 (``#`` comments and blank lines skipped)."""
     st = _GtfState()
     for n, line in enumerate(_open_text(p), 1):
-        if line.startswith("#") or not line.strip():
+        if not line or line[0] == "#" or line.isspace():  # (a comment or a blank line)
             if line.startswith("##gff-version"):
                 st.gff3 = True
             continue
-        _gtf_line(st, line.rstrip("\r\n").split("\t"), f"{p}:{n}")
-    chosen = _choose([(tid, tx) for tid, tx in st.txs.items() if tx.exons], choice)
+        cols = line.split("\t")
+        if len(cols) != 9:
+            msg = f"{p}:{n}: expected 9 tab-separated GTF/GFF3 columns, got {len(cols)}"
+            raise InputError(msg)
+        if st.gff3 is None:
+            st.gff3 = "=" in cols[8] and '"' not in cols[8]
+        kind = cols[2].lower()
+        if kind in _FEATURES:
+            try:
+                _add_feature(st, kind, cols)
+            except _BadLine as exc:
+                msg = f"{p}:{n}: {exc}"
+                raise InputError(msg) from exc.__cause__
+    return st
+
+
+def _add_feature(st: _GtfState, kind: str, cols: list[str]) -> None:
+    """Add a gene, transcript or exon line of ``kind`` (its 9 columns, the last with its line end)."""
+    try:
+        start, end = int(cols[3]) - 1, int(cols[4])
+    except ValueError as exc:
+        msg = "start and end (columns 4 and 5) must be integers"
+        raise _BadLine(msg) from exc
+    text = cols[8].rstrip("\r\n")
+    if st.gff3:
+        col, values = _gff3_column(text), _gff3_values
+    else:
+        col, values = _gtf_column(text), _gtf_values
+    if kind == "gene":
+        gid, gname = _first(values, col, "ID", "gene_id"), _first(values, col, "gene_name", "Name")
+        if gid and gname:
+            st.gene_names[gid] = gname
+        return
+    chrom, strand = cols[0], cols[6]
+    if strand not in ("+", "-"):
+        return
+    if chrom not in st.order:
+        st.order[chrom] = len(st.order)
+    id_key = ("Parent" if kind == "exon" else "ID") if st.gff3 else "transcript_id"
+    ids = values(col, id_key)
+    if not ids and kind == "exon":
+        msg = f"exon without a {id_key} attribute"
+        raise _BadLine(msg)
+    for tid in ids:
+        tx = st.txs.get(tid)
+        if tx is None:
+            tx = st.txs[tid] = _Tx(chrom, strand)
+        if kind == "exon":
+            tx.starts.append(start)
+            tx.ends.append(end)
+            tx.gene_id = tx.gene_id or _first(values, col, "gene_id")
+        else:
+            tx.span = (start, end)
+            tx.gene_id = _first(values, col, "gene_id", "Parent")
+            tx.gene_name = _first(values, col, "gene_name", "Name")
+        tx.gene_name = tx.gene_name or _first(values, col, "gene_name")
+        tx.tags.update(values(col, "tag"))
+
+
+def _read_gtf(p: Path, choice: TranscriptChoice) -> list[Transcript]:
+    st = _read_features(p)
+    chosen = _choose([(tid, tx) for tid, tx in st.txs.items() if tx.starts], choice)
+    exons = [sorted(zip(tx.starts, tx.ends, strict=True)) for _, tx in chosen]
+    # all exons in one pair of arrays; each transcript gets its slices (one array call, not 10^5)
+    flat = np.array([e for ex in exons for e in ex], dtype=np.int64).reshape(-1, 2).T.copy()
+    stops = np.cumsum([len(ex) for ex in exons]).tolist()  # where each transcript's exons end
     out: list[Transcript] = []
-    for tid, tx in chosen:
-        exons = sorted(tx.exons)
-        lo, hi = tx.span or (exons[0][0], exons[-1][1])
+    for (tid, tx), ex, lo_k, hi_k in zip(chosen, exons, [0, *stops], stops, strict=False):
+        lo, hi = tx.span or (ex[0][0], ex[-1][1])
         name = tx.gene_name or st.gene_names.get(tx.gene_id, "") or tx.gene_id or tid
         out.append(
             Transcript(
                 name,
                 tx.chrom,
                 tx.strand,
-                min(lo, exons[0][0]),
-                max(hi, exons[-1][1]),
-                np.array([e[0] for e in exons], dtype=np.int64),
-                np.array([e[1] for e in exons], dtype=np.int64),
+                min(lo, ex[0][0]),
+                max(hi, ex[-1][1]),
+                flat[0, lo_k:hi_k],
+                flat[1, lo_k:hi_k],
                 transcript_id=tid,
                 gene_id=tx.gene_id,
             )
         )
-    rank = {c: k for k, c in enumerate(st.order)}
+    rank = st.order
     out.sort(key=lambda t: (rank[t.chrom], t.start, t.name, t.transcript_id))
     return out
 
@@ -395,8 +517,8 @@ def _choose(units: list[tuple[str, _Tx]], choice: TranscriptChoice) -> list[tupl
     def rank(item: tuple[str, _Tx]) -> tuple[int, int, int, str]:
         tid, tx = item
         tagged = next((k for k, tag in enumerate(_PREFERRED) if any(t.startswith(tag) for t in tx.tags)), 9)
-        exonic = sum(e - s for s, e in tx.exons)
-        lo, hi = tx.span or (min(s for s, _ in tx.exons), max(e for _, e in tx.exons))
+        exonic = sum(tx.ends) - sum(tx.starts)
+        lo, hi = tx.span or (min(tx.starts), max(tx.ends))
         return (tagged, -exonic, -(hi - lo), tid)
 
-    return [min(group, key=rank) for group in by_gene.values()]
+    return [group[0] if len(group) == 1 else min(group, key=rank) for group in by_gene.values()]
