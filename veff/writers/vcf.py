@@ -639,7 +639,7 @@ class VcfWriter:
         if chunk.features is not None and any(chunk.features):
             msg = f"{self.path}: rows carry features, but the VCF was opened without them"
             raise ValueError(msg)
-        slot_of = {(i, a): k for k, (i, a) in enumerate(np.asarray(chunk.row_slots).tolist())}
+        slot_of = {(i, a): k for k, (i, a) in enumerate(chunk.row_slots.tolist())}
         scores, pctl_tags = self.scores, self.pctl_tags
         for i, (v, rec) in enumerate(zip(ws.variants, ws.records, strict=True)):
             ks = [slot_of.get((i, a)) for a in range(len(v.alts))]
