@@ -290,25 +290,6 @@ _GFF3_PLAIN = {k: re.compile(f";{k}=([^;]*)") for k in _WANTED}
 _FEATURES = _TX_TYPES | {"exon", "gene"}  # the feature types read; all other lines are skipped
 
 
-def _all_attributes(text: str, gff3: bool) -> dict[str, list[str]]:
-    """Every attribute of a GTF/GFF3 attribute column: key -> its values in file order.
-
-    GFF3: ``key=value,value;...`` (keys stripped, values %-unescaped). GTF: the items
-    :data:`_GTF_ATTR` finds. This is the reference reading; the reader itself pulls out the few
-    keys it uses with :func:`_gtf_values` and :func:`_gff3_values`, which give the same values.
-    """
-    out: dict[str, list[str]] = {}
-    if gff3:
-        for item in text.strip().strip(";").split(";"):
-            if "=" in item:
-                k, v = item.split("=", 1)
-                out.setdefault(k.strip(), []).extend(unquote(x) for x in v.split(","))
-        return out
-    for m in _GTF_ATTR.finditer(text):
-        out.setdefault(m.group(1), []).append(m.group(2))
-    return out
-
-
 def _gtf_column(text: str) -> str:
     """A GTF attribute column as :func:`_gtf_values` searches it."""
     return "; " + text
